@@ -1,0 +1,308 @@
+//! Deposit, rotation and metadata of credentials.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::views::{CredentialView, DepositBody, PolicyView, RotateBody};
+use super::{refuse, App, AppError, AppResult, Done, Event};
+use crate::auth::Identity;
+use crate::crypto::envelope::{credential_aad, Envelope};
+use crate::domain::{AccountId, CredentialName, FieldName, GroupName, Policy, Role};
+use crate::keys::EncryptionContext;
+use crate::secrets::SecretLocation;
+use crate::store::{CredentialRow, StoreError, Tx, VersionRow};
+
+pub const MAX_FIELDS: usize = 32;
+pub const MAX_FIELD_BYTES: usize = 16 * 1024;
+
+fn credential_target(name: &str) -> String {
+    format!("credential:{name}")
+}
+
+/// Check field names and sizes; return the names (for metadata and audit)
+/// and the plaintext payload, in a zeroizing buffer.
+fn payload(fields: &BTreeMap<String, SecretString>) -> AppResult<(Vec<String>, Zeroizing<Vec<u8>>)> {
+    if fields.is_empty() {
+        return refuse(422, "invalid_fields", "a credential needs at least one field, e.g. --field password=-");
+    }
+    if fields.len() > MAX_FIELDS {
+        return refuse(422, "invalid_fields", format!("at most {MAX_FIELDS} fields"));
+    }
+    let mut names = Vec::new();
+    let mut exposed: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in fields {
+        let name = FieldName::parse(k).or_else(|e| refuse(422, "invalid_fields", e.0))?;
+        let v = v.expose_secret();
+        if v.is_empty() {
+            return refuse(422, "invalid_fields", format!("field {name} is empty"));
+        }
+        if v.len() > MAX_FIELD_BYTES {
+            return refuse(422, "invalid_fields", format!("field {name} is longer than {MAX_FIELD_BYTES} bytes"));
+        }
+        names.push(name.to_string());
+        exposed.insert(k.as_str(), v);
+    }
+    let bytes = Zeroizing::new(serde_json::to_vec(&json!({ "fields": exposed })).expect("a string map always serialises"));
+    Ok((names, bytes))
+}
+
+/// Groups of the custodians who can approve today (enrolled), optionally
+/// leaving one person out (the requester never counts).
+pub(crate) async fn enrolled_groups(tx: &mut dyn Tx, except: Option<&str>) -> AppResult<Vec<Vec<GroupName>>> {
+    Ok(tx
+        .custodians()
+        .await?
+        .into_iter()
+        .filter(|c| c.status == "active" && Some(c.name.as_str()) != except)
+        .map(|c| c.groups.iter().filter_map(|g| GroupName::parse(g).ok()).collect())
+        .collect())
+}
+
+impl App {
+    fn policy(&self, name: &str) -> AppResult<Policy> {
+        match self.policies.get(name) {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let known: Vec<String> = self.policies.iter().map(|p| p.name.to_string()).collect();
+                refuse(422, "unknown_policy", format!("no policy named {name:?}; loaded: {}", known.join(", ")))
+            }
+        }
+    }
+
+    pub async fn deposit(&self, who: &Identity, body: DepositBody) -> AppResult<CredentialView> {
+        let target = credential_target(&body.name);
+        let res = self.deposit_prepare(who, &body).await;
+        let mut tx = self.store.begin().await?;
+        let res = match res {
+            Ok(prepared) => self.deposit_tx(tx.as_mut(), who, &body, prepared).await,
+            Err(e) => Err(e),
+        };
+        self.finish(tx, Some(who), "credential.deposit", &target, res).await
+    }
+
+    /// Everything that can be refused before any key is generated, then the
+    /// envelope (written to the secret store outside the transaction, under
+    /// a fresh id, so a failure leaves only inert ciphertext).
+    async fn deposit_prepare(&self, who: &Identity, body: &DepositBody) -> AppResult<(String, Vec<String>, String, String)> {
+        self.require(who, Role::Admin)?;
+        let name = CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let account = AccountId::parse(&body.account_id).or_else(|e| refuse(422, "invalid_account", e.0))?;
+        let policy = self.policy(&body.policy)?;
+        let (field_names, plaintext) = payload(&body.fields)?;
+        {
+            let mut tx = self.store.begin().await?;
+            let exists = tx.credential_by_name(name.as_str()).await?.is_some();
+            let enrolled = enrolled_groups(tx.as_mut(), None).await?;
+            tx.rollback().await?;
+            if exists {
+                return refuse(
+                    409,
+                    "credential_exists",
+                    format!("credential {name} already exists: use `breakglass credential rotate` for a new version"),
+                );
+            }
+            let s = policy.satisfiability(&enrolled);
+            if !s.satisfiable {
+                return refuse(422, "policy_unsatisfiable", s.explanation);
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (secret_ref, key_id) = self
+            .seal_version(&id, name.as_str(), account.as_str(), policy.name.as_str(), 1, &plaintext)
+            .await?;
+        Ok((id, field_names, secret_ref, key_id))
+    }
+
+    async fn seal_version(
+        &self,
+        id: &str,
+        name: &str,
+        account: &str,
+        policy: &str,
+        version: i64,
+        plaintext: &[u8],
+    ) -> AppResult<(String, String)> {
+        let env = Envelope::seal(
+            self.keys.as_ref(),
+            &EncryptionContext::credential(id, version),
+            &credential_aad(id, version),
+            plaintext,
+        )
+        .await?;
+        let loc = SecretLocation {
+            credential_id: id.into(),
+            credential_name: name.into(),
+            account_id: account.into(),
+            policy: policy.into(),
+            version,
+        };
+        let r = self.secrets.put(&loc, &env.to_bytes()).await?;
+        Ok((r.0, env.kid))
+    }
+
+    async fn deposit_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        body: &DepositBody,
+        (id, field_names, secret_ref, key_id): (String, Vec<String>, String, String),
+    ) -> AppResult<Done<CredentialView>> {
+        // Re-check inside the transaction: custodians may have changed.
+        let policy = self.policy(&body.policy)?;
+        let s = policy.satisfiability(&enrolled_groups(tx, None).await?);
+        if !s.satisfiable {
+            return refuse(422, "policy_unsatisfiable", s.explanation);
+        }
+        let now = self.now_ms();
+        let row = CredentialRow {
+            id: id.clone(),
+            name: body.name.clone(),
+            account_id: body.account_id.clone(),
+            policy: policy.name.to_string(),
+            current_version: 1,
+            exposed: false,
+            exposed_at: None,
+            last_released_at: None,
+            created_at: now,
+            created_by: who.subject.clone(),
+            updated_at: now,
+        };
+        match tx.insert_credential(&row).await {
+            Err(StoreError::Conflict(_)) => {
+                return refuse(409, "credential_exists", format!("credential {} already exists", body.name))
+            }
+            other => other?,
+        }
+        let v = VersionRow {
+            credential_id: id,
+            version: 1,
+            secret_store: self.secrets.kind().into(),
+            secret_ref,
+            key_id: key_id.clone(),
+            field_names: field_names.clone(),
+            created_at: now,
+            created_by: who.subject.clone(),
+        };
+        tx.insert_version(&v).await?;
+        let ev = Event::new(
+            "credential.deposit",
+            credential_target(&body.name),
+            json!({
+                "account_id": body.account_id,
+                "policy": policy.name,
+                "version": 1,
+                "fields": field_names,
+                "key_id": key_id,
+                "secret_store": self.secrets.kind(),
+            }),
+        );
+        Ok(Done::new(CredentialView::new(&row, &[v]), ev))
+    }
+
+    /// Store a new version: clears `exposed`.
+    pub async fn rotate(&self, who: &Identity, name: &str, body: RotateBody) -> AppResult<CredentialView> {
+        let target = credential_target(name);
+        let prepared = self.rotate_prepare(who, name, &body).await;
+        let mut tx = self.store.begin().await?;
+        let res = match prepared {
+            Ok(p) => self.rotate_tx(tx.as_mut(), who, p).await,
+            Err(e) => Err(e),
+        };
+        self.finish(tx, Some(who), "credential.rotate", &target, res).await
+    }
+
+    async fn rotate_prepare(&self, who: &Identity, name: &str, body: &RotateBody) -> AppResult<(CredentialRow, i64, Vec<String>, String, String)> {
+        self.require(who, Role::Admin)?;
+        let (field_names, plaintext) = payload(&body.fields)?;
+        let mut tx = self.store.begin().await?;
+        let c = tx.credential_by_name(name).await?;
+        tx.rollback().await?;
+        let Some(c) = c else {
+            return refuse(404, "credential_not_found", format!("no credential named {name}"));
+        };
+        let version = c.current_version + 1;
+        let (secret_ref, key_id) = self
+            .seal_version(&c.id, &c.name, &c.account_id, &c.policy, version, &plaintext)
+            .await?;
+        Ok((c, version, field_names, secret_ref, key_id))
+    }
+
+    async fn rotate_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        (c, version, field_names, secret_ref, key_id): (CredentialRow, i64, Vec<String>, String, String),
+    ) -> AppResult<Done<CredentialView>> {
+        let now = self.now_ms();
+        let was_exposed = tx.credential_by_id(&c.id).await?.map(|c| c.exposed).unwrap_or(false);
+        if !tx.advance_credential_version(&c.id, version, now).await? {
+            return refuse(409, "concurrent_rotation", "another version was deposited at the same time: try again");
+        }
+        let v = VersionRow {
+            credential_id: c.id.clone(),
+            version,
+            secret_store: self.secrets.kind().into(),
+            secret_ref,
+            key_id: key_id.clone(),
+            field_names: field_names.clone(),
+            created_at: now,
+            created_by: who.subject.clone(),
+        };
+        tx.insert_version(&v).await?;
+        let row = tx
+            .credential_by_id(&c.id)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("credential vanished during rotation")))?;
+        let versions = tx.versions(&c.id).await?;
+        let ev = Event::new(
+            "credential.rotate",
+            credential_target(&c.name),
+            json!({ "version": version, "fields": field_names, "key_id": key_id, "was_exposed": was_exposed }),
+        );
+        Ok(Done::new(CredentialView::new(&row, &versions), ev))
+    }
+
+    pub async fn list_credentials(&self, who: &Identity) -> AppResult<Vec<CredentialView>> {
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            let mut out = Vec::new();
+            for c in tx.credentials().await? {
+                let versions = tx.versions(&c.id).await?;
+                out.push(CredentialView::new(&c, &versions));
+            }
+            Ok(out)
+        }
+        .await;
+        self.finish_read(tx, who, "credential.list", "credentials", res).await
+    }
+
+    pub async fn show_credential(&self, who: &Identity, name: &str) -> AppResult<CredentialView> {
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            let Some(c) = tx.credential_by_name(name).await? else {
+                return refuse(404, "credential_not_found", format!("no credential named {name}"));
+            };
+            let versions = tx.versions(&c.id).await?;
+            Ok(CredentialView::new(&c, &versions))
+        }
+        .await;
+        self.finish_read(tx, who, "credential.show", &credential_target(name), res).await
+    }
+
+    pub async fn list_policies(&self, who: &Identity) -> AppResult<Vec<PolicyView>> {
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            let enrolled = enrolled_groups(tx.as_mut(), None).await?;
+            Ok(self
+                .policies
+                .iter()
+                .map(|p| PolicyView { policy: p.clone(), quorum: p.describe(), satisfiability: p.satisfiability(&enrolled) })
+                .collect())
+        }
+        .await;
+        self.finish_read(tx, who, "policy.list", "policies", res).await
+    }
+}

@@ -1,0 +1,282 @@
+//! Use cases. Each runs in one transaction that also appends its audit
+//! event; a refusal rolls the action back and commits only its own audit
+//! event (and, for a wrong TOTP code, the failure that counts toward
+//! lockout).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::auth::{Identity, TokenService};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::chain::{self, AuditEvent};
+use crate::domain::{PolicySet, Role};
+use crate::keys::{KeyError, KeyService};
+use crate::secrets::{SecretStore, SecretStoreError};
+use crate::store::{Store, StoreError, Tx};
+
+pub mod audit;
+pub mod credentials;
+pub mod custodians;
+pub mod requests;
+pub mod views;
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<dyn KeyService>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub policies: Arc<PolicySet>,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: Arc<TokenService>,
+    pub settings: Settings,
+}
+
+/// A refused action: HTTP status, a stable code, a message for people.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// A wrong TOTP code by this custodian: counts toward lockout.
+    pub totp_failure_of: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{}: {}", .0.code, .0.message)]
+    Refused(Refusal),
+    /// A dependency (key service, secret store, database) is down.
+    #[error("{code}: {message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+pub fn refuse<T>(status: u16, code: &'static str, message: impl Into<String>) -> AppResult<T> {
+    Err(AppError::Refused(Refusal { status, code, message: message.into(), totp_failure_of: None }))
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => AppError::Unavailable { code: "database_unavailable", message: m },
+            other => AppError::Internal(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+impl From<KeyError> for AppError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Unavailable(_) => {
+                AppError::Unavailable { code: "key_service_unavailable", message: e.to_string() }
+            }
+            KeyError::Refused(_) => AppError::Unavailable { code: "key_service_refused", message: e.to_string() },
+            KeyError::InvalidCiphertext | KeyError::UnknownKey(_) => AppError::Internal(anyhow::anyhow!(e)),
+        }
+    }
+}
+
+impl From<SecretStoreError> for AppError {
+    fn from(e: SecretStoreError) -> Self {
+        match e {
+            SecretStoreError::Unavailable(_) => {
+                AppError::Unavailable { code: "secret_store_unavailable", message: e.to_string() }
+            }
+            SecretStoreError::Refused(_) => {
+                AppError::Unavailable { code: "secret_store_refused", message: e.to_string() }
+            }
+            SecretStoreError::NotFound => AppError::Internal(anyhow::anyhow!(e)),
+        }
+    }
+}
+
+impl From<crate::crypto::envelope::EnvelopeError> for AppError {
+    fn from(e: crate::crypto::envelope::EnvelopeError) -> Self {
+        match e {
+            crate::crypto::envelope::EnvelopeError::Key(k) => k.into(),
+            other => AppError::Internal(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+/// An audit event to append, before sequencing and hashing.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub action: &'static str,
+    pub target: String,
+    pub details: Value,
+}
+
+impl Event {
+    pub fn new(action: &'static str, target: impl Into<String>, details: Value) -> Event {
+        Event { action, target: target.into(), details }
+    }
+}
+
+/// What a successful use case returns: its value and the audit events to
+/// append in its transaction (the first is the action itself).
+pub struct Done<T> {
+    pub value: T,
+    pub events: Vec<Event>,
+}
+
+impl<T> Done<T> {
+    pub fn new(value: T, event: Event) -> Done<T> {
+        Done { value, events: vec![event] }
+    }
+    pub fn and(mut self, event: Event) -> Done<T> {
+        self.events.push(event);
+        self
+    }
+}
+
+/// Who acted, for the audit log: the subject, or `anonymous`.
+pub fn actor_of(who: Option<&Identity>) -> String {
+    who.map(|w| w.subject.clone()).unwrap_or_else(|| "anonymous".into())
+}
+
+impl App {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Append one event to the chain inside `tx`.
+    pub async fn append(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &str,
+        outcome: &str,
+        code: Option<&str>,
+        ev: Event,
+    ) -> AppResult<AuditEvent> {
+        let (seq, prev) = tx.audit_head().await?;
+        let e = chain::seal(
+            AuditEvent {
+                seq: seq + 1,
+                ts_ms: self.now_ms(),
+                actor: actor.into(),
+                action: ev.action.into(),
+                target: ev.target,
+                outcome: outcome.into(),
+                code: code.map(str::to_owned),
+                details: ev.details,
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            &prev,
+        )
+        .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
+        tx.insert_audit(&e).await?;
+        Ok(e)
+    }
+
+    /// Finish a use case: commit it with its events, or roll it back and
+    /// commit the refusal's audit event instead.
+    pub async fn finish<T>(
+        &self,
+        tx: Box<dyn Tx>,
+        who: Option<&Identity>,
+        action: &'static str,
+        target: &str,
+        result: AppResult<Done<T>>,
+    ) -> AppResult<T> {
+        let actor = actor_of(who);
+        match result {
+            Ok(done) => {
+                let mut tx = tx;
+                for ev in done.events {
+                    self.append(tx.as_mut(), &actor, "success", None, ev).await?;
+                }
+                tx.commit().await?;
+                Ok(done.value)
+            }
+            Err(err) => {
+                tx.rollback().await?;
+                self.record_refusal(&actor, action, target, &err).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Commit the audit event of a refused or failed action, in its own
+    /// transaction. If even that fails, the caller gets the audit failure:
+    /// nothing happened, and nothing is hidden.
+    pub async fn record_refusal(&self, actor: &str, action: &'static str, target: &str, err: &AppError) -> AppResult<()> {
+        let (outcome, code, message) = match err {
+            AppError::Refused(r) => ("refused", r.code, r.message.clone()),
+            AppError::Unavailable { code, message } => ("refused", *code, message.clone()),
+            AppError::Internal(e) => {
+                tracing::error!(action, target, error = %format!("{e:#}"), "internal error");
+                ("error", "internal", "internal error".to_string())
+            }
+        };
+        let mut tx = self.store.begin().await?;
+        if let AppError::Refused(Refusal { totp_failure_of: Some(name), .. }) = err {
+            self.count_totp_failure(tx.as_mut(), actor, name).await?;
+        }
+        let ev = Event::new(action, target, json!({ "message": message }));
+        self.append(tx.as_mut(), actor, outcome, Some(code), ev).await?;
+        tx.commit().await?;
+        tracing::info!(action, target, code, "refused");
+        Ok(())
+    }
+
+    /// Refuse unless the caller holds `role`.
+    pub fn require(&self, who: &Identity, role: Role) -> AppResult<()> {
+        if who.has(role) {
+            Ok(())
+        } else {
+            refuse(403, "forbidden_role", format!("this action needs the {role} role"))
+        }
+    }
+
+    /// Refuse unless the caller holds one of `roles`.
+    pub fn require_any(&self, who: &Identity, roles: &[Role]) -> AppResult<()> {
+        if roles.iter().any(|r| who.has(*r)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            refuse(403, "forbidden_role", format!("this action needs one of the roles {}", names.join(", ")))
+        }
+    }
+
+    /// Check a bearer token: signature, claims, then revocation. A refused
+    /// token is audited.
+    pub async fn authenticate(&self, token: Option<&str>) -> AppResult<Identity> {
+        let now = self.now_ms() / 1000;
+        let checked = match token {
+            None => Err(crate::auth::TokenError::Missing),
+            Some(t) => self.tokens.verify(t, now),
+        };
+        let result = match checked {
+            Err(e) => Err(e),
+            Ok(id) => {
+                let mut tx = self.store.begin().await?;
+                let revoked = tx.is_token_revoked(&id.jti).await?;
+                tx.rollback().await?;
+                if revoked {
+                    Err(crate::auth::TokenError::Revoked)
+                } else {
+                    Ok(id)
+                }
+            }
+        };
+        match result {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let err = AppError::Refused(Refusal {
+                    status: 401,
+                    code: e.code(),
+                    message: e.to_string(),
+                    totp_failure_of: None,
+                });
+                self.record_refusal("anonymous", "auth.token", "api", &err).await?;
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! What the API returns and accepts. Secret values appear only in
+//! `EnrollmentView` (once, at enrolment) and `ReleaseView` (once, at
+//! release), each behind `secrecy` types whose `Debug` is redacted.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339;
+use crate::domain::policy::Satisfiability;
+use crate::domain::{Policy, RequestState, Role};
+use crate::store::{CredentialRow, CustodianRow, DecisionRow, RequestRow, VersionRow};
+
+fn ts(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustodianView {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// `new` (no TOTP yet), `pending` (enrolled, not confirmed) or `active`.
+    pub status: String,
+    pub locked_until: Option<String>,
+    pub enrolled_at: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl CustodianView {
+    pub fn from_row(c: &CustodianRow, now: i64) -> Self {
+        CustodianView {
+            name: c.name.clone(),
+            groups: c.groups.clone(),
+            status: c.status.clone(),
+            locked_until: c.locked_until.filter(|&u| u > now).map(rfc3339),
+            enrolled_at: ts(c.enrolled_at),
+            created_at: rfc3339(c.created_at),
+            created_by: c.created_by.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddCustodian {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// Shown once: the otpauth URI carries the TOTP seed.
+#[derive(Serialize, ToSchema)]
+pub struct EnrollmentView {
+    pub custodian: String,
+    /// `otpauth://totp/...` for an authenticator app (160-bit secret, SHA-1,
+    /// 6 digits, 30 s). Shown once; confirm with a first code.
+    #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
+    pub otpauth_uri: SecretString,
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: u64,
+}
+
+impl std::fmt::Debug for EnrollmentView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentView").field("custodian", &self.custodian).finish_non_exhaustive()
+    }
+}
+
+fn expose<S: Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose_secret())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    /// The current 6-digit code from the custodian's authenticator.
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DenyBody {
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepositBody {
+    pub name: String,
+    /// 12-digit AWS account id.
+    pub account_id: String,
+    pub policy: String,
+    /// Field name to secret value, e.g. `password`, `mfa_seed`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub fields: BTreeMap<String, SecretString>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub fields: BTreeMap<String, SecretString>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub version: i64,
+    pub field_names: Vec<String>,
+    pub key_id: String,
+    pub secret_store: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl From<&VersionRow> for VersionView {
+    fn from(v: &VersionRow) -> Self {
+        VersionView {
+            version: v.version,
+            field_names: v.field_names.clone(),
+            key_id: v.key_id.clone(),
+            secret_store: v.secret_store.clone(),
+            created_at: rfc3339(v.created_at),
+            created_by: v.created_by.clone(),
+        }
+    }
+}
+
+/// Credential metadata; never a value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    pub name: String,
+    pub account_id: String,
+    pub policy: String,
+    pub current_version: i64,
+    /// Released since the last deposit: rotate it.
+    pub exposed: bool,
+    pub exposed_at: Option<String>,
+    pub last_released_at: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub versions: Vec<VersionView>,
+}
+
+impl CredentialView {
+    pub fn new(c: &CredentialRow, versions: &[VersionRow]) -> Self {
+        CredentialView {
+            name: c.name.clone(),
+            account_id: c.account_id.clone(),
+            policy: c.policy.clone(),
+            current_version: c.current_version,
+            exposed: c.exposed,
+            exposed_at: ts(c.exposed_at),
+            last_released_at: ts(c.last_released_at),
+            created_at: rfc3339(c.created_at),
+            created_by: c.created_by.clone(),
+            updated_at: rfc3339(c.updated_at),
+            versions: versions.iter().map(VersionView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequestBody {
+    pub credential: String,
+    /// Why the credential is needed; shown to custodians.
+    pub reason: String,
+    /// Incident or ticket reference.
+    pub ticket: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionView {
+    pub custodian: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+impl From<&DecisionRow> for DecisionView {
+    fn from(d: &DecisionRow) -> Self {
+        DecisionView {
+            custodian: d.custodian.clone(),
+            decision: d.decision.clone(),
+            reason: d.reason.clone(),
+            at: rfc3339(d.at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub credential: String,
+    pub requester: String,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub state: RequestState,
+    pub policy: String,
+    /// "2 of sre AND 1 of security".
+    pub quorum: String,
+    pub approvals: usize,
+    pub approvals_needed: u32,
+    pub decisions: Vec<DecisionView>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub approved_at: Option<String>,
+    pub release_deadline: Option<String>,
+    pub released_at: Option<String>,
+    pub released_version: Option<i64>,
+}
+
+impl RequestView {
+    pub fn new(r: &RequestRow, policy: &Policy, decisions: &[DecisionRow], now: i64) -> Self {
+        let state = RequestState::effective(
+            crate::domain::request::StoredState {
+                state: &r.state,
+                expires_at: r.expires_at,
+                release_deadline: r.release_deadline,
+            },
+            now,
+        );
+        RequestView {
+            id: r.id.clone(),
+            credential: r.credential_name.clone(),
+            requester: r.requester.clone(),
+            reason: r.reason.clone(),
+            ticket: r.ticket.clone(),
+            state,
+            policy: policy.name.to_string(),
+            quorum: policy.describe(),
+            approvals: decisions.iter().filter(|d| d.decision == "approve").count(),
+            approvals_needed: policy.approvals_needed(),
+            decisions: decisions.iter().map(DecisionView::from).collect(),
+            created_at: rfc3339(r.created_at),
+            expires_at: rfc3339(r.expires_at),
+            approved_at: ts(r.approved_at),
+            release_deadline: ts(r.release_deadline),
+            released_at: ts(r.released_at),
+            released_version: r.released_version,
+        }
+    }
+}
+
+/// The released credential. Serialised once into the response, then
+/// dropped (the values are zeroized).
+#[derive(Serialize, ToSchema)]
+pub struct ReleaseView {
+    pub request_id: String,
+    pub credential: String,
+    pub account_id: String,
+    pub version: i64,
+    #[serde(serialize_with = "expose_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub fields: BTreeMap<String, SecretString>,
+}
+
+impl std::fmt::Debug for ReleaseView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseView")
+            .field("request_id", &self.request_id)
+            .field("credential", &self.credential)
+            .field("version", &self.version)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn expose_map<S: Serializer>(m: &BTreeMap<String, SecretString>, ser: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = ser.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        out.serialize_entry(k, v.expose_secret())?;
+    }
+    out.end()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    #[serde(flatten)]
+    pub policy: Policy,
+    pub quorum: String,
+    pub satisfiability: Satisfiability,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub subject: String,
+    pub roles: Vec<Role>,
+    pub expires_at: String,
+    /// Present when the subject is a custodian.
+    pub custodian: Option<CustodianView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    pub jti: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedView {
+    pub jti: String,
+    pub revoked: bool,
+}

@@ -1,0 +1,304 @@
+//! Bearer tokens signed by the service's own Ed25519 key (EdDSA JWTs).
+//!
+//! Checked on every call: signature and algorithm, `iss`, `aud`, `exp`,
+//! `iat` (not in the future, lifetime not above the maximum), `jti` (a UUID,
+//! not revoked), a subject and at least one role. Times come from the
+//! service clock, not the system clock, so tests can move time.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::domain::Role;
+
+/// Tolerated clock difference between minting and checking hosts.
+pub const LEEWAY_SECS: i64 = 60;
+
+/// The service's token signing key. No `Debug`: it holds a private key.
+pub struct SigningKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+}
+
+impl SigningKey {
+    pub fn generate() -> SigningKey {
+        let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("Ed25519 key generation needs only the system CSPRNG");
+        Self::from_pkcs8(doc.as_ref()).expect("a freshly generated PKCS#8 document parses")
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<SigningKey> {
+        let kp = Ed25519KeyPair::from_pkcs8(der).map_err(|_| anyhow::anyhow!("not an Ed25519 PKCS#8 private key"))?;
+        Ok(SigningKey { pkcs8: Zeroizing::new(der.to_vec()), public: kp.public_key().as_ref().to_vec() })
+    }
+
+    /// Write a new key as PEM (PKCS#8), owner-only.
+    pub fn create(path: &Path) -> anyhow::Result<SigningKey> {
+        let key = Self::generate();
+        let pem = Zeroizing::new(format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            B64.encode(key.pkcs8.as_slice())
+        ));
+        let mut f = crate::datadir::create_private_file(path)?;
+        f.write_all(pem.as_bytes())?;
+        f.sync_all()?;
+        Ok(key)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
+        crate::datadir::check_private(path)?;
+        let text = Zeroizing::new(std::fs::read_to_string(path)?);
+        let body: Zeroizing<String> = Zeroizing::new(text.lines().filter(|l| !l.starts_with("-----")).collect());
+        let der = Zeroizing::new(
+            B64.decode(body.trim())
+                .map_err(|_| anyhow::anyhow!("{} is not a PEM private key", path.display()))?,
+        );
+        Self::from_pkcs8(&der)
+    }
+
+    /// Key id: the first 16 hex digits of SHA-256 of the public key.
+    pub fn kid(&self) -> String {
+        hex::encode(&Sha256::digest(&self.public)[..8])
+    }
+
+    pub fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub roles: Vec<Role>,
+}
+
+/// Who is calling, once their token has been checked.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub subject: String,
+    pub roles: BTreeSet<Role>,
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+impl Identity {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Why a token was refused; each maps to its own error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signature does not verify with this service's key")]
+    BadSignature,
+    #[error("the token is signed with an algorithm this service does not accept (EdDSA only)")]
+    WrongAlgorithm,
+    #[error("the token was issued for another issuer")]
+    WrongIssuer,
+    #[error("the token was issued for another audience")]
+    WrongAudience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is issued in the future")]
+    NotYetValid,
+    #[error("the token's lifetime is longer than this service allows")]
+    LifetimeTooLong,
+    #[error("the token carries no role")]
+    NoRole,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::Missing => "token_missing",
+            TokenError::Malformed => "token_malformed",
+            TokenError::BadSignature => "token_bad_signature",
+            TokenError::WrongAlgorithm => "token_wrong_algorithm",
+            TokenError::WrongIssuer => "token_wrong_issuer",
+            TokenError::WrongAudience => "token_wrong_audience",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::LifetimeTooLong => "token_lifetime_too_long",
+            TokenError::NoRole => "token_no_role",
+            TokenError::Revoked => "token_revoked",
+        }
+    }
+}
+
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    pub issuer: String,
+    pub audience: String,
+    pub max_ttl_secs: i64,
+}
+
+impl TokenService {
+    pub fn new(key: &SigningKey, issuer: &str, audience: &str, max_ttl_secs: i64) -> TokenService {
+        TokenService {
+            encoding: EncodingKey::from_ed_der(&key.pkcs8),
+            decoding: DecodingKey::from_ed_der(&key.public),
+            kid: key.kid(),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            max_ttl_secs,
+        }
+    }
+
+    /// Mint a token for `subject` with `roles`, valid `ttl_secs` from `now`.
+    pub fn issue(&self, subject: &str, roles: &[Role], ttl_secs: i64, now_secs: i64) -> anyhow::Result<(String, Claims)> {
+        anyhow::ensure!(!roles.is_empty(), "a token needs at least one role");
+        anyhow::ensure!(
+            ttl_secs > 0 && ttl_secs <= self.max_ttl_secs,
+            "the token lifetime must be between 1 second and {}",
+            humantime::format_duration(std::time::Duration::from_secs(self.max_ttl_secs as u64))
+        );
+        crate::domain::CustodianName::parse(subject).map_err(|e| anyhow::anyhow!("subject: {e}"))?;
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.into(),
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        Ok((token, claims))
+    }
+
+    /// Check everything but revocation (which needs the database).
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        if header.kid.as_deref().is_some_and(|k| k != self.kid) {
+            return Err(TokenError::BadSignature);
+        }
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.validate_exp = false; // checked below against the service clock
+        v.validate_nbf = false;
+        v.leeway = 0;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
+            ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            ErrorKind::InvalidAudience => TokenError::WrongAudience,
+            _ => TokenError::Malformed,
+        })?;
+        let c = data.claims;
+        if c.exp <= now_secs - LEEWAY_SECS {
+            return Err(TokenError::Expired);
+        }
+        if c.iat > now_secs + LEEWAY_SECS {
+            return Err(TokenError::NotYetValid);
+        }
+        if c.exp - c.iat > self.max_ttl_secs {
+            return Err(TokenError::LifetimeTooLong);
+        }
+        if uuid::Uuid::parse_str(&c.jti).is_err() || crate::domain::CustodianName::parse(&c.sub).is_err() {
+            return Err(TokenError::Malformed);
+        }
+        if c.roles.is_empty() {
+            return Err(TokenError::NoRole);
+        }
+        Ok(Identity { subject: c.sub, roles: c.roles.into_iter().collect(), jti: c.jti, expires_at: c.exp })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> TokenService {
+        TokenService::new(&SigningKey::generate(), "breakglass", "breakglass-api", 30 * 86400)
+    }
+
+    #[test]
+    fn a_token_verifies_with_its_roles() {
+        let s = svc();
+        let (t, _) = s.issue("alice", &[Role::Admin, Role::Auditor], 3600, 1_700_000_000).unwrap();
+        let id = s.verify(&t, 1_700_000_100).unwrap();
+        assert_eq!(id.subject, "alice");
+        assert!(id.has(Role::Admin) && id.has(Role::Auditor) && !id.has(Role::Custodian));
+    }
+
+    #[test]
+    fn tokens_are_refused_for_each_reason() {
+        let s = svc();
+        let (t, _) = s.issue("alice", &[Role::Admin], 3600, 1_700_000_000).unwrap();
+        assert_eq!(s.verify(&t, 1_700_000_000 + 3600 + LEEWAY_SECS).unwrap_err(), TokenError::Expired);
+        assert_eq!(s.verify(&t, 1_700_000_000 - 3600).unwrap_err(), TokenError::NotYetValid);
+
+        let other = svc();
+        assert_eq!(other.verify(&t, 1_700_000_000).unwrap_err(), TokenError::BadSignature);
+
+        let key = SigningKey::generate();
+        let ours = TokenService::new(&key, "breakglass", "breakglass-api", 86400);
+        let other_aud = TokenService::new(&key, "breakglass", "another-api", 86400);
+        let other_iss = TokenService::new(&key, "someone-else", "breakglass-api", 86400);
+        let (t2, _) = other_aud.issue("alice", &[Role::Admin], 60, 1_700_000_000).unwrap();
+        assert_eq!(ours.verify(&t2, 1_700_000_000).unwrap_err(), TokenError::WrongAudience);
+        let (t3, _) = other_iss.issue("alice", &[Role::Admin], 60, 1_700_000_000).unwrap();
+        assert_eq!(ours.verify(&t3, 1_700_000_000).unwrap_err(), TokenError::WrongIssuer);
+
+        // Tampered payload: swap the role claim.
+        let parts: Vec<&str> = t.split('.').collect();
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
+        let forged = String::from_utf8(payload).unwrap().replace("admin", "auditor");
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged),
+            parts[2]
+        );
+        assert_eq!(s.verify(&forged, 1_700_000_000).unwrap_err(), TokenError::BadSignature);
+
+        // alg: none
+        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let unsigned = format!("{none_header}.{}.", parts[1]);
+        assert!(matches!(
+            s.verify(&unsigned, 1_700_000_000).unwrap_err(),
+            TokenError::Malformed | TokenError::WrongAlgorithm
+        ));
+        assert_eq!(s.verify("not a token", 1_700_000_000).unwrap_err(), TokenError::Malformed);
+    }
+
+    #[test]
+    fn lifetimes_above_the_maximum_are_refused_at_issue() {
+        let s = svc();
+        assert!(s.issue("alice", &[Role::Admin], 31 * 86400, 0).is_err());
+        assert!(s.issue("alice", &[], 60, 0).is_err());
+    }
+}

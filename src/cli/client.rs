@@ -1,0 +1,84 @@
+//! The CLI's HTTP client: bearer token, JSON in and out, errors as the
+//! server's `{"error": {...}}` body.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// A refused or failed call; the exit code tells scripts which.
+#[derive(Debug)]
+pub struct CallError {
+    pub status: Option<u16>,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "refused ({s} {}): {}", self.code, self.message),
+            None => write!(f, "{}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .expect("the HTTP client builds with static settings"),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, CallError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, CallError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let res = req.send().await.map_err(|e| CallError {
+            status: None,
+            code: "unreachable".into(),
+            message: format!("cannot reach the server at {}: {}", self.base, e),
+        })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| CallError {
+            status: Some(status.as_u16()),
+            code: "bad_response".into(),
+            message: e.to_string(),
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| CallError {
+                status: Some(status.as_u16()),
+                code: "bad_response".into(),
+                message: format!("the server's answer is not what this CLI expects: {e}"),
+            });
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(CallError {
+            status: Some(status.as_u16()),
+            code: v["error"]["code"].as_str().unwrap_or("http_error").to_string(),
+            message: v["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string()),
+        })
+    }
+}

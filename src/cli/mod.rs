@@ -1,0 +1,627 @@
+//! The `breakglass` command: the server (`serve`, `migrate`, `token issue`)
+//! and a client for every user action, speaking to the server over HTTP.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, Overrides};
+use crate::domain::Role;
+
+mod client;
+mod output;
+
+use client::{CallError, Client};
+use output::{cell, table};
+
+#[derive(Parser)]
+#[command(name = "breakglass", version, about = "Break-glass custody of cloud root credentials")]
+pub struct Cli {
+    /// Server URL.
+    #[arg(long, global = true, env = "BREAKGLASS_SERVER", default_value = "http://127.0.0.1:8200")]
+    server: String,
+    /// Bearer token (see `breakglass token issue`).
+    #[arg(long, global = true, env = "BREAKGLASS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServerConfigArgs),
+    /// Mint or revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Show who the token belongs to.
+    Whoami,
+    /// Manage custodians and their TOTP enrolment.
+    #[command(subcommand)]
+    Custodian(CustodianCmd),
+    /// Deposit, rotate and inspect credentials (values are never shown).
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+    /// Show the loaded quorum policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// File and inspect break-glass requests.
+    #[command(subcommand)]
+    Request(RequestCmd),
+    /// Approve a request with a fresh TOTP code (custodian).
+    Approve {
+        id: String,
+        /// The current TOTP code; asked for without echo when omitted.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Deny a request with a fresh TOTP code and a reason (custodian).
+    Deny {
+        id: String,
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release an approved request's credential, once (the requester).
+    Release { id: String },
+    /// Read and verify the audit log (auditor).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args, Clone)]
+struct ServerConfigArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "BREAKGLASS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database, key file, signing key) [default: ./breakglass-data].
+    #[arg(long, env = "BREAKGLASS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL (sqlite:… or postgres:…) [default: the data directory's SQLite file].
+    #[arg(long, env = "BREAKGLASS_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    base: ServerConfigArgs,
+    /// Address to listen on [default: 127.0.0.1:8200].
+    #[arg(long, env = "BREAKGLASS_LISTEN")]
+    listen: Option<String>,
+    /// Directory of policy files [default: ./policies].
+    #[arg(long, env = "BREAKGLASS_POLICIES_DIR")]
+    policies_dir: Option<PathBuf>,
+    /// Do not apply migrations on start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "BREAKGLASS_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Mint a token from the data directory's signing key (host operator).
+    Issue {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// Who the token is for (a custodian's token subject is their name).
+        #[arg(long)]
+        subject: String,
+        /// A role: admin, requester, custodian or auditor (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        /// Lifetime, e.g. 8h.
+        #[arg(long, default_value = "8h")]
+        ttl: humantime::Duration,
+    },
+    /// Revoke a token by its id (admin).
+    Revoke { jti: String },
+}
+
+#[derive(Subcommand)]
+enum CustodianCmd {
+    /// Add a custodian (admin).
+    Add {
+        name: String,
+        /// A group the custodian belongs to (repeatable).
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+    },
+    /// List custodians.
+    List,
+    /// Start TOTP enrolment (the custodian themselves): shows a QR code.
+    Enroll { name: String },
+    /// Confirm TOTP enrolment with a first code.
+    Confirm {
+        name: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCmd {
+    /// Deposit a new credential (admin).
+    Deposit {
+        name: String,
+        /// 12-digit AWS account id.
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// KEY=VALUE, KEY=- (ask without echo) or KEY=@FILE (repeatable).
+        #[arg(long = "field")]
+        fields: Vec<String>,
+        /// A file of KEY=VALUE lines (`-` for standard input).
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+    },
+    /// Deposit a new version of a credential (admin); clears `exposed`.
+    Rotate {
+        name: String,
+        #[arg(long = "field")]
+        fields: Vec<String>,
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+    },
+    /// List credentials (metadata only).
+    List,
+    /// Show one credential's metadata.
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// List policies and whether the enrolled custodians can satisfy them.
+    List,
+}
+
+#[derive(Subcommand)]
+enum RequestCmd {
+    /// File a break-glass request (requester).
+    Create {
+        credential: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// List audit events in chain order.
+    List {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Verify the whole hash chain; exits non-zero if it is broken.
+    Verify,
+}
+
+/// Exit codes: 0 done, 1 refused by the server or bad input, 2 usage, 3
+/// server unreachable or unavailable.
+fn exit_for(e: &CallError) -> ExitCode {
+    match e.status {
+        Some(s) if (400..500).contains(&s) => ExitCode::from(1),
+        _ => ExitCode::from(3),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(a) => return local(serve(a).await),
+        Command::Migrate(a) => return local(migrate(a).await),
+        Command::Token(TokenCmd::Issue { base, subject, roles, ttl }) => {
+            return local(issue_token(base, &subject, &roles, ttl.into()).await)
+        }
+        ref cmd => {
+            let client = Client::new(&cli.server, cli.token.clone());
+            remote(&client, cmd, cli.json).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Call(e)) => {
+            eprintln!("error: {e}");
+            exit_for(&e)
+        }
+        Err(Failure::Input(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn local(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    Call(CallError),
+    Input(String),
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        Failure::Call(e)
+    }
+}
+
+fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Config> {
+    Config::load(
+        base.config.as_deref(),
+        Overrides { data_dir: base.data_dir.clone(), database_url: base.database_url.clone(), ..extra },
+    )
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let config = config_from(
+        &a.base,
+        Overrides {
+            listen: a.listen,
+            policies_dir: a.policies_dir,
+            no_migrate: a.no_migrate,
+            log_format: a.log_format,
+            ..Default::default()
+        },
+    )?;
+    crate::server::run(config).await
+}
+
+async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
+    let config = config_from(&a, Overrides::default())?;
+    crate::datadir::DataDir::new(&config.data_dir).ensure()?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    store.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// Mint a token with the data directory's key, and audit it: a token is
+/// the one thing the host operator can create without the API.
+async fn issue_token(base: ServerConfigArgs, subject: &str, roles: &[Role], ttl: std::time::Duration) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    dir.ensure()?;
+    let key = crate::auth::SigningKey::load(&dir.signing_key_file())?;
+    let svc = crate::server::token_service(&config, &key);
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let (token, claims) = svc.issue(subject, roles, ttl.as_secs() as i64, now / 1000)?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    crate::app::audit::append_standalone(
+        store.as_ref(),
+        now,
+        &format!("host-operator:{operator}"),
+        crate::app::Event::new(
+            "token.issue",
+            format!("token:{}", claims.jti),
+            json!({
+                "subject": claims.sub,
+                "roles": claims.roles,
+                "expires_at": crate::clock::rfc3339(claims.exp * 1000),
+            }),
+        ),
+    )
+    .await?;
+    store.close().await;
+    println!("{token}");
+    eprintln!(
+        "token for {subject} ({}) expires {}; id {}",
+        roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+        crate::clock::rfc3339(claims.exp * 1000),
+        claims.jti
+    );
+    Ok(())
+}
+
+/// Read a secret without echo: from the terminal, or a line of stdin.
+fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    let s = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).map_err(|e| Failure::Input(format!("cannot read from the terminal: {e}")))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::Input(e.to_string()))?;
+        line
+    };
+    Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn code_or_prompt(code: &Option<String>) -> Result<Zeroizing<String>, Failure> {
+    match code {
+        Some(c) => Ok(Zeroizing::new(c.clone())),
+        None => read_secret("TOTP code: "),
+    }
+}
+
+/// Collect `--field` and `--from-file` values into the request body map.
+fn collect_fields(fields: &[String], from_file: &Option<PathBuf>) -> Result<BTreeMap<String, Zeroizing<String>>, Failure> {
+    let mut out = BTreeMap::new();
+    if let Some(path) = from_file {
+        let text = Zeroizing::new(if path.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map_err(|e| Failure::Input(e.to_string()))?;
+            s
+        } else {
+            std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?
+        });
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(Failure::Input(format!("{}:{}: expected KEY=VALUE", path.display(), i + 1)));
+            };
+            out.insert(k.trim().to_string(), Zeroizing::new(v.to_string()));
+        }
+    }
+    for f in fields {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(Failure::Input(format!("--field {k:?} is not KEY=VALUE, KEY=- or KEY=@FILE", k = f.split('=').next().unwrap_or(""))));
+        };
+        let value = if v == "-" {
+            read_secret(&format!("{k}: "))?
+        } else if let Some(p) = v.strip_prefix('@') {
+            let s = std::fs::read_to_string(p).map_err(|e| Failure::Input(format!("cannot read {p}: {e}")))?;
+            Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string())
+        } else {
+            Zeroizing::new(v.to_string())
+        };
+        if out.insert(k.to_string(), value).is_some() {
+            return Err(Failure::Input(format!("field {k} is given twice")));
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::Input("give at least one --field KEY=VALUE (or KEY=- to type it without echo)".into()));
+    }
+    Ok(out)
+}
+
+fn fields_json(fields: &BTreeMap<String, Zeroizing<String>>) -> Value {
+    Value::Object(fields.iter().map(|(k, v)| (k.clone(), Value::String(v.as_str().to_owned()))).collect())
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("a JSON value always serialises"));
+}
+
+fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
+}
+
+fn seg(s: &str) -> String {
+    // Path segments are names and UUIDs; anything else is escaped so it
+    // cannot change the route.
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure> {
+    match cmd {
+        Command::Whoami => {
+            let v: Value = c.get("/v1/whoami").await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("{}", output::kv(&[("subject", cell(&v["subject"])), ("roles", cell(&v["roles"])), ("expires", cell(&v["expires_at"]))]));
+            }
+        }
+        Command::Token(TokenCmd::Revoke { jti }) => {
+            let v: Value = c.post("/v1/tokens/revoke", &json!({ "jti": jti })).await?;
+            if json_out { print_json(&v) } else { println!("token {jti} revoked") }
+        }
+        Command::Custodian(CustodianCmd::Add { name, groups }) => {
+            let v: Value = c.post("/v1/custodians", &json!({ "name": name, "groups": groups })).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("custodian {name} added to {}; next, they run `breakglass custodian enroll {name}` with their own token", groups.join(", "));
+            }
+        }
+        Command::Custodian(CustodianCmd::List) => {
+            let v: Vec<Value> = c.get("/v1/custodians").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["custodian", "groups", "status", "locked until", "enrolled"],
+                        v.iter().map(|x| vec![cell(&x["name"]), cell(&x["groups"]), cell(&x["status"]), cell(&x["locked_until"]), cell(&x["enrolled_at"])]).collect(),
+                    )
+                );
+            }
+        }
+        Command::Custodian(CustodianCmd::Enroll { name }) => {
+            let v: Value = c.post(&format!("/v1/custodians/{}/enroll", seg(name)), &json!({})).await?;
+            let uri = Zeroizing::new(v["otpauth_uri"].as_str().unwrap_or_default().to_string());
+            if json_out {
+                print_json(&v)
+            } else {
+                if let Some(q) = qr(&uri) {
+                    println!("{q}");
+                }
+                println!("Scan the QR code with your authenticator app, or add this URI (shown only now):\n\n  {}\n", uri.as_str());
+                println!("Then confirm with the code it shows:  breakglass custodian confirm {name} --code CODE");
+            }
+        }
+        Command::Custodian(CustodianCmd::Confirm { name, code }) => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c.post(&format!("/v1/custodians/{}/confirm", seg(name)), &json!({ "code": code.as_str() })).await?;
+            if json_out { print_json(&v) } else { println!("custodian {name} is enrolled and can approve requests") }
+        }
+        Command::Credential(CredentialCmd::Deposit { name, account, policy, fields, from_file }) => {
+            let f = collect_fields(fields, from_file)?;
+            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f) });
+            let v: Value = c.post("/v1/credentials", &body).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("deposited {name} v1 ({} fields) under policy {policy}", f.len());
+            }
+        }
+        Command::Credential(CredentialCmd::Rotate { name, fields, from_file }) => {
+            let f = collect_fields(fields, from_file)?;
+            let v: Value = c.post(&format!("/v1/credentials/{}/versions", seg(name)), &json!({ "fields": fields_json(&f) })).await?;
+            if json_out { print_json(&v) } else { println!("deposited {name} v{}; it is no longer marked exposed", cell(&v["current_version"])) }
+        }
+        Command::Credential(CredentialCmd::List) => {
+            let v: Vec<Value> = c.get("/v1/credentials").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["credential", "account", "policy", "version", "exposed", "last release"],
+                        v.iter()
+                            .map(|x| vec![cell(&x["name"]), cell(&x["account_id"]), cell(&x["policy"]), cell(&x["current_version"]), cell(&x["exposed"]), cell(&x["last_released_at"])])
+                            .collect(),
+                    )
+                );
+            }
+        }
+        Command::Credential(CredentialCmd::Show { name }) => {
+            let v: Value = c.get(&format!("/v1/credentials/{}", seg(name))).await?;
+            if json_out { print_json(&v) } else { println!("{}", output::credential_summary(&v)) }
+        }
+        Command::Policy(PolicyCmd::List) => {
+            let v: Vec<Value> = c.get("/v1/policies").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                for p in &v {
+                    println!("{}", cell(&p["satisfiability"]["explanation"]));
+                }
+            }
+        }
+        Command::Request(RequestCmd::Create { credential, reason, ticket }) => {
+            let v: Value = c.post("/v1/requests", &json!({ "credential": credential, "reason": reason, "ticket": ticket })).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("{}", cell(&v["id"]));
+                eprintln!("request filed; it needs {} before {}", cell(&v["quorum"]), cell(&v["expires_at"]));
+            }
+        }
+        Command::Request(RequestCmd::Show { id }) => {
+            let v: Value = c.get(&format!("/v1/requests/{}", seg(id))).await?;
+            if json_out { print_json(&v) } else { println!("{}", output::request_summary(&v)) }
+        }
+        Command::Request(RequestCmd::List { limit }) => {
+            let v: Vec<Value> = c.get(&format!("/v1/requests?limit={limit}")).await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["request", "credential", "requester", "state", "approvals", "created"],
+                        v.iter()
+                            .map(|x| vec![cell(&x["id"]), cell(&x["credential"]), cell(&x["requester"]), cell(&x["state"]), format!("{}/{}", x["approvals"], x["approvals_needed"]), cell(&x["created_at"])])
+                            .collect(),
+                    )
+                );
+            }
+        }
+        Command::Approve { id, code } => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c.post(&format!("/v1/requests/{}/approve", seg(id)), &json!({ "code": code.as_str() })).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("approved: {} of {} approvals; request is {}", v["approvals"], v["approvals_needed"], cell(&v["state"]));
+            }
+        }
+        Command::Deny { id, code, reason } => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c.post(&format!("/v1/requests/{}/deny", seg(id)), &json!({ "code": code.as_str(), "reason": reason })).await?;
+            if json_out { print_json(&v) } else { println!("denied; request is {}", cell(&v["state"])) }
+        }
+        Command::Release { id } => {
+            let v: Value = c.post(&format!("/v1/requests/{}/release", seg(id)), &json!({})).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("{} (account {}, version {}) — released once; it is now marked exposed:", cell(&v["credential"]), cell(&v["account_id"]), v["version"]);
+                if let Some(m) = v["fields"].as_object() {
+                    for (k, val) in m {
+                        println!("  {k}: {}", val.as_str().unwrap_or_default());
+                    }
+                }
+            }
+        }
+        Command::Audit(AuditCmd::List { after, limit }) => {
+            let v: Vec<Value> = c.get(&format!("/v1/audit/events?after={after}&limit={limit}")).await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["seq", "time", "actor", "action", "target", "outcome", "code"],
+                        v.iter()
+                            .map(|e| {
+                                let t = e["ts_ms"].as_i64().map(crate::clock::rfc3339).unwrap_or_default();
+                                vec![cell(&e["seq"]), t, cell(&e["actor"]), cell(&e["action"]), cell(&e["target"]), cell(&e["outcome"]), cell(&e["code"])]
+                            })
+                            .collect(),
+                    )
+                );
+            }
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let v: Value = c.post("/v1/audit/verify", &json!({})).await?;
+            if json_out {
+                print_json(&v);
+            } else if v["ok"] == Value::Bool(true) {
+                println!("audit chain OK: {} events, head {} at event {}", v["events_checked"], cell(&v["head_hash"]), v["head_seq"]);
+            } else {
+                println!("audit chain BROKEN at event {}: {}", v["first_break"]["seq"], cell(&v["first_break"]["reason"]));
+            }
+            if v["ok"] != Value::Bool(true) {
+                return Err(Failure::Input("the audit chain does not verify".into()));
+            }
+        }
+        Command::Serve(_) | Command::Migrate(_) | Command::Token(TokenCmd::Issue { .. }) => unreachable!("handled locally"),
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Configuration: a TOML file, then `BREAKGLASS_*` environment variables and
+//! flags (which win). Nothing secret is configured here: keys live in files
+//! of the data directory or in the key service.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
+pub const DEFAULT_DATA_DIR: &str = "./breakglass-data";
+
+/// The file's shape; every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub policies_dir: Option<PathBuf>,
+    pub migrate_on_start: Option<bool>,
+    #[serde(default)]
+    pub tokens: TokenFileConfig,
+    #[serde(default)]
+    pub totp: TotpFileConfig,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFileConfig {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub max_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpFileConfig {
+    pub max_failures: Option<u32>,
+    pub failure_window: Option<String>,
+    pub lockout: Option<String>,
+    pub issuer_label: Option<String>,
+}
+
+/// Settings the use cases read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Wrong codes within `failure_window` that lock a custodian out.
+    pub totp_max_failures: u32,
+    pub totp_failure_window: Duration,
+    pub totp_lockout: Duration,
+    /// Issuer shown in authenticator apps.
+    pub totp_issuer_label: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            totp_max_failures: 5,
+            totp_failure_window: Duration::from_secs(15 * 60),
+            totp_lockout: Duration::from_secs(15 * 60),
+            totp_issuer_label: "breakglass".into(),
+        }
+    }
+}
+
+/// The resolved configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub policies_dir: PathBuf,
+    pub migrate_on_start: bool,
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub token_max_ttl: Duration,
+    pub settings: Settings,
+    pub log_json: bool,
+}
+
+/// Values given on the command line or in the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub policies_dir: Option<PathBuf>,
+    pub no_migrate: bool,
+    pub log_format: Option<String>,
+}
+
+fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s).with_context(|| format!("{field} = {s:?} is not a duration like \"15m\"")),
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
+        let f: FileConfig = match file {
+            None => FileConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("while reading {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+        };
+        let listen_s = o.listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_s
+            .parse()
+            .with_context(|| format!("listen address {listen_s:?} is not HOST:PORT (e.g. 127.0.0.1:8200)"))?;
+        let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let database_url = o
+            .database_url
+            .or(f.database_url)
+            .unwrap_or_else(|| crate::datadir::DataDir::new(&data_dir).database_url());
+        let policies_dir = o.policies_dir.or(f.policies_dir).unwrap_or_else(|| "policies".into());
+        let log_format = o.log_format.or(f.log_format).unwrap_or_else(|| "text".into());
+        anyhow::ensure!(
+            log_format == "text" || log_format == "json",
+            "log format {log_format:?} is not text or json"
+        );
+        let d = Settings::default();
+        let settings = Settings {
+            totp_max_failures: f.totp.max_failures.unwrap_or(d.totp_max_failures).max(1),
+            totp_failure_window: duration("totp.failure_window", f.totp.failure_window.as_ref(), d.totp_failure_window)?,
+            totp_lockout: duration("totp.lockout", f.totp.lockout.as_ref(), d.totp_lockout)?,
+            totp_issuer_label: f.totp.issuer_label.unwrap_or(d.totp_issuer_label),
+        };
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            policies_dir,
+            migrate_on_start: !o.no_migrate && f.migrate_on_start.unwrap_or(true),
+            token_issuer: f.tokens.issuer.unwrap_or_else(|| "breakglass".into()),
+            token_audience: f.tokens.audience.unwrap_or_else(|| "breakglass-api".into()),
+            token_max_ttl: duration("tokens.max_ttl", f.tokens.max_ttl.as_ref(), Duration::from_secs(30 * 86400))?,
+            settings,
+            log_json: log_format == "json",
+        })
+    }
+}

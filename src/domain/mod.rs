@@ -1,0 +1,11 @@
+//! Pure rules: no IO, no clocks, no keys.
+
+pub mod names;
+pub mod policy;
+pub mod request;
+pub mod role;
+
+pub use names::{AccountId, CredentialName, CustodianName, FieldName, GroupName, PolicyName};
+pub use policy::{Policy, PolicySet, Requirement};
+pub use request::RequestState;
+pub use role::Role;

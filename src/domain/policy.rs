@@ -1,0 +1,418 @@
+//! Quorum policies, loaded from `policies/*.toml`.
+//!
+//! A policy names groups and counts that must all be met ("2 of `sre` AND 1 of
+//! `security`"). A custodian counts once, even when they belong to several of
+//! the named groups: approvals are assigned to requirements by a maximum
+//! bipartite matching, so "2 of sre AND 1 of security" needs three distinct
+//! people whatever their group memberships.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{GroupName, PolicyName};
+
+/// The smallest and largest lifetimes a policy may set; outside these a
+/// typo ("1s", "10y") is more likely than intent.
+const MIN_TTL: Duration = Duration::from_secs(60);
+const MAX_REQUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_RELEASE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+const MAX_COUNT: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Requirement {
+    #[schema(value_type = String)]
+    pub group: GroupName,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Policy {
+    #[schema(value_type = String)]
+    pub name: PolicyName,
+    pub description: Option<String>,
+    /// Every requirement must be met, each by distinct custodians.
+    pub require: Vec<Requirement>,
+    /// One denial ends the request.
+    pub deny_vetoes: bool,
+    /// How long a request waits for its quorum, in seconds.
+    pub request_ttl_secs: u64,
+    /// How long an approved request may be released, in seconds.
+    pub release_window_secs: u64,
+}
+
+/// Whether the enrolled custodians can meet a policy, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Satisfiability {
+    pub satisfiable: bool,
+    pub explanation: String,
+}
+
+impl Policy {
+    /// The total number of distinct approvals the policy needs.
+    pub fn approvals_needed(&self) -> u32 {
+        self.require.iter().map(|r| r.count).sum()
+    }
+
+    pub fn groups(&self) -> BTreeSet<&GroupName> {
+        self.require.iter().map(|r| &r.group).collect()
+    }
+
+    /// Whether someone with these groups could count toward this policy.
+    pub fn is_eligible(&self, groups: &[GroupName]) -> bool {
+        self.require.iter().any(|r| groups.contains(&r.group))
+    }
+
+    /// "2 of sre AND 1 of security".
+    pub fn describe(&self) -> String {
+        self.require
+            .iter()
+            .map(|r| format!("{} of {}", r.count, r.group))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// Whether the given approvers (each with their groups, each counted
+    /// once) meet every requirement.
+    pub fn is_met(&self, approvers: &[Vec<GroupName>]) -> bool {
+        matched_slots(&self.require, approvers) == self.approvals_needed() as usize
+    }
+
+    /// Whether the custodians who could approve (enrolled, not counting the
+    /// requester) can ever meet the policy, with a sentence that says why.
+    pub fn satisfiability(&self, enrolled: &[Vec<GroupName>]) -> Satisfiability {
+        let satisfiable = self.is_met(enrolled);
+        let counts = self
+            .groups()
+            .into_iter()
+            .map(|g| {
+                let n = enrolled.iter().filter(|gs| gs.contains(g)).count();
+                format!("{g} {n}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let verdict = if satisfiable {
+            "satisfiable"
+        } else {
+            "NOT satisfiable (a custodian counts once, whatever their groups)"
+        };
+        Satisfiability {
+            satisfiable,
+            explanation: format!(
+                "policy {} needs {}; enrolled: {counts}: {verdict}",
+                self.name,
+                self.describe()
+            ),
+        }
+    }
+}
+
+/// Size of a maximum matching between approvers and requirement slots (one
+/// slot per required approval), by augmenting paths (Kuhn's algorithm; the
+/// graphs here have at most a few hundred edges).
+fn matched_slots(require: &[Requirement], approvers: &[Vec<GroupName>]) -> usize {
+    let slots: Vec<&GroupName> = require
+        .iter()
+        .flat_map(|r| std::iter::repeat_n(&r.group, r.count as usize))
+        .collect();
+    let mut slot_owner: Vec<Option<usize>> = vec![None; slots.len()];
+
+    fn augment(
+        a: usize,
+        approvers: &[Vec<GroupName>],
+        slots: &[&GroupName],
+        owner: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for (s, group) in slots.iter().enumerate() {
+            if seen[s] || !approvers[a].contains(group) {
+                continue;
+            }
+            seen[s] = true;
+            let free = match owner[s] {
+                None => true,
+                Some(other) => augment(other, approvers, slots, owner, seen),
+            };
+            if free {
+                owner[s] = Some(a);
+                return true;
+            }
+        }
+        false
+    }
+
+    let mut matched = 0;
+    for a in 0..approvers.len() {
+        let mut seen = vec![false; slots.len()];
+        if augment(a, approvers, &slots, &mut slot_owner, &mut seen) {
+            matched += 1;
+        }
+    }
+    matched
+}
+
+/// The policies in force, by name.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    policies: BTreeMap<PolicyName, Policy>,
+}
+
+/// A policy file that cannot be used: which file, which line, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {reason}")]
+pub struct PolicyError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    policy: Vec<toml::Spanned<RawPolicy>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: toml::Spanned<String>,
+    description: Option<String>,
+    require: toml::Spanned<Vec<toml::Spanned<RawRequirement>>>,
+    #[serde(default = "default_true")]
+    deny_vetoes: bool,
+    request_ttl: Option<toml::Spanned<String>>,
+    release_window: Option<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    group: toml::Spanned<String>,
+    count: toml::Spanned<i64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl PolicySet {
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        PolicyName::parse(name).ok().and_then(|n| self.policies.get(&n))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Load every `*.toml` file of a directory. Any invalid file, a duplicate
+    /// name or an empty directory is an error: the server does not start on a
+    /// policy set it does not fully understand.
+    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+        let dir_err = |reason: String| PolicyError { file: dir.to_owned(), line: 0, reason };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| dir_err(format!("cannot read the policy directory: {e}")))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut set = PolicySet::default();
+        for file in files {
+            let src = std::fs::read_to_string(&file).map_err(|e| PolicyError {
+                file: file.clone(),
+                line: 0,
+                reason: format!("cannot read: {e}"),
+            })?;
+            for policy in parse_file(&file, &src)? {
+                if set.policies.contains_key(&policy.0.name) {
+                    return Err(PolicyError {
+                        file: file.clone(),
+                        line: policy.1,
+                        reason: format!("policy {:?} is defined twice", policy.0.name.as_str()),
+                    });
+                }
+                set.policies.insert(policy.0.name.clone(), policy.0);
+            }
+        }
+        if set.is_empty() {
+            return Err(dir_err("no policy found: add at least one policies/*.toml with a [[policy]] table".into()));
+        }
+        Ok(set)
+    }
+
+    /// A set from policies built in code (tests, tools).
+    pub fn from_policies(policies: impl IntoIterator<Item = Policy>) -> PolicySet {
+        PolicySet { policies: policies.into_iter().map(|p| (p.name.clone(), p)).collect() }
+    }
+}
+
+fn parse_duration(
+    file: &Path,
+    src: &str,
+    field: &str,
+    v: &Option<toml::Spanned<String>>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, PolicyError> {
+    let Some(v) = v else { return Ok(default) };
+    let err = |reason: String| PolicyError {
+        file: file.to_owned(),
+        line: line_of(src, v.span().start),
+        reason,
+    };
+    let d = humantime::parse_duration(v.get_ref())
+        .map_err(|e| err(format!("{field} {:?} is not a duration like \"15m\" or \"1h\": {e}", v.get_ref())))?;
+    if d < MIN_TTL || d > max {
+        return Err(err(format!(
+            "{field} {:?} is out of range: between {} and {}",
+            v.get_ref(),
+            humantime::format_duration(MIN_TTL),
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+/// Parse one policy file; returns each policy with the line it starts on.
+pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, PolicyError> {
+    let raw: RawFile = toml::from_str(src).map_err(|e| PolicyError {
+        file: file.to_owned(),
+        line: e.span().map(|s| line_of(src, s.start)).unwrap_or(0),
+        reason: e.message().to_owned(),
+    })?;
+    let mut out = Vec::new();
+    for p in raw.policy {
+        let start = line_of(src, p.span().start);
+        let p = p.into_inner();
+        let at = |span: std::ops::Range<usize>, reason: String| PolicyError {
+            file: file.to_owned(),
+            line: line_of(src, span.start),
+            reason,
+        };
+        let name = PolicyName::parse(p.name.get_ref()).map_err(|e| at(p.name.span(), e.0))?;
+        if p.require.get_ref().is_empty() {
+            return Err(at(p.require.span(), format!("policy {name} requires nobody: add at least one [[policy.require]]")));
+        }
+        let mut require = Vec::new();
+        let mut seen = BTreeSet::new();
+        for r in p.require.get_ref() {
+            let r = r.get_ref();
+            let group = GroupName::parse(r.group.get_ref()).map_err(|e| at(r.group.span(), e.0))?;
+            if !seen.insert(group.clone()) {
+                return Err(at(
+                    r.group.span(),
+                    format!("group {group} appears twice in policy {name}: give it one requirement with the total count"),
+                ));
+            }
+            let count = *r.count.get_ref();
+            if !(1..=i64::from(MAX_COUNT)).contains(&count) {
+                return Err(at(r.count.span(), format!("count {count} is out of range: between 1 and {MAX_COUNT}")));
+            }
+            require.push(Requirement { group, count: count as u32 });
+        }
+        let request_ttl = parse_duration(
+            file,
+            src,
+            "request_ttl",
+            &p.request_ttl,
+            Duration::from_secs(3600),
+            MAX_REQUEST_TTL,
+        )?;
+        let release_window = parse_duration(
+            file,
+            src,
+            "release_window",
+            &p.release_window,
+            Duration::from_secs(15 * 60),
+            MAX_RELEASE_WINDOW,
+        )?;
+        out.push((
+            Policy {
+                name,
+                description: p.description,
+                require,
+                deny_vetoes: p.deny_vetoes,
+                request_ttl_secs: request_ttl.as_secs(),
+                release_window_secs: release_window.as_secs(),
+            },
+            start,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(names: &[&str]) -> Vec<GroupName> {
+        names.iter().map(|n| GroupName::parse(n).unwrap()).collect()
+    }
+
+    fn default_policy() -> Policy {
+        let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.toml")).unwrap();
+        parse_file(Path::new("default.toml"), &src).unwrap().remove(0).0
+    }
+
+    #[test]
+    fn the_shipped_default_policy_needs_two_sre_and_one_security() {
+        let p = default_policy();
+        assert_eq!(p.name.as_str(), "default");
+        assert_eq!(p.describe(), "2 of sre AND 1 of security");
+        assert!(p.deny_vetoes);
+        assert_eq!(p.request_ttl_secs, 3600);
+        assert_eq!(p.release_window_secs, 900);
+    }
+
+    #[test]
+    fn a_custodian_in_two_groups_counts_once() {
+        let p = default_policy();
+        // Two people, one in both groups: three approvals are needed.
+        assert!(!p.is_met(&[g(&["sre", "security"]), g(&["sre"])]));
+        assert!(p.is_met(&[g(&["sre", "security"]), g(&["sre"]), g(&["sre"])]));
+        // The matching finds the assignment a greedy pass would miss.
+        assert!(p.is_met(&[g(&["sre", "security"]), g(&["sre"]), g(&["security"])]));
+        assert!(p.is_met(&[g(&["sre"]), g(&["sre", "security"]), g(&["sre"])]));
+        assert!(!p.is_met(&[g(&["sre"]), g(&["sre"]), g(&["sre"])]));
+        assert!(!p.is_met(&[g(&["security"]), g(&["other"]), g(&["sre"])]));
+    }
+
+    #[test]
+    fn satisfiability_explains_itself() {
+        let p = default_policy();
+        let s = p.satisfiability(&[g(&["sre"]), g(&["security"])]);
+        assert!(!s.satisfiable);
+        assert!(s.explanation.contains("needs 2 of sre AND 1 of security; enrolled: security 1, sre 1"), "{}", s.explanation);
+    }
+
+    #[test]
+    fn an_invalid_file_is_named_with_line_and_reason() {
+        let src = "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 0 }]\n";
+        let e = parse_file(Path::new("p.toml"), src).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.reason.contains("count 0 is out of range"), "{e}");
+
+        let src = "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 1 }]\nrequest_ttl = \"soon\"\n";
+        let e = parse_file(Path::new("p.toml"), src).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+
+        let src = "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 1 }]\nquorum = 3\n";
+        let e = parse_file(Path::new("p.toml"), src).unwrap_err();
+        assert!(e.reason.contains("unknown field"), "{e}");
+    }
+}

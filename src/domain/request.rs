@@ -1,0 +1,99 @@
+//! The break-glass request state machine.
+//!
+//! Stored states are `pending`, `approved`, `denied` and `released`; `expired`
+//! is derived from the clock, so a request expires at its deadline even if
+//! nothing touches it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Waiting for approvals.
+    Pending,
+    /// Quorum met; the requester may release once before the window closes.
+    Approved,
+    /// Vetoed by a custodian.
+    Denied,
+    /// Released once; no further release is possible.
+    Released,
+    /// The quorum was not met before the request's deadline.
+    Expired,
+    /// Approved, but the release window closed without a release.
+    ReleaseWindowClosed,
+}
+
+/// The columns that decide a request's state.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredState<'a> {
+    pub state: &'a str,
+    pub expires_at: Millis,
+    pub release_deadline: Option<Millis>,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+            RequestState::Released => "released",
+            RequestState::Expired => "expired",
+            RequestState::ReleaseWindowClosed => "release_window_closed",
+        }
+    }
+
+    /// The state as of `now`. An unknown stored value is treated as denied:
+    /// a corrupted row never becomes releasable.
+    pub fn effective(s: StoredState<'_>, now: Millis) -> RequestState {
+        match s.state {
+            "pending" if now >= s.expires_at => RequestState::Expired,
+            "pending" => RequestState::Pending,
+            "approved" => match s.release_deadline {
+                Some(d) if now < d => RequestState::Approved,
+                _ => RequestState::ReleaseWindowClosed,
+            },
+            "released" => RequestState::Released,
+            _ => RequestState::Denied,
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, RequestState::Pending | RequestState::Approved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(state: &str, release_deadline: Option<Millis>) -> StoredState<'_> {
+        StoredState { state, expires_at: 1000, release_deadline }
+    }
+
+    #[test]
+    fn a_pending_request_expires_at_its_deadline() {
+        assert_eq!(RequestState::effective(st("pending", None), 999), RequestState::Pending);
+        assert_eq!(RequestState::effective(st("pending", None), 1000), RequestState::Expired);
+    }
+
+    #[test]
+    fn an_approved_request_can_only_be_released_inside_its_window() {
+        assert_eq!(RequestState::effective(st("approved", Some(5000)), 4999), RequestState::Approved);
+        assert_eq!(
+            RequestState::effective(st("approved", Some(5000)), 5000),
+            RequestState::ReleaseWindowClosed
+        );
+        assert_eq!(
+            RequestState::effective(st("approved", None), 0),
+            RequestState::ReleaseWindowClosed
+        );
+    }
+
+    #[test]
+    fn an_unknown_stored_state_fails_closed() {
+        assert_eq!(RequestState::effective(st("garbage", Some(9999)), 0), RequestState::Denied);
+    }
+}

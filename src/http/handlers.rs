@@ -1,0 +1,231 @@
+//! One function per operation; each is a thin call into `app`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::{ApiDoc, ApiError, AppState, Body, Caller, ErrorBody};
+use crate::app::views::*;
+use crate::crypto::chain::{AuditEvent, Verdict};
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into(), checks: vec![] })
+}
+
+/// Readiness: database, key service and secret store answer.
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
+    let checks = vec![
+        Check { name: "database".into(), ok: app.store.ping().await.is_ok() },
+        Check { name: format!("key_service:{}", app.keys.kind()), ok: app.keys.health().await.is_ok() },
+        Check { name: format!("secret_store:{}", app.secrets.kind()), ok: app.secrets.health().await.is_ok() },
+    ];
+    let ok = checks.iter().all(|c| c.ok);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { status: if ok { "ready" } else { "not_ready" }.into(), checks }))
+}
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The caller's identity and roles.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+pub async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<WhoAmI> {
+    Ok(Json(app.whoami(&who).await?))
+}
+
+/// Add a custodian (admin).
+#[utoipa::path(post, path = "/v1/custodians", request_body = AddCustodian,
+    responses((status = 200, body = CustodianView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_custodian(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<AddCustodian>) -> ApiResult<CustodianView> {
+    Ok(Json(app.add_custodian(&who, b).await?))
+}
+
+/// List custodians (admin, auditor, custodian).
+#[utoipa::path(get, path = "/v1/custodians",
+    responses((status = 200, body = Vec<CustodianView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_custodians(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<CustodianView>> {
+    Ok(Json(app.list_custodians(&who).await?))
+}
+
+/// Start TOTP enrolment (the custodian themselves). The URI is shown once.
+#[utoipa::path(post, path = "/v1/custodians/{name}/enroll", params(("name" = String, Path)),
+    responses((status = 200, body = EnrollmentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn enroll(State(app): State<AppState>, Caller(who): Caller, Path(name): Path<String>) -> ApiResult<EnrollmentView> {
+    Ok(Json(app.enroll(&who, &name).await?))
+}
+
+/// Confirm TOTP enrolment with a first code.
+#[utoipa::path(post, path = "/v1/custodians/{name}/confirm", params(("name" = String, Path)), request_body = TotpCode,
+    responses((status = 200, body = CustodianView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn confirm(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<TotpCode>,
+) -> ApiResult<CustodianView> {
+    Ok(Json(app.confirm(&who, &name, &b.code).await?))
+}
+
+/// Deposit a new credential (admin).
+#[utoipa::path(post, path = "/v1/credentials", request_body = DepositBody,
+    responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn deposit(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<DepositBody>) -> ApiResult<CredentialView> {
+    Ok(Json(app.deposit(&who, b).await?))
+}
+
+/// Deposit a new version of a credential (admin); clears `exposed`.
+#[utoipa::path(post, path = "/v1/credentials/{name}/versions", params(("name" = String, Path)), request_body = RotateBody,
+    responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn rotate(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<RotateBody>,
+) -> ApiResult<CredentialView> {
+    Ok(Json(app.rotate(&who, &name, b).await?))
+}
+
+/// Credential metadata (never values).
+#[utoipa::path(get, path = "/v1/credentials", responses((status = 200, body = Vec<CredentialView>), (status = 401, body = ErrorBody)))]
+pub async fn list_credentials(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<CredentialView>> {
+    Ok(Json(app.list_credentials(&who).await?))
+}
+
+/// One credential's metadata.
+#[utoipa::path(get, path = "/v1/credentials/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn show_credential(State(app): State<AppState>, Caller(who): Caller, Path(name): Path<String>) -> ApiResult<CredentialView> {
+    Ok(Json(app.show_credential(&who, &name).await?))
+}
+
+/// Loaded policies, each explained against the enrolled custodians.
+#[utoipa::path(get, path = "/v1/policies", responses((status = 200, body = Vec<PolicyView>), (status = 401, body = ErrorBody)))]
+pub async fn list_policies(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<PolicyView>> {
+    Ok(Json(app.list_policies(&who).await?))
+}
+
+/// File a break-glass request (requester).
+#[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_request(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<CreateRequestBody>) -> ApiResult<RequestView> {
+    Ok(Json(app.create_request(&who, b).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// At most this many (1–500, default 50).
+    pub limit: Option<i64>,
+}
+
+/// Requests, newest first (requesters see their own).
+#[utoipa::path(get, path = "/v1/requests", params(ListQuery),
+    responses((status = 200, body = Vec<RequestView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_requests(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<RequestView>> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(Json(app.list_requests(&who, q.limit.unwrap_or(50)).await?))
+}
+
+/// One request.
+#[utoipa::path(get, path = "/v1/requests/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn show_request(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<RequestView> {
+    Ok(Json(app.show_request(&who, &id).await?))
+}
+
+/// Approve with a fresh TOTP code (custodian).
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", params(("id" = String, Path)), request_body = TotpCode,
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 423, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn approve(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>, Body(b): Body<TotpCode>) -> ApiResult<RequestView> {
+    Ok(Json(app.approve(&who, &id, &b.code).await?))
+}
+
+/// Deny with a fresh TOTP code and a reason (custodian).
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", params(("id" = String, Path)), request_body = DenyBody,
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn deny(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>, Body(b): Body<DenyBody>) -> ApiResult<RequestView> {
+    Ok(Json(app.deny(&who, &id, &b.code, &b.reason).await?))
+}
+
+/// Release the credential once (the requester, inside the release window).
+#[utoipa::path(post, path = "/v1/requests/{id}/release", params(("id" = String, Path)),
+    responses((status = 200, body = ReleaseView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn release(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<(axum::http::HeaderMap, Json<ReleaseView>), ApiError> {
+    let view = app.release(&who, &id).await?;
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok((h, Json(view)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Return events with a sequence number above this (default 0).
+    pub after: Option<i64>,
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<i64>,
+}
+
+/// Audit events in chain order (auditor). Audited.
+#[utoipa::path(get, path = "/v1/audit/events", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEvent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn audit_events(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<AuditEvent>> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(Json(app.audit_list(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100)).await?))
+}
+
+/// Verify the whole hash chain (auditor). Audited.
+#[utoipa::path(post, path = "/v1/audit/verify",
+    responses((status = 200, body = Verdict), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn audit_verify(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Verdict> {
+    Ok(Json(app.audit_verify(&who).await?))
+}
+
+/// Revoke a token by its `jti` (admin).
+#[utoipa::path(post, path = "/v1/tokens/revoke", request_body = RevokeBody,
+    responses((status = 200, body = RevokedView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn revoke_token(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<RevokeBody>) -> ApiResult<RevokedView> {
+    Ok(Json(app.revoke_token(&who, &b.jti).await?))
+}

@@ -1,0 +1,193 @@
+//! The HTTP edge: routing, bearer authentication, one error type, and the
+//! OpenAPI document generated from the handlers.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::app::{App, AppError};
+use crate::auth::Identity;
+
+pub mod handlers;
+
+pub type AppState = Arc<App>;
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, e.g. `totp_replayed`.
+    pub code: String,
+    /// For people; never contains a secret or an internal cause.
+    pub message: String,
+}
+
+/// The one error type at the edge.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into() }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Refused(r) => ApiError::new(
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                r.code,
+                r.message,
+            ),
+            AppError::Unavailable { code, message } => {
+                tracing::warn!(code, %message, "dependency unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, "a dependency of the service is unavailable; try again shortly")
+            }
+            AppError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the operators have the details")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The authenticated caller. Extracting it checks the bearer token and
+/// audits a refusal.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+        Ok(Caller(app.authenticate(token).await?))
+    }
+}
+
+/// JSON body extractor whose rejections use the error body.
+pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rej) => {
+                let (status, code) = match &rej {
+                    JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                    JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+                    JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+                    _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+                };
+                // The body text of serde errors names fields, never values.
+                Err(ApiError::new(status, code, rej.body_text()))
+            }
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "breakglass", description = "Break-glass custody of cloud root credentials: TOTP quorum, one-time release, tamper-evident audit."),
+    paths(
+        handlers::healthz, handlers::readyz, handlers::whoami,
+        handlers::add_custodian, handlers::list_custodians, handlers::enroll, handlers::confirm,
+        handlers::deposit, handlers::rotate, handlers::list_credentials, handlers::show_credential,
+        handlers::list_policies,
+        handlers::create_request, handlers::list_requests, handlers::show_request,
+        handlers::approve, handlers::deny, handlers::release,
+        handlers::audit_events, handlers::audit_verify,
+        handlers::revoke_token,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+pub fn router(app: AppState) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/custodians", post(add_custodian).get(list_custodians))
+        .route("/v1/custodians/{name}/enroll", post(enroll))
+        .route("/v1/custodians/{name}/confirm", post(confirm))
+        .route("/v1/credentials", post(deposit).get(list_credentials))
+        .route("/v1/credentials/{name}", get(show_credential))
+        .route("/v1/credentials/{name}/versions", post(rotate))
+        .route("/v1/policies", get(list_policies))
+        .route("/v1/requests", post(create_request).get(list_requests))
+        .route("/v1/requests/{id}", get(show_request))
+        .route("/v1/requests/{id}/approve", post(approve))
+        .route("/v1/requests/{id}/deny", post(deny))
+        .route("/v1/requests/{id}/release", post(release))
+        .route("/v1/audit/events", get(audit_events))
+        .route("/v1/audit/verify", post(audit_verify))
+        .route("/v1/tokens/revoke", post(revoke_token))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// One log line per request: method, path and status only (never headers
+/// or bodies, which carry tokens and codes).
+async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(%method, %path, status = res.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+    res
+}

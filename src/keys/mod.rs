@@ -1,0 +1,86 @@
+//! The key service port: data keys are generated and unwrapped here, never
+//! stored in plaintext. Implementations: a local key file (the embedded
+//! default) and, later, AWS KMS.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+pub mod local;
+
+/// Names what a data key protects; bound to the wrapped key (KMS encryption
+/// context, or associated data for the local key file), so a key unwrapped
+/// under another context fails.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EncryptionContext(pub BTreeMap<String, String>);
+
+impl EncryptionContext {
+    pub fn credential(credential_id: &str, version: i64) -> Self {
+        Self::from_pairs([
+            ("purpose", "credential".to_string()),
+            ("credential_id", credential_id.to_string()),
+            ("credential_version", version.to_string()),
+        ])
+    }
+
+    pub fn totp_seed(custodian: &str, enrollment_id: &str) -> Self {
+        Self::from_pairs([
+            ("purpose", "totp-seed".to_string()),
+            ("custodian", custodian.to_string()),
+            ("enrollment_id", enrollment_id.to_string()),
+        ])
+    }
+
+    fn from_pairs<const N: usize>(pairs: [(&str, String); N]) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    /// An unambiguous byte encoding: JSON of the sorted map.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.0).expect("a string map always serialises")
+    }
+}
+
+/// A fresh data key: the plaintext (zeroized on drop, no `Debug`) and the
+/// same key wrapped by the key service.
+pub struct DataKey {
+    pub plaintext: Zeroizing<[u8; 32]>,
+    pub wrapped: Vec<u8>,
+    pub key_id: String,
+}
+
+/// Why the key service did not answer. Outages and refusals are distinct so
+/// the API can answer 503 for one and keep the other for operators.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyError {
+    /// Unreachable, timed out or throttled: try again later.
+    #[error("the key service is unavailable: {0}")]
+    Unavailable(String),
+    /// The key service refused (access denied, key disabled or deleted).
+    #[error("the key service refused: {0}")]
+    Refused(String),
+    /// The wrapped key is corrupted or was bound to another context.
+    #[error("the wrapped data key cannot be unwrapped under this context")]
+    InvalidCiphertext,
+    /// The wrapped key names a key this service does not hold.
+    #[error("unknown key id {0:?}")]
+    UnknownKey(String),
+}
+
+#[async_trait]
+pub trait KeyService: Send + Sync {
+    /// A short name for logs and `/readyz`, e.g. `local` or `aws-kms`.
+    fn kind(&self) -> &'static str;
+    /// The id of the key new data keys are wrapped with.
+    fn key_id(&self) -> &str;
+    async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError>;
+    async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+        ctx: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError>;
+    /// Cheap reachability check for `/readyz`.
+    async fn health(&self) -> Result<(), KeyError>;
+}

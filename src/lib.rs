@@ -1,0 +1,19 @@
+//! breakglass: custody of cloud root credentials behind a TOTP quorum.
+//!
+//! Dependencies point one way: `http` and `cli` call `app` (use cases), which
+//! uses `domain` (pure rules) and the ports `store`, `keys` and `secrets`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod datadir;
+pub mod domain;
+pub mod http;
+pub mod keys;
+pub mod secrets;
+pub mod server;
+pub mod store;

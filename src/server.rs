@@ -1,0 +1,116 @@
+//! Start-up: resolve configuration, open the data directory and the store,
+//! load policies, and serve on whatever listener we are given (tests bind
+//! port 0 and run many servers at once).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::auth::{SigningKey, TokenService};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::datadir::DataDir;
+use crate::domain::PolicySet;
+use crate::keys::local::LocalKeyService;
+use crate::secrets::database::DatabaseSecretStore;
+
+pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
+    TokenService::new(key, &config.token_issuer, &config.token_audience, config.token_max_ttl.as_secs() as i64)
+}
+
+/// Build the application from its configuration. Creates the data
+/// directory's keys on first start.
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
+    let dir = DataDir::new(&config.data_dir);
+    dir.ensure()?;
+    let policies = PolicySet::load_dir(&config.policies_dir).map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
+    let store = crate::store::connect(&config.database_url, config.migrate_on_start)
+        .await
+        .context("while opening the database")?;
+    let keys = LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?;
+    let signing = SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
+    if config.database_url == dir.database_url() {
+        // The database holds envelopes and the audit log: owner-only, like the keys.
+        use std::os::unix::fs::PermissionsExt;
+        for f in [dir.db_path(), dir.db_path().with_extension("db-wal"), dir.db_path().with_extension("db-shm")] {
+            if f.exists() {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    let secrets = DatabaseSecretStore::new(store.clone());
+    Ok(Arc::new(App {
+        store,
+        keys: Arc::new(keys),
+        secrets: Arc::new(secrets),
+        policies: Arc::new(policies),
+        clock,
+        tokens: Arc::new(token_service(config, &signing)),
+        settings: config.settings.clone(),
+    }))
+}
+
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let router = crate::http::router(app);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+/// `breakglass serve`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_json);
+    let dir = DataDir::new(&config.data_dir);
+    let first_start = !dir.signing_key_file().exists();
+    let app = build(&config, Arc::new(crate::clock::SystemClock)).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        policies = app.policies.len(),
+        key_service = app.keys.kind(),
+        secret_store = app.secrets.kind(),
+        "breakglass listening"
+    );
+    if first_start {
+        eprintln!(
+            "\nFirst start: created {dir} with the database, the local key file and the token signing key.\n\
+             Back up {dir} (it holds the keys) and mint the first admin token with:\n\n    \
+             breakglass token issue --data-dir {dir} --subject YOUR-NAME --role admin\n",
+            dir = config.data_dir.display()
+        );
+    }
+    println!("breakglass listening on http://{addr}");
+    serve(listener, app.clone(), shutdown_signal()).await?;
+    app.store.close().await;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM: finish in-flight requests, then stop.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,226 @@
+//! The storage port. Every use case runs in one transaction (`Store::begin`)
+//! that also appends its audit event, so an action that cannot be audited
+//! does not happen.
+//!
+//! Concurrency: on SQLite a transaction takes the write lock when it begins
+//! (`BEGIN IMMEDIATE`), so use cases are serialised; on PostgreSQL the rows a
+//! use case decides on are read `FOR UPDATE`, always in the order request →
+//! custodian → audit head, and every state change is conditional
+//! (`… WHERE state = 'approved' AND release_deadline > now`).
+
+use async_trait::async_trait;
+
+use crate::crypto::chain::AuditEvent;
+
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated; carries the constraint or table.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or timed out.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned()))
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct CustodianRow {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// `new` (no TOTP yet), `pending` (seed issued, not confirmed), `active`.
+    pub status: String,
+    pub enrollment_id: Option<String>,
+    /// Envelope of the TOTP seed; never leaves the server.
+    pub totp_envelope: Option<Vec<u8>>,
+    pub last_totp_step: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub created_by: String,
+    pub enrolled_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialRow {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+    pub policy: String,
+    pub current_version: i64,
+    pub exposed: bool,
+    pub exposed_at: Option<i64>,
+    pub last_released_at: Option<i64>,
+    pub created_at: i64,
+    pub created_by: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub credential_id: String,
+    pub version: i64,
+    pub secret_store: String,
+    pub secret_ref: String,
+    pub key_id: String,
+    pub field_names: Vec<String>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub id: String,
+    pub credential_id: String,
+    pub credential_name: String,
+    pub requester: String,
+    pub reason: String,
+    pub ticket: Option<String>,
+    /// JSON snapshot of the policy at request time.
+    pub policy: String,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub approved_at: Option<i64>,
+    pub release_deadline: Option<i64>,
+    pub released_at: Option<i64>,
+    pub released_version: Option<i64>,
+    pub denied_at: Option<i64>,
+    pub denied_by: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub request_id: String,
+    pub custodian: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    pub reason: Option<String>,
+    /// The custodian's groups when they decided.
+    pub groups: Vec<String>,
+    pub totp_step: i64,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub requester: Option<String>,
+    pub credential_id: Option<String>,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+    /// Begin a read-write transaction.
+    async fn begin(&self) -> Result<Box<dyn Tx>>;
+    async fn ping(&self) -> Result<()>;
+    /// Envelopes of the database secret store, written outside the use
+    /// case's transaction under a fresh id (an orphan left by a failed
+    /// deposit is inert ciphertext).
+    async fn put_envelope(&self, id: &str, credential_id: &str, version: i64, envelope: &[u8]) -> Result<()>;
+    async fn get_envelope(&self, id: &str, credential_id: &str) -> Result<Option<Vec<u8>>>;
+    async fn close(&self);
+}
+
+#[async_trait]
+pub trait Tx: Send {
+    async fn commit(self: Box<Self>) -> Result<()>;
+    async fn rollback(self: Box<Self>) -> Result<()>;
+
+    async fn insert_custodian(&mut self, c: &CustodianRow) -> Result<()>;
+    /// Read (and on PostgreSQL lock) one custodian.
+    async fn custodian(&mut self, name: &str) -> Result<Option<CustodianRow>>;
+    async fn custodians(&mut self) -> Result<Vec<CustodianRow>>;
+    async fn set_enrollment(
+        &mut self,
+        name: &str,
+        status: &str,
+        enrollment_id: Option<&str>,
+        envelope: Option<&[u8]>,
+        enrolled_at: Option<i64>,
+    ) -> Result<()>;
+    /// Record `step` as the custodian's last accepted TOTP step, only if it
+    /// is later than the one recorded; false means a replay.
+    async fn advance_totp_step(&mut self, name: &str, step: i64) -> Result<bool>;
+    async fn add_totp_failure(&mut self, name: &str, at: i64) -> Result<()>;
+    async fn count_totp_failures(&mut self, name: &str, since: i64) -> Result<i64>;
+    async fn clear_totp_failures(&mut self, name: &str) -> Result<()>;
+    async fn set_locked_until(&mut self, name: &str, until: Option<i64>) -> Result<()>;
+
+    async fn insert_credential(&mut self, c: &CredentialRow) -> Result<()>;
+    async fn credential_by_name(&mut self, name: &str) -> Result<Option<CredentialRow>>;
+    async fn credential_by_id(&mut self, id: &str) -> Result<Option<CredentialRow>>;
+    async fn credentials(&mut self) -> Result<Vec<CredentialRow>>;
+    async fn insert_version(&mut self, v: &VersionRow) -> Result<()>;
+    async fn version(&mut self, credential_id: &str, version: i64) -> Result<Option<VersionRow>>;
+    async fn versions(&mut self, credential_id: &str) -> Result<Vec<VersionRow>>;
+    /// Make `version` current and clear `exposed`, only if it is the next
+    /// version; false if another deposit won.
+    async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64) -> Result<bool>;
+    async fn mark_exposed(&mut self, id: &str, at: i64) -> Result<()>;
+
+    async fn insert_request(&mut self, r: &RequestRow) -> Result<()>;
+    /// Read (and on PostgreSQL lock) one request.
+    async fn request(&mut self, id: &str) -> Result<Option<RequestRow>>;
+    async fn requests(&mut self, f: &RequestFilter) -> Result<Vec<RequestRow>>;
+    /// pending → approved, only while not expired.
+    async fn mark_approved(&mut self, id: &str, at: i64, release_deadline: i64) -> Result<bool>;
+    /// pending → denied, only while not expired.
+    async fn mark_denied(&mut self, id: &str, at: i64, by: &str) -> Result<bool>;
+    /// approved → released, only inside the release window. Only one caller
+    /// can ever win this.
+    async fn mark_released(&mut self, id: &str, at: i64, version: i64) -> Result<bool>;
+
+    async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()>;
+    async fn decisions(&mut self, request_id: &str) -> Result<Vec<DecisionRow>>;
+
+    /// The chain head (last sequence number and hash), locked until commit.
+    async fn audit_head(&mut self) -> Result<(i64, String)>;
+    /// Insert a sealed event and move the head to it.
+    async fn insert_audit(&mut self, e: &AuditEvent) -> Result<()>;
+    async fn audit_events(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>>;
+
+    async fn is_token_revoked(&mut self, jti: &str) -> Result<bool>;
+    async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;
+}
+
+/// Open the store a database URL names (`sqlite:` or `postgres:`) and
+/// apply its migrations unless told not to.
+pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::connect(url, migrate).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(postgres::PgStore::connect(url, migrate).await?))
+    } else {
+        anyhow::bail!("database URL must start with sqlite: or postgres:")
+    }
+}

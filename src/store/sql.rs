@@ -1,0 +1,528 @@
+//! One implementation of `Tx` for both SQL backends. The SQL is the same on
+//! SQLite and PostgreSQL but for the row-lock clause, so the macro is
+//! expanded once per backend with concrete types (no generic bounds over
+//! sqlx's database traits).
+
+use super::StoreError;
+
+pub(crate) fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("a list of strings always serialises")
+}
+
+pub(crate) fn parse_list(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("corrupt list column: {e}")))
+}
+
+macro_rules! impl_sql_tx {
+    ($tx:ident, $db:ty, $row:ty, $lock:literal) => {
+        pub struct $tx {
+            tx: sqlx::Transaction<'static, $db>,
+        }
+
+        impl $tx {
+            pub(crate) fn new(tx: sqlx::Transaction<'static, $db>) -> Self {
+                Self { tx }
+            }
+        }
+
+        fn custodian_from(r: &$row) -> $crate::store::Result<$crate::store::CustodianRow> {
+            use sqlx::Row;
+            Ok($crate::store::CustodianRow {
+                name: r.try_get("name")?,
+                groups: $crate::store::sql::parse_list(&r.try_get::<String, _>("groups")?)?,
+                status: r.try_get("status")?,
+                enrollment_id: r.try_get("enrollment_id")?,
+                totp_envelope: r.try_get("totp_envelope")?,
+                last_totp_step: r.try_get("last_totp_step")?,
+                locked_until: r.try_get("locked_until")?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+                enrolled_at: r.try_get("enrolled_at")?,
+            })
+        }
+
+        fn credential_from(r: &$row) -> $crate::store::Result<$crate::store::CredentialRow> {
+            use sqlx::Row;
+            Ok($crate::store::CredentialRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                account_id: r.try_get("account_id")?,
+                policy: r.try_get("policy")?,
+                current_version: r.try_get("current_version")?,
+                exposed: r.try_get("exposed")?,
+                exposed_at: r.try_get("exposed_at")?,
+                last_released_at: r.try_get("last_released_at")?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        fn version_from(r: &$row) -> $crate::store::Result<$crate::store::VersionRow> {
+            use sqlx::Row;
+            Ok($crate::store::VersionRow {
+                credential_id: r.try_get("credential_id")?,
+                version: r.try_get("version")?,
+                secret_store: r.try_get("secret_store")?,
+                secret_ref: r.try_get("secret_ref")?,
+                key_id: r.try_get("key_id")?,
+                field_names: $crate::store::sql::parse_list(&r.try_get::<String, _>("field_names")?)?,
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+            })
+        }
+
+        fn request_from(r: &$row) -> $crate::store::Result<$crate::store::RequestRow> {
+            use sqlx::Row;
+            Ok($crate::store::RequestRow {
+                id: r.try_get("id")?,
+                credential_id: r.try_get("credential_id")?,
+                credential_name: r.try_get("credential_name")?,
+                requester: r.try_get("requester")?,
+                reason: r.try_get("reason")?,
+                ticket: r.try_get("ticket")?,
+                policy: r.try_get("policy")?,
+                state: r.try_get("state")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                approved_at: r.try_get("approved_at")?,
+                release_deadline: r.try_get("release_deadline")?,
+                released_at: r.try_get("released_at")?,
+                released_version: r.try_get("released_version")?,
+                denied_at: r.try_get("denied_at")?,
+                denied_by: r.try_get("denied_by")?,
+            })
+        }
+
+        fn decision_from(r: &$row) -> $crate::store::Result<$crate::store::DecisionRow> {
+            use sqlx::Row;
+            Ok($crate::store::DecisionRow {
+                request_id: r.try_get("request_id")?,
+                custodian: r.try_get("custodian")?,
+                decision: r.try_get("decision")?,
+                reason: r.try_get("reason")?,
+                groups: $crate::store::sql::parse_list(&r.try_get::<String, _>("groups")?)?,
+                totp_step: r.try_get("totp_step")?,
+                at: r.try_get("at")?,
+            })
+        }
+
+        fn audit_from(r: &$row) -> $crate::store::Result<$crate::crypto::chain::AuditEvent> {
+            use sqlx::Row;
+            let details: String = r.try_get("details")?;
+            Ok($crate::crypto::chain::AuditEvent {
+                seq: r.try_get("seq")?,
+                ts_ms: r.try_get("ts_ms")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                outcome: r.try_get("outcome")?,
+                code: r.try_get("code")?,
+                // A row whose details are not JSON is kept as a string so
+                // that verification reports it instead of failing to read.
+                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Tx for $tx {
+            async fn commit(self: Box<Self>) -> $crate::store::Result<()> {
+                Ok(self.tx.commit().await?)
+            }
+
+            async fn rollback(self: Box<Self>) -> $crate::store::Result<()> {
+                Ok(self.tx.rollback().await?)
+            }
+
+            async fn insert_custodian(&mut self, c: &$crate::store::CustodianRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO custodians (name, groups, status, enrollment_id, totp_envelope, last_totp_step, \
+                     locked_until, created_at, created_by, enrolled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&c.name)
+                .bind($crate::store::sql::json_list(&c.groups))
+                .bind(&c.status)
+                .bind(&c.enrollment_id)
+                .bind(&c.totp_envelope)
+                .bind(c.last_totp_step)
+                .bind(c.locked_until)
+                .bind(c.created_at)
+                .bind(&c.created_by)
+                .bind(c.enrolled_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn custodian(&mut self, name: &str) -> $crate::store::Result<Option<$crate::store::CustodianRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM custodians WHERE name = $1", $lock))
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(custodian_from).transpose()
+            }
+
+            async fn custodians(&mut self) -> $crate::store::Result<Vec<$crate::store::CustodianRow>> {
+                let rows = sqlx::query("SELECT * FROM custodians ORDER BY name").fetch_all(&mut *self.tx).await?;
+                rows.iter().map(custodian_from).collect()
+            }
+
+            async fn set_enrollment(
+                &mut self,
+                name: &str,
+                status: &str,
+                enrollment_id: Option<&str>,
+                envelope: Option<&[u8]>,
+                enrolled_at: Option<i64>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "UPDATE custodians SET status = $1, enrollment_id = $2, totp_envelope = $3, enrolled_at = $4, \
+                     last_totp_step = NULL WHERE name = $5",
+                )
+                .bind(status)
+                .bind(enrollment_id)
+                .bind(envelope)
+                .bind(enrolled_at)
+                .bind(name)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn advance_totp_step(&mut self, name: &str, step: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE custodians SET last_totp_step = $1 \
+                     WHERE name = $2 AND (last_totp_step IS NULL OR last_totp_step < $1)",
+                )
+                .bind(step)
+                .bind(name)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn add_totp_failure(&mut self, name: &str, at: i64) -> $crate::store::Result<()> {
+                sqlx::query("INSERT INTO totp_failures (custodian, at) VALUES ($1, $2)")
+                    .bind(name)
+                    .bind(at)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn count_totp_failures(&mut self, name: &str, since: i64) -> $crate::store::Result<i64> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM totp_failures WHERE custodian = $1 AND at >= $2")
+                    .bind(name)
+                    .bind(since)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn clear_totp_failures(&mut self, name: &str) -> $crate::store::Result<()> {
+                sqlx::query("DELETE FROM totp_failures WHERE custodian = $1")
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_locked_until(&mut self, name: &str, until: Option<i64>) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE custodians SET locked_until = $1 WHERE name = $2")
+                    .bind(until)
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_credential(&mut self, c: &$crate::store::CredentialRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO credentials (id, name, account_id, policy, current_version, exposed, exposed_at, \
+                     last_released_at, created_at, created_by, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(&c.account_id)
+                .bind(&c.policy)
+                .bind(c.current_version)
+                .bind(c.exposed)
+                .bind(c.exposed_at)
+                .bind(c.last_released_at)
+                .bind(c.created_at)
+                .bind(&c.created_by)
+                .bind(c.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn credential_by_name(&mut self, name: &str) -> $crate::store::Result<Option<$crate::store::CredentialRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM credentials WHERE name = $1", $lock))
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(credential_from).transpose()
+            }
+
+            async fn credential_by_id(&mut self, id: &str) -> $crate::store::Result<Option<$crate::store::CredentialRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM credentials WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(credential_from).transpose()
+            }
+
+            async fn credentials(&mut self) -> $crate::store::Result<Vec<$crate::store::CredentialRow>> {
+                let rows = sqlx::query("SELECT * FROM credentials ORDER BY name").fetch_all(&mut *self.tx).await?;
+                rows.iter().map(credential_from).collect()
+            }
+
+            async fn insert_version(&mut self, v: &$crate::store::VersionRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO credential_versions (credential_id, version, secret_store, secret_ref, key_id, \
+                     field_names, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&v.credential_id)
+                .bind(v.version)
+                .bind(&v.secret_store)
+                .bind(&v.secret_ref)
+                .bind(&v.key_id)
+                .bind($crate::store::sql::json_list(&v.field_names))
+                .bind(v.created_at)
+                .bind(&v.created_by)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn version(&mut self, credential_id: &str, version: i64) -> $crate::store::Result<Option<$crate::store::VersionRow>> {
+                let row = sqlx::query("SELECT * FROM credential_versions WHERE credential_id = $1 AND version = $2")
+                    .bind(credential_id)
+                    .bind(version)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(version_from).transpose()
+            }
+
+            async fn versions(&mut self, credential_id: &str) -> $crate::store::Result<Vec<$crate::store::VersionRow>> {
+                let rows = sqlx::query("SELECT * FROM credential_versions WHERE credential_id = $1 ORDER BY version")
+                    .bind(credential_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(version_from).collect()
+            }
+
+            async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credentials SET current_version = $1, exposed = FALSE, exposed_at = NULL, updated_at = $2 \
+                     WHERE id = $3 AND current_version = $1 - 1",
+                )
+                .bind(version)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn mark_exposed(&mut self, id: &str, at: i64) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "UPDATE credentials SET exposed = TRUE, exposed_at = COALESCE(exposed_at, $1), \
+                     last_released_at = $1, updated_at = $1 WHERE id = $2",
+                )
+                .bind(at)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_request(&mut self, r: &$crate::store::RequestRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO requests (id, credential_id, credential_name, requester, reason, ticket, policy, state, \
+                     created_at, expires_at, approved_at, release_deadline, released_at, released_version, denied_at, denied_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(&r.id)
+                .bind(&r.credential_id)
+                .bind(&r.credential_name)
+                .bind(&r.requester)
+                .bind(&r.reason)
+                .bind(&r.ticket)
+                .bind(&r.policy)
+                .bind(&r.state)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .bind(r.approved_at)
+                .bind(r.release_deadline)
+                .bind(r.released_at)
+                .bind(r.released_version)
+                .bind(r.denied_at)
+                .bind(&r.denied_by)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn request(&mut self, id: &str) -> $crate::store::Result<Option<$crate::store::RequestRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM requests WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(request_from).transpose()
+            }
+
+            async fn requests(&mut self, f: &$crate::store::RequestFilter) -> $crate::store::Result<Vec<$crate::store::RequestRow>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM requests WHERE ($1 IS NULL OR requester = $1) AND ($2 IS NULL OR credential_id = $2) \
+                     ORDER BY created_at DESC, id LIMIT $3",
+                )
+                .bind(&f.requester)
+                .bind(&f.credential_id)
+                .bind(f.limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(request_from).collect()
+            }
+
+            async fn mark_approved(&mut self, id: &str, at: i64, release_deadline: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE requests SET state = 'approved', approved_at = $1, release_deadline = $2 \
+                     WHERE id = $3 AND state = 'pending' AND expires_at > $1",
+                )
+                .bind(at)
+                .bind(release_deadline)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn mark_denied(&mut self, id: &str, at: i64, by: &str) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE requests SET state = 'denied', denied_at = $1, denied_by = $2 \
+                     WHERE id = $3 AND state = 'pending' AND expires_at > $1",
+                )
+                .bind(at)
+                .bind(by)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn mark_released(&mut self, id: &str, at: i64, version: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE requests SET state = 'released', released_at = $1, released_version = $2 \
+                     WHERE id = $3 AND state = 'approved' AND release_deadline > $1",
+                )
+                .bind(at)
+                .bind(version)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_decision(&mut self, d: &$crate::store::DecisionRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&d.request_id)
+                .bind(&d.custodian)
+                .bind(&d.decision)
+                .bind(&d.reason)
+                .bind($crate::store::sql::json_list(&d.groups))
+                .bind(d.totp_step)
+                .bind(d.at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn decisions(&mut self, request_id: &str) -> $crate::store::Result<Vec<$crate::store::DecisionRow>> {
+                let rows = sqlx::query("SELECT * FROM decisions WHERE request_id = $1 ORDER BY at, custodian")
+                    .bind(request_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(decision_from).collect()
+            }
+
+            async fn audit_head(&mut self) -> $crate::store::Result<(i64, String)> {
+                use sqlx::Row;
+                let row = sqlx::query(concat!("SELECT seq, hash FROM audit_head WHERE id = 1", $lock))
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok((row.try_get("seq")?, row.try_get("hash")?))
+            }
+
+            async fn insert_audit(&mut self, e: &$crate::crypto::chain::AuditEvent) -> $crate::store::Result<()> {
+                let details = serde_json::to_string(&e.details).expect("a JSON value always serialises");
+                sqlx::query(
+                    "INSERT INTO audit_events (seq, ts_ms, actor, action, target, outcome, code, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(e.seq)
+                .bind(e.ts_ms)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.outcome)
+                .bind(&e.code)
+                .bind(details)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .execute(&mut *self.tx)
+                .await?;
+                let r = sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4")
+                    .bind(e.seq)
+                    .bind(&e.hash)
+                    .bind(e.seq - 1)
+                    .bind(&e.prev_hash)
+                    .execute(&mut *self.tx)
+                    .await?;
+                if r.rows_affected() != 1 {
+                    return Err($crate::store::StoreError::Conflict("audit_head".into()));
+                }
+                Ok(())
+            }
+
+            async fn audit_events(&mut self, after_seq: i64, limit: i64) -> $crate::store::Result<Vec<$crate::crypto::chain::AuditEvent>> {
+                let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(audit_from).collect()
+            }
+
+            async fn is_token_revoked(&mut self, jti: &str) -> $crate::store::Result<bool> {
+                let row = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO revoked_tokens (jti, revoked_at, revoked_by) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(at)
+                .bind(by)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_tx;

@@ -27,26 +27,27 @@ impl Seed {
         self.0.expose_secret()
     }
 
-    fn totp(&self, issuer: &str, account: &str) -> Totp {
+    fn totp(&self) -> Totp {
         Builder::new()
             .with_algorithm(Algorithm::SHA1)
             .with_digits(DIGITS)
             .with_skew(1)
             .with_step_duration(STEP_SECS)
             .with_secret(Secret::from(self.0.expose_secret().as_slice()))
-            .with_issuer(Some(issuer))
-            .with_account_name(account)
             .build()
             .expect("a 160-bit secret with SHA-1, 6 digits and 30 s steps is RFC 6238 compliant")
     }
 
     /// The `otpauth://` URI to show once, at enrolment. It contains the seed.
+    /// Every parameter is explicit (some apps mis-handle defaults).
     pub fn otpauth_uri(&self, issuer: &str, account: &str) -> Zeroizing<String> {
-        Zeroizing::new(
-            self.totp(issuer, account)
-                .to_url()
-                .expect("an RFC 6238 compliant TOTP renders as an otpauth URI"),
-        )
+        let secret = Zeroizing::new(Secret::from(self.0.expose_secret().as_slice()).to_base32());
+        Zeroizing::new(format!(
+            "otpauth://totp/{issuer_enc}:{account_enc}?secret={secret}&issuer={issuer_enc}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
+            issuer_enc = percent(issuer),
+            account_enc = percent(account),
+            secret = secret.as_str(),
+        ))
     }
 
     /// The matched time step if `code` is valid at `unix_secs` (± 1 step).
@@ -55,13 +56,26 @@ impl Seed {
         if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        self.totp("breakglass", "check").check(code, unix_secs)
+        self.totp().check(code, unix_secs)
     }
 
     /// The code for a time; for tests and the known-answer vectors.
     pub fn code_at(&self, unix_secs: u64) -> String {
-        self.totp("breakglass", "code").generate(unix_secs).to_string()
+        self.totp().generate(unix_secs).to_string()
     }
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,5 +109,20 @@ mod tests {
         assert_eq!(seed.check(&code, t + 90), None);
         assert_eq!(seed.check("12345", t), None);
         assert_eq!(seed.check("12 345", t), None);
+    }
+}
+
+#[cfg(test)]
+mod uri_tests {
+    use super::*;
+
+    #[test]
+    fn the_otpauth_uri_names_every_parameter_and_encodes_labels() {
+        let seed = Seed::from_bytes(b"12345678901234567890").unwrap();
+        let uri = seed.otpauth_uri("Acme Break Glass", "ann");
+        assert_eq!(
+            uri.as_str(),
+            "otpauth://totp/Acme%20Break%20Glass:ann?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Break%20Glass&algorithm=SHA1&digits=6&period=30"
+        );
     }
 }

@@ -1,0 +1,228 @@
+//! The whole break-glass story over HTTP, on SQLite and on PostgreSQL.
+
+mod common;
+
+use breakglass::domain::Role;
+use common::{Backend, TestApp, World, MFA_SEED, PASSWORD};
+use serde_json::json;
+
+both_backends!(
+    a_full_break_glass_releases_the_credential_once_and_audits_every_step,
+    the_request_is_approved_exactly_when_the_quorum_is_met,
+    a_custodian_in_two_groups_counts_once,
+    one_denial_vetoes_under_the_default_policy,
+    a_denial_does_not_end_a_request_under_a_policy_without_veto,
+    rotation_stores_a_new_version_and_clears_exposed,
+    a_deposit_under_an_unsatisfiable_policy_is_refused_with_the_reason,
+    enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confirmation,
+    a_wrong_code_counts_toward_lockout_and_the_lockout_ends,
+    a_revoked_token_is_refused,
+);
+
+async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+
+    // Arrange: a request under "2 of sre AND 1 of security".
+    let id = w.request().await;
+    let r = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(r["state"], "pending");
+    assert_eq!(r["quorum"], "2 of sre AND 1 of security");
+
+    // Act: three custodians approve with codes from oathtool.
+    w.approve(&id, "ann", &w.ann).await.ok();
+    w.approve(&id, "sec", &w.sec).await.ok();
+    let r = w.approve(&id, "bob", &w.bob).await.ok();
+    assert_eq!(r["state"], "approved");
+    let released = t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
+
+    // Assert: the plaintext, once; then exposed; then never again.
+    assert_eq!(released["fields"]["password"], PASSWORD);
+    assert_eq!(released["fields"]["mfa_seed"], MFA_SEED);
+    assert_eq!(released["version"], 1);
+    assert_eq!(released["account_id"], "123456789012");
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["exposed"], true);
+    assert!(c["last_released_at"].is_string());
+    let again = t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await;
+    again.refused(409, "request_released");
+    let r = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(r["state"], "released");
+
+    // Every step is in the chain, in order, and the chain verifies.
+    let actions: Vec<(String, String)> =
+        t.audit().await.iter().map(|e| (e.action.clone(), e.outcome.clone())).collect();
+    let pos = |a: &str, o: &str| {
+        actions
+            .iter()
+            .position(|(x, y)| x == a && y == o)
+            .unwrap_or_else(|| panic!("{a}/{o} not audited in {actions:?}"))
+    };
+    assert!(pos("credential.deposit", "success") < pos("request.create", "success"));
+    assert!(pos("request.create", "success") < pos("request.approve", "success"));
+    assert!(pos("request.approved", "success") < pos("request.release", "success"));
+    assert!(pos("request.release", "success") < pos("credential.exposed", "success"));
+    assert!(pos("request.release", "success") < pos("request.release", "refused"));
+    let v = t.post("/v1/audit/verify", &w.auditor, json!({})).await.ok();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+async fn the_request_is_approved_exactly_when_the_quorum_is_met(b: Backend) {
+    let w = World::new(b).await;
+    let id = w.request().await;
+    // Three SREs are not "2 of sre AND 1 of security".
+    assert_eq!(w.approve(&id, "ann", &w.ann).await.ok()["state"], "pending");
+    assert_eq!(w.approve(&id, "bob", &w.bob).await.ok()["state"], "pending");
+    let r = w.approve(&id, "cat", &w.cat).await.ok();
+    assert_eq!(r["state"], "pending");
+    assert_eq!(r["approvals"], 3);
+    // The release is refused until the quorum is met.
+    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.refused(409, "request_not_approved");
+    let r = w.approve(&id, "sec", &w.sec).await.ok();
+    assert_eq!(r["state"], "approved");
+    assert!(r["release_deadline"].is_string());
+}
+
+async fn a_custodian_in_two_groups_counts_once(b: Backend) {
+    let w = World::new(b).await;
+    let dual = w.t.enrolled_custodian(&w.admin, "dual", &["sre", "security"], &[]).await;
+    w.t.next_step();
+    let id = w.request().await;
+    w.approve(&id, "dual", &dual).await.ok();
+    let r = w.approve(&id, "ann", &w.ann).await.ok();
+    // dual + ann cover at most one sre and one security: a third person is needed.
+    assert_eq!(r["state"], "pending");
+    let r = w.approve(&id, "bob", &w.bob).await.ok();
+    assert_eq!(r["state"], "approved");
+}
+
+async fn one_denial_vetoes_under_the_default_policy(b: Backend) {
+    let w = World::new(b).await;
+    let id = w.request().await;
+    w.approve(&id, "ann", &w.ann).await.ok();
+    let code = w.t.code("sec");
+    let r = w.t.post(format!("/v1/requests/{id}/deny"), &w.sec, json!({ "code": code, "reason": "not an incident" })).await.ok();
+    assert_eq!(r["state"], "denied");
+    w.approve(&id, "bob", &w.bob).await.refused(409, "request_denied");
+    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.refused(409, "request_denied");
+}
+
+async fn a_denial_does_not_end_a_request_under_a_policy_without_veto(b: Backend) {
+    let w = World::new(b).await;
+    w.t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "staging-root", "account_id": "210987654321", "policy": "one-sre", "fields": { "password": "p" } }),
+    )
+    .await
+    .ok();
+    let id = w.t.post("/v1/requests", &w.requester, json!({ "credential": "staging-root", "reason": "debug" })).await.ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = w.t.code("ann");
+    let r = w.t.post(format!("/v1/requests/{id}/deny"), &w.ann, json!({ "code": code, "reason": "hmm" })).await.ok();
+    assert_eq!(r["state"], "pending");
+    // The custodian who denied cannot now approve...
+    w.t.next_step();
+    w.approve(&id, "ann", &w.ann).await.refused(409, "already_decided");
+    // ...but another can, and one SRE is the quorum.
+    assert_eq!(w.approve(&id, "bob", &w.bob).await.ok()["state"], "approved");
+}
+
+async fn rotation_stores_a_new_version_and_clears_exposed(b: Backend) {
+    let w = World::new(b).await;
+    let id = w.approved_request().await;
+    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
+    assert_eq!(w.t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok()["exposed"], true);
+
+    let c = w.t.post("/v1/credentials/aws-prod-root/versions", &w.admin, json!({ "fields": { "password": "rotated-1" } })).await.ok();
+    assert_eq!(c["current_version"], 2);
+    assert_eq!(c["exposed"], false);
+    assert_eq!(c["versions"].as_array().unwrap().len(), 2);
+
+    // The next break-glass releases version 2.
+    let id = w.approved_request().await;
+    let r = w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
+    assert_eq!(r["version"], 2);
+    assert_eq!(r["fields"]["password"], "rotated-1");
+    assert!(r["fields"].get("mfa_seed").is_none());
+}
+
+async fn a_deposit_under_an_unsatisfiable_policy_is_refused_with_the_reason(b: Backend) {
+    let w = World::new(b).await;
+    w.t.assert_refused_and_unchanged(None, 422, "policy_unsatisfiable", || {
+        w.t.post(
+            "/v1/credentials",
+            &w.admin,
+            json!({ "name": "db-root", "account_id": "123456789012", "policy": "needs-dba", "fields": { "password": "x" } }),
+        )
+    })
+    .await;
+    let r = w
+        .t
+        .post(
+            "/v1/credentials",
+            &w.admin,
+            json!({ "name": "db-root", "account_id": "123456789012", "policy": "needs-dba", "fields": { "password": "x" } }),
+        )
+        .await;
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("needs 1 of dba; enrolled: dba 0"), "{msg}");
+    let list = w.t.get("/v1/credentials", &w.admin).await.ok();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+async fn enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confirmation(b: Backend) {
+    let t = TestApp::start(b).await;
+    let admin = t.token("root-admin", &[Role::Admin]);
+    t.post("/v1/custodians", &admin, json!({ "name": "dana", "groups": ["sre"] })).await.ok();
+    let dana = t.token("dana", &[Role::Custodian]);
+    let e = t.post("/v1/custodians/dana/enroll", &dana, json!({})).await.ok();
+    let uri = e["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains("digits=6") && uri.contains("period=30") && uri.contains("algorithm=SHA1"), "{uri}");
+    let secret = common::secret_of(uri);
+    assert_eq!(secret.len(), 32, "a 160-bit secret is 32 base32 characters");
+
+    let list = t.get("/v1/custodians", &admin).await.ok();
+    assert_eq!(list[0]["status"], "pending");
+
+    // Someone else's token cannot confirm (or enrol) dana.
+    let eve = t.token("eve", &[Role::Custodian]);
+    t.assert_refused_and_unchanged(None, 403, "not_self", || t.post("/v1/custodians/dana/confirm", &eve, json!({ "code": "000000" })))
+        .await;
+
+    t.secrets.lock().unwrap().insert("dana".into(), secret);
+    let code = t.code("dana");
+    let c = t.post("/v1/custodians/dana/confirm", &dana, json!({ "code": code })).await.ok();
+    assert_eq!(c["status"], "active");
+    // The seed is never returned again.
+    t.assert_refused_and_unchanged(None, 409, "already_enrolled", || t.post("/v1/custodians/dana/enroll", &dana, json!({}))).await;
+    let list = t.get("/v1/custodians", &admin).await.ok();
+    assert!(!list.to_string().contains(&common::secret_of(uri)));
+}
+
+async fn a_wrong_code_counts_toward_lockout_and_the_lockout_ends(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let id = w.request().await;
+    for _ in 0..5 {
+        let code = t.wrong_code("ann");
+        t.post(format!("/v1/requests/{id}/approve"), &w.ann, json!({ "code": code })).await.refused(401, "invalid_totp");
+    }
+    assert!(t.audit().await.iter().any(|e| e.action == "custodian.lockout" && e.target == "custodian:ann"));
+    // Locked: even the right code is refused, and is not spent.
+    t.assert_refused_and_unchanged(Some(&id), 423, "custodian_locked", || w.approve(&id, "ann", &w.ann)).await;
+    // Sixteen minutes later the lockout is over.
+    t.advance_mins(16);
+    assert_eq!(w.approve(&id, "ann", &w.ann).await.ok()["approvals"], 1);
+}
+
+async fn a_revoked_token_is_refused(b: Backend) {
+    let w = World::new(b).await;
+    let (tok, claims) = w.t.app.tokens.issue("oncall2", &[Role::Requester], 3600, w.t.now_secs()).unwrap();
+    w.t.get("/v1/whoami", &tok).await.ok();
+    w.t.post("/v1/tokens/revoke", &w.admin, json!({ "jti": claims.jti })).await.ok();
+    w.t.assert_refused_and_unchanged(None, 401, "token_revoked", || w.t.get("/v1/whoami", &tok)).await;
+}

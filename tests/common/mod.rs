@@ -1,0 +1,407 @@
+//! `TestApp`: a real server on port 0 with a fresh database (an SQLite file
+//! or a PostgreSQL database of its own), a clock the test sets, and typed
+//! calls. TOTP codes come from `oathtool`, an independent implementation.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use breakglass::app::App;
+use breakglass::clock::{Clock, ManualClock};
+use breakglass::config::{Config, Overrides};
+use breakglass::crypto::chain::AuditEvent;
+use breakglass::domain::Role;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run each listed test function once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+pub const EXTRA_POLICIES: &str = r#"
+[[policy]]
+name = "one-sre"
+description = "tests: one SRE, denials do not veto"
+deny_vetoes = false
+request_ttl = "30m"
+release_window = "5m"
+require = [{ group = "sre", count = 1 }]
+
+[[policy]]
+name = "needs-dba"
+description = "tests: a group nobody is in"
+require = [{ group = "dba", count = 1 }]
+"#;
+
+pub fn pg_base_url() -> String {
+    std::env::var("BREAKGLASS_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub app: Arc<App>,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pub database_url: String,
+    http: reqwest::Client,
+    shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Base32 TOTP secrets of enrolled custodians, by name.
+    pub secrets: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!((200..300).contains(&self.status), "expected success, got {} {}", self.status, self.body);
+        self.body
+    }
+    #[track_caller]
+    pub fn refused(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "unexpected answer: {}", self.body);
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {}", self.body);
+    }
+}
+
+async fn fresh_pg_database() -> String {
+    use sqlx::Connection;
+    let name = format!("bgtest_{}", uuid::Uuid::new_v4().simple());
+    let admin_url = format!("{}/postgres", pg_base_url());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url} (scripts/test starts it): {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    format!("{}/{name}", pg_base_url())
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.toml"), policies.join("default.toml")).unwrap();
+        std::fs::write(policies.join("tests.toml"), EXTRA_POLICIES).unwrap();
+        let data_dir = dir.path().join("data");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", data_dir.join("breakglass.db").display()),
+            Backend::Postgres => fresh_pg_database().await,
+        };
+        let config = Config::load(
+            None,
+            Overrides {
+                data_dir: Some(data_dir),
+                database_url: Some(database_url.clone()),
+                policies_dir: Some(policies),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = breakglass::server::build(&config, clock.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(breakglass::server::serve(listener, app.clone(), async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            app,
+            clock,
+            dir,
+            backend,
+            database_url,
+            http: reqwest::Client::new(),
+            shutdown: Mutex::new(Some(tx)),
+            secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+
+    /// Move to the start of the next TOTP step (so a custodian may use a
+    /// new code) plus a second.
+    pub fn next_step(&self) {
+        let now = self.clock.now_ms();
+        let next = (now / 30_000 + 1) * 30_000 + 1_000;
+        self.clock.set_ms(next);
+    }
+
+    pub fn advance_mins(&self, m: i64) {
+        self.clock.advance_secs(m * 60);
+    }
+
+    pub fn token(&self, subject: &str, roles: &[Role]) -> String {
+        self.app.tokens.issue(subject, roles, 8 * 3600, self.now_secs()).unwrap().0
+    }
+
+    pub async fn call(&self, method: &str, path: impl Into<String>, token: Option<&str>, body: Option<Value>) -> Resp {
+        let url = format!("{}{}", self.base, path.into());
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
+            other => panic!("unsupported method {other}"),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp { status, body }
+    }
+
+    pub async fn get(&self, path: impl Into<String>, token: &str) -> Resp {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: impl Into<String>, token: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// The current code for a custodian, from `oathtool` at the test clock.
+    pub fn code(&self, custodian: &str) -> String {
+        let secret = self.secrets.lock().unwrap().get(custodian).cloned().expect("custodian is enrolled");
+        oathtool(&secret, self.clock.now_ms())
+    }
+
+    /// A code that is certainly wrong now.
+    pub fn wrong_code(&self, custodian: &str) -> String {
+        let right = self.code(custodian);
+        let mut n: u32 = right.parse().unwrap();
+        loop {
+            n = (n + 500_001) % 1_000_000;
+            let c = format!("{n:06}");
+            let secret = self.secrets.lock().unwrap().get(custodian).cloned().unwrap();
+            let now = self.clock.now_ms();
+            if (-1..=1).all(|d| oathtool(&secret, now + d * 30_000) != c) {
+                return c;
+            }
+        }
+    }
+
+    /// Admin adds a custodian; the custodian enrols and confirms with a
+    /// code from oathtool. Returns the custodian's token.
+    pub async fn enrolled_custodian(&self, admin: &str, name: &str, groups: &[&str], extra_roles: &[Role]) -> String {
+        self.post("/v1/custodians", admin, json!({ "name": name, "groups": groups })).await.ok();
+        let mut roles = vec![Role::Custodian];
+        roles.extend_from_slice(extra_roles);
+        let token = self.token(name, &roles);
+        let e = self.post(format!("/v1/custodians/{name}/enroll"), &token, json!({})).await.ok();
+        let uri = e["otpauth_uri"].as_str().unwrap().to_string();
+        let secret = secret_of(&uri);
+        self.secrets.lock().unwrap().insert(name.into(), secret);
+        let code = self.code(name);
+        self.post(format!("/v1/custodians/{name}/confirm"), &token, json!({ "code": code })).await.ok();
+        token
+    }
+
+    /// Every audit event, read directly (reading through the API would
+    /// itself append an event).
+    pub async fn audit(&self) -> Vec<AuditEvent> {
+        let mut tx = self.app.store.begin().await.unwrap();
+        let e = tx.audit_events(0, 1_000_000).await.unwrap();
+        tx.rollback().await.unwrap();
+        e
+    }
+
+    /// Everything a refused action must leave unchanged, as text: the
+    /// request and its decisions, the credentials, the custodians' replay
+    /// guards and lockouts.
+    pub async fn state(&self, request_id: Option<&str>) -> String {
+        let mut tx = self.app.store.begin().await.unwrap();
+        let mut out = String::new();
+        if let Some(id) = request_id {
+            out += &format!("{:?}\n{:?}\n", tx.request(id).await.unwrap(), tx.decisions(id).await.unwrap());
+        }
+        out += &format!("{:?}\n", tx.credentials().await.unwrap());
+        for c in tx.custodians().await.unwrap() {
+            out += &format!("{} {} {:?} {:?}\n", c.name, c.status, c.last_totp_step, c.locked_until);
+        }
+        tx.rollback().await.unwrap();
+        out
+    }
+
+    pub async fn verify(&self) -> bool {
+        let mut v = breakglass::crypto::chain::Verifier::new();
+        self.audit().await.iter().for_each(|e| v.push(e));
+        let mut tx = self.app.store.begin().await.unwrap();
+        let head = tx.audit_head().await.unwrap();
+        tx.rollback().await.unwrap();
+        v.finish(Some(head)).ok
+    }
+
+    /// Run `act`, then assert it was refused with `status`/`code`, that the
+    /// state is unchanged, and that exactly one event was appended: the
+    /// refusal, with its code.
+    pub async fn assert_refused_and_unchanged<F, Fut>(&self, request_id: Option<&str>, status: u16, code: &str, act: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Resp>,
+    {
+        let before = self.state(request_id).await;
+        let audit_before = self.audit().await;
+        let r = act().await;
+        r.refused(status, code);
+        assert_eq!(self.state(request_id).await, before, "a refused action changed state");
+        let audit_after = self.audit().await;
+        assert_eq!(audit_after[..audit_before.len()], audit_before[..], "earlier events changed");
+        let new: Vec<_> = audit_after[audit_before.len()..].iter().collect();
+        assert_eq!(new.len(), 1, "expected exactly the refusal event, got {new:#?}");
+        assert_eq!(new[0].outcome, "refused");
+        assert_eq!(new[0].code.as_deref(), Some(code));
+        assert!(self.verify().await, "the audit chain must still verify");
+    }
+
+    pub async fn stop(&self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn secret_of(otpauth_uri: &str) -> String {
+    let q = otpauth_uri.split_once('?').expect("otpauth URI has a query").1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .expect("otpauth URI has a secret")
+        .to_string()
+}
+
+/// `oathtool --totp -b SECRET --now TIME`.
+pub fn oathtool(secret_b32: &str, at_ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(at_ms / 1000).unwrap();
+    let now = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret_b32, "--now", &now])
+        .output()
+        .expect("oathtool must be installed (scripts/test installs it)");
+    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The usual cast: an admin, a requester, three SREs, one security
+/// engineer, and `aws-prod-root` deposited under the default policy.
+pub struct World {
+    pub t: TestApp,
+    pub admin: String,
+    pub auditor: String,
+    pub requester: String,
+    pub ann: String,
+    pub bob: String,
+    pub cat: String,
+    pub sec: String,
+}
+
+pub const PASSWORD: &str = "correct-horse-battery-staple-9c1f";
+pub const MFA_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+impl World {
+    pub async fn new(backend: Backend) -> World {
+        let t = TestApp::start(backend).await;
+        let admin = t.token("root-admin", &[Role::Admin]);
+        let auditor = t.token("audrey", &[Role::Auditor]);
+        let requester = t.token("oncall", &[Role::Requester]);
+        let ann = t.enrolled_custodian(&admin, "ann", &["sre"], &[]).await;
+        let bob = t.enrolled_custodian(&admin, "bob", &["sre"], &[]).await;
+        let cat = t.enrolled_custodian(&admin, "cat", &["sre"], &[Role::Requester]).await;
+        let sec = t.enrolled_custodian(&admin, "sec", &["security"], &[]).await;
+        t.post(
+            "/v1/credentials",
+            &admin,
+            json!({
+                "name": "aws-prod-root",
+                "account_id": "123456789012",
+                "policy": "default",
+                "fields": { "password": PASSWORD, "mfa_seed": MFA_SEED },
+            }),
+        )
+        .await
+        .ok();
+        // The confirmation codes are spent; start approvals on a fresh step.
+        t.next_step();
+        World { t, admin, auditor, requester, ann, bob, cat, sec }
+    }
+
+    pub async fn request(&self) -> String {
+        let r = self
+            .t
+            .post("/v1/requests", &self.requester, json!({ "credential": "aws-prod-root", "reason": "prod is down", "ticket": "INC-42" }))
+            .await
+            .ok();
+        r["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn approve(&self, id: &str, who: &str, token: &str) -> Resp {
+        let code = self.t.code(who);
+        self.t.post(format!("/v1/requests/{id}/approve"), token, json!({ "code": code })).await
+    }
+
+    /// A request with its full quorum (ann, bob, sec).
+    pub async fn approved_request(&self) -> String {
+        let id = self.request().await;
+        self.approve(&id, "ann", &self.ann).await.ok();
+        self.approve(&id, "bob", &self.bob).await.ok();
+        let r = self.approve(&id, "sec", &self.sec).await.ok();
+        assert_eq!(r["state"], "approved");
+        self.t.next_step();
+        id
+    }
+}

@@ -36,8 +36,12 @@ impl SigningKey {
     }
 
     pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<SigningKey> {
-        let kp = Ed25519KeyPair::from_pkcs8(der).map_err(|_| anyhow::anyhow!("not an Ed25519 PKCS#8 private key"))?;
-        Ok(SigningKey { pkcs8: Zeroizing::new(der.to_vec()), public: kp.public_key().as_ref().to_vec() })
+        let kp = Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|_| anyhow::anyhow!("not an Ed25519 PKCS#8 private key"))?;
+        Ok(SigningKey {
+            pkcs8: Zeroizing::new(der.to_vec()),
+            public: kp.public_key().as_ref().to_vec(),
+        })
     }
 
     /// Write a new key as PEM (PKCS#8), owner-only.
@@ -56,7 +60,8 @@ impl SigningKey {
     pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
         crate::datadir::check_private(path)?;
         let text = Zeroizing::new(std::fs::read_to_string(path)?);
-        let body: Zeroizing<String> = Zeroizing::new(text.lines().filter(|l| !l.starts_with("-----")).collect());
+        let body: Zeroizing<String> =
+            Zeroizing::new(text.lines().filter(|l| !l.starts_with("-----")).collect());
         let der = Zeroizing::new(
             B64.decode(body.trim())
                 .map_err(|_| anyhow::anyhow!("{} is not a PEM private key", path.display()))?,
@@ -167,14 +172,21 @@ impl TokenService {
     }
 
     /// Mint a token for `subject` with `roles`, valid `ttl_secs` from `now`.
-    pub fn issue(&self, subject: &str, roles: &[Role], ttl_secs: i64, now_secs: i64) -> anyhow::Result<(String, Claims)> {
+    pub fn issue(
+        &self,
+        subject: &str,
+        roles: &[Role],
+        ttl_secs: i64,
+        now_secs: i64,
+    ) -> anyhow::Result<(String, Claims)> {
         anyhow::ensure!(!roles.is_empty(), "a token needs at least one role");
         anyhow::ensure!(
             ttl_secs > 0 && ttl_secs <= self.max_ttl_secs,
             "the token lifetime must be between 1 second and {}",
             humantime::format_duration(std::time::Duration::from_secs(self.max_ttl_secs as u64))
         );
-        crate::domain::CustodianName::parse(subject).map_err(|e| anyhow::anyhow!("subject: {e}"))?;
+        crate::domain::CustodianName::parse(subject)
+            .map_err(|e| anyhow::anyhow!("subject: {e}"))?;
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();
@@ -210,13 +222,18 @@ impl TokenService {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => TokenError::BadSignature,
-            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
-            ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-            ErrorKind::InvalidAudience => TokenError::WrongAudience,
-            _ => TokenError::Malformed,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        TokenError::WrongAlgorithm
+                    }
+                    ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                    ErrorKind::InvalidAudience => TokenError::WrongAudience,
+                    _ => TokenError::Malformed,
+                }
+            })?;
         let c = data.claims;
         if c.exp <= now_secs - LEEWAY_SECS {
             return Err(TokenError::Expired);
@@ -227,13 +244,20 @@ impl TokenService {
         if c.exp - c.iat > self.max_ttl_secs {
             return Err(TokenError::LifetimeTooLong);
         }
-        if uuid::Uuid::parse_str(&c.jti).is_err() || crate::domain::CustodianName::parse(&c.sub).is_err() {
+        if uuid::Uuid::parse_str(&c.jti).is_err()
+            || crate::domain::CustodianName::parse(&c.sub).is_err()
+        {
             return Err(TokenError::Malformed);
         }
         if c.roles.is_empty() {
             return Err(TokenError::NoRole);
         }
-        Ok(Identity { subject: c.sub, roles: c.roles.into_iter().collect(), jti: c.jti, expires_at: c.exp })
+        Ok(Identity {
+            subject: c.sub,
+            roles: c.roles.into_iter().collect(),
+            jti: c.jti,
+            expires_at: c.exp,
+        })
     }
 }
 
@@ -242,13 +266,20 @@ mod tests {
     use super::*;
 
     fn svc() -> TokenService {
-        TokenService::new(&SigningKey::generate(), "breakglass", "breakglass-api", 30 * 86400)
+        TokenService::new(
+            &SigningKey::generate(),
+            "breakglass",
+            "breakglass-api",
+            30 * 86400,
+        )
     }
 
     #[test]
     fn a_token_verifies_with_its_roles() {
         let s = svc();
-        let (t, _) = s.issue("alice", &[Role::Admin, Role::Auditor], 3600, 1_700_000_000).unwrap();
+        let (t, _) = s
+            .issue("alice", &[Role::Admin, Role::Auditor], 3600, 1_700_000_000)
+            .unwrap();
         let id = s.verify(&t, 1_700_000_100).unwrap();
         assert_eq!(id.subject, "alice");
         assert!(id.has(Role::Admin) && id.has(Role::Auditor) && !id.has(Role::Custodian));
@@ -257,42 +288,75 @@ mod tests {
     #[test]
     fn tokens_are_refused_for_each_reason() {
         let s = svc();
-        let (t, _) = s.issue("alice", &[Role::Admin], 3600, 1_700_000_000).unwrap();
-        assert_eq!(s.verify(&t, 1_700_000_000 + 3600 + LEEWAY_SECS).unwrap_err(), TokenError::Expired);
-        assert_eq!(s.verify(&t, 1_700_000_000 - 3600).unwrap_err(), TokenError::NotYetValid);
+        let (t, _) = s
+            .issue("alice", &[Role::Admin], 3600, 1_700_000_000)
+            .unwrap();
+        assert_eq!(
+            s.verify(&t, 1_700_000_000 + 3600 + LEEWAY_SECS)
+                .unwrap_err(),
+            TokenError::Expired
+        );
+        assert_eq!(
+            s.verify(&t, 1_700_000_000 - 3600).unwrap_err(),
+            TokenError::NotYetValid
+        );
 
         let other = svc();
-        assert_eq!(other.verify(&t, 1_700_000_000).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            other.verify(&t, 1_700_000_000).unwrap_err(),
+            TokenError::BadSignature
+        );
 
         let key = SigningKey::generate();
         let ours = TokenService::new(&key, "breakglass", "breakglass-api", 86400);
         let other_aud = TokenService::new(&key, "breakglass", "another-api", 86400);
         let other_iss = TokenService::new(&key, "someone-else", "breakglass-api", 86400);
-        let (t2, _) = other_aud.issue("alice", &[Role::Admin], 60, 1_700_000_000).unwrap();
-        assert_eq!(ours.verify(&t2, 1_700_000_000).unwrap_err(), TokenError::WrongAudience);
-        let (t3, _) = other_iss.issue("alice", &[Role::Admin], 60, 1_700_000_000).unwrap();
-        assert_eq!(ours.verify(&t3, 1_700_000_000).unwrap_err(), TokenError::WrongIssuer);
+        let (t2, _) = other_aud
+            .issue("alice", &[Role::Admin], 60, 1_700_000_000)
+            .unwrap();
+        assert_eq!(
+            ours.verify(&t2, 1_700_000_000).unwrap_err(),
+            TokenError::WrongAudience
+        );
+        let (t3, _) = other_iss
+            .issue("alice", &[Role::Admin], 60, 1_700_000_000)
+            .unwrap();
+        assert_eq!(
+            ours.verify(&t3, 1_700_000_000).unwrap_err(),
+            TokenError::WrongIssuer
+        );
 
         // Tampered payload: swap the role claim.
         let parts: Vec<&str> = t.split('.').collect();
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
-        let forged = String::from_utf8(payload).unwrap().replace("admin", "auditor");
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap();
+        let forged = String::from_utf8(payload)
+            .unwrap()
+            .replace("admin", "auditor");
         let forged = format!(
             "{}.{}.{}",
             parts[0],
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged),
             parts[2]
         );
-        assert_eq!(s.verify(&forged, 1_700_000_000).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            s.verify(&forged, 1_700_000_000).unwrap_err(),
+            TokenError::BadSignature
+        );
 
         // alg: none
-        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"none","typ":"JWT"}"#);
         let unsigned = format!("{none_header}.{}.", parts[1]);
         assert!(matches!(
             s.verify(&unsigned, 1_700_000_000).unwrap_err(),
             TokenError::Malformed | TokenError::WrongAlgorithm
         ));
-        assert_eq!(s.verify("not a token", 1_700_000_000).unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            s.verify("not a token", 1_700_000_000).unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]

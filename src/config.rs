@@ -96,7 +96,8 @@ pub struct Overrides {
 fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Result<Duration> {
     match v {
         None => Ok(default),
-        Some(s) => humantime::parse_duration(s).with_context(|| format!("{field} = {s:?} is not a duration like \"15m\"")),
+        Some(s) => humantime::parse_duration(s)
+            .with_context(|| format!("{field} = {s:?} is not a duration like \"15m\"")),
     }
 }
 
@@ -105,21 +106,34 @@ impl Config {
         let f: FileConfig = match file {
             None => FileConfig::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("while reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("while reading {}", p.display()))?;
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
             }
         };
-        let listen_s = o.listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_s
-            .parse()
-            .with_context(|| format!("listen address {listen_s:?} is not HOST:PORT (e.g. 127.0.0.1:8200)"))?;
-        let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let listen_s = o
+            .listen
+            .or(f.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_s.parse().with_context(|| {
+            format!("listen address {listen_s:?} is not HOST:PORT (e.g. 127.0.0.1:8200)")
+        })?;
+        let data_dir = o
+            .data_dir
+            .or(f.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         let database_url = o
             .database_url
             .or(f.database_url)
             .unwrap_or_else(|| crate::datadir::DataDir::new(&data_dir).database_url());
-        let policies_dir = o.policies_dir.or(f.policies_dir).unwrap_or_else(|| "policies".into());
-        let log_format = o.log_format.or(f.log_format).unwrap_or_else(|| "text".into());
+        let policies_dir = o
+            .policies_dir
+            .or(f.policies_dir)
+            .unwrap_or_else(|| "policies".into());
+        let log_format = o
+            .log_format
+            .or(f.log_format)
+            .unwrap_or_else(|| "text".into());
         anyhow::ensure!(
             log_format == "text" || log_format == "json",
             "log format {log_format:?} is not text or json"
@@ -127,7 +141,11 @@ impl Config {
         let d = Settings::default();
         let settings = Settings {
             totp_max_failures: f.totp.max_failures.unwrap_or(d.totp_max_failures).max(1),
-            totp_failure_window: duration("totp.failure_window", f.totp.failure_window.as_ref(), d.totp_failure_window)?,
+            totp_failure_window: duration(
+                "totp.failure_window",
+                f.totp.failure_window.as_ref(),
+                d.totp_failure_window,
+            )?,
             totp_lockout: duration("totp.lockout", f.totp.lockout.as_ref(), d.totp_lockout)?,
             totp_issuer_label: f.totp.issuer_label.unwrap_or(d.totp_issuer_label),
         };
@@ -139,7 +157,11 @@ impl Config {
             migrate_on_start: !o.no_migrate && f.migrate_on_start.unwrap_or(true),
             token_issuer: f.tokens.issuer.unwrap_or_else(|| "breakglass".into()),
             token_audience: f.tokens.audience.unwrap_or_else(|| "breakglass-api".into()),
-            token_max_ttl: duration("tokens.max_ttl", f.tokens.max_ttl.as_ref(), Duration::from_secs(30 * 86400))?,
+            token_max_ttl: duration(
+                "tokens.max_ttl",
+                f.tokens.max_ttl.as_ref(),
+                Duration::from_secs(30 * 86400),
+            )?,
             settings,
             log_json: log_format == "json",
         })

@@ -50,8 +50,9 @@ impl DataDir {
     pub fn ensure(&self) -> anyhow::Result<Created> {
         let mut created = Created::default();
         if !self.root.exists() {
-            std::fs::create_dir_all(&self.root)
-                .with_context(|| format!("while creating the data directory {}", self.root.display()))?;
+            std::fs::create_dir_all(&self.root).with_context(|| {
+                format!("while creating the data directory {}", self.root.display())
+            })?;
             std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
             created.dir = true;
         }
@@ -81,7 +82,8 @@ pub fn create_private_file(path: &Path) -> anyhow::Result<File> {
 
 /// Refuse a key file that others can read: fail closed, say how to fix it.
 pub fn check_private(path: &Path) -> anyhow::Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("while reading {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("while reading {}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         anyhow::bail!(

@@ -18,7 +18,12 @@ use crate::keys::local::LocalKeyService;
 use crate::secrets::database::DatabaseSecretStore;
 
 pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
-    TokenService::new(key, &config.token_issuer, &config.token_audience, config.token_max_ttl.as_secs() as i64)
+    TokenService::new(
+        key,
+        &config.token_issuer,
+        &config.token_audience,
+        config.token_max_ttl.as_secs() as i64,
+    )
 }
 
 /// Build the application from its configuration. Creates the data
@@ -26,16 +31,23 @@ pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
     let dir = DataDir::new(&config.data_dir);
     dir.ensure()?;
-    let policies = PolicySet::load_dir(&config.policies_dir).map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
+    let policies = PolicySet::load_dir(&config.policies_dir)
+        .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
     let store = crate::store::connect(&config.database_url, config.migrate_on_start)
         .await
         .context("while opening the database")?;
-    let keys = LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?;
-    let signing = SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
+    let keys =
+        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?;
+    let signing =
+        SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
     if config.database_url == dir.database_url() {
         // The database holds envelopes and the audit log: owner-only, like the keys.
         use std::os::unix::fs::PermissionsExt;
-        for f in [dir.db_path(), dir.db_path().with_extension("db-wal"), dir.db_path().with_extension("db-shm")] {
+        for f in [
+            dir.db_path(),
+            dir.db_path().with_extension("db-wal"),
+            dir.db_path().with_extension("db-shm"),
+        ] {
             if f.exists() {
                 std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
             }
@@ -53,17 +65,29 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     }))
 }
 
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let router = crate::http::router(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 /// `breakglass serve`.

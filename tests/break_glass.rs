@@ -34,7 +34,14 @@ async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b
     w.approve(&id, "sec", &w.sec).await.ok();
     let r = w.approve(&id, "bob", &w.bob).await.ok();
     assert_eq!(r["state"], "approved");
-    let released = t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
+    let released = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
 
     // Assert: the plaintext, once; then exposed; then never again.
     assert_eq!(released["fields"]["password"], PASSWORD);
@@ -44,14 +51,24 @@ async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b
     let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
     assert_eq!(c["exposed"], true);
     assert!(c["last_released_at"].is_string());
-    let again = t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await;
+    let again = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await;
     again.refused(409, "request_released");
     let r = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
     assert_eq!(r["state"], "released");
 
     // Every step is in the chain, in order, and the chain verifies.
-    let actions: Vec<(String, String)> =
-        t.audit().await.iter().map(|e| (e.action.clone(), e.outcome.clone())).collect();
+    let actions: Vec<(String, String)> = t
+        .audit()
+        .await
+        .iter()
+        .map(|e| (e.action.clone(), e.outcome.clone()))
+        .collect();
     let pos = |a: &str, o: &str| {
         actions
             .iter()
@@ -77,7 +94,13 @@ async fn the_request_is_approved_exactly_when_the_quorum_is_met(b: Backend) {
     assert_eq!(r["state"], "pending");
     assert_eq!(r["approvals"], 3);
     // The release is refused until the quorum is met.
-    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.refused(409, "request_not_approved");
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_not_approved");
     let r = w.approve(&id, "sec", &w.sec).await.ok();
     assert_eq!(r["state"], "approved");
     assert!(r["release_deadline"].is_string());
@@ -85,7 +108,9 @@ async fn the_request_is_approved_exactly_when_the_quorum_is_met(b: Backend) {
 
 async fn a_custodian_in_two_groups_counts_once(b: Backend) {
     let w = World::new(b).await;
-    let dual = w.t.enrolled_custodian(&w.admin, "dual", &["sre", "security"], &[]).await;
+    let dual =
+        w.t.enrolled_custodian(&w.admin, "dual", &["sre", "security"], &[])
+            .await;
     w.t.next_step();
     let id = w.request().await;
     w.approve(&id, "dual", &dual).await.ok();
@@ -101,10 +126,25 @@ async fn one_denial_vetoes_under_the_default_policy(b: Backend) {
     let id = w.request().await;
     w.approve(&id, "ann", &w.ann).await.ok();
     let code = w.t.code("sec");
-    let r = w.t.post(format!("/v1/requests/{id}/deny"), &w.sec, json!({ "code": code, "reason": "not an incident" })).await.ok();
+    let r =
+        w.t.post(
+            format!("/v1/requests/{id}/deny"),
+            &w.sec,
+            json!({ "code": code, "reason": "not an incident" }),
+        )
+        .await
+        .ok();
     assert_eq!(r["state"], "denied");
-    w.approve(&id, "bob", &w.bob).await.refused(409, "request_denied");
-    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.refused(409, "request_denied");
+    w.approve(&id, "bob", &w.bob)
+        .await
+        .refused(409, "request_denied");
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_denied");
 }
 
 async fn a_denial_does_not_end_a_request_under_a_policy_without_veto(b: Backend) {
@@ -116,34 +156,78 @@ async fn a_denial_does_not_end_a_request_under_a_policy_without_veto(b: Backend)
     )
     .await
     .ok();
-    let id = w.t.post("/v1/requests", &w.requester, json!({ "credential": "staging-root", "reason": "debug" })).await.ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id =
+        w.t.post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "staging-root", "reason": "debug" }),
+        )
+        .await
+        .ok()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let code = w.t.code("ann");
-    let r = w.t.post(format!("/v1/requests/{id}/deny"), &w.ann, json!({ "code": code, "reason": "hmm" })).await.ok();
+    let r =
+        w.t.post(
+            format!("/v1/requests/{id}/deny"),
+            &w.ann,
+            json!({ "code": code, "reason": "hmm" }),
+        )
+        .await
+        .ok();
     assert_eq!(r["state"], "pending");
     // The custodian who denied cannot now approve...
     w.t.next_step();
-    w.approve(&id, "ann", &w.ann).await.refused(409, "already_decided");
+    w.approve(&id, "ann", &w.ann)
+        .await
+        .refused(409, "already_decided");
     // ...but another can, and one SRE is the quorum.
-    assert_eq!(w.approve(&id, "bob", &w.bob).await.ok()["state"], "approved");
+    assert_eq!(
+        w.approve(&id, "bob", &w.bob).await.ok()["state"],
+        "approved"
+    );
 }
 
 async fn rotation_stores_a_new_version_and_clears_exposed(b: Backend) {
     let w = World::new(b).await;
     let id = w.approved_request().await;
-    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
-    assert_eq!(w.t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok()["exposed"], true);
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        w.t.get("/v1/credentials/aws-prod-root", &w.admin)
+            .await
+            .ok()["exposed"],
+        true
+    );
 
-    let c = w.t.post("/v1/credentials/aws-prod-root/versions", &w.admin, json!({ "fields": { "password": "rotated-1" } })).await.ok();
+    let c =
+        w.t.post(
+            "/v1/credentials/aws-prod-root/versions",
+            &w.admin,
+            json!({ "fields": { "password": "rotated-1" } }),
+        )
+        .await
+        .ok();
     assert_eq!(c["current_version"], 2);
     assert_eq!(c["exposed"], false);
     assert_eq!(c["versions"].as_array().unwrap().len(), 2);
 
     // The next break-glass releases version 2.
     let id = w.approved_request().await;
-    let r = w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
+    let r =
+        w.t.post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
     assert_eq!(r["version"], 2);
     assert_eq!(r["fields"]["password"], "rotated-1");
     assert!(r["fields"].get("mfa_seed").is_none());
@@ -173,15 +257,29 @@ async fn a_deposit_under_an_unsatisfiable_policy_is_refused_with_the_reason(b: B
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
-async fn enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confirmation(b: Backend) {
+async fn enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confirmation(
+    b: Backend,
+) {
     let t = TestApp::start(b).await;
     let admin = t.token("root-admin", &[Role::Admin]);
-    t.post("/v1/custodians", &admin, json!({ "name": "dana", "groups": ["sre"] })).await.ok();
+    t.post(
+        "/v1/custodians",
+        &admin,
+        json!({ "name": "dana", "groups": ["sre"] }),
+    )
+    .await
+    .ok();
     let dana = t.token("dana", &[Role::Custodian]);
-    let e = t.post("/v1/custodians/dana/enroll", &dana, json!({})).await.ok();
+    let e = t
+        .post("/v1/custodians/dana/enroll", &dana, json!({}))
+        .await
+        .ok();
     let uri = e["otpauth_uri"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
-    assert!(uri.contains("digits=6") && uri.contains("period=30") && uri.contains("algorithm=SHA1"), "{uri}");
+    assert!(
+        uri.contains("digits=6") && uri.contains("period=30") && uri.contains("algorithm=SHA1"),
+        "{uri}"
+    );
     let secret = common::secret_of(uri);
     assert_eq!(secret.len(), 32, "a 160-bit secret is 32 base32 characters");
 
@@ -190,15 +288,31 @@ async fn enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confi
 
     // Someone else's token cannot confirm (or enrol) dana.
     let eve = t.token("eve", &[Role::Custodian]);
-    t.assert_refused_and_unchanged(None, 403, "not_self", || t.post("/v1/custodians/dana/confirm", &eve, json!({ "code": "000000" })))
-        .await;
+    t.assert_refused_and_unchanged(None, 403, "not_self", || {
+        t.post(
+            "/v1/custodians/dana/confirm",
+            &eve,
+            json!({ "code": "000000" }),
+        )
+    })
+    .await;
 
     t.secrets.lock().unwrap().insert("dana".into(), secret);
     let code = t.code("dana");
-    let c = t.post("/v1/custodians/dana/confirm", &dana, json!({ "code": code })).await.ok();
+    let c = t
+        .post(
+            "/v1/custodians/dana/confirm",
+            &dana,
+            json!({ "code": code }),
+        )
+        .await
+        .ok();
     assert_eq!(c["status"], "active");
     // The seed is never returned again.
-    t.assert_refused_and_unchanged(None, 409, "already_enrolled", || t.post("/v1/custodians/dana/enroll", &dana, json!({}))).await;
+    t.assert_refused_and_unchanged(None, 409, "already_enrolled", || {
+        t.post("/v1/custodians/dana/enroll", &dana, json!({}))
+    })
+    .await;
     let list = t.get("/v1/custodians", &admin).await.ok();
     assert!(!list.to_string().contains(&common::secret_of(uri)));
 }
@@ -209,11 +323,24 @@ async fn a_wrong_code_counts_toward_lockout_and_the_lockout_ends(b: Backend) {
     let id = w.request().await;
     for _ in 0..5 {
         let code = t.wrong_code("ann");
-        t.post(format!("/v1/requests/{id}/approve"), &w.ann, json!({ "code": code })).await.refused(401, "invalid_totp");
+        t.post(
+            format!("/v1/requests/{id}/approve"),
+            &w.ann,
+            json!({ "code": code }),
+        )
+        .await
+        .refused(401, "invalid_totp");
     }
-    assert!(t.audit().await.iter().any(|e| e.action == "custodian.lockout" && e.target == "custodian:ann"));
+    assert!(t
+        .audit()
+        .await
+        .iter()
+        .any(|e| e.action == "custodian.lockout" && e.target == "custodian:ann"));
     // Locked: even the right code is refused, and is not spent.
-    t.assert_refused_and_unchanged(Some(&id), 423, "custodian_locked", || w.approve(&id, "ann", &w.ann)).await;
+    t.assert_refused_and_unchanged(Some(&id), 423, "custodian_locked", || {
+        w.approve(&id, "ann", &w.ann)
+    })
+    .await;
     // Sixteen minutes later the lockout is over.
     t.advance_mins(16);
     assert_eq!(w.approve(&id, "ann", &w.ann).await.ok()["approvals"], 1);
@@ -221,8 +348,15 @@ async fn a_wrong_code_counts_toward_lockout_and_the_lockout_ends(b: Backend) {
 
 async fn a_revoked_token_is_refused(b: Backend) {
     let w = World::new(b).await;
-    let (tok, claims) = w.t.app.tokens.issue("oncall2", &[Role::Requester], 3600, w.t.now_secs()).unwrap();
+    let (tok, claims) =
+        w.t.app
+            .tokens
+            .issue("oncall2", &[Role::Requester], 3600, w.t.now_secs())
+            .unwrap();
     w.t.get("/v1/whoami", &tok).await.ok();
-    w.t.post("/v1/tokens/revoke", &w.admin, json!({ "jti": claims.jti })).await.ok();
-    w.t.assert_refused_and_unchanged(None, 401, "token_revoked", || w.t.get("/v1/whoami", &tok)).await;
+    w.t.post("/v1/tokens/revoke", &w.admin, json!({ "jti": claims.jti }))
+        .await
+        .ok();
+    w.t.assert_refused_and_unchanged(None, 401, "token_revoked", || w.t.get("/v1/whoami", &tok))
+        .await;
 }

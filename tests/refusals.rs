@@ -28,9 +28,19 @@ both_backends!(
 async fn a_requester_cannot_approve_their_own_request(b: Backend) {
     let w = World::new(b).await;
     // cat is an SRE custodian and also a requester.
-    let r = w.t.post("/v1/requests", &w.cat, json!({ "credential": "aws-prod-root", "reason": "mine" })).await.ok();
+    let r =
+        w.t.post(
+            "/v1/requests",
+            &w.cat,
+            json!({ "credential": "aws-prod-root", "reason": "mine" }),
+        )
+        .await
+        .ok();
     let id = r["id"].as_str().unwrap();
-    w.t.assert_refused_and_unchanged(Some(id), 403, "self_approval", || w.approve(id, "cat", &w.cat)).await;
+    w.t.assert_refused_and_unchanged(Some(id), 403, "self_approval", || {
+        w.approve(id, "cat", &w.cat)
+    })
+    .await;
 }
 
 async fn a_custodian_cannot_approve_twice(b: Backend) {
@@ -38,7 +48,10 @@ async fn a_custodian_cannot_approve_twice(b: Backend) {
     let id = w.request().await;
     w.approve(&id, "ann", &w.ann).await.ok();
     w.t.next_step();
-    w.t.assert_refused_and_unchanged(Some(&id), 409, "already_decided", || w.approve(&id, "ann", &w.ann)).await;
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "already_decided", || {
+        w.approve(&id, "ann", &w.ann)
+    })
+    .await;
 }
 
 async fn a_code_already_used_by_that_custodian_is_refused(b: Backend) {
@@ -46,16 +59,30 @@ async fn a_code_already_used_by_that_custodian_is_refused(b: Backend) {
     let first = w.request().await;
     let second = w.request().await;
     let code = w.t.code("ann");
-    w.t.post(format!("/v1/requests/{first}/approve"), &w.ann, json!({ "code": code })).await.ok();
+    w.t.post(
+        format!("/v1/requests/{first}/approve"),
+        &w.ann,
+        json!({ "code": code }),
+    )
+    .await
+    .ok();
     // Same code, another request, same 30-second step: a replay.
     w.t.assert_refused_and_unchanged(Some(&second), 409, "totp_replayed", || {
-        w.t.post(format!("/v1/requests/{second}/approve"), &w.ann, json!({ "code": code }))
+        w.t.post(
+            format!("/v1/requests/{second}/approve"),
+            &w.ann,
+            json!({ "code": code }),
+        )
     })
     .await;
     // The previous step's code is still inside the ±1 window but older: refused too.
     w.t.next_step();
     w.t.assert_refused_and_unchanged(Some(&second), 409, "totp_replayed", || {
-        w.t.post(format!("/v1/requests/{second}/approve"), &w.ann, json!({ "code": code }))
+        w.t.post(
+            format!("/v1/requests/{second}/approve"),
+            &w.ann,
+            json!({ "code": code }),
+        )
     })
     .await;
     // A fresh code works.
@@ -66,12 +93,28 @@ async fn a_wrong_code_is_refused(b: Backend) {
     let w = World::new(b).await;
     let id = w.request().await;
     let before = w.t.state(Some(&id)).await;
-    for bad in [w.t.wrong_code("ann"), "12345".into(), "abcdef".into(), "1234567".into()] {
-        let r = w.t.post(format!("/v1/requests/{id}/approve"), &w.ann, json!({ "code": bad })).await;
+    for bad in [
+        w.t.wrong_code("ann"),
+        "12345".into(),
+        "abcdef".into(),
+        "1234567".into(),
+    ] {
+        let r =
+            w.t.post(
+                format!("/v1/requests/{id}/approve"),
+                &w.ann,
+                json!({ "code": bad }),
+            )
+            .await;
         r.refused(401, "invalid_totp");
     }
     assert_eq!(w.t.state(Some(&id)).await, before);
-    let refused: Vec<_> = w.t.audit().await.into_iter().filter(|e| e.code.as_deref() == Some("invalid_totp")).collect();
+    let refused: Vec<_> =
+        w.t.audit()
+            .await
+            .into_iter()
+            .filter(|e| e.code.as_deref() == Some("invalid_totp"))
+            .collect();
     assert_eq!(refused.len(), 4);
     assert!(w.t.verify().await);
 }
@@ -81,19 +124,40 @@ async fn a_custodian_locked_out_after_five_wrong_codes_is_refused(b: Backend) {
     let id = w.request().await;
     for _ in 0..4 {
         let bad = w.t.wrong_code("bob");
-        w.t.post(format!("/v1/requests/{id}/approve"), &w.bob, json!({ "code": bad })).await.refused(401, "invalid_totp");
+        w.t.post(
+            format!("/v1/requests/{id}/approve"),
+            &w.bob,
+            json!({ "code": bad }),
+        )
+        .await
+        .refused(401, "invalid_totp");
         w.t.advance_mins(2);
     }
     // Four failures: not yet locked.
     assert!(!w.t.state(None).await.contains("bob active None Some"));
     let bad = w.t.wrong_code("bob");
-    w.t.post(format!("/v1/requests/{id}/approve"), &w.bob, json!({ "code": bad })).await.refused(401, "invalid_totp");
-    w.t.assert_refused_and_unchanged(Some(&id), 423, "custodian_locked", || w.approve(&id, "bob", &w.bob)).await;
+    w.t.post(
+        format!("/v1/requests/{id}/approve"),
+        &w.bob,
+        json!({ "code": bad }),
+    )
+    .await
+    .refused(401, "invalid_totp");
+    w.t.assert_refused_and_unchanged(Some(&id), 423, "custodian_locked", || {
+        w.approve(&id, "bob", &w.bob)
+    })
+    .await;
     // Failures spread over more than 15 minutes do not lock: ann fails 5
     // times, 4 minutes apart.
     for _ in 0..5 {
         let bad = w.t.wrong_code("ann");
-        w.t.post(format!("/v1/requests/{id}/approve"), &w.ann, json!({ "code": bad })).await.refused(401, "invalid_totp");
+        w.t.post(
+            format!("/v1/requests/{id}/approve"),
+            &w.ann,
+            json!({ "code": bad }),
+        )
+        .await
+        .refused(401, "invalid_totp");
         w.t.advance_mins(4);
     }
     w.approve(&id, "ann", &w.ann).await.ok();
@@ -103,36 +167,69 @@ async fn an_expired_request_cannot_be_approved(b: Backend) {
     let w = World::new(b).await;
     let id = w.request().await;
     w.t.advance_mins(61);
-    let r = w.t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    let r =
+        w.t.get(format!("/v1/requests/{id}"), &w.requester)
+            .await
+            .ok();
     assert_eq!(r["state"], "expired");
-    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_expired", || w.approve(&id, "ann", &w.ann)).await;
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_expired", || {
+        w.approve(&id, "ann", &w.ann)
+    })
+    .await;
 }
 
 async fn a_denied_request_cannot_be_approved(b: Backend) {
     let w = World::new(b).await;
     let id = w.request().await;
     let code = w.t.code("sec");
-    w.t.post(format!("/v1/requests/{id}/deny"), &w.sec, json!({ "code": code, "reason": "no incident" })).await.ok();
-    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_denied", || w.approve(&id, "ann", &w.ann)).await;
+    w.t.post(
+        format!("/v1/requests/{id}/deny"),
+        &w.sec,
+        json!({ "code": code, "reason": "no incident" }),
+    )
+    .await
+    .ok();
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_denied", || {
+        w.approve(&id, "ann", &w.ann)
+    })
+    .await;
 }
 
 async fn a_released_request_cannot_be_approved_or_released_again(b: Backend) {
     let w = World::new(b).await;
     let id = w.approved_request().await;
-    w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({})).await.ok();
-    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_released", || w.approve(&id, "cat", &w.cat)).await;
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .ok();
     w.t.assert_refused_and_unchanged(Some(&id), 409, "request_released", || {
-        w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({}))
+        w.approve(&id, "cat", &w.cat)
+    })
+    .await;
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "request_released", || {
+        w.t.post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
     })
     .await;
 }
 
 async fn a_custodian_outside_the_policy_groups_cannot_approve(b: Backend) {
     let w = World::new(b).await;
-    let dba = w.t.enrolled_custodian(&w.admin, "dora", &["dba"], &[]).await;
+    let dba =
+        w.t.enrolled_custodian(&w.admin, "dora", &["dba"], &[])
+            .await;
     w.t.next_step();
     let id = w.request().await;
-    w.t.assert_refused_and_unchanged(Some(&id), 403, "not_eligible", || w.approve(&id, "dora", &dba)).await;
+    w.t.assert_refused_and_unchanged(Some(&id), 403, "not_eligible", || {
+        w.approve(&id, "dora", &dba)
+    })
+    .await;
 }
 
 async fn only_the_requester_can_release(b: Backend) {
@@ -155,10 +252,17 @@ async fn a_release_after_the_window_is_refused(b: Backend) {
     let id = w.approved_request().await;
     w.t.advance_mins(16);
     w.t.assert_refused_and_unchanged(Some(&id), 409, "release_window_closed", || {
-        w.t.post(format!("/v1/requests/{id}/release"), &w.requester, json!({}))
+        w.t.post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
     })
     .await;
-    let c = w.t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    let c =
+        w.t.get("/v1/credentials/aws-prod-root", &w.admin)
+            .await
+            .ok();
     assert_eq!(c["exposed"], false);
 }
 
@@ -166,7 +270,11 @@ async fn a_caller_without_the_role_is_refused(b: Backend) {
     let w = World::new(b).await;
     let t = &w.t;
     t.assert_refused_and_unchanged(None, 403, "forbidden_role", || {
-        t.post("/v1/custodians", &w.requester, json!({ "name": "mallory", "groups": ["sre"] }))
+        t.post(
+            "/v1/custodians",
+            &w.requester,
+            json!({ "name": "mallory", "groups": ["sre"] }),
+        )
     })
     .await;
     t.assert_refused_and_unchanged(None, 403, "forbidden_role", || {
@@ -178,13 +286,24 @@ async fn a_caller_without_the_role_is_refused(b: Backend) {
     })
     .await;
     t.assert_refused_and_unchanged(None, 403, "forbidden_role", || {
-        t.post("/v1/requests", &w.ann, json!({ "credential": "aws-prod-root", "reason": "x" }))
+        t.post(
+            "/v1/requests",
+            &w.ann,
+            json!({ "credential": "aws-prod-root", "reason": "x" }),
+        )
     })
     .await;
-    t.assert_refused_and_unchanged(None, 403, "forbidden_role", || t.get("/v1/audit/events", &w.admin)).await;
+    t.assert_refused_and_unchanged(None, 403, "forbidden_role", || {
+        t.get("/v1/audit/events", &w.admin)
+    })
+    .await;
     let id = w.request().await;
     t.assert_refused_and_unchanged(Some(&id), 403, "forbidden_role", || {
-        t.post(format!("/v1/requests/{id}/approve"), &w.requester, json!({ "code": "123456" }))
+        t.post(
+            format!("/v1/requests/{id}/approve"),
+            &w.requester,
+            json!({ "code": "123456" }),
+        )
     })
     .await;
 }
@@ -194,14 +313,34 @@ async fn a_call_without_a_valid_token_is_refused(b: Backend) {
     let t = &w.t;
     let r = t.call("GET", "/v1/credentials", None, None).await;
     r.refused(401, "token_missing");
-    t.assert_refused_and_unchanged(None, 401, "token_malformed", || t.get("/v1/credentials", "not-a-jwt")).await;
-    let (tok, _) = t.app.tokens.issue("oncall", &[Role::Requester], 600, t.now_secs()).unwrap();
+    t.assert_refused_and_unchanged(None, 401, "token_malformed", || {
+        t.get("/v1/credentials", "not-a-jwt")
+    })
+    .await;
+    let (tok, _) = t
+        .app
+        .tokens
+        .issue("oncall", &[Role::Requester], 600, t.now_secs())
+        .unwrap();
     t.advance_mins(12);
-    t.assert_refused_and_unchanged(None, 401, "token_expired", || t.get("/v1/credentials", &tok)).await;
+    t.assert_refused_and_unchanged(None, 401, "token_expired", || {
+        t.get("/v1/credentials", &tok)
+    })
+    .await;
     // Signed by another key.
-    let other = breakglass::auth::TokenService::new(&breakglass::auth::SigningKey::generate(), "breakglass", "breakglass-api", 86400);
-    let (forged, _) = other.issue("root-admin", &[Role::Admin], 600, t.now_secs()).unwrap();
-    t.assert_refused_and_unchanged(None, 401, "token_bad_signature", || t.get("/v1/credentials", &forged)).await;
+    let other = breakglass::auth::TokenService::new(
+        &breakglass::auth::SigningKey::generate(),
+        "breakglass",
+        "breakglass-api",
+        86400,
+    );
+    let (forged, _) = other
+        .issue("root-admin", &[Role::Admin], 600, t.now_secs())
+        .unwrap();
+    t.assert_refused_and_unchanged(None, 401, "token_bad_signature", || {
+        t.get("/v1/credentials", &forged)
+    })
+    .await;
     // Health endpoints need no token.
     assert_eq!(t.call("GET", "/healthz", None, None).await.status, 200);
     assert_eq!(t.call("GET", "/readyz", None, None).await.status, 200);
@@ -213,7 +352,9 @@ async fn malformed_and_unknown_input_gets_a_precise_error(b: Backend) {
     let before = t.state(None).await;
     let n = t.audit().await.len();
     // Not JSON, wrong shape, unknown field.
-    let r = t.call("POST", "/v1/requests", Some(&w.requester), None).await;
+    let r = t
+        .call("POST", "/v1/requests", Some(&w.requester), None)
+        .await;
     assert_eq!(r.status, 415, "{:?}", r);
     let res = reqwest::Client::new()
         .post(format!("{}/v1/requests", t.base))
@@ -226,24 +367,49 @@ async fn malformed_and_unknown_input_gets_a_precise_error(b: Backend) {
     assert_eq!(res.status().as_u16(), 400);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "malformed_json");
-    t.post("/v1/requests", &w.requester, json!({ "credential": 5 })).await.refused(422, "invalid_body");
-    t.post("/v1/requests", &w.requester, json!({ "credential": "aws-prod-root", "reason": "x", "extra": 1 }))
+    t.post("/v1/requests", &w.requester, json!({ "credential": 5 }))
         .await
         .refused(422, "invalid_body");
-    assert_eq!(t.audit().await.len(), n, "a body that never reached a use case is not an action");
+    t.post(
+        "/v1/requests",
+        &w.requester,
+        json!({ "credential": "aws-prod-root", "reason": "x", "extra": 1 }),
+    )
+    .await
+    .refused(422, "invalid_body");
+    assert_eq!(
+        t.audit().await.len(),
+        n,
+        "a body that never reached a use case is not an action"
+    );
     assert_eq!(t.state(None).await, before);
 
     t.assert_refused_and_unchanged(None, 404, "credential_not_found", || {
-        t.post("/v1/requests", &w.requester, json!({ "credential": "nope", "reason": "x" }))
+        t.post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "nope", "reason": "x" }),
+        )
     })
     .await;
     t.assert_refused_and_unchanged(None, 422, "invalid_reason", || {
-        t.post("/v1/requests", &w.requester, json!({ "credential": "aws-prod-root", "reason": "   " }))
+        t.post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "aws-prod-root", "reason": "   " }),
+        )
     })
     .await;
-    t.assert_refused_and_unchanged(None, 404, "request_not_found", || t.get("/v1/requests/not-a-uuid", &w.requester)).await;
     t.assert_refused_and_unchanged(None, 404, "request_not_found", || {
-        t.post(format!("/v1/requests/{}/approve", uuid::Uuid::new_v4()), &w.ann, json!({ "code": "123456" }))
+        t.get("/v1/requests/not-a-uuid", &w.requester)
+    })
+    .await;
+    t.assert_refused_and_unchanged(None, 404, "request_not_found", || {
+        t.post(
+            format!("/v1/requests/{}/approve", uuid::Uuid::new_v4()),
+            &w.ann,
+            json!({ "code": "123456" }),
+        )
     })
     .await;
     t.assert_refused_and_unchanged(None, 422, "invalid_account", || {
@@ -263,7 +429,11 @@ async fn malformed_and_unknown_input_gets_a_precise_error(b: Backend) {
     })
     .await;
     t.assert_refused_and_unchanged(None, 422, "invalid_fields", || {
-        t.post("/v1/credentials", &w.admin, json!({ "name": "x", "account_id": "123456789012", "policy": "default", "fields": {} }))
+        t.post(
+            "/v1/credentials",
+            &w.admin,
+            json!({ "name": "x", "account_id": "123456789012", "policy": "default", "fields": {} }),
+        )
     })
     .await;
     t.assert_refused_and_unchanged(None, 409, "credential_exists", || {
@@ -275,11 +445,19 @@ async fn malformed_and_unknown_input_gets_a_precise_error(b: Backend) {
     })
     .await;
     t.assert_refused_and_unchanged(None, 409, "custodian_exists", || {
-        t.post("/v1/custodians", &w.admin, json!({ "name": "ann", "groups": ["sre"] }))
+        t.post(
+            "/v1/custodians",
+            &w.admin,
+            json!({ "name": "ann", "groups": ["sre"] }),
+        )
     })
     .await;
     t.assert_refused_and_unchanged(None, 422, "invalid_name", || {
-        t.post("/v1/custodians", &w.admin, json!({ "name": "Robert'); DROP TABLE", "groups": ["sre"] }))
+        t.post(
+            "/v1/custodians",
+            &w.admin,
+            json!({ "name": "Robert'); DROP TABLE", "groups": ["sre"] }),
+        )
     })
     .await;
     let r = t.get("/v1/nothing-here", &w.admin).await;
@@ -289,11 +467,28 @@ async fn malformed_and_unknown_input_gets_a_precise_error(b: Backend) {
 async fn an_admin_has_no_bypass(b: Backend) {
     let w = World::new(b).await;
     // An admin who is also a requester and a custodian still needs the quorum.
-    let boss = w.t.enrolled_custodian(&w.admin, "boss", &["sre", "security"], &[Role::Admin, Role::Requester]).await;
+    let boss =
+        w.t.enrolled_custodian(
+            &w.admin,
+            "boss",
+            &["sre", "security"],
+            &[Role::Admin, Role::Requester],
+        )
+        .await;
     w.t.next_step();
-    let r = w.t.post("/v1/requests", &boss, json!({ "credential": "aws-prod-root", "reason": "because" })).await.ok();
+    let r =
+        w.t.post(
+            "/v1/requests",
+            &boss,
+            json!({ "credential": "aws-prod-root", "reason": "because" }),
+        )
+        .await
+        .ok();
     let id = r["id"].as_str().unwrap().to_string();
-    w.t.assert_refused_and_unchanged(Some(&id), 403, "self_approval", || w.approve(&id, "boss", &boss)).await;
+    w.t.assert_refused_and_unchanged(Some(&id), 403, "self_approval", || {
+        w.approve(&id, "boss", &boss)
+    })
+    .await;
     w.t.assert_refused_and_unchanged(Some(&id), 409, "request_not_approved", || {
         w.t.post(format!("/v1/requests/{id}/release"), &boss, json!({}))
     })

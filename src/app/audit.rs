@@ -12,13 +12,22 @@ pub const PAGE_MAX: i64 = 1000;
 const VERIFY_BATCH: i64 = 5000;
 
 impl App {
-    pub async fn audit_list(&self, who: &Identity, after: i64, limit: i64) -> AppResult<Vec<AuditEvent>> {
+    pub async fn audit_list(
+        &self,
+        who: &Identity,
+        after: i64,
+        limit: i64,
+    ) -> AppResult<Vec<AuditEvent>> {
         let limit = limit.clamp(1, PAGE_MAX);
         let mut tx = self.store.begin().await?;
         let res = async {
             self.require(who, Role::Auditor)?;
             let events = tx.audit_events(after.max(0), limit).await?;
-            let ev = Event::new("audit.list", "audit", json!({ "after": after, "limit": limit, "returned": events.len() }));
+            let ev = Event::new(
+                "audit.list",
+                "audit",
+                json!({ "after": after, "limit": limit, "returned": events.len() }),
+            );
             Ok(Done::new(events, ev))
         }
         .await;
@@ -51,12 +60,17 @@ impl App {
             Ok(Done::new(verdict, ev))
         }
         .await;
-        self.finish(tx, Some(who), "audit.verify", "audit", res).await
+        self.finish(tx, Some(who), "audit.verify", "audit", res)
+            .await
     }
 }
 
 impl App {
-    pub async fn revoke_token(&self, who: &Identity, jti: &str) -> AppResult<crate::app::views::RevokedView> {
+    pub async fn revoke_token(
+        &self,
+        who: &Identity,
+        jti: &str,
+    ) -> AppResult<crate::app::views::RevokedView> {
         let mut tx = self.store.begin().await?;
         let res = async {
             self.require(who, Role::Admin)?;
@@ -64,16 +78,32 @@ impl App {
                 return super::refuse(422, "invalid_jti", "a token id (jti) is a UUID");
             }
             let revoked = tx.revoke_token(jti, self.now_ms(), &who.subject).await?;
-            let ev = Event::new("token.revoke", format!("token:{jti}"), json!({ "newly_revoked": revoked }));
-            Ok(Done::new(crate::app::views::RevokedView { jti: jti.into(), revoked: true }, ev))
+            let ev = Event::new(
+                "token.revoke",
+                format!("token:{jti}"),
+                json!({ "newly_revoked": revoked }),
+            );
+            Ok(Done::new(
+                crate::app::views::RevokedView {
+                    jti: jti.into(),
+                    revoked: true,
+                },
+                ev,
+            ))
         }
         .await;
-        self.finish(tx, Some(who), "token.revoke", &format!("token:{jti}"), res).await
+        self.finish(tx, Some(who), "token.revoke", &format!("token:{jti}"), res)
+            .await
     }
 }
 
 /// Append one event outside the server (the host operator's `token issue`).
-pub async fn append_standalone(store: &dyn crate::store::Store, now_ms: i64, actor: &str, ev: Event) -> anyhow::Result<()> {
+pub async fn append_standalone(
+    store: &dyn crate::store::Store,
+    now_ms: i64,
+    actor: &str,
+    ev: Event,
+) -> anyhow::Result<()> {
     let mut tx = store.begin().await?;
     let (seq, prev) = tx.audit_head().await?;
     let e = crate::crypto::chain::seal(

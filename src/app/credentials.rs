@@ -24,12 +24,22 @@ fn credential_target(name: &str) -> String {
 
 /// Check field names and sizes; return the names (for metadata and audit)
 /// and the plaintext payload, in a zeroizing buffer.
-fn payload(fields: &BTreeMap<String, SecretString>) -> AppResult<(Vec<String>, Zeroizing<Vec<u8>>)> {
+fn payload(
+    fields: &BTreeMap<String, SecretString>,
+) -> AppResult<(Vec<String>, Zeroizing<Vec<u8>>)> {
     if fields.is_empty() {
-        return refuse(422, "invalid_fields", "a credential needs at least one field, e.g. --field password=-");
+        return refuse(
+            422,
+            "invalid_fields",
+            "a credential needs at least one field, e.g. --field password=-",
+        );
     }
     if fields.len() > MAX_FIELDS {
-        return refuse(422, "invalid_fields", format!("at most {MAX_FIELDS} fields"));
+        return refuse(
+            422,
+            "invalid_fields",
+            format!("at most {MAX_FIELDS} fields"),
+        );
     }
     let mut names = Vec::new();
     let mut exposed: BTreeMap<&str, &str> = BTreeMap::new();
@@ -40,24 +50,38 @@ fn payload(fields: &BTreeMap<String, SecretString>) -> AppResult<(Vec<String>, Z
             return refuse(422, "invalid_fields", format!("field {name} is empty"));
         }
         if v.len() > MAX_FIELD_BYTES {
-            return refuse(422, "invalid_fields", format!("field {name} is longer than {MAX_FIELD_BYTES} bytes"));
+            return refuse(
+                422,
+                "invalid_fields",
+                format!("field {name} is longer than {MAX_FIELD_BYTES} bytes"),
+            );
         }
         names.push(name.to_string());
         exposed.insert(k.as_str(), v);
     }
-    let bytes = Zeroizing::new(serde_json::to_vec(&json!({ "fields": exposed })).expect("a string map always serialises"));
+    let bytes = Zeroizing::new(
+        serde_json::to_vec(&json!({ "fields": exposed })).expect("a string map always serialises"),
+    );
     Ok((names, bytes))
 }
 
 /// Groups of the custodians who can approve today (enrolled), optionally
 /// leaving one person out (the requester never counts).
-pub(crate) async fn enrolled_groups(tx: &mut dyn Tx, except: Option<&str>) -> AppResult<Vec<Vec<GroupName>>> {
+pub(crate) async fn enrolled_groups(
+    tx: &mut dyn Tx,
+    except: Option<&str>,
+) -> AppResult<Vec<Vec<GroupName>>> {
     Ok(tx
         .custodians()
         .await?
         .into_iter()
         .filter(|c| c.status == "active" && Some(c.name.as_str()) != except)
-        .map(|c| c.groups.iter().filter_map(|g| GroupName::parse(g).ok()).collect())
+        .map(|c| {
+            c.groups
+                .iter()
+                .filter_map(|g| GroupName::parse(g).ok())
+                .collect()
+        })
         .collect())
 }
 
@@ -67,7 +91,11 @@ impl App {
             Some(p) => Ok(p.clone()),
             None => {
                 let known: Vec<String> = self.policies.iter().map(|p| p.name.to_string()).collect();
-                refuse(422, "unknown_policy", format!("no policy named {name:?}; loaded: {}", known.join(", ")))
+                refuse(
+                    422,
+                    "unknown_policy",
+                    format!("no policy named {name:?}; loaded: {}", known.join(", ")),
+                )
             }
         }
     }
@@ -80,16 +108,23 @@ impl App {
             Ok(prepared) => self.deposit_tx(tx.as_mut(), who, &body, prepared).await,
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "credential.deposit", &target, res).await
+        self.finish(tx, Some(who), "credential.deposit", &target, res)
+            .await
     }
 
     /// Everything that can be refused before any key is generated, then the
     /// envelope (written to the secret store outside the transaction, under
     /// a fresh id, so a failure leaves only inert ciphertext).
-    async fn deposit_prepare(&self, who: &Identity, body: &DepositBody) -> AppResult<(String, Vec<String>, String, String)> {
+    async fn deposit_prepare(
+        &self,
+        who: &Identity,
+        body: &DepositBody,
+    ) -> AppResult<(String, Vec<String>, String, String)> {
         self.require(who, Role::Admin)?;
-        let name = CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
-        let account = AccountId::parse(&body.account_id).or_else(|e| refuse(422, "invalid_account", e.0))?;
+        let name =
+            CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let account =
+            AccountId::parse(&body.account_id).or_else(|e| refuse(422, "invalid_account", e.0))?;
         let policy = self.policy(&body.policy)?;
         let (field_names, plaintext) = payload(&body.fields)?;
         {
@@ -111,7 +146,14 @@ impl App {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let (secret_ref, key_id) = self
-            .seal_version(&id, name.as_str(), account.as_str(), policy.name.as_str(), 1, &plaintext)
+            .seal_version(
+                &id,
+                name.as_str(),
+                account.as_str(),
+                policy.name.as_str(),
+                1,
+                &plaintext,
+            )
             .await?;
         Ok((id, field_names, secret_ref, key_id))
     }
@@ -172,7 +214,11 @@ impl App {
         };
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {
-                return refuse(409, "credential_exists", format!("credential {} already exists", body.name))
+                return refuse(
+                    409,
+                    "credential_exists",
+                    format!("credential {} already exists", body.name),
+                )
             }
             other => other?,
         }
@@ -203,7 +249,12 @@ impl App {
     }
 
     /// Store a new version: clears `exposed`.
-    pub async fn rotate(&self, who: &Identity, name: &str, body: RotateBody) -> AppResult<CredentialView> {
+    pub async fn rotate(
+        &self,
+        who: &Identity,
+        name: &str,
+        body: RotateBody,
+    ) -> AppResult<CredentialView> {
         let target = credential_target(name);
         let prepared = self.rotate_prepare(who, name, &body).await;
         let mut tx = self.store.begin().await?;
@@ -211,21 +262,38 @@ impl App {
             Ok(p) => self.rotate_tx(tx.as_mut(), who, p).await,
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "credential.rotate", &target, res).await
+        self.finish(tx, Some(who), "credential.rotate", &target, res)
+            .await
     }
 
-    async fn rotate_prepare(&self, who: &Identity, name: &str, body: &RotateBody) -> AppResult<(CredentialRow, i64, Vec<String>, String, String)> {
+    async fn rotate_prepare(
+        &self,
+        who: &Identity,
+        name: &str,
+        body: &RotateBody,
+    ) -> AppResult<(CredentialRow, i64, Vec<String>, String, String)> {
         self.require(who, Role::Admin)?;
         let (field_names, plaintext) = payload(&body.fields)?;
         let mut tx = self.store.begin().await?;
         let c = tx.credential_by_name(name).await?;
         tx.rollback().await?;
         let Some(c) = c else {
-            return refuse(404, "credential_not_found", format!("no credential named {name}"));
+            return refuse(
+                404,
+                "credential_not_found",
+                format!("no credential named {name}"),
+            );
         };
         let version = c.current_version + 1;
         let (secret_ref, key_id) = self
-            .seal_version(&c.id, &c.name, &c.account_id, &c.policy, version, &plaintext)
+            .seal_version(
+                &c.id,
+                &c.name,
+                &c.account_id,
+                &c.policy,
+                version,
+                &plaintext,
+            )
             .await?;
         Ok((c, version, field_names, secret_ref, key_id))
     }
@@ -234,12 +302,26 @@ impl App {
         &self,
         tx: &mut dyn Tx,
         who: &Identity,
-        (c, version, field_names, secret_ref, key_id): (CredentialRow, i64, Vec<String>, String, String),
+        (c, version, field_names, secret_ref, key_id): (
+            CredentialRow,
+            i64,
+            Vec<String>,
+            String,
+            String,
+        ),
     ) -> AppResult<Done<CredentialView>> {
         let now = self.now_ms();
-        let was_exposed = tx.credential_by_id(&c.id).await?.map(|c| c.exposed).unwrap_or(false);
+        let was_exposed = tx
+            .credential_by_id(&c.id)
+            .await?
+            .map(|c| c.exposed)
+            .unwrap_or(false);
         if !tx.advance_credential_version(&c.id, version, now).await? {
-            return refuse(409, "concurrent_rotation", "another version was deposited at the same time: try again");
+            return refuse(
+                409,
+                "concurrent_rotation",
+                "another version was deposited at the same time: try again",
+            );
         }
         let v = VersionRow {
             credential_id: c.id.clone(),
@@ -252,10 +334,9 @@ impl App {
             created_by: who.subject.clone(),
         };
         tx.insert_version(&v).await?;
-        let row = tx
-            .credential_by_id(&c.id)
-            .await?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("credential vanished during rotation")))?;
+        let row = tx.credential_by_id(&c.id).await?.ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("credential vanished during rotation"))
+        })?;
         let versions = tx.versions(&c.id).await?;
         let ev = Event::new(
             "credential.rotate",
@@ -276,20 +357,26 @@ impl App {
             Ok(out)
         }
         .await;
-        self.finish_read(tx, who, "credential.list", "credentials", res).await
+        self.finish_read(tx, who, "credential.list", "credentials", res)
+            .await
     }
 
     pub async fn show_credential(&self, who: &Identity, name: &str) -> AppResult<CredentialView> {
         let mut tx = self.store.begin().await?;
         let res = async {
             let Some(c) = tx.credential_by_name(name).await? else {
-                return refuse(404, "credential_not_found", format!("no credential named {name}"));
+                return refuse(
+                    404,
+                    "credential_not_found",
+                    format!("no credential named {name}"),
+                );
             };
             let versions = tx.versions(&c.id).await?;
             Ok(CredentialView::new(&c, &versions))
         }
         .await;
-        self.finish_read(tx, who, "credential.show", &credential_target(name), res).await
+        self.finish_read(tx, who, "credential.show", &credential_target(name), res)
+            .await
     }
 
     pub async fn list_policies(&self, who: &Identity) -> AppResult<Vec<PolicyView>> {
@@ -299,10 +386,15 @@ impl App {
             Ok(self
                 .policies
                 .iter()
-                .map(|p| PolicyView { policy: p.clone(), quorum: p.describe(), satisfiability: p.satisfiability(&enrolled) })
+                .map(|p| PolicyView {
+                    policy: p.clone(),
+                    quorum: p.describe(),
+                    satisfiability: p.satisfiability(&enrolled),
+                })
                 .collect())
         }
         .await;
-        self.finish_read(tx, who, "policy.list", "policies", res).await
+        self.finish_read(tx, who, "policy.list", "policies", res)
+            .await
     }
 }

@@ -19,18 +19,33 @@ fn custodian_target(name: &str) -> String {
 }
 
 impl App {
-    pub async fn add_custodian(&self, who: &Identity, body: AddCustodian) -> AppResult<CustodianView> {
+    pub async fn add_custodian(
+        &self,
+        who: &Identity,
+        body: AddCustodian,
+    ) -> AppResult<CustodianView> {
         let target = custodian_target(&body.name);
         let mut tx = self.store.begin().await?;
         let res = self.add_custodian_tx(tx.as_mut(), who, body).await;
-        self.finish(tx, Some(who), "custodian.add", &target, res).await
+        self.finish(tx, Some(who), "custodian.add", &target, res)
+            .await
     }
 
-    async fn add_custodian_tx(&self, tx: &mut dyn Tx, who: &Identity, body: AddCustodian) -> AppResult<Done<CustodianView>> {
+    async fn add_custodian_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        body: AddCustodian,
+    ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Admin)?;
-        let name = CustodianName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let name =
+            CustodianName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
         if body.groups.is_empty() {
-            return refuse(422, "invalid_groups", "a custodian needs at least one group");
+            return refuse(
+                422,
+                "invalid_groups",
+                "a custodian needs at least one group",
+            );
         }
         let mut groups = Vec::new();
         for g in &body.groups {
@@ -54,12 +69,23 @@ impl App {
         };
         match tx.insert_custodian(&row).await {
             Err(StoreError::Conflict(_)) => {
-                return refuse(409, "custodian_exists", format!("custodian {name} already exists"))
+                return refuse(
+                    409,
+                    "custodian_exists",
+                    format!("custodian {name} already exists"),
+                )
             }
             other => other?,
         }
         let view = CustodianView::from_row(&row, now);
-        Ok(Done::new(view, Event::new("custodian.add", custodian_target(name.as_str()), json!({ "groups": groups }))))
+        Ok(Done::new(
+            view,
+            Event::new(
+                "custodian.add",
+                custodian_target(name.as_str()),
+                json!({ "groups": groups }),
+            ),
+        ))
     }
 
     pub async fn list_custodians(&self, who: &Identity) -> AppResult<Vec<CustodianView>> {
@@ -67,10 +93,16 @@ impl App {
         let res = async {
             self.require_any(who, &[Role::Admin, Role::Auditor, Role::Custodian])?;
             let now = self.now_ms();
-            Ok(tx.custodians().await?.iter().map(|c| CustodianView::from_row(c, now)).collect())
+            Ok(tx
+                .custodians()
+                .await?
+                .iter()
+                .map(|c| CustodianView::from_row(c, now))
+                .collect())
         }
         .await;
-        self.finish_read(tx, who, "custodian.list", "custodians", res).await
+        self.finish_read(tx, who, "custodian.list", "custodians", res)
+            .await
     }
 
     pub async fn whoami(&self, who: &Identity) -> AppResult<WhoAmI> {
@@ -82,7 +114,9 @@ impl App {
             subject: who.subject.clone(),
             roles: who.roles.iter().copied().collect(),
             expires_at: crate::clock::rfc3339(who.expires_at * 1000),
-            custodian: c.filter(|_| who.has(Role::Custodian)).map(|c| CustodianView::from_row(&c, now)),
+            custodian: c
+                .filter(|_| who.has(Role::Custodian))
+                .map(|c| CustodianView::from_row(&c, now)),
         })
     }
 
@@ -99,7 +133,8 @@ impl App {
         match res {
             Ok(v) => Ok(v),
             Err(e) => {
-                self.record_refusal(&who.subject, action, target, &e).await?;
+                self.record_refusal(&who.subject, action, target, &e)
+                    .await?;
                 Err(e)
             }
         }
@@ -111,19 +146,37 @@ impl App {
         let target = custodian_target(name);
         let mut tx = self.store.begin().await?;
         let res = self.enroll_tx(tx.as_mut(), who, name).await;
-        self.finish(tx, Some(who), "custodian.enroll", &target, res).await
+        self.finish(tx, Some(who), "custodian.enroll", &target, res)
+            .await
     }
 
-    async fn enroll_tx(&self, tx: &mut dyn Tx, who: &Identity, name: &str) -> AppResult<Done<EnrollmentView>> {
+    async fn enroll_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        name: &str,
+    ) -> AppResult<Done<EnrollmentView>> {
         self.require(who, Role::Custodian)?;
         if who.subject != name {
-            return refuse(403, "not_self", "custodians enrol themselves: the token's subject must be the custodian");
+            return refuse(
+                403,
+                "not_self",
+                "custodians enrol themselves: the token's subject must be the custodian",
+            );
         }
         let Some(c) = tx.custodian(name).await? else {
-            return refuse(404, "custodian_not_found", format!("no custodian named {name}: an admin adds custodians first"));
+            return refuse(
+                404,
+                "custodian_not_found",
+                format!("no custodian named {name}: an admin adds custodians first"),
+            );
         };
         if c.status == "active" {
-            return refuse(409, "already_enrolled", format!("custodian {name} is already enrolled"));
+            return refuse(
+                409,
+                "already_enrolled",
+                format!("custodian {name} is already enrolled"),
+            );
         }
         let seed = Seed::generate();
         let enrollment_id = uuid::Uuid::new_v4().to_string();
@@ -134,7 +187,14 @@ impl App {
             seed.expose_bytes(),
         )
         .await?;
-        tx.set_enrollment(name, "pending", Some(&enrollment_id), Some(&env.to_bytes()), None).await?;
+        tx.set_enrollment(
+            name,
+            "pending",
+            Some(&enrollment_id),
+            Some(&env.to_bytes()),
+            None,
+        )
+        .await?;
         let uri = seed.otpauth_uri(&self.settings.totp_issuer_label, name);
         let view = EnrollmentView {
             custodian: name.into(),
@@ -145,33 +205,72 @@ impl App {
         };
         Ok(Done::new(
             view,
-            Event::new("custodian.enroll", custodian_target(name), json!({ "enrollment_id": enrollment_id })),
+            Event::new(
+                "custodian.enroll",
+                custodian_target(name),
+                json!({ "enrollment_id": enrollment_id }),
+            ),
         ))
     }
 
-    pub async fn confirm(&self, who: &Identity, name: &str, code: &SecretString) -> AppResult<CustodianView> {
+    pub async fn confirm(
+        &self,
+        who: &Identity,
+        name: &str,
+        code: &SecretString,
+    ) -> AppResult<CustodianView> {
         let target = custodian_target(name);
         let mut tx = self.store.begin().await?;
         let res = self.confirm_tx(tx.as_mut(), who, name, code).await;
-        self.finish(tx, Some(who), "custodian.confirm", &target, res).await
+        self.finish(tx, Some(who), "custodian.confirm", &target, res)
+            .await
     }
 
-    async fn confirm_tx(&self, tx: &mut dyn Tx, who: &Identity, name: &str, code: &SecretString) -> AppResult<Done<CustodianView>> {
+    async fn confirm_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        name: &str,
+        code: &SecretString,
+    ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Custodian)?;
         if who.subject != name {
             return refuse(403, "not_self", "custodians confirm their own enrolment");
         }
         let Some(c) = tx.custodian(name).await? else {
-            return refuse(404, "custodian_not_found", format!("no custodian named {name}"));
+            return refuse(
+                404,
+                "custodian_not_found",
+                format!("no custodian named {name}"),
+            );
         };
         match c.status.as_str() {
-            "active" => return refuse(409, "already_enrolled", format!("custodian {name} is already enrolled")),
-            "new" => return refuse(409, "not_enrolled", "start with `breakglass custodian enroll`"),
+            "active" => {
+                return refuse(
+                    409,
+                    "already_enrolled",
+                    format!("custodian {name} is already enrolled"),
+                )
+            }
+            "new" => {
+                return refuse(
+                    409,
+                    "not_enrolled",
+                    "start with `breakglass custodian enroll`",
+                )
+            }
             _ => {}
         }
         let step = self.check_presence(tx, &c, code).await?;
         let now = self.now_ms();
-        tx.set_enrollment(name, "active", c.enrollment_id.as_deref(), c.totp_envelope.as_deref(), Some(now)).await?;
+        tx.set_enrollment(
+            name,
+            "active",
+            c.enrollment_id.as_deref(),
+            c.totp_envelope.as_deref(),
+            Some(now),
+        )
+        .await?;
         // The confirmation code is spent: it cannot approve anything.
         tx.advance_totp_step(name, step).await?;
         let mut row = c.clone();
@@ -179,14 +278,23 @@ impl App {
         row.enrolled_at = Some(now);
         Ok(Done::new(
             CustodianView::from_row(&row, now),
-            Event::new("custodian.confirm", custodian_target(name), json!({ "groups": c.groups })),
+            Event::new(
+                "custodian.confirm",
+                custodian_target(name),
+                json!({ "groups": c.groups }),
+            ),
         ))
     }
 
     /// The presence check: not locked out, a valid code for the current
     /// step ± 1, and a step later than any this custodian used before.
     /// Returns the matched step (already recorded as used).
-    pub(crate) async fn check_presence(&self, tx: &mut dyn Tx, c: &CustodianRow, code: &SecretString) -> AppResult<i64> {
+    pub(crate) async fn check_presence(
+        &self,
+        tx: &mut dyn Tx,
+        c: &CustodianRow,
+        code: &SecretString,
+    ) -> AppResult<i64> {
         let now = self.now_ms();
         if let Some(until) = c.locked_until.filter(|&u| u > now) {
             return refuse(
@@ -200,13 +308,23 @@ impl App {
             );
         }
         let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
-            return refuse(409, "not_enrolled", format!("custodian {} has not enrolled TOTP", c.name));
+            return refuse(
+                409,
+                "not_enrolled",
+                format!("custodian {} has not enrolled TOTP", c.name),
+            );
         };
         let env = Envelope::from_bytes(env).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let seed_bytes = env
-            .open(self.keys.as_ref(), &EncryptionContext::totp_seed(&c.name, enrollment), &totp_aad(&c.name, enrollment))
+            .open(
+                self.keys.as_ref(),
+                &EncryptionContext::totp_seed(&c.name, enrollment),
+                &totp_aad(&c.name, enrollment),
+            )
             .await?;
-        let seed = Seed::from_bytes(&seed_bytes).ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored TOTP seed has the wrong length")))?;
+        let seed = Seed::from_bytes(&seed_bytes).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("stored TOTP seed has the wrong length"))
+        })?;
         let unix = u64::try_from(now / 1000).unwrap_or(0);
         let Some(step) = seed.check(code.expose_secret().trim(), unix) else {
             return Err(AppError::Refused(Refusal {
@@ -216,7 +334,8 @@ impl App {
                 totp_failure_of: Some(c.name.clone()),
             }));
         };
-        let step = i64::try_from(step).map_err(|_| AppError::Internal(anyhow::anyhow!("TOTP step out of range")))?;
+        let step = i64::try_from(step)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("TOTP step out of range")))?;
         if !tx.advance_totp_step(&c.name, step).await? {
             return refuse(
                 409,
@@ -229,7 +348,12 @@ impl App {
     }
 
     /// Count a wrong code; lock the custodian out when the window fills.
-    pub(crate) async fn count_totp_failure(&self, tx: &mut dyn Tx, actor: &str, name: &str) -> AppResult<()> {
+    pub(crate) async fn count_totp_failure(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &str,
+        name: &str,
+    ) -> AppResult<()> {
         let now = self.now_ms();
         tx.add_totp_failure(name, now).await?;
         let since = now - self.settings.totp_failure_window.as_millis() as i64;
@@ -244,7 +368,10 @@ impl App {
                 json!({ "failures": n, "locked_until": crate::clock::rfc3339(until) }),
             );
             self.append(tx, actor, "success", None, ev).await?;
-            tracing::warn!(custodian = name, "custodian locked out after repeated wrong TOTP codes");
+            tracing::warn!(
+                custodian = name,
+                "custodian locked out after repeated wrong TOTP codes"
+            );
         }
         Ok(())
     }

@@ -56,13 +56,21 @@ pub enum AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 pub fn refuse<T>(status: u16, code: &'static str, message: impl Into<String>) -> AppResult<T> {
-    Err(AppError::Refused(Refusal { status, code, message: message.into(), totp_failure_of: None }))
+    Err(AppError::Refused(Refusal {
+        status,
+        code,
+        message: message.into(),
+        totp_failure_of: None,
+    }))
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => AppError::Unavailable { code: "database_unavailable", message: m },
+            StoreError::Unavailable(m) => AppError::Unavailable {
+                code: "database_unavailable",
+                message: m,
+            },
             other => AppError::Internal(anyhow::anyhow!(other)),
         }
     }
@@ -71,11 +79,17 @@ impl From<StoreError> for AppError {
 impl From<KeyError> for AppError {
     fn from(e: KeyError) -> Self {
         match e {
-            KeyError::Unavailable(_) => {
-                AppError::Unavailable { code: "key_service_unavailable", message: e.to_string() }
+            KeyError::Unavailable(_) => AppError::Unavailable {
+                code: "key_service_unavailable",
+                message: e.to_string(),
+            },
+            KeyError::Refused(_) => AppError::Unavailable {
+                code: "key_service_refused",
+                message: e.to_string(),
+            },
+            KeyError::InvalidCiphertext | KeyError::UnknownKey(_) => {
+                AppError::Internal(anyhow::anyhow!(e))
             }
-            KeyError::Refused(_) => AppError::Unavailable { code: "key_service_refused", message: e.to_string() },
-            KeyError::InvalidCiphertext | KeyError::UnknownKey(_) => AppError::Internal(anyhow::anyhow!(e)),
         }
     }
 }
@@ -83,12 +97,14 @@ impl From<KeyError> for AppError {
 impl From<SecretStoreError> for AppError {
     fn from(e: SecretStoreError) -> Self {
         match e {
-            SecretStoreError::Unavailable(_) => {
-                AppError::Unavailable { code: "secret_store_unavailable", message: e.to_string() }
-            }
-            SecretStoreError::Refused(_) => {
-                AppError::Unavailable { code: "secret_store_refused", message: e.to_string() }
-            }
+            SecretStoreError::Unavailable(_) => AppError::Unavailable {
+                code: "secret_store_unavailable",
+                message: e.to_string(),
+            },
+            SecretStoreError::Refused(_) => AppError::Unavailable {
+                code: "secret_store_refused",
+                message: e.to_string(),
+            },
             SecretStoreError::NotFound => AppError::Internal(anyhow::anyhow!(e)),
         }
     }
@@ -113,7 +129,11 @@ pub struct Event {
 
 impl Event {
     pub fn new(action: &'static str, target: impl Into<String>, details: Value) -> Event {
-        Event { action, target: target.into(), details }
+        Event {
+            action,
+            target: target.into(),
+            details,
+        }
     }
 }
 
@@ -126,7 +146,10 @@ pub struct Done<T> {
 
 impl<T> Done<T> {
     pub fn new(value: T, event: Event) -> Done<T> {
-        Done { value, events: vec![event] }
+        Done {
+            value,
+            events: vec![event],
+        }
     }
     pub fn and(mut self, event: Event) -> Done<T> {
         self.events.push(event);
@@ -136,7 +159,8 @@ impl<T> Done<T> {
 
 /// Who acted, for the audit log: the subject, or `anonymous`.
 pub fn actor_of(who: Option<&Identity>) -> String {
-    who.map(|w| w.subject.clone()).unwrap_or_else(|| "anonymous".into())
+    who.map(|w| w.subject.clone())
+        .unwrap_or_else(|| "anonymous".into())
 }
 
 impl App {
@@ -189,7 +213,8 @@ impl App {
             Ok(done) => {
                 let mut tx = tx;
                 for ev in done.events {
-                    self.append(tx.as_mut(), &actor, "success", None, ev).await?;
+                    self.append(tx.as_mut(), &actor, "success", None, ev)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(done.value)
@@ -205,7 +230,13 @@ impl App {
     /// Commit the audit event of a refused or failed action, in its own
     /// transaction. If even that fails, the caller gets the audit failure:
     /// nothing happened, and nothing is hidden.
-    pub async fn record_refusal(&self, actor: &str, action: &'static str, target: &str, err: &AppError) -> AppResult<()> {
+    pub async fn record_refusal(
+        &self,
+        actor: &str,
+        action: &'static str,
+        target: &str,
+        err: &AppError,
+    ) -> AppResult<()> {
         let (outcome, code, message) = match err {
             AppError::Refused(r) => ("refused", r.code, r.message.clone()),
             AppError::Unavailable { code, message } => ("refused", *code, message.clone()),
@@ -215,11 +246,16 @@ impl App {
             }
         };
         let mut tx = self.store.begin().await?;
-        if let AppError::Refused(Refusal { totp_failure_of: Some(name), .. }) = err {
+        if let AppError::Refused(Refusal {
+            totp_failure_of: Some(name),
+            ..
+        }) = err
+        {
             self.count_totp_failure(tx.as_mut(), actor, name).await?;
         }
         let ev = Event::new(action, target, json!({ "message": message }));
-        self.append(tx.as_mut(), actor, outcome, Some(code), ev).await?;
+        self.append(tx.as_mut(), actor, outcome, Some(code), ev)
+            .await?;
         tx.commit().await?;
         tracing::info!(action, target, code, "refused");
         Ok(())
@@ -230,7 +266,11 @@ impl App {
         if who.has(role) {
             Ok(())
         } else {
-            refuse(403, "forbidden_role", format!("this action needs the {role} role"))
+            refuse(
+                403,
+                "forbidden_role",
+                format!("this action needs the {role} role"),
+            )
         }
     }
 
@@ -240,7 +280,11 @@ impl App {
             Ok(())
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            refuse(403, "forbidden_role", format!("this action needs one of the roles {}", names.join(", ")))
+            refuse(
+                403,
+                "forbidden_role",
+                format!("this action needs one of the roles {}", names.join(", ")),
+            )
         }
     }
 
@@ -274,7 +318,8 @@ impl App {
                     message: e.to_string(),
                     totp_failure_of: None,
                 });
-                self.record_refusal("anonymous", "auth.token", "api", &err).await?;
+                self.record_refusal("anonymous", "auth.token", "api", &err)
+                    .await?;
                 Err(err)
             }
         }

@@ -24,12 +24,17 @@ fn request_target(id: &str) -> String {
 }
 
 fn snapshot(r: &RequestRow) -> AppResult<Policy> {
-    serde_json::from_str(&r.policy).map_err(|e| AppError::Internal(anyhow::anyhow!("corrupt policy snapshot: {e}")))
+    serde_json::from_str(&r.policy)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("corrupt policy snapshot: {e}")))
 }
 
 fn state_of(r: &RequestRow, now: i64) -> RequestState {
     RequestState::effective(
-        StoredState { state: &r.state, expires_at: r.expires_at, release_deadline: r.release_deadline },
+        StoredState {
+            state: &r.state,
+            expires_at: r.expires_at,
+            release_deadline: r.release_deadline,
+        },
         now,
     )
 }
@@ -37,50 +42,103 @@ fn state_of(r: &RequestRow, now: i64) -> RequestState {
 /// The refusal for deciding on a request that is no longer pending.
 fn not_pending<T>(state: RequestState) -> AppResult<T> {
     match state {
-        RequestState::Expired => refuse(409, "request_expired", "the request expired before its quorum was met"),
+        RequestState::Expired => refuse(
+            409,
+            "request_expired",
+            "the request expired before its quorum was met",
+        ),
         RequestState::Denied => refuse(409, "request_denied", "the request was denied"),
-        RequestState::Released => refuse(409, "request_released", "the request was already released"),
-        RequestState::Approved => refuse(409, "request_already_approved", "the request already has its quorum"),
-        RequestState::ReleaseWindowClosed => {
-            refuse(409, "release_window_closed", "the request was approved but its release window has closed")
+        RequestState::Released => {
+            refuse(409, "request_released", "the request was already released")
         }
-        RequestState::Pending => unreachable!("not_pending is only called for requests that are not pending"),
+        RequestState::Approved => refuse(
+            409,
+            "request_already_approved",
+            "the request already has its quorum",
+        ),
+        RequestState::ReleaseWindowClosed => refuse(
+            409,
+            "release_window_closed",
+            "the request was approved but its release window has closed",
+        ),
+        RequestState::Pending => {
+            unreachable!("not_pending is only called for requests that are not pending")
+        }
     }
 }
 
 fn groups_of(names: &[String]) -> Vec<GroupName> {
-    names.iter().filter_map(|g| GroupName::parse(g).ok()).collect()
+    names
+        .iter()
+        .filter_map(|g| GroupName::parse(g).ok())
+        .collect()
 }
 
 impl App {
-    pub async fn create_request(&self, who: &Identity, body: CreateRequestBody) -> AppResult<RequestView> {
+    pub async fn create_request(
+        &self,
+        who: &Identity,
+        body: CreateRequestBody,
+    ) -> AppResult<RequestView> {
         let target = format!("credential:{}", body.credential);
         let mut tx = self.store.begin().await?;
         let res = self.create_request_tx(tx.as_mut(), who, body).await;
-        self.finish(tx, Some(who), "request.create", &target, res).await
+        self.finish(tx, Some(who), "request.create", &target, res)
+            .await
     }
 
-    async fn create_request_tx(&self, tx: &mut dyn Tx, who: &Identity, body: CreateRequestBody) -> AppResult<Done<RequestView>> {
+    async fn create_request_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        body: CreateRequestBody,
+    ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Requester)?;
         let reason = body.reason.trim().to_string();
         if reason.is_empty() || reason.chars().count() > MAX_REASON {
-            return refuse(422, "invalid_reason", format!("give a reason of 1 to {MAX_REASON} characters"));
+            return refuse(
+                422,
+                "invalid_reason",
+                format!("give a reason of 1 to {MAX_REASON} characters"),
+            );
         }
-        let ticket = body.ticket.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let ticket = body
+            .ticket
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         if let Some(t) = &ticket {
             if t.chars().count() > MAX_TICKET || t.chars().any(char::is_control) {
-                return refuse(422, "invalid_ticket", format!("a ticket reference is at most {MAX_TICKET} printable characters"));
+                return refuse(
+                    422,
+                    "invalid_ticket",
+                    format!("a ticket reference is at most {MAX_TICKET} printable characters"),
+                );
             }
         }
         let Some(c) = tx.credential_by_name(&body.credential).await? else {
-            return refuse(404, "credential_not_found", format!("no credential named {}", body.credential));
+            return refuse(
+                404,
+                "credential_not_found",
+                format!("no credential named {}", body.credential),
+            );
         };
         let Some(policy) = self.policies.get(&c.policy).cloned() else {
-            return refuse(409, "policy_missing", format!("the credential's policy {:?} is not loaded: fix policies/ first", c.policy));
+            return refuse(
+                409,
+                "policy_missing",
+                format!(
+                    "the credential's policy {:?} is not loaded: fix policies/ first",
+                    c.policy
+                ),
+            );
         };
         let s = policy.satisfiability(&enrolled_groups(tx, Some(&who.subject)).await?);
         if !s.satisfiable {
-            return refuse(422, "policy_unsatisfiable", format!("{} (not counting you, the requester)", s.explanation));
+            return refuse(
+                422,
+                "policy_unsatisfiable",
+                format!("{} (not counting you, the requester)", s.explanation),
+            );
         }
         let now = self.now_ms();
         let row = RequestRow {
@@ -120,7 +178,11 @@ impl App {
 
     async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
         if uuid::Uuid::parse_str(id).is_err() {
-            return refuse(404, "request_not_found", format!("no request with id {id:?}"));
+            return refuse(
+                404,
+                "request_not_found",
+                format!("no request with id {id:?}"),
+            );
         }
         match tx.request(id).await? {
             Some(r) => Ok(r),
@@ -130,7 +192,12 @@ impl App {
 
     async fn view(&self, tx: &mut dyn Tx, r: &RequestRow) -> AppResult<RequestView> {
         let decisions = tx.decisions(&r.id).await?;
-        Ok(RequestView::new(r, &snapshot(r)?, &decisions, self.now_ms()))
+        Ok(RequestView::new(
+            r,
+            &snapshot(r)?,
+            &decisions,
+            self.now_ms(),
+        ))
     }
 
     pub async fn show_request(&self, who: &Identity, id: &str) -> AppResult<RequestView> {
@@ -143,11 +210,14 @@ impl App {
             self.view(tx.as_mut(), &r).await
         }
         .await;
-        self.finish_read(tx, who, "request.show", &request_target(id), res).await
+        self.finish_read(tx, who, "request.show", &request_target(id), res)
+            .await
     }
 
     fn sees_all_requests(&self, who: &Identity) -> bool {
-        [Role::Admin, Role::Auditor, Role::Custodian].iter().any(|r| who.has(*r))
+        [Role::Admin, Role::Auditor, Role::Custodian]
+            .iter()
+            .any(|r| who.has(*r))
     }
 
     pub async fn list_requests(&self, who: &Identity, limit: i64) -> AppResult<Vec<RequestView>> {
@@ -165,19 +235,35 @@ impl App {
             Ok(out)
         }
         .await;
-        self.finish_read(tx, who, "request.list", "requests", res).await
+        self.finish_read(tx, who, "request.list", "requests", res)
+            .await
     }
 
-    pub async fn approve(&self, who: &Identity, id: &str, code: &SecretString) -> AppResult<RequestView> {
+    pub async fn approve(
+        &self,
+        who: &Identity,
+        id: &str,
+        code: &SecretString,
+    ) -> AppResult<RequestView> {
         let mut tx = self.store.begin().await?;
         let res = self.decide_tx(tx.as_mut(), who, id, code, None).await;
-        self.finish(tx, Some(who), "request.approve", &request_target(id), res).await
+        self.finish(tx, Some(who), "request.approve", &request_target(id), res)
+            .await
     }
 
-    pub async fn deny(&self, who: &Identity, id: &str, code: &SecretString, reason: &str) -> AppResult<RequestView> {
+    pub async fn deny(
+        &self,
+        who: &Identity,
+        id: &str,
+        code: &SecretString,
+        reason: &str,
+    ) -> AppResult<RequestView> {
         let mut tx = self.store.begin().await?;
-        let res = self.decide_tx(tx.as_mut(), who, id, code, Some(reason)).await;
-        self.finish(tx, Some(who), "request.deny", &request_target(id), res).await
+        let res = self
+            .decide_tx(tx.as_mut(), who, id, code, Some(reason))
+            .await;
+        self.finish(tx, Some(who), "request.deny", &request_target(id), res)
+            .await
     }
 
     /// Approve (`deny_reason` None) or deny. Locks the request, then the
@@ -197,24 +283,40 @@ impl App {
             Some(r) => {
                 let r = r.trim();
                 if r.is_empty() || r.chars().count() > MAX_REASON {
-                    return refuse(422, "invalid_reason", format!("give a reason of 1 to {MAX_REASON} characters for the denial"));
+                    return refuse(
+                        422,
+                        "invalid_reason",
+                        format!("give a reason of 1 to {MAX_REASON} characters for the denial"),
+                    );
                 }
                 Some(r.to_string())
             }
         };
         let r = self.load_request(tx, id).await?;
         let Some(c) = tx.custodian(&who.subject).await? else {
-            return refuse(403, "not_a_custodian", format!("{} is not an enrolled custodian", who.subject));
+            return refuse(
+                403,
+                "not_a_custodian",
+                format!("{} is not an enrolled custodian", who.subject),
+            );
         };
         if c.status != "active" {
-            return refuse(403, "not_enrolled", format!("custodian {} has not confirmed TOTP enrolment", c.name));
+            return refuse(
+                403,
+                "not_enrolled",
+                format!("custodian {} has not confirmed TOTP enrolment", c.name),
+            );
         }
         let now = self.now_ms();
         if let Some(until) = c.locked_until.filter(|&u| u > now) {
             return refuse(
                 423,
                 "custodian_locked",
-                format!("custodian {} is locked out after repeated wrong codes until {}", c.name, crate::clock::rfc3339(until)),
+                format!(
+                    "custodian {} is locked out after repeated wrong codes until {}",
+                    c.name,
+                    crate::clock::rfc3339(until)
+                ),
             );
         }
         let state = state_of(&r, now);
@@ -222,25 +324,43 @@ impl App {
             return not_pending(state);
         }
         if r.requester == who.subject {
-            return refuse(403, "self_approval", "the requester cannot approve or deny their own request");
+            return refuse(
+                403,
+                "self_approval",
+                "the requester cannot approve or deny their own request",
+            );
         }
         let policy = snapshot(&r)?;
         if !policy.is_eligible(&groups_of(&c.groups)) {
             return refuse(
                 403,
                 "not_eligible",
-                format!("custodian {} is in none of the groups policy {} needs ({})", c.name, policy.name, policy.describe()),
+                format!(
+                    "custodian {} is in none of the groups policy {} needs ({})",
+                    c.name,
+                    policy.name,
+                    policy.describe()
+                ),
             );
         }
         let decisions = tx.decisions(&r.id).await?;
         if decisions.iter().any(|d| d.custodian == c.name) {
-            return refuse(409, "already_decided", format!("custodian {} has already decided on this request", c.name));
+            return refuse(
+                409,
+                "already_decided",
+                format!("custodian {} has already decided on this request", c.name),
+            );
         }
         let step = self.check_presence(tx, &c, code).await?;
         let decision = DecisionRow {
             request_id: r.id.clone(),
             custodian: c.name.clone(),
-            decision: if deny_reason.is_some() { "deny" } else { "approve" }.into(),
+            decision: if deny_reason.is_some() {
+                "deny"
+            } else {
+                "approve"
+            }
+            .into(),
             reason: deny_reason.clone(),
             groups: c.groups.clone(),
             totp_step: step,
@@ -248,15 +368,22 @@ impl App {
         };
         match tx.insert_decision(&decision).await {
             Err(StoreError::Conflict(_)) => {
-                return refuse(409, "already_decided", format!("custodian {} has already decided on this request", c.name))
+                return refuse(
+                    409,
+                    "already_decided",
+                    format!("custodian {} has already decided on this request", c.name),
+                )
             }
             other => other?,
         }
         let target = request_target(&r.id);
         let mut decisions = decisions;
         decisions.push(decision);
-        let approvers: Vec<Vec<GroupName>> =
-            decisions.iter().filter(|d| d.decision == "approve").map(|d| groups_of(&d.groups)).collect();
+        let approvers: Vec<Vec<GroupName>> = decisions
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .map(|d| groups_of(&d.groups))
+            .collect();
         let mut events = Vec::new();
         match &deny_reason {
             None => {
@@ -268,7 +395,11 @@ impl App {
                 if policy.is_met(&approvers) {
                     let deadline = now + policy.release_window_secs as i64 * 1000;
                     if !tx.mark_approved(&r.id, now, deadline).await? {
-                        return refuse(409, "request_expired", "the request expired before its quorum was met");
+                        return refuse(
+                            409,
+                            "request_expired",
+                            "the request expired before its quorum was met",
+                        );
                     }
                     events.push(Event::new(
                         "request.approved",
@@ -289,51 +420,96 @@ impl App {
                 ));
                 if policy.deny_vetoes {
                     if !tx.mark_denied(&r.id, now, &c.name).await? {
-                        return refuse(409, "request_expired", "the request expired before the denial");
+                        return refuse(
+                            409,
+                            "request_expired",
+                            "the request expired before the denial",
+                        );
                     }
-                    events.push(Event::new("request.denied", target.clone(), json!({ "credential": r.credential_name, "by": c.name })));
+                    events.push(Event::new(
+                        "request.denied",
+                        target.clone(),
+                        json!({ "credential": r.credential_name, "by": c.name }),
+                    ));
                 }
             }
         }
         let r = self.load_request(tx, id).await?;
         let view = self.view(tx, &r).await?;
-        Ok(Done { value: view, events })
+        Ok(Done {
+            value: view,
+            events,
+        })
     }
 
     pub async fn release(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
         let mut tx = self.store.begin().await?;
         let res = self.release_tx(tx.as_mut(), who, id).await;
-        self.finish(tx, Some(who), "request.release", &request_target(id), res).await
+        self.finish(tx, Some(who), "request.release", &request_target(id), res)
+            .await
     }
 
     /// The one release: a conditional state change only one caller can win,
     /// then decryption, then `exposed` — all committed with the audit event,
     /// or none of it.
-    async fn release_tx(&self, tx: &mut dyn Tx, who: &Identity, id: &str) -> AppResult<Done<ReleaseView>> {
+    async fn release_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        id: &str,
+    ) -> AppResult<Done<ReleaseView>> {
         self.require(who, Role::Requester)?;
         let r = self.load_request(tx, id).await?;
         if r.requester != who.subject {
-            return refuse(403, "not_requester", "only the requester can release an approved request");
+            return refuse(
+                403,
+                "not_requester",
+                "only the requester can release an approved request",
+            );
         }
         let now = self.now_ms();
         match state_of(&r, now) {
             RequestState::Approved => {}
-            RequestState::Pending => return refuse(409, "request_not_approved", "the request does not have its quorum yet"),
-            RequestState::Released => return refuse(409, "request_released", "the request was already released; a release happens once"),
+            RequestState::Pending => {
+                return refuse(
+                    409,
+                    "request_not_approved",
+                    "the request does not have its quorum yet",
+                )
+            }
+            RequestState::Released => {
+                return refuse(
+                    409,
+                    "request_released",
+                    "the request was already released; a release happens once",
+                )
+            }
             RequestState::ReleaseWindowClosed => {
-                return refuse(409, "release_window_closed", "the release window has closed: file a new request")
+                return refuse(
+                    409,
+                    "release_window_closed",
+                    "the release window has closed: file a new request",
+                )
             }
             other => return not_pending(other),
         }
         let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!("request names a missing credential")));
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "request names a missing credential"
+            )));
         };
         let version = c.current_version;
         if !tx.mark_released(&r.id, now, version).await? {
-            return refuse(409, "request_released", "the request was already released; a release happens once");
+            return refuse(
+                409,
+                "request_released",
+                "the request was already released; a release happens once",
+            );
         }
         let Some(v) = tx.version(&c.id, version).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!("credential version {version} is missing")));
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "credential version {version} is missing"
+            )));
         };
         let loc = SecretLocation {
             credential_id: c.id.clone(),
@@ -342,17 +518,26 @@ impl App {
             policy: c.policy.clone(),
             version,
         };
-        let bytes = self.secrets.get(&loc, &SecretRef(v.secret_ref.clone())).await?;
-        let env = Envelope::from_bytes(&bytes).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        let bytes = self
+            .secrets
+            .get(&loc, &SecretRef(v.secret_ref.clone()))
+            .await?;
+        let env =
+            Envelope::from_bytes(&bytes).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let plaintext = env
-            .open(self.keys.as_ref(), &EncryptionContext::credential(&c.id, version), &credential_aad(&c.id, version))
+            .open(
+                self.keys.as_ref(),
+                &EncryptionContext::credential(&c.id, version),
+                &credential_aad(&c.id, version),
+            )
             .await?;
         #[derive(serde::Deserialize)]
         struct Payload {
             fields: BTreeMap<String, SecretString>,
         }
-        let p: Payload = serde_json::from_slice(&plaintext)
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("decrypted payload is not a field map")))?;
+        let p: Payload = serde_json::from_slice(&plaintext).map_err(|_| {
+            AppError::Internal(anyhow::anyhow!("decrypted payload is not a field map"))
+        })?;
         tx.mark_exposed(&c.id, now).await?;
         let ev = Event::new(
             "request.release",

@@ -66,7 +66,9 @@ pub struct EnrollmentView {
 
 impl std::fmt::Debug for EnrollmentView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrollmentView").field("custodian", &self.custodian).finish_non_exhaustive()
+        f.debug_struct("EnrollmentView")
+            .field("custodian", &self.custodian)
+            .finish_non_exhaustive()
     }
 }
 
@@ -275,7 +277,10 @@ impl std::fmt::Debug for ReleaseView {
     }
 }
 
-fn expose_map<S: Serializer>(m: &BTreeMap<String, SecretString>, ser: S) -> Result<S::Ok, S::Error> {
+fn expose_map<S: Serializer>(
+    m: &BTreeMap<String, SecretString>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
     let mut out = ser.serialize_map(Some(m.len()))?;
     for (k, v) in m {

@@ -43,7 +43,11 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, CallError> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, CallError> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
@@ -51,7 +55,10 @@ impl Client {
         format!("{}{}", self.base, path)
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, CallError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -77,8 +84,14 @@ impl Client {
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Err(CallError {
             status: Some(status.as_u16()),
-            code: v["error"]["code"].as_str().unwrap_or("http_error").to_string(),
-            message: v["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string()),
+            code: v["error"]["code"]
+                .as_str()
+                .unwrap_or("http_error")
+                .to_string(),
+            message: v["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| status.to_string()),
         })
     }
 }

@@ -20,10 +20,19 @@ use client::{CallError, Client};
 use output::{cell, table};
 
 #[derive(Parser)]
-#[command(name = "breakglass", version, about = "Break-glass custody of cloud root credentials")]
+#[command(
+    name = "breakglass",
+    version,
+    about = "Break-glass custody of cloud root credentials"
+)]
 pub struct Cli {
     /// Server URL.
-    #[arg(long, global = true, env = "BREAKGLASS_SERVER", default_value = "http://127.0.0.1:8200")]
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_SERVER",
+        default_value = "http://127.0.0.1:8200"
+    )]
     server: String,
     /// Bearer token (see `breakglass token issue`).
     #[arg(long, global = true, env = "BREAKGLASS_TOKEN", hide_env_values = true)]
@@ -240,9 +249,12 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => return local(serve(a).await),
         Command::Migrate(a) => return local(migrate(a).await),
-        Command::Token(TokenCmd::Issue { base, subject, roles, ttl }) => {
-            return local(issue_token(base, &subject, &roles, ttl.into()).await)
-        }
+        Command::Token(TokenCmd::Issue {
+            base,
+            subject,
+            roles,
+            ttl,
+        }) => return local(issue_token(base, &subject, &roles, ttl.into()).await),
         ref cmd => {
             let client = Client::new(&cli.server, cli.token.clone());
             remote(&client, cmd, cli.json).await
@@ -285,7 +297,11 @@ impl From<CallError> for Failure {
 fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Config> {
     Config::load(
         base.config.as_deref(),
-        Overrides { data_dir: base.data_dir.clone(), database_url: base.database_url.clone(), ..extra },
+        Overrides {
+            data_dir: base.data_dir.clone(),
+            database_url: base.database_url.clone(),
+            ..extra
+        },
     )
 }
 
@@ -314,7 +330,12 @@ async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
 
 /// Mint a token with the data directory's key, and audit it: a token is
 /// the one thing the host operator can create without the API.
-async fn issue_token(base: ServerConfigArgs, subject: &str, roles: &[Role], ttl: std::time::Duration) -> anyhow::Result<()> {
+async fn issue_token(
+    base: ServerConfigArgs,
+    subject: &str,
+    roles: &[Role],
+    ttl: std::time::Duration,
+) -> anyhow::Result<()> {
     let config = config_from(&base, Overrides::default())?;
     let dir = crate::datadir::DataDir::new(&config.data_dir);
     dir.ensure()?;
@@ -343,7 +364,11 @@ async fn issue_token(base: ServerConfigArgs, subject: &str, roles: &[Role], ttl:
     println!("{token}");
     eprintln!(
         "token for {subject} ({}) expires {}; id {}",
-        roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         crate::clock::rfc3339(claims.exp * 1000),
         claims.jti
     );
@@ -353,10 +378,14 @@ async fn issue_token(base: ServerConfigArgs, subject: &str, roles: &[Role], ttl:
 /// Read a secret without echo: from the terminal, or a line of stdin.
 fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     let s = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt).map_err(|e| Failure::Input(format!("cannot read from the terminal: {e}")))?
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::Input(format!("cannot read from the terminal: {e}")))?
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::Input(e.to_string()))?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Input(e.to_string()))?;
         line
     };
     Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
@@ -370,34 +399,48 @@ fn code_or_prompt(code: &Option<String>) -> Result<Zeroizing<String>, Failure> {
 }
 
 /// Collect `--field` and `--from-file` values into the request body map.
-fn collect_fields(fields: &[String], from_file: &Option<PathBuf>) -> Result<BTreeMap<String, Zeroizing<String>>, Failure> {
+fn collect_fields(
+    fields: &[String],
+    from_file: &Option<PathBuf>,
+) -> Result<BTreeMap<String, Zeroizing<String>>, Failure> {
     let mut out = BTreeMap::new();
     if let Some(path) = from_file {
         let text = Zeroizing::new(if path.as_os_str() == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| Failure::Input(e.to_string()))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure::Input(e.to_string()))?;
             s
         } else {
-            std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?
         });
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                return Err(Failure::Input(format!("{}:{}: expected KEY=VALUE", path.display(), i + 1)));
+                return Err(Failure::Input(format!(
+                    "{}:{}: expected KEY=VALUE",
+                    path.display(),
+                    i + 1
+                )));
             };
             out.insert(k.trim().to_string(), Zeroizing::new(v.to_string()));
         }
     }
     for f in fields {
         let Some((k, v)) = f.split_once('=') else {
-            return Err(Failure::Input(format!("--field {k:?} is not KEY=VALUE, KEY=- or KEY=@FILE", k = f.split('=').next().unwrap_or(""))));
+            return Err(Failure::Input(format!(
+                "--field {k:?} is not KEY=VALUE, KEY=- or KEY=@FILE",
+                k = f.split('=').next().unwrap_or("")
+            )));
         };
         let value = if v == "-" {
             read_secret(&format!("{k}: "))?
         } else if let Some(p) = v.strip_prefix('@') {
-            let s = std::fs::read_to_string(p).map_err(|e| Failure::Input(format!("cannot read {p}: {e}")))?;
+            let s = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Input(format!("cannot read {p}: {e}")))?;
             Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string())
         } else {
             Zeroizing::new(v.to_string())
@@ -407,30 +450,52 @@ fn collect_fields(fields: &[String], from_file: &Option<PathBuf>) -> Result<BTre
         }
     }
     if out.is_empty() {
-        return Err(Failure::Input("give at least one --field KEY=VALUE (or KEY=- to type it without echo)".into()));
+        return Err(Failure::Input(
+            "give at least one --field KEY=VALUE (or KEY=- to type it without echo)".into(),
+        ));
     }
     Ok(out)
 }
 
 fn fields_json(fields: &BTreeMap<String, Zeroizing<String>>) -> Value {
-    Value::Object(fields.iter().map(|(k, v)| (k.clone(), Value::String(v.as_str().to_owned()))).collect())
+    Value::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.as_str().to_owned())))
+            .collect(),
+    )
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("a JSON value always serialises"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("a JSON value always serialises")
+    );
 }
 
 fn qr(text: &str) -> Option<String> {
     use qrcode::render::unicode::Dense1x2;
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
-    Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 fn seg(s: &str) -> String {
     // Path segments are names and UUIDs; anything else is escaped so it
     // cannot change the route.
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -441,15 +506,28 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("{}", output::kv(&[("subject", cell(&v["subject"])), ("roles", cell(&v["roles"])), ("expires", cell(&v["expires_at"]))]));
+                println!(
+                    "{}",
+                    output::kv(&[
+                        ("subject", cell(&v["subject"])),
+                        ("roles", cell(&v["roles"])),
+                        ("expires", cell(&v["expires_at"]))
+                    ])
+                );
             }
         }
         Command::Token(TokenCmd::Revoke { jti }) => {
             let v: Value = c.post("/v1/tokens/revoke", &json!({ "jti": jti })).await?;
-            if json_out { print_json(&v) } else { println!("token {jti} revoked") }
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("token {jti} revoked")
+            }
         }
         Command::Custodian(CustodianCmd::Add { name, groups }) => {
-            let v: Value = c.post("/v1/custodians", &json!({ "name": name, "groups": groups })).await?;
+            let v: Value = c
+                .post("/v1/custodians", &json!({ "name": name, "groups": groups }))
+                .await?;
             if json_out {
                 print_json(&v)
             } else {
@@ -465,13 +543,23 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                     "{}",
                     table(
                         &["custodian", "groups", "status", "locked until", "enrolled"],
-                        v.iter().map(|x| vec![cell(&x["name"]), cell(&x["groups"]), cell(&x["status"]), cell(&x["locked_until"]), cell(&x["enrolled_at"])]).collect(),
+                        v.iter()
+                            .map(|x| vec![
+                                cell(&x["name"]),
+                                cell(&x["groups"]),
+                                cell(&x["status"]),
+                                cell(&x["locked_until"]),
+                                cell(&x["enrolled_at"])
+                            ])
+                            .collect(),
                     )
                 );
             }
         }
         Command::Custodian(CustodianCmd::Enroll { name }) => {
-            let v: Value = c.post(&format!("/v1/custodians/{}/enroll", seg(name)), &json!({})).await?;
+            let v: Value = c
+                .post(&format!("/v1/custodians/{}/enroll", seg(name)), &json!({}))
+                .await?;
             let uri = Zeroizing::new(v["otpauth_uri"].as_str().unwrap_or_default().to_string());
             if json_out {
                 print_json(&v)
@@ -485,23 +573,57 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         }
         Command::Custodian(CustodianCmd::Confirm { name, code }) => {
             let code = code_or_prompt(code)?;
-            let v: Value = c.post(&format!("/v1/custodians/{}/confirm", seg(name)), &json!({ "code": code.as_str() })).await?;
-            if json_out { print_json(&v) } else { println!("custodian {name} is enrolled and can approve requests") }
+            let v: Value = c
+                .post(
+                    &format!("/v1/custodians/{}/confirm", seg(name)),
+                    &json!({ "code": code.as_str() }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("custodian {name} is enrolled and can approve requests")
+            }
         }
-        Command::Credential(CredentialCmd::Deposit { name, account, policy, fields, from_file }) => {
+        Command::Credential(CredentialCmd::Deposit {
+            name,
+            account,
+            policy,
+            fields,
+            from_file,
+        }) => {
             let f = collect_fields(fields, from_file)?;
             let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f) });
             let v: Value = c.post("/v1/credentials", &body).await?;
             if json_out {
                 print_json(&v)
             } else {
-                println!("deposited {name} v1 ({} fields) under policy {policy}", f.len());
+                println!(
+                    "deposited {name} v1 ({} fields) under policy {policy}",
+                    f.len()
+                );
             }
         }
-        Command::Credential(CredentialCmd::Rotate { name, fields, from_file }) => {
+        Command::Credential(CredentialCmd::Rotate {
+            name,
+            fields,
+            from_file,
+        }) => {
             let f = collect_fields(fields, from_file)?;
-            let v: Value = c.post(&format!("/v1/credentials/{}/versions", seg(name)), &json!({ "fields": fields_json(&f) })).await?;
-            if json_out { print_json(&v) } else { println!("deposited {name} v{}; it is no longer marked exposed", cell(&v["current_version"])) }
+            let v: Value = c
+                .post(
+                    &format!("/v1/credentials/{}/versions", seg(name)),
+                    &json!({ "fields": fields_json(&f) }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!(
+                    "deposited {name} v{}; it is no longer marked exposed",
+                    cell(&v["current_version"])
+                )
+            }
         }
         Command::Credential(CredentialCmd::List) => {
             let v: Vec<Value> = c.get("/v1/credentials").await?;
@@ -511,9 +633,23 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 println!(
                     "{}",
                     table(
-                        &["credential", "account", "policy", "version", "exposed", "last release"],
+                        &[
+                            "credential",
+                            "account",
+                            "policy",
+                            "version",
+                            "exposed",
+                            "last release"
+                        ],
                         v.iter()
-                            .map(|x| vec![cell(&x["name"]), cell(&x["account_id"]), cell(&x["policy"]), cell(&x["current_version"]), cell(&x["exposed"]), cell(&x["last_released_at"])])
+                            .map(|x| vec![
+                                cell(&x["name"]),
+                                cell(&x["account_id"]),
+                                cell(&x["policy"]),
+                                cell(&x["current_version"]),
+                                cell(&x["exposed"]),
+                                cell(&x["last_released_at"])
+                            ])
                             .collect(),
                     )
                 );
@@ -521,7 +657,11 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         }
         Command::Credential(CredentialCmd::Show { name }) => {
             let v: Value = c.get(&format!("/v1/credentials/{}", seg(name))).await?;
-            if json_out { print_json(&v) } else { println!("{}", output::credential_summary(&v)) }
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("{}", output::credential_summary(&v))
+            }
         }
         Command::Policy(PolicyCmd::List) => {
             let v: Vec<Value> = c.get("/v1/policies").await?;
@@ -533,18 +673,35 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 }
             }
         }
-        Command::Request(RequestCmd::Create { credential, reason, ticket }) => {
-            let v: Value = c.post("/v1/requests", &json!({ "credential": credential, "reason": reason, "ticket": ticket })).await?;
+        Command::Request(RequestCmd::Create {
+            credential,
+            reason,
+            ticket,
+        }) => {
+            let v: Value = c
+                .post(
+                    "/v1/requests",
+                    &json!({ "credential": credential, "reason": reason, "ticket": ticket }),
+                )
+                .await?;
             if json_out {
                 print_json(&v)
             } else {
                 println!("{}", cell(&v["id"]));
-                eprintln!("request filed; it needs {} before {}", cell(&v["quorum"]), cell(&v["expires_at"]));
+                eprintln!(
+                    "request filed; it needs {} before {}",
+                    cell(&v["quorum"]),
+                    cell(&v["expires_at"])
+                );
             }
         }
         Command::Request(RequestCmd::Show { id }) => {
             let v: Value = c.get(&format!("/v1/requests/{}", seg(id))).await?;
-            if json_out { print_json(&v) } else { println!("{}", output::request_summary(&v)) }
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("{}", output::request_summary(&v))
+            }
         }
         Command::Request(RequestCmd::List { limit }) => {
             let v: Vec<Value> = c.get(&format!("/v1/requests?limit={limit}")).await?;
@@ -554,9 +711,23 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 println!(
                     "{}",
                     table(
-                        &["request", "credential", "requester", "state", "approvals", "created"],
+                        &[
+                            "request",
+                            "credential",
+                            "requester",
+                            "state",
+                            "approvals",
+                            "created"
+                        ],
                         v.iter()
-                            .map(|x| vec![cell(&x["id"]), cell(&x["credential"]), cell(&x["requester"]), cell(&x["state"]), format!("{}/{}", x["approvals"], x["approvals_needed"]), cell(&x["created_at"])])
+                            .map(|x| vec![
+                                cell(&x["id"]),
+                                cell(&x["credential"]),
+                                cell(&x["requester"]),
+                                cell(&x["state"]),
+                                format!("{}/{}", x["approvals"], x["approvals_needed"]),
+                                cell(&x["created_at"])
+                            ])
                             .collect(),
                     )
                 );
@@ -564,24 +735,50 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         }
         Command::Approve { id, code } => {
             let code = code_or_prompt(code)?;
-            let v: Value = c.post(&format!("/v1/requests/{}/approve", seg(id)), &json!({ "code": code.as_str() })).await?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/requests/{}/approve", seg(id)),
+                    &json!({ "code": code.as_str() }),
+                )
+                .await?;
             if json_out {
                 print_json(&v)
             } else {
-                println!("approved: {} of {} approvals; request is {}", v["approvals"], v["approvals_needed"], cell(&v["state"]));
+                println!(
+                    "approved: {} of {} approvals; request is {}",
+                    v["approvals"],
+                    v["approvals_needed"],
+                    cell(&v["state"])
+                );
             }
         }
         Command::Deny { id, code, reason } => {
             let code = code_or_prompt(code)?;
-            let v: Value = c.post(&format!("/v1/requests/{}/deny", seg(id)), &json!({ "code": code.as_str(), "reason": reason })).await?;
-            if json_out { print_json(&v) } else { println!("denied; request is {}", cell(&v["state"])) }
-        }
-        Command::Release { id } => {
-            let v: Value = c.post(&format!("/v1/requests/{}/release", seg(id)), &json!({})).await?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/requests/{}/deny", seg(id)),
+                    &json!({ "code": code.as_str(), "reason": reason }),
+                )
+                .await?;
             if json_out {
                 print_json(&v)
             } else {
-                println!("{} (account {}, version {}) — released once; it is now marked exposed:", cell(&v["credential"]), cell(&v["account_id"]), v["version"]);
+                println!("denied; request is {}", cell(&v["state"]))
+            }
+        }
+        Command::Release { id } => {
+            let v: Value = c
+                .post(&format!("/v1/requests/{}/release", seg(id)), &json!({}))
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!(
+                    "{} (account {}, version {}) — released once; it is now marked exposed:",
+                    cell(&v["credential"]),
+                    cell(&v["account_id"]),
+                    v["version"]
+                );
                 if let Some(m) = v["fields"].as_object() {
                     for (k, val) in m {
                         println!("  {k}: {}", val.as_str().unwrap_or_default());
@@ -590,7 +787,9 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             }
         }
         Command::Audit(AuditCmd::List { after, limit }) => {
-            let v: Vec<Value> = c.get(&format!("/v1/audit/events?after={after}&limit={limit}")).await?;
+            let v: Vec<Value> = c
+                .get(&format!("/v1/audit/events?after={after}&limit={limit}"))
+                .await?;
             if json_out {
                 print_json(&Value::Array(v))
             } else {
@@ -600,8 +799,19 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                         &["seq", "time", "actor", "action", "target", "outcome", "code"],
                         v.iter()
                             .map(|e| {
-                                let t = e["ts_ms"].as_i64().map(crate::clock::rfc3339).unwrap_or_default();
-                                vec![cell(&e["seq"]), t, cell(&e["actor"]), cell(&e["action"]), cell(&e["target"]), cell(&e["outcome"]), cell(&e["code"])]
+                                let t = e["ts_ms"]
+                                    .as_i64()
+                                    .map(crate::clock::rfc3339)
+                                    .unwrap_or_default();
+                                vec![
+                                    cell(&e["seq"]),
+                                    t,
+                                    cell(&e["actor"]),
+                                    cell(&e["action"]),
+                                    cell(&e["target"]),
+                                    cell(&e["outcome"]),
+                                    cell(&e["code"]),
+                                ]
                             })
                             .collect(),
                     )
@@ -613,15 +823,26 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v);
             } else if v["ok"] == Value::Bool(true) {
-                println!("audit chain OK: {} events, head {} at event {}", v["events_checked"], cell(&v["head_hash"]), v["head_seq"]);
+                println!(
+                    "audit chain OK: {} events, head {} at event {}",
+                    v["events_checked"],
+                    cell(&v["head_hash"]),
+                    v["head_seq"]
+                );
             } else {
-                println!("audit chain BROKEN at event {}: {}", v["first_break"]["seq"], cell(&v["first_break"]["reason"]));
+                println!(
+                    "audit chain BROKEN at event {}: {}",
+                    v["first_break"]["seq"],
+                    cell(&v["first_break"]["reason"])
+                );
             }
             if v["ok"] != Value::Bool(true) {
                 return Err(Failure::Input("the audit chain does not verify".into()));
             }
         }
-        Command::Serve(_) | Command::Migrate(_) | Command::Token(TokenCmd::Issue { .. }) => unreachable!("handled locally"),
+        Command::Serve(_) | Command::Migrate(_) | Command::Token(TokenCmd::Issue { .. }) => {
+            unreachable!("handled locally")
+        }
     }
     Ok(())
 }

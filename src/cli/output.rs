@@ -26,7 +26,11 @@ pub fn cell(v: &Value) -> String {
 
 pub fn kv(pairs: &[(&str, String)]) -> String {
     let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    pairs.iter().map(|(k, v)| format!("{k:<w$}  {v}")).collect::<Vec<_>>().join("\n")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<w$}  {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn request_summary(r: &Value) -> String {
@@ -37,7 +41,15 @@ pub fn request_summary(r: &Value) -> String {
         ("reason", cell(&r["reason"])),
         ("ticket", cell(&r["ticket"])),
         ("state", cell(&r["state"])),
-        ("quorum", format!("{} ({} of {} approvals)", cell(&r["quorum"]), r["approvals"], r["approvals_needed"])),
+        (
+            "quorum",
+            format!(
+                "{} ({} of {} approvals)",
+                cell(&r["quorum"]),
+                r["approvals"],
+                r["approvals_needed"]
+            ),
+        ),
         ("expires", cell(&r["expires_at"])),
         ("release by", cell(&r["release_deadline"])),
         ("released", cell(&r["released_at"])),
@@ -46,7 +58,16 @@ pub fn request_summary(r: &Value) -> String {
         out.push('\n');
         out.push_str(&table(
             &["custodian", "decision", "reason", "at"],
-            ds.iter().map(|d| vec![cell(&d["custodian"]), cell(&d["decision"]), cell(&d["reason"]), cell(&d["at"])]).collect(),
+            ds.iter()
+                .map(|d| {
+                    vec![
+                        cell(&d["custodian"]),
+                        cell(&d["decision"]),
+                        cell(&d["reason"]),
+                        cell(&d["at"]),
+                    ]
+                })
+                .collect(),
         ));
     }
     out
@@ -58,7 +79,14 @@ pub fn credential_summary(c: &Value) -> String {
         ("account", cell(&c["account_id"])),
         ("policy", cell(&c["policy"])),
         ("version", cell(&c["current_version"])),
-        ("exposed", if c["exposed"] == Value::Bool(true) { format!("YES since {} — rotate it", cell(&c["exposed_at"])) } else { "no".into() }),
+        (
+            "exposed",
+            if c["exposed"] == Value::Bool(true) {
+                format!("YES since {} — rotate it", cell(&c["exposed_at"]))
+            } else {
+                "no".into()
+            },
+        ),
         ("last release", cell(&c["last_released_at"])),
     ]);
     if let Some(vs) = c["versions"].as_array() {

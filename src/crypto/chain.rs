@@ -57,7 +57,9 @@ pub fn canonical_json(v: &Value, out: &mut String) -> Result<(), &'static str> {
                 return Err("floating-point numbers are not allowed in audit events");
             }
         }
-        Value::String(s) => out.push_str(&serde_json::to_string(s).expect("a string always serialises")),
+        Value::String(s) => {
+            out.push_str(&serde_json::to_string(s).expect("a string always serialises"))
+        }
         Value::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -146,7 +148,12 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Verifier {
-        Verifier { expected_seq: 1, prev_hash: GENESIS.into(), checked: 0, first_break: None }
+        Verifier {
+            expected_seq: 1,
+            prev_hash: GENESIS.into(),
+            checked: 0,
+            first_break: None,
+        }
     }
 
     pub fn broken(&self) -> bool {
@@ -166,16 +173,27 @@ impl Verifier {
         self.checked += 1;
         if e.seq != self.expected_seq {
             let reason = if e.seq > self.expected_seq {
-                format!("event {} is missing (next event found is {})", self.expected_seq, e.seq)
+                format!(
+                    "event {} is missing (next event found is {})",
+                    self.expected_seq, e.seq
+                )
             } else {
                 format!("event {} appears out of order or twice", e.seq)
             };
             return self.fail(self.expected_seq.min(e.seq), reason);
         }
         match e.compute_hash() {
-            Err(why) => return self.fail(e.seq, format!("event {} cannot be encoded: {why}", e.seq)),
+            Err(why) => {
+                return self.fail(e.seq, format!("event {} cannot be encoded: {why}", e.seq))
+            }
             Ok(h) if h != e.hash => {
-                return self.fail(e.seq, format!("event {} was altered: its content does not match its hash", e.seq))
+                return self.fail(
+                    e.seq,
+                    format!(
+                        "event {} was altered: its content does not match its hash",
+                        e.seq
+                    ),
+                )
             }
             Ok(_) => {}
         }
@@ -200,7 +218,10 @@ impl Verifier {
                 } else if *seq < last {
                     self.fail(seq + 1, format!("events after {seq} are not recorded in the chain head: they were appended outside the service"));
                 } else if *hash != self.prev_hash {
-                    self.fail(last, format!("the chain head's hash does not match event {last}"));
+                    self.fail(
+                        last,
+                        format!("the chain head's hash does not match event {last}"),
+                    );
                 }
             }
         }
@@ -248,7 +269,10 @@ mod tests {
     fn chain(n: i64) -> Vec<AuditEvent> {
         let mut out: Vec<AuditEvent> = Vec::new();
         for s in 1..=n {
-            let prev = out.last().map(|e| e.hash.clone()).unwrap_or_else(|| GENESIS.into());
+            let prev = out
+                .last()
+                .map(|e| e.hash.clone())
+                .unwrap_or_else(|| GENESIS.into());
             out.push(ev(s, &prev));
         }
         out
@@ -263,7 +287,11 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_and_drops_whitespace() {
         let mut s = String::new();
-        canonical_json(&serde_json::json!({"z": [1, {"b": null, "a": true}], "a": "é\u{1}"}), &mut s).unwrap();
+        canonical_json(
+            &serde_json::json!({"z": [1, {"b": null, "a": true}], "a": "é\u{1}"}),
+            &mut s,
+        )
+        .unwrap();
         assert_eq!(s, r#"{"a":"é\u0001","z":[1,{"a":true,"b":null}]}"#);
     }
 

@@ -58,7 +58,13 @@ pub fn totp_aad(custodian: &str, enrollment_id: &str) -> Vec<u8> {
 pub fn seal_with_key(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key is a valid AES-256 key");
     cipher
-        .encrypt(&Nonce::from(*nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            &Nonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail")
 }
 
@@ -70,7 +76,13 @@ pub fn open_with_key(
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key is a valid AES-256 key");
     cipher
-        .decrypt(&Nonce::from(*nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &Nonce::from(*nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| EnvelopeError::Open)
 }
@@ -81,16 +93,26 @@ impl Envelope {
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Envelope, EnvelopeError> {
-        let e: Envelope = serde_json::from_slice(b).map_err(|_| EnvelopeError::Malformed("not an envelope"))?;
+        let e: Envelope =
+            serde_json::from_slice(b).map_err(|_| EnvelopeError::Malformed("not an envelope"))?;
         if e.v != FORMAT_VERSION || e.alg != ALG {
-            return Err(EnvelopeError::Malformed("unsupported envelope version or algorithm"));
+            return Err(EnvelopeError::Malformed(
+                "unsupported envelope version or algorithm",
+            ));
         }
         Ok(e)
     }
 
     /// Build an envelope from its parts with a given nonce (for the
     /// known-answer tests; `seal` draws a random one).
-    pub fn assemble(key: &[u8; 32], kid: &str, wrapped: &[u8], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Envelope {
+    pub fn assemble(
+        key: &[u8; 32],
+        kid: &str,
+        wrapped: &[u8],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Envelope {
         Envelope {
             v: FORMAT_VERSION,
             alg: ALG.into(),
@@ -110,7 +132,14 @@ impl Envelope {
     ) -> Result<Envelope, EnvelopeError> {
         let dk = keys.generate_data_key(ctx).await?;
         let nonce = super::random_bytes::<12>();
-        Ok(Envelope::assemble(&dk.plaintext, &dk.key_id, &dk.wrapped, &nonce, aad, plaintext))
+        Ok(Envelope::assemble(
+            &dk.plaintext,
+            &dk.key_id,
+            &dk.wrapped,
+            &nonce,
+            aad,
+            plaintext,
+        ))
     }
 
     /// Decrypt with the data key unwrapped by `keys` under `ctx`.
@@ -120,13 +149,17 @@ impl Envelope {
         ctx: &EncryptionContext,
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-        let wrapped = B64.decode(&self.wk).map_err(|_| EnvelopeError::Malformed("wrapped key is not base64"))?;
+        let wrapped = B64
+            .decode(&self.wk)
+            .map_err(|_| EnvelopeError::Malformed("wrapped key is not base64"))?;
         let nonce: [u8; 12] = B64
             .decode(&self.n)
             .ok()
             .and_then(|n| n.try_into().ok())
             .ok_or(EnvelopeError::Malformed("nonce is not 12 bytes of base64"))?;
-        let ct = B64.decode(&self.ct).map_err(|_| EnvelopeError::Malformed("ciphertext is not base64"))?;
+        let ct = B64
+            .decode(&self.ct)
+            .map_err(|_| EnvelopeError::Malformed("ciphertext is not base64"))?;
         let key = keys.decrypt_data_key(&self.kid, &wrapped, ctx).await?;
         open_with_key(&key, &nonce, aad, &ct)
     }

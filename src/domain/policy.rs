@@ -199,12 +199,18 @@ fn default_true() -> bool {
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl PolicySet {
     pub fn get(&self, name: &str) -> Option<&Policy> {
-        PolicyName::parse(name).ok().and_then(|n| self.policies.get(&n))
+        PolicyName::parse(name)
+            .ok()
+            .and_then(|n| self.policies.get(&n))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Policy> {
@@ -223,7 +229,11 @@ impl PolicySet {
     /// name or an empty directory is an error: the server does not start on a
     /// policy set it does not fully understand.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
-        let dir_err = |reason: String| PolicyError { file: dir.to_owned(), line: 0, reason };
+        let dir_err = |reason: String| PolicyError {
+            file: dir.to_owned(),
+            line: 0,
+            reason,
+        };
         let entries = std::fs::read_dir(dir)
             .map_err(|e| dir_err(format!("cannot read the policy directory: {e}")))?;
         let mut files: Vec<PathBuf> = entries
@@ -250,14 +260,18 @@ impl PolicySet {
             }
         }
         if set.is_empty() {
-            return Err(dir_err("no policy found: add at least one policies/*.toml with a [[policy]] table".into()));
+            return Err(dir_err(
+                "no policy found: add at least one policies/*.toml with a [[policy]] table".into(),
+            ));
         }
         Ok(set)
     }
 
     /// A set from policies built in code (tests, tools).
     pub fn from_policies(policies: impl IntoIterator<Item = Policy>) -> PolicySet {
-        PolicySet { policies: policies.into_iter().map(|p| (p.name.clone(), p)).collect() }
+        PolicySet {
+            policies: policies.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        }
     }
 }
 
@@ -275,8 +289,12 @@ fn parse_duration(
         line: line_of(src, v.span().start),
         reason,
     };
-    let d = humantime::parse_duration(v.get_ref())
-        .map_err(|e| err(format!("{field} {:?} is not a duration like \"15m\" or \"1h\": {e}", v.get_ref())))?;
+    let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+        err(format!(
+            "{field} {:?} is not a duration like \"15m\" or \"1h\": {e}",
+            v.get_ref()
+        ))
+    })?;
     if d < MIN_TTL || d > max {
         return Err(err(format!(
             "{field} {:?} is out of range: between {} and {}",
@@ -306,7 +324,10 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
         };
         let name = PolicyName::parse(p.name.get_ref()).map_err(|e| at(p.name.span(), e.0))?;
         if p.require.get_ref().is_empty() {
-            return Err(at(p.require.span(), format!("policy {name} requires nobody: add at least one [[policy.require]]")));
+            return Err(at(
+                p.require.span(),
+                format!("policy {name} requires nobody: add at least one [[policy.require]]"),
+            ));
         }
         let mut require = Vec::new();
         let mut seen = BTreeSet::new();
@@ -321,9 +342,15 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
             }
             let count = *r.count.get_ref();
             if !(1..=i64::from(MAX_COUNT)).contains(&count) {
-                return Err(at(r.count.span(), format!("count {count} is out of range: between 1 and {MAX_COUNT}")));
+                return Err(at(
+                    r.count.span(),
+                    format!("count {count} is out of range: between 1 and {MAX_COUNT}"),
+                ));
             }
-            require.push(Requirement { group, count: count as u32 });
+            require.push(Requirement {
+                group,
+                count: count as u32,
+            });
         }
         let request_ttl = parse_duration(
             file,
@@ -365,8 +392,15 @@ mod tests {
     }
 
     fn default_policy() -> Policy {
-        let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.toml")).unwrap();
-        parse_file(Path::new("default.toml"), &src).unwrap().remove(0).0
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/default.toml"
+        ))
+        .unwrap();
+        parse_file(Path::new("default.toml"), &src)
+            .unwrap()
+            .remove(0)
+            .0
     }
 
     #[test]
@@ -397,7 +431,12 @@ mod tests {
         let p = default_policy();
         let s = p.satisfiability(&[g(&["sre"]), g(&["security"])]);
         assert!(!s.satisfiable);
-        assert!(s.explanation.contains("needs 2 of sre AND 1 of security; enrolled: security 1, sre 1"), "{}", s.explanation);
+        assert!(
+            s.explanation
+                .contains("needs 2 of sre AND 1 of security; enrolled: security 1, sre 1"),
+            "{}",
+            s.explanation
+        );
     }
 
     #[test]
@@ -411,7 +450,8 @@ mod tests {
         let e = parse_file(Path::new("p.toml"), src).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
 
-        let src = "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 1 }]\nquorum = 3\n";
+        let src =
+            "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 1 }]\nquorum = 3\n";
         let e = parse_file(Path::new("p.toml"), src).unwrap_err();
         assert!(e.reason.contains("unknown field"), "{e}");
     }

@@ -70,18 +70,31 @@ mod tests {
     use super::*;
 
     fn st(state: &str, release_deadline: Option<Millis>) -> StoredState<'_> {
-        StoredState { state, expires_at: 1000, release_deadline }
+        StoredState {
+            state,
+            expires_at: 1000,
+            release_deadline,
+        }
     }
 
     #[test]
     fn a_pending_request_expires_at_its_deadline() {
-        assert_eq!(RequestState::effective(st("pending", None), 999), RequestState::Pending);
-        assert_eq!(RequestState::effective(st("pending", None), 1000), RequestState::Expired);
+        assert_eq!(
+            RequestState::effective(st("pending", None), 999),
+            RequestState::Pending
+        );
+        assert_eq!(
+            RequestState::effective(st("pending", None), 1000),
+            RequestState::Expired
+        );
     }
 
     #[test]
     fn an_approved_request_can_only_be_released_inside_its_window() {
-        assert_eq!(RequestState::effective(st("approved", Some(5000)), 4999), RequestState::Approved);
+        assert_eq!(
+            RequestState::effective(st("approved", Some(5000)), 4999),
+            RequestState::Approved
+        );
         assert_eq!(
             RequestState::effective(st("approved", Some(5000)), 5000),
             RequestState::ReleaseWindowClosed
@@ -94,6 +107,9 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_state_fails_closed() {
-        assert_eq!(RequestState::effective(st("garbage", Some(9999)), 0), RequestState::Denied);
+        assert_eq!(
+            RequestState::effective(st("garbage", Some(9999)), 0),
+            RequestState::Denied
+        );
     }
 }

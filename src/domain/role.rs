@@ -5,7 +5,17 @@ use serde::{Deserialize, Serialize};
 /// What a caller may do. A person may hold several roles; no role bypasses
 /// the quorum.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -40,6 +50,8 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: expected admin, requester, custodian or auditor"))
+            .ok_or_else(|| {
+                format!("unknown role {s:?}: expected admin, requester, custodian or auditor")
+            })
     }
 }

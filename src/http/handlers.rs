@@ -27,20 +27,42 @@ pub struct Check {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), checks: vec![] })
+    Json(Health {
+        status: "ok".into(),
+        checks: vec![],
+    })
 }
 
 /// Readiness: database, key service and secret store answer.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     let checks = vec![
-        Check { name: "database".into(), ok: app.store.ping().await.is_ok() },
-        Check { name: format!("key_service:{}", app.keys.kind()), ok: app.keys.health().await.is_ok() },
-        Check { name: format!("secret_store:{}", app.secrets.kind()), ok: app.secrets.health().await.is_ok() },
+        Check {
+            name: "database".into(),
+            ok: app.store.ping().await.is_ok(),
+        },
+        Check {
+            name: format!("key_service:{}", app.keys.kind()),
+            ok: app.keys.health().await.is_ok(),
+        },
+        Check {
+            name: format!("secret_store:{}", app.secrets.kind()),
+            ok: app.secrets.health().await.is_ok(),
+        },
     ];
     let ok = checks.iter().all(|c| c.ok);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if ok { "ready" } else { "not_ready" }.into(), checks }))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if ok { "ready" } else { "not_ready" }.into(),
+            checks,
+        }),
+    )
 }
 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -57,14 +79,21 @@ pub async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> ApiResu
 #[utoipa::path(post, path = "/v1/custodians", request_body = AddCustodian,
     responses((status = 200, body = CustodianView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn add_custodian(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<AddCustodian>) -> ApiResult<CustodianView> {
+pub async fn add_custodian(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<AddCustodian>,
+) -> ApiResult<CustodianView> {
     Ok(Json(app.add_custodian(&who, b).await?))
 }
 
 /// List custodians (admin, auditor, custodian).
 #[utoipa::path(get, path = "/v1/custodians",
     responses((status = 200, body = Vec<CustodianView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list_custodians(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<CustodianView>> {
+pub async fn list_custodians(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Vec<CustodianView>> {
     Ok(Json(app.list_custodians(&who).await?))
 }
 
@@ -72,7 +101,11 @@ pub async fn list_custodians(State(app): State<AppState>, Caller(who): Caller) -
 #[utoipa::path(post, path = "/v1/custodians/{name}/enroll", params(("name" = String, Path)),
     responses((status = 200, body = EnrollmentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn enroll(State(app): State<AppState>, Caller(who): Caller, Path(name): Path<String>) -> ApiResult<EnrollmentView> {
+pub async fn enroll(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<EnrollmentView> {
     Ok(Json(app.enroll(&who, &name).await?))
 }
 
@@ -93,7 +126,11 @@ pub async fn confirm(
 #[utoipa::path(post, path = "/v1/credentials", request_body = DepositBody,
     responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn deposit(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<DepositBody>) -> ApiResult<CredentialView> {
+pub async fn deposit(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<DepositBody>,
+) -> ApiResult<CredentialView> {
     Ok(Json(app.deposit(&who, b).await?))
 }
 
@@ -113,20 +150,30 @@ pub async fn rotate(
 
 /// Credential metadata (never values).
 #[utoipa::path(get, path = "/v1/credentials", responses((status = 200, body = Vec<CredentialView>), (status = 401, body = ErrorBody)))]
-pub async fn list_credentials(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<CredentialView>> {
+pub async fn list_credentials(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Vec<CredentialView>> {
     Ok(Json(app.list_credentials(&who).await?))
 }
 
 /// One credential's metadata.
 #[utoipa::path(get, path = "/v1/credentials/{name}", params(("name" = String, Path)),
     responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show_credential(State(app): State<AppState>, Caller(who): Caller, Path(name): Path<String>) -> ApiResult<CredentialView> {
+pub async fn show_credential(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<CredentialView> {
     Ok(Json(app.show_credential(&who, &name).await?))
 }
 
 /// Loaded policies, each explained against the enrolled custodians.
 #[utoipa::path(get, path = "/v1/policies", responses((status = 200, body = Vec<PolicyView>), (status = 401, body = ErrorBody)))]
-pub async fn list_policies(State(app): State<AppState>, Caller(who): Caller) -> ApiResult<Vec<PolicyView>> {
+pub async fn list_policies(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Vec<PolicyView>> {
     Ok(Json(app.list_policies(&who).await?))
 }
 
@@ -134,7 +181,11 @@ pub async fn list_policies(State(app): State<AppState>, Caller(who): Caller) -> 
 #[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
     responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_request(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<CreateRequestBody>) -> ApiResult<RequestView> {
+pub async fn create_request(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<CreateRequestBody>,
+) -> ApiResult<RequestView> {
     Ok(Json(app.create_request(&who, b).await?))
 }
 
@@ -153,14 +204,19 @@ pub async fn list_requests(
     Caller(who): Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Vec<RequestView>> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(Json(app.list_requests(&who, q.limit.unwrap_or(50)).await?))
 }
 
 /// One request.
 #[utoipa::path(get, path = "/v1/requests/{id}", params(("id" = String, Path)),
     responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show_request(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<RequestView> {
+pub async fn show_request(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<RequestView> {
     Ok(Json(app.show_request(&who, &id).await?))
 }
 
@@ -169,7 +225,12 @@ pub async fn show_request(State(app): State<AppState>, Caller(who): Caller, Path
     responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 423, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
-pub async fn approve(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>, Body(b): Body<TotpCode>) -> ApiResult<RequestView> {
+pub async fn approve(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<TotpCode>,
+) -> ApiResult<RequestView> {
     Ok(Json(app.approve(&who, &id, &b.code).await?))
 }
 
@@ -178,7 +239,12 @@ pub async fn approve(State(app): State<AppState>, Caller(who): Caller, Path(id):
     responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 423, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn deny(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>, Body(b): Body<DenyBody>) -> ApiResult<RequestView> {
+pub async fn deny(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DenyBody>,
+) -> ApiResult<RequestView> {
     Ok(Json(app.deny(&who, &id, &b.code, &b.reason).await?))
 }
 
@@ -186,10 +252,17 @@ pub async fn deny(State(app): State<AppState>, Caller(who): Caller, Path(id): Pa
 #[utoipa::path(post, path = "/v1/requests/{id}/release", params(("id" = String, Path)),
     responses((status = 200, body = ReleaseView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn release(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<(axum::http::HeaderMap, Json<ReleaseView>), ApiError> {
+pub async fn release(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<(axum::http::HeaderMap, Json<ReleaseView>), ApiError> {
     let view = app.release(&who, &id).await?;
     let mut h = axum::http::HeaderMap::new();
-    h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     Ok((h, Json(view)))
 }
 
@@ -211,8 +284,12 @@ pub async fn audit_events(
     Caller(who): Caller,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Vec<AuditEvent>> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    Ok(Json(app.audit_list(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100)).await?))
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(Json(
+        app.audit_list(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?,
+    ))
 }
 
 /// Verify the whole hash chain (auditor). Audited.
@@ -226,6 +303,10 @@ pub async fn audit_verify(State(app): State<AppState>, Caller(who): Caller) -> A
 #[utoipa::path(post, path = "/v1/tokens/revoke", request_body = RevokeBody,
     responses((status = 200, body = RevokedView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
-pub async fn revoke_token(State(app): State<AppState>, Caller(who): Caller, Body(b): Body<RevokeBody>) -> ApiResult<RevokedView> {
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<RevokeBody>,
+) -> ApiResult<RevokedView> {
     Ok(Json(app.revoke_token(&who, &b.jti).await?))
 }

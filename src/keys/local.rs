@@ -19,7 +19,8 @@ pub struct LocalKeyService {
 }
 
 /// Write side of the key file; the file holds the key in hex on one line.
-const FILE_HEADER: &str = "# breakglass local key-encryption key; keep this file secret and backed up\n";
+const FILE_HEADER: &str =
+    "# breakglass local key-encryption key; keep this file secret and backed up\n";
 
 impl LocalKeyService {
     pub fn from_key(kek: Zeroizing<[u8; 32]>) -> Self {
@@ -77,7 +78,11 @@ impl KeyService for LocalKeyService {
     async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError> {
         let plaintext = random_bytes::<32>();
         let wrapped = self.wrap(&plaintext, ctx);
-        Ok(DataKey { plaintext, wrapped, key_id: self.key_id.clone() })
+        Ok(DataKey {
+            plaintext,
+            wrapped,
+            key_id: self.key_id.clone(),
+        })
     }
 
     async fn decrypt_data_key(

@@ -28,7 +28,11 @@ impl SecretStore for DatabaseSecretStore {
         "database"
     }
 
-    async fn put(&self, loc: &SecretLocation, envelope: &[u8]) -> Result<SecretRef, SecretStoreError> {
+    async fn put(
+        &self,
+        loc: &SecretLocation,
+        envelope: &[u8],
+    ) -> Result<SecretRef, SecretStoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         self.store
             .put_envelope(&id, &loc.credential_id, loc.version, envelope)
@@ -38,7 +42,12 @@ impl SecretStore for DatabaseSecretStore {
     }
 
     async fn get(&self, loc: &SecretLocation, at: &SecretRef) -> Result<Vec<u8>, SecretStoreError> {
-        match self.store.get_envelope(&at.0, &loc.credential_id).await.map_err(unavailable)? {
+        match self
+            .store
+            .get_envelope(&at.0, &loc.credential_id)
+            .await
+            .map_err(unavailable)?
+        {
             Some(b) => Ok(b),
             None => Err(SecretStoreError::NotFound),
         }

@@ -38,7 +38,11 @@ pub enum SecretStoreError {
 pub trait SecretStore: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Store a new envelope; never overwrites an existing one.
-    async fn put(&self, loc: &SecretLocation, envelope: &[u8]) -> Result<SecretRef, SecretStoreError>;
+    async fn put(
+        &self,
+        loc: &SecretLocation,
+        envelope: &[u8],
+    ) -> Result<SecretRef, SecretStoreError>;
     async fn get(&self, loc: &SecretLocation, at: &SecretRef) -> Result<Vec<u8>, SecretStoreError>;
     async fn health(&self) -> Result<(), SecretStoreError>;
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::crypto::chain::AuditEvent;
 
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +37,11 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned()))
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
+                db.constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned()),
+            ),
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -146,7 +148,13 @@ pub trait Store: Send + Sync {
     /// Envelopes of the database secret store, written outside the use
     /// case's transaction under a fresh id (an orphan left by a failed
     /// deposit is inert ciphertext).
-    async fn put_envelope(&self, id: &str, credential_id: &str, version: i64, envelope: &[u8]) -> Result<()>;
+    async fn put_envelope(
+        &self,
+        id: &str,
+        credential_id: &str,
+        version: i64,
+        envelope: &[u8],
+    ) -> Result<()>;
     async fn get_envelope(&self, id: &str, credential_id: &str) -> Result<Option<Vec<u8>>>;
     async fn close(&self);
 }
@@ -185,7 +193,8 @@ pub trait Tx: Send {
     async fn versions(&mut self, credential_id: &str) -> Result<Vec<VersionRow>>;
     /// Make `version` current and clear `exposed`, only if it is the next
     /// version; false if another deposit won.
-    async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64) -> Result<bool>;
+    async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64)
+        -> Result<bool>;
     async fn mark_exposed(&mut self, id: &str, at: i64) -> Result<()>;
 
     async fn insert_request(&mut self, r: &RequestRow) -> Result<()>;
@@ -217,9 +226,13 @@ pub trait Tx: Send {
 /// apply its migrations unless told not to.
 pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::connect(url, migrate).await?))
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::connect(url, migrate).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(postgres::PgStore::connect(url, migrate).await?))
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::connect(url, migrate).await?,
+        ))
     } else {
         anyhow::bail!("database URL must start with sqlite: or postgres:")
     }

@@ -53,7 +53,13 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn put_envelope(&self, id: &str, credential_id: &str, version: i64, envelope: &[u8]) -> Result<()> {
+    async fn put_envelope(
+        &self,
+        id: &str,
+        credential_id: &str,
+        version: i64,
+        envelope: &[u8],
+    ) -> Result<()> {
         sqlx::query("INSERT INTO secret_envelopes (id, credential_id, version, envelope) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(credential_id)
@@ -65,11 +71,13 @@ impl Store for PgStore {
     }
 
     async fn get_envelope(&self, id: &str, credential_id: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT envelope FROM secret_envelopes WHERE id = $1 AND credential_id = $2")
-            .bind(id)
-            .bind(credential_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT envelope FROM secret_envelopes WHERE id = $1 AND credential_id = $2",
+        )
+        .bind(id)
+        .bind(credential_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.try_get("envelope")).transpose()?)
     }
 

@@ -58,7 +58,8 @@ require = [{ group = "dba", count = 1 }]
 "#;
 
 pub fn pg_base_url() -> String {
-    std::env::var("BREAKGLASS_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("BREAKGLASS_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub struct TestApp {
@@ -86,13 +87,29 @@ impl Resp {
     }
     #[track_caller]
     pub fn ok(self) -> Value {
-        assert!((200..300).contains(&self.status), "expected success, got {} {}", self.status, self.body);
+        assert!(
+            (200..300).contains(&self.status),
+            "expected success, got {} {}",
+            self.status,
+            self.body
+        );
         self.body
     }
     #[track_caller]
     pub fn refused(&self, status: u16, code: &str) {
-        assert_eq!((self.status, self.code()), (status, code), "unexpected answer: {}", self.body);
-        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {}", self.body);
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "unexpected answer: {}",
+            self.body
+        );
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "no message: {}",
+            self.body
+        );
     }
 }
 
@@ -102,8 +119,13 @@ async fn fresh_pg_database() -> String {
     let admin_url = format!("{}/postgres", pg_base_url());
     let mut conn = sqlx::PgConnection::connect(&admin_url)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url} (scripts/test starts it): {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL must be reachable at {admin_url} (scripts/test starts it): {e}")
+        });
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     format!("{}/{name}", pg_base_url())
 }
 
@@ -112,7 +134,11 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
-        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.toml"), policies.join("default.toml")).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.toml"),
+            policies.join("default.toml"),
+        )
+        .unwrap();
         std::fs::write(policies.join("tests.toml"), EXTRA_POLICIES).unwrap();
         let data_dir = dir.path().join("data");
         let database_url = match backend {
@@ -130,7 +156,9 @@ impl TestApp {
         )
         .unwrap();
         let clock = Arc::new(ManualClock::starting_now());
-        let app = breakglass::server::build(&config, clock.clone()).await.unwrap();
+        let app = breakglass::server::build(&config, clock.clone())
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -167,10 +195,20 @@ impl TestApp {
     }
 
     pub fn token(&self, subject: &str, roles: &[Role]) -> String {
-        self.app.tokens.issue(subject, roles, 8 * 3600, self.now_secs()).unwrap().0
+        self.app
+            .tokens
+            .issue(subject, roles, 8 * 3600, self.now_secs())
+            .unwrap()
+            .0
     }
 
-    pub async fn call(&self, method: &str, path: impl Into<String>, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: impl Into<String>,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let url = format!("{}{}", self.base, path.into());
         let mut req = match method {
             "GET" => self.http.get(url),
@@ -202,7 +240,13 @@ impl TestApp {
 
     /// The current code for a custodian, from `oathtool` at the test clock.
     pub fn code(&self, custodian: &str) -> String {
-        let secret = self.secrets.lock().unwrap().get(custodian).cloned().expect("custodian is enrolled");
+        let secret = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(custodian)
+            .cloned()
+            .expect("custodian is enrolled");
         oathtool(&secret, self.clock.now_ms())
     }
 
@@ -213,7 +257,13 @@ impl TestApp {
         loop {
             n = (n + 500_001) % 1_000_000;
             let c = format!("{n:06}");
-            let secret = self.secrets.lock().unwrap().get(custodian).cloned().unwrap();
+            let secret = self
+                .secrets
+                .lock()
+                .unwrap()
+                .get(custodian)
+                .cloned()
+                .unwrap();
             let now = self.clock.now_ms();
             if (-1..=1).all(|d| oathtool(&secret, now + d * 30_000) != c) {
                 return c;
@@ -223,17 +273,38 @@ impl TestApp {
 
     /// Admin adds a custodian; the custodian enrols and confirms with a
     /// code from oathtool. Returns the custodian's token.
-    pub async fn enrolled_custodian(&self, admin: &str, name: &str, groups: &[&str], extra_roles: &[Role]) -> String {
-        self.post("/v1/custodians", admin, json!({ "name": name, "groups": groups })).await.ok();
+    pub async fn enrolled_custodian(
+        &self,
+        admin: &str,
+        name: &str,
+        groups: &[&str],
+        extra_roles: &[Role],
+    ) -> String {
+        self.post(
+            "/v1/custodians",
+            admin,
+            json!({ "name": name, "groups": groups }),
+        )
+        .await
+        .ok();
         let mut roles = vec![Role::Custodian];
         roles.extend_from_slice(extra_roles);
         let token = self.token(name, &roles);
-        let e = self.post(format!("/v1/custodians/{name}/enroll"), &token, json!({})).await.ok();
+        let e = self
+            .post(format!("/v1/custodians/{name}/enroll"), &token, json!({}))
+            .await
+            .ok();
         let uri = e["otpauth_uri"].as_str().unwrap().to_string();
         let secret = secret_of(&uri);
         self.secrets.lock().unwrap().insert(name.into(), secret);
         let code = self.code(name);
-        self.post(format!("/v1/custodians/{name}/confirm"), &token, json!({ "code": code })).await.ok();
+        self.post(
+            format!("/v1/custodians/{name}/confirm"),
+            &token,
+            json!({ "code": code }),
+        )
+        .await
+        .ok();
         token
     }
 
@@ -253,11 +324,18 @@ impl TestApp {
         let mut tx = self.app.store.begin().await.unwrap();
         let mut out = String::new();
         if let Some(id) = request_id {
-            out += &format!("{:?}\n{:?}\n", tx.request(id).await.unwrap(), tx.decisions(id).await.unwrap());
+            out += &format!(
+                "{:?}\n{:?}\n",
+                tx.request(id).await.unwrap(),
+                tx.decisions(id).await.unwrap()
+            );
         }
         out += &format!("{:?}\n", tx.credentials().await.unwrap());
         for c in tx.custodians().await.unwrap() {
-            out += &format!("{} {} {:?} {:?}\n", c.name, c.status, c.last_totp_step, c.locked_until);
+            out += &format!(
+                "{} {} {:?} {:?}\n",
+                c.name, c.status, c.last_totp_step, c.locked_until
+            );
         }
         tx.rollback().await.unwrap();
         out
@@ -275,8 +353,13 @@ impl TestApp {
     /// Run `act`, then assert it was refused with `status`/`code`, that the
     /// state is unchanged, and that exactly one event was appended: the
     /// refusal, with its code.
-    pub async fn assert_refused_and_unchanged<F, Fut>(&self, request_id: Option<&str>, status: u16, code: &str, act: F)
-    where
+    pub async fn assert_refused_and_unchanged<F, Fut>(
+        &self,
+        request_id: Option<&str>,
+        status: u16,
+        code: &str,
+        act: F,
+    ) where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Resp>,
     {
@@ -284,11 +367,23 @@ impl TestApp {
         let audit_before = self.audit().await;
         let r = act().await;
         r.refused(status, code);
-        assert_eq!(self.state(request_id).await, before, "a refused action changed state");
+        assert_eq!(
+            self.state(request_id).await,
+            before,
+            "a refused action changed state"
+        );
         let audit_after = self.audit().await;
-        assert_eq!(audit_after[..audit_before.len()], audit_before[..], "earlier events changed");
+        assert_eq!(
+            audit_after[..audit_before.len()],
+            audit_before[..],
+            "earlier events changed"
+        );
         let new: Vec<_> = audit_after[audit_before.len()..].iter().collect();
-        assert_eq!(new.len(), 1, "expected exactly the refusal event, got {new:#?}");
+        assert_eq!(
+            new.len(),
+            1,
+            "expected exactly the refusal event, got {new:#?}"
+        );
         assert_eq!(new[0].outcome, "refused");
         assert_eq!(new[0].code.as_deref(), Some(code));
         assert!(self.verify().await, "the audit chain must still verify");
@@ -310,7 +405,10 @@ impl Drop for TestApp {
 }
 
 pub fn secret_of(otpauth_uri: &str) -> String {
-    let q = otpauth_uri.split_once('?').expect("otpauth URI has a query").1;
+    let q = otpauth_uri
+        .split_once('?')
+        .expect("otpauth URI has a query")
+        .1;
     q.split('&')
         .find_map(|kv| kv.strip_prefix("secret="))
         .expect("otpauth URI has a secret")
@@ -333,7 +431,11 @@ pub fn oathtool(secret_b32: &str, at_ms: i64) -> String {
         .args(["--totp", "-b", secret_b32, "--now", &now])
         .output()
         .expect("oathtool must be installed (scripts/test installs it)");
-    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -361,8 +463,12 @@ impl World {
         let requester = t.token("oncall", &[Role::Requester]);
         let ann = t.enrolled_custodian(&admin, "ann", &["sre"], &[]).await;
         let bob = t.enrolled_custodian(&admin, "bob", &["sre"], &[]).await;
-        let cat = t.enrolled_custodian(&admin, "cat", &["sre"], &[Role::Requester]).await;
-        let sec = t.enrolled_custodian(&admin, "sec", &["security"], &[]).await;
+        let cat = t
+            .enrolled_custodian(&admin, "cat", &["sre"], &[Role::Requester])
+            .await;
+        let sec = t
+            .enrolled_custodian(&admin, "sec", &["security"], &[])
+            .await;
         t.post(
             "/v1/credentials",
             &admin,
@@ -377,7 +483,16 @@ impl World {
         .ok();
         // The confirmation codes are spent; start approvals on a fresh step.
         t.next_step();
-        World { t, admin, auditor, requester, ann, bob, cat, sec }
+        World {
+            t,
+            admin,
+            auditor,
+            requester,
+            ann,
+            bob,
+            cat,
+            sec,
+        }
     }
 
     pub async fn request(&self) -> String {
@@ -391,7 +506,13 @@ impl World {
 
     pub async fn approve(&self, id: &str, who: &str, token: &str) -> Resp {
         let code = self.t.code(who);
-        self.t.post(format!("/v1/requests/{id}/approve"), token, json!({ "code": code })).await
+        self.t
+            .post(
+                format!("/v1/requests/{id}/approve"),
+                token,
+                json!({ "code": code }),
+            )
+            .await
     }
 
     /// A request with its full quorum (ann, bob, sec).

@@ -128,7 +128,7 @@ impl App {
         let policy = self.policy(&body.policy)?;
         let (field_names, plaintext) = payload(&body.fields)?;
         {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.begin_read().await?;
             let exists = tx.credential_by_name(name.as_str()).await?.is_some();
             let enrolled = enrolled_groups(tx.as_mut(), None).await?;
             tx.rollback().await?;
@@ -274,7 +274,7 @@ impl App {
     ) -> AppResult<(CredentialRow, i64, Vec<String>, String, String)> {
         self.require(who, Role::Admin)?;
         let (field_names, plaintext) = payload(&body.fields)?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let c = tx.credential_by_name(name).await?;
         tx.rollback().await?;
         let Some(c) = c else {
@@ -347,7 +347,7 @@ impl App {
     }
 
     pub async fn list_credentials(&self, who: &Identity) -> AppResult<Vec<CredentialView>> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             let mut out = Vec::new();
             for c in tx.credentials().await? {
@@ -362,7 +362,7 @@ impl App {
     }
 
     pub async fn show_credential(&self, who: &Identity, name: &str) -> AppResult<CredentialView> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             let Some(c) = tx.credential_by_name(name).await? else {
                 return refuse(
@@ -380,7 +380,7 @@ impl App {
     }
 
     pub async fn list_policies(&self, who: &Identity) -> AppResult<Vec<PolicyView>> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             let enrolled = enrolled_groups(tx.as_mut(), None).await?;
             Ok(self

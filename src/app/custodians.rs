@@ -89,7 +89,7 @@ impl App {
     }
 
     pub async fn list_custodians(&self, who: &Identity) -> AppResult<Vec<CustodianView>> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             self.require_any(who, &[Role::Admin, Role::Auditor, Role::Custodian])?;
             let now = self.now_ms();
@@ -106,7 +106,7 @@ impl App {
     }
 
     pub async fn whoami(&self, who: &Identity) -> AppResult<WhoAmI> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let c = tx.custodian(&who.subject).await?;
         tx.rollback().await?;
         let now = self.now_ms();

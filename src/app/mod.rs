@@ -299,7 +299,7 @@ impl App {
         let result = match checked {
             Err(e) => Err(e),
             Ok(id) => {
-                let mut tx = self.store.begin().await?;
+                let mut tx = self.store.begin_read().await?;
                 let revoked = tx.is_token_revoked(&id.jti).await?;
                 tx.rollback().await?;
                 if revoked {

@@ -14,7 +14,9 @@ use crate::domain::request::StoredState;
 use crate::domain::{GroupName, Policy, RequestState, Role};
 use crate::keys::EncryptionContext;
 use crate::secrets::{SecretLocation, SecretRef};
-use crate::store::{DecisionRow, RequestFilter, RequestRow, StoreError, Tx};
+use crate::store::{
+    CredentialRow, DecisionRow, RequestFilter, RequestRow, StoreError, Tx, VersionRow,
+};
 
 pub const MAX_REASON: usize = 2000;
 pub const MAX_TICKET: usize = 200;
@@ -201,7 +203,7 @@ impl App {
     }
 
     pub async fn show_request(&self, who: &Identity, id: &str) -> AppResult<RequestView> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             let r = self.load_request(tx.as_mut(), id).await?;
             if !self.sees_all_requests(who) && r.requester != who.subject {
@@ -221,7 +223,7 @@ impl App {
     }
 
     pub async fn list_requests(&self, who: &Identity, limit: i64) -> AppResult<Vec<RequestView>> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_read().await?;
         let res = async {
             let filter = RequestFilter {
                 requester: (!self.sees_all_requests(who)).then(|| who.subject.clone()),
@@ -443,21 +445,35 @@ impl App {
     }
 
     pub async fn release(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
+        let target = request_target(id);
+        // Phase 1, holding no lock: check, fetch the envelope, decrypt. A
+        // key service or secret store outage is refused here, before any
+        // state changes, and no database lock waits on a network call.
+        let opened = self.release_open(who, id).await;
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                self.record_refusal(&who.subject, "request.release", &target, &e)
+                    .await?;
+                return Err(e);
+            }
+        };
+        // Phase 2: the conditional state change only one caller can win,
+        // `exposed`, and the audit event, in one transaction.
         let mut tx = self.store.begin().await?;
-        let res = self.release_tx(tx.as_mut(), who, id).await;
-        self.finish(tx, Some(who), "request.release", &request_target(id), res)
+        let res = self.release_tx(tx.as_mut(), who, id, opened).await;
+        self.finish(tx, Some(who), "request.release", &target, res)
             .await
     }
 
-    /// The one release: a conditional state change only one caller can win,
-    /// then decryption, then `exposed` — all committed with the audit event,
-    /// or none of it.
-    async fn release_tx(
+    /// Every rule of a release, read in `tx`; returns the request, the
+    /// credential and its current version.
+    async fn release_check(
         &self,
         tx: &mut dyn Tx,
         who: &Identity,
         id: &str,
-    ) -> AppResult<Done<ReleaseView>> {
+    ) -> AppResult<(RequestRow, CredentialRow, VersionRow)> {
         self.require(who, Role::Requester)?;
         let r = self.load_request(tx, id).await?;
         if r.requester != who.subject {
@@ -467,8 +483,7 @@ impl App {
                 "only the requester can release an approved request",
             );
         }
-        let now = self.now_ms();
-        match state_of(&r, now) {
+        match state_of(&r, self.now_ms()) {
             RequestState::Approved => {}
             RequestState::Pending => {
                 return refuse(
@@ -498,25 +513,26 @@ impl App {
                 "request names a missing credential"
             )));
         };
-        let version = c.current_version;
-        if !tx.mark_released(&r.id, now, version).await? {
-            return refuse(
-                409,
-                "request_released",
-                "the request was already released; a release happens once",
-            );
-        }
-        let Some(v) = tx.version(&c.id, version).await? else {
+        let Some(v) = tx.version(&c.id, c.current_version).await? else {
             return Err(AppError::Internal(anyhow::anyhow!(
-                "credential version {version} is missing"
+                "credential version {} is missing",
+                c.current_version
             )));
         };
+        Ok((r, c, v))
+    }
+
+    async fn release_open(&self, who: &Identity, id: &str) -> AppResult<Opened> {
+        let mut tx = self.store.begin_read().await?;
+        let checked = self.release_check(tx.as_mut(), who, id).await;
+        tx.rollback().await?;
+        let (_, c, v) = checked?;
         let loc = SecretLocation {
             credential_id: c.id.clone(),
             credential_name: c.name.clone(),
             account_id: c.account_id.clone(),
             policy: c.policy.clone(),
-            version,
+            version: v.version,
         };
         let bytes = self
             .secrets
@@ -527,8 +543,8 @@ impl App {
         let plaintext = env
             .open(
                 self.keys.as_ref(),
-                &EncryptionContext::credential(&c.id, version),
-                &credential_aad(&c.id, version),
+                &EncryptionContext::credential(&c.id, v.version),
+                &credential_aad(&c.id, v.version),
             )
             .await?;
         #[derive(serde::Deserialize)]
@@ -538,6 +554,35 @@ impl App {
         let p: Payload = serde_json::from_slice(&plaintext).map_err(|_| {
             AppError::Internal(anyhow::anyhow!("decrypted payload is not a field map"))
         })?;
+        Ok(Opened {
+            version: v.version,
+            fields: p.fields,
+        })
+    }
+
+    async fn release_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        id: &str,
+        opened: Opened,
+    ) -> AppResult<Done<ReleaseView>> {
+        let (r, c, v) = self.release_check(tx, who, id).await?;
+        if v.version != opened.version {
+            return refuse(
+                409,
+                "concurrent_rotation",
+                "the credential was rotated during the release: release again",
+            );
+        }
+        let now = self.now_ms();
+        if !tx.mark_released(&r.id, now, v.version).await? {
+            return refuse(
+                409,
+                "request_released",
+                "the request was already released; a release happens once",
+            );
+        }
         tx.mark_exposed(&c.id, now).await?;
         let ev = Event::new(
             "request.release",
@@ -545,21 +590,28 @@ impl App {
             json!({
                 "credential": c.name,
                 "account_id": c.account_id,
-                "version": version,
-                "fields": p.fields.keys().collect::<Vec<_>>(),
+                "version": v.version,
+                "fields": opened.fields.keys().collect::<Vec<_>>(),
             }),
         );
         let view = ReleaseView {
             request_id: r.id.clone(),
             credential: c.name.clone(),
             account_id: c.account_id.clone(),
-            version,
-            fields: p.fields,
+            version: v.version,
+            fields: opened.fields,
         };
         Ok(Done::new(view, ev).and(Event::new(
             "credential.exposed",
             format!("credential:{}", c.name),
-            json!({ "version": version, "request": r.id }),
+            json!({ "version": v.version, "request": r.id }),
         )))
     }
+}
+
+/// A decrypted credential version waiting for the release to commit; the
+/// values are zeroized when it is dropped.
+struct Opened {
+    version: i64,
+    fields: BTreeMap<String, SecretString>,
 }

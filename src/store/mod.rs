@@ -142,8 +142,12 @@ pub struct RequestFilter {
 #[async_trait]
 pub trait Store: Send + Sync {
     fn backend(&self) -> Backend;
-    /// Begin a read-write transaction.
+    /// Begin a read-write transaction (on SQLite it takes the write lock
+    /// at once, so it never fails half-way on an upgrade).
     async fn begin(&self) -> Result<Box<dyn Tx>>;
+    /// Begin a transaction that only reads (on SQLite it does not wait for
+    /// writers). Writing in it is a bug.
+    async fn begin_read(&self) -> Result<Box<dyn Tx>>;
     async fn ping(&self) -> Result<()>;
     /// Envelopes of the database secret store, written outside the use
     /// case's transaction under a fresh id (an orphan left by a failed

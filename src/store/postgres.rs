@@ -48,6 +48,10 @@ impl Store for PgStore {
         Ok(Box::new(PgTx::new(self.pool.begin().await?)))
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(PgTx::new(self.pool.begin().await?)))
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -58,6 +58,10 @@ impl Store for SqliteStore {
         )))
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(SqliteTx::new(self.pool.begin().await?)))
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

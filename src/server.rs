@@ -29,10 +29,12 @@ pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
 /// Build the application from its configuration. Creates the data
 /// directory's keys on first start.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
-    let dir = DataDir::new(&config.data_dir);
-    dir.ensure()?;
+    // Policies first: an invalid policy stops the server before it creates
+    // or opens anything.
     let policies = PolicySet::load_dir(&config.policies_dir)
         .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
+    let dir = DataDir::new(&config.data_dir);
+    dir.ensure()?;
     let store = crate::store::connect(&config.database_url, config.migrate_on_start)
         .await
         .context("while opening the database")?;

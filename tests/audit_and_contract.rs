@@ -11,7 +11,32 @@ both_backends!(
     audit_verify_pinpoints_a_deleted_event,
     audit_verify_detects_a_truncated_tail,
     reading_the_audit_log_is_itself_audited,
+    a_request_forged_as_approved_in_the_database_is_not_released,
 );
+
+async fn a_request_forged_as_approved_in_the_database_is_not_released(b: Backend) {
+    let w = World::new(b).await;
+    let id = w.request().await;
+    w.approve(&id, "ann", &w.ann).await.ok();
+    let deadline = w.t.now_secs() * 1000 + 600_000;
+    w.t.raw_sql(&format!(
+        "UPDATE requests SET state = 'approved', release_deadline = {deadline} WHERE id = '{id}'"
+    ))
+    .await;
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "quorum_not_met", || {
+        w.t.post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+    })
+    .await;
+    let c =
+        w.t.get("/v1/credentials/aws-prod-root", &w.admin)
+            .await
+            .ok();
+    assert_eq!(c["exposed"], false);
+}
 
 async fn verify_says(w: &World) -> serde_json::Value {
     w.t.post("/v1/audit/verify", &w.auditor, json!({}))
@@ -197,4 +222,27 @@ fn the_cli_reads_a_field_from_standard_input_without_it_on_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("typed-not-echoed"));
+}
+
+#[test]
+fn a_token_is_never_minted_from_a_data_directory_without_a_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakglass"))
+        .args([
+            "token",
+            "issue",
+            "--subject",
+            "alice",
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no signing key"));
+    assert!(out.stdout.is_empty());
+    assert!(!missing.exists(), "nothing is created");
 }

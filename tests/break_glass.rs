@@ -87,12 +87,22 @@ async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b
 async fn the_request_is_approved_exactly_when_the_quorum_is_met(b: Backend) {
     let w = World::new(b).await;
     let id = w.request().await;
-    // Three SREs are not "2 of sre AND 1 of security".
+    // Two SREs are not "2 of sre AND 1 of security"...
     assert_eq!(w.approve(&id, "ann", &w.ann).await.ok()["state"], "pending");
-    assert_eq!(w.approve(&id, "bob", &w.bob).await.ok()["state"], "pending");
-    let r = w.approve(&id, "cat", &w.cat).await.ok();
+    let r = w.approve(&id, "bob", &w.bob).await.ok();
     assert_eq!(r["state"], "pending");
-    assert_eq!(r["approvals"], 3);
+    assert_eq!(r["approvals"], 2);
+    // ...and a third SRE cannot count: refused, so the record holds exactly
+    // the approvals the policy needed.
+    w.t.assert_refused_and_unchanged(Some(&id), 409, "approval_not_needed", || {
+        w.approve(&id, "cat", &w.cat)
+    })
+    .await;
+    let msg = w.approve(&id, "cat", &w.cat).await.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("waiting for a custodian of security"), "{msg}");
     // The release is refused until the quorum is met.
     w.t.post(
         format!("/v1/requests/{id}/release"),
@@ -103,6 +113,7 @@ async fn the_request_is_approved_exactly_when_the_quorum_is_met(b: Backend) {
     .refused(409, "request_not_approved");
     let r = w.approve(&id, "sec", &w.sec).await.ok();
     assert_eq!(r["state"], "approved");
+    assert_eq!(r["approvals"], 3);
     assert!(r["release_deadline"].is_string());
 }
 

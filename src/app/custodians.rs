@@ -112,6 +112,7 @@ impl App {
         let now = self.now_ms();
         Ok(WhoAmI {
             subject: who.subject.clone(),
+            token_id: who.jti.clone(),
             roles: who.roles.iter().copied().collect(),
             expires_at: crate::clock::rfc3339(who.expires_at * 1000),
             custodian: c
@@ -354,6 +355,9 @@ impl App {
         actor: &str,
         name: &str,
     ) -> AppResult<()> {
+        // Lock the custodian's row first (on PostgreSQL), so concurrent wrong
+        // codes are counted one after another and none outruns the lockout.
+        tx.custodian(name).await?;
         let now = self.now_ms();
         tx.add_totp_failure(name, now).await?;
         let since = now - self.settings.totp_failure_window.as_millis() as i64;

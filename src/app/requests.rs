@@ -304,7 +304,7 @@ impl App {
         };
         if c.status != "active" {
             return refuse(
-                403,
+                409,
                 "not_enrolled",
                 format!("custodian {} has not confirmed TOTP enrolment", c.name),
             );
@@ -352,6 +352,26 @@ impl App {
                 "already_decided",
                 format!("custodian {} has already decided on this request", c.name),
             );
+        }
+        if deny_reason.is_none() {
+            let approvers: Vec<Vec<GroupName>> = decisions
+                .iter()
+                .filter(|d| d.decision == "approve")
+                .map(|d| groups_of(&d.groups))
+                .collect();
+            if !policy.contributes(&approvers, &groups_of(&c.groups)) {
+                return refuse(
+                    409,
+                    "approval_not_needed",
+                    format!(
+                        "policy {} needs {}; the approvals so far already cover your groups ({}): it is waiting for {}",
+                        policy.name,
+                        policy.describe(),
+                        c.groups.join(", "),
+                        policy.missing(&approvers)
+                    ),
+                );
+            }
         }
         let step = self.check_presence(tx, &c, code).await?;
         let decision = DecisionRow {
@@ -507,6 +527,24 @@ impl App {
                 )
             }
             other => return not_pending(other),
+        }
+        // Defence in depth: the stored state says approved; the recorded
+        // decisions must say so too, or someone wrote to the database.
+        let policy = snapshot(&r)?;
+        let decisions = tx.decisions(&r.id).await?;
+        let approvers: Vec<Vec<GroupName>> = decisions
+            .iter()
+            .filter(|d| d.decision == "approve" && d.custodian != r.requester)
+            .map(|d| groups_of(&d.groups))
+            .collect();
+        let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == "deny");
+        if !policy.is_met(&approvers) || vetoed {
+            tracing::error!(request = %r.id, "request is marked approved but its recorded decisions do not meet its policy");
+            return refuse(
+                409,
+                "quorum_not_met",
+                "the request's recorded approvals do not meet its policy: the release is refused",
+            );
         }
         let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
             return Err(AppError::Internal(anyhow::anyhow!(

@@ -300,6 +300,8 @@ pub struct PolicyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WhoAmI {
     pub subject: String,
+    /// The token's id (`jti`), for `breakglass token revoke`.
+    pub token_id: String,
     pub roles: Vec<Role>,
     pub expires_at: String,
     /// Present when the subject is a custodian.

@@ -321,7 +321,16 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
     let config = config_from(&a, Overrides::default())?;
-    crate::datadir::DataDir::new(&config.data_dir).ensure()?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    if config.database_url == dir.database_url() && !config.data_dir.exists() {
+        // The embedded database lives in the data directory; create only the
+        // directory (keys are created by `serve`).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)?;
+    }
     let store = crate::store::connect(&config.database_url, true).await?;
     store.close().await;
     println!("migrations applied");
@@ -338,7 +347,14 @@ async fn issue_token(
 ) -> anyhow::Result<()> {
     let config = config_from(&base, Overrides::default())?;
     let dir = crate::datadir::DataDir::new(&config.data_dir);
-    dir.ensure()?;
+    // Never create keys here: a mistyped --data-dir would mint tokens the
+    // server rejects and audit them into a stray database.
+    anyhow::ensure!(
+        dir.signing_key_file().exists(),
+        "{} holds no signing key: start the server once with `breakglass serve --data-dir {}`, or fix --data-dir",
+        config.data_dir.display(),
+        config.data_dir.display()
+    );
     let key = crate::auth::SigningKey::load(&dir.signing_key_file())?;
     let svc = crate::server::token_service(&config, &key);
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
@@ -511,6 +527,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                     output::kv(&[
                         ("subject", cell(&v["subject"])),
                         ("roles", cell(&v["roles"])),
+                        ("token id", cell(&v["token_id"])),
                         ("expires", cell(&v["expires_at"]))
                     ])
                 );
@@ -647,7 +664,11 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                                 cell(&x["account_id"]),
                                 cell(&x["policy"]),
                                 cell(&x["current_version"]),
-                                cell(&x["exposed"]),
+                                if x["exposed"] == Value::Bool(true) {
+                                    "YES".to_string()
+                                } else {
+                                    "no".to_string()
+                                },
                                 cell(&x["last_released_at"])
                             ])
                             .collect(),

@@ -27,7 +27,7 @@ pub struct AuditEvent {
     pub action: String,
     /// What it was attempted on, e.g. `request:3f2a…`.
     pub target: String,
-    /// `success` or `refused`.
+    /// `success`, `refused` (with `code`) or `error` (code `internal`).
     pub outcome: String,
     /// The refusal code, when refused.
     pub code: Option<String>,

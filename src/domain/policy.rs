@@ -80,6 +80,36 @@ impl Policy {
         matched_slots(&self.require, approvers) == self.approvals_needed() as usize
     }
 
+    /// Whether one more approver with `candidate` groups brings the quorum
+    /// closer. Approvals that cannot count (their groups are already
+    /// covered) are refused, so the approvals recorded are exactly those the
+    /// policy needed.
+    pub fn contributes(&self, approvers: &[Vec<GroupName>], candidate: &[GroupName]) -> bool {
+        let mut with = approvers.to_vec();
+        with.push(candidate.to_vec());
+        matched_slots(&self.require, &with) > matched_slots(&self.require, approvers)
+    }
+
+    /// Which requirements are still open, e.g. "1 of security".
+    pub fn missing(&self, approvers: &[Vec<GroupName>]) -> String {
+        let open: Vec<String> = self
+            .require
+            .iter()
+            .filter_map(|r| {
+                // A requirement is open when adding a member of only its
+                // group would still help.
+                let member = vec![r.group.clone()];
+                self.contributes(approvers, &member)
+                    .then(|| r.group.to_string())
+            })
+            .collect();
+        if open.is_empty() {
+            "nothing".into()
+        } else {
+            format!("a custodian of {}", open.join(" or "))
+        }
+    }
+
     /// Whether the custodians who could approve (enrolled, not counting the
     /// requester) can ever meet the policy, with a sentence that says why.
     pub fn satisfiability(&self, enrolled: &[Vec<GroupName>]) -> Satisfiability {
@@ -424,6 +454,18 @@ mod tests {
         assert!(p.is_met(&[g(&["sre"]), g(&["sre", "security"]), g(&["sre"])]));
         assert!(!p.is_met(&[g(&["sre"]), g(&["sre"]), g(&["sre"])]));
         assert!(!p.is_met(&[g(&["security"]), g(&["other"]), g(&["sre"])]));
+    }
+
+    #[test]
+    fn an_approval_that_cannot_count_does_not_contribute() {
+        let p = default_policy();
+        let two_sre = [g(&["sre"]), g(&["sre"])];
+        assert!(!p.contributes(&two_sre, &g(&["sre"])));
+        assert!(p.contributes(&two_sre, &g(&["security"])));
+        assert!(p.contributes(&two_sre, &g(&["sre", "security"])));
+        assert!(!p.contributes(&two_sre, &g(&["dba"])));
+        assert_eq!(p.missing(&two_sre), "a custodian of security");
+        assert_eq!(p.missing(&[]), "a custodian of sre or security");
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub trait Store: Send + Sync {
     /// Begin a transaction that only reads (on SQLite it does not wait for
     /// writers). Writing in it is a bug.
     async fn begin_read(&self) -> Result<Box<dyn Tx>>;
+    /// Begin a read-only transaction that sees one consistent snapshot for
+    /// its whole life (for verifying the audit chain while writers go on).
+    /// Only `audit_head_peek` and `audit_events` may be used in it.
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>>;
     async fn ping(&self) -> Result<()>;
     /// Envelopes of the database secret store, written outside the use
     /// case's transaction under a fresh id (an orphan left by a failed
@@ -218,6 +222,8 @@ pub trait Tx: Send {
 
     /// The chain head (last sequence number and hash), locked until commit.
     async fn audit_head(&mut self) -> Result<(i64, String)>;
+    /// The chain head, without locking it.
+    async fn audit_head_peek(&mut self) -> Result<(i64, String)>;
     /// Insert a sealed event and move the head to it.
     async fn insert_audit(&mut self, e: &AuditEvent) -> Result<()>;
     async fn audit_events(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>>;

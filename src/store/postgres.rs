@@ -52,6 +52,14 @@ impl Store for PgStore {
         Ok(Box::new(PgTx::new(self.pool.begin().await?)))
     }
 
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        Ok(Box::new(PgTx::new(tx)))
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

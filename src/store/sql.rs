@@ -462,6 +462,14 @@ macro_rules! impl_sql_tx {
                 Ok((row.try_get("seq")?, row.try_get("hash")?))
             }
 
+            async fn audit_head_peek(&mut self) -> $crate::store::Result<(i64, String)> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok((row.try_get("seq")?, row.try_get("hash")?))
+            }
+
             async fn insert_audit(&mut self, e: &$crate::crypto::chain::AuditEvent) -> $crate::store::Result<()> {
                 let details = serde_json::to_string(&e.details).expect("a JSON value always serialises");
                 sqlx::query(

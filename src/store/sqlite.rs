@@ -62,6 +62,12 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteTx::new(self.pool.begin().await?)))
     }
 
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>> {
+        // A deferred transaction in WAL mode reads one snapshot, taken at
+        // its first read.
+        Ok(Box::new(SqliteTx::new(self.pool.begin().await?)))
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

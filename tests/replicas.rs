@@ -626,3 +626,75 @@ async fn a_replica_killed_mid_stream_leaves_nothing_half_done() {
     assert_eq!(custodians.as_array().unwrap().len(), audited_custodians);
     assert_eq!(c.verify().await["ok"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_applies_the_schema_and_serve_can_skip_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_db().await;
+    let data_dir = dir.path().join("data");
+    // Without migrations a server refuses to be ready: nothing to read.
+    let out = Command::new(BIN)
+        .args(["migrate", "--database-url", &db, "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    assert!(
+        !data_dir.join("local.key").exists(),
+        "migrate creates no keys"
+    );
+    // Twice is fine: migrations are idempotent.
+    assert!(Command::new(BIN)
+        .args(["migrate", "--database-url", &db])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .status()
+        .unwrap()
+        .success());
+
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--no-migrate",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--policies-dir",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let key = SigningKey::load(&data_dir.join("signing.key")).unwrap();
+    let tokens = TokenService::new(&key, "breakglass", "breakglass-api", 86400);
+    let admin = tokens
+        .issue("root-admin", &[Role::Admin], 600, now_secs())
+        .unwrap()
+        .0;
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/custodians"))
+        .bearer_auth(admin)
+        .json(&json!({ "name": "ann", "groups": ["sre"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -26,6 +26,54 @@ pub struct FileConfig {
     #[serde(default)]
     pub totp: TotpFileConfig,
     pub log_format: Option<String>,
+    #[serde(default)]
+    pub aws: AwsFileConfig,
+    #[serde(default)]
+    pub keys: KeysFileConfig,
+    #[serde(default)]
+    pub secrets: SecretsFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsFileConfig {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub call_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysFileConfig {
+    /// `local` (the data directory's key file) or `aws-kms`.
+    pub service: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFileConfig {
+    /// `database` or `aws-secretsmanager`.
+    pub store: Option<String>,
+    pub name_prefix: Option<String>,
+    pub recovery_window_days: Option<i64>,
+}
+
+/// Which key service wraps new data keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyServiceChoice {
+    Local,
+    AwsKms { key_id: String },
+}
+
+/// Where envelopes rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretStoreChoice {
+    Database,
+    AwsSecretsManager {
+        name_prefix: String,
+        recovery_window_days: i64,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +128,9 @@ pub struct Config {
     pub token_max_ttl: Duration,
     pub settings: Settings,
     pub log_json: bool,
+    pub key_service: KeyServiceChoice,
+    pub secret_store: SecretStoreChoice,
+    pub aws: crate::aws::AwsSettings,
 }
 
 /// Values given on the command line or in the environment.
@@ -91,6 +142,10 @@ pub struct Overrides {
     pub policies_dir: Option<PathBuf>,
     pub no_migrate: bool,
     pub log_format: Option<String>,
+    pub key_service: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub secret_store: Option<String>,
+    pub aws_endpoint_url: Option<String>,
 }
 
 fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Result<Duration> {
@@ -149,7 +204,59 @@ impl Config {
             totp_lockout: duration("totp.lockout", f.totp.lockout.as_ref(), d.totp_lockout)?,
             totp_issuer_label: f.totp.issuer_label.unwrap_or(d.totp_issuer_label),
         };
+        let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
+            "local" => KeyServiceChoice::Local,
+            "aws-kms" => KeyServiceChoice::AwsKms {
+                key_id: o.kms_key_id.or(f.keys.kms_key_id).ok_or_else(|| {
+                    anyhow::anyhow!("keys.service = \"aws-kms\" needs keys.kms_key_id (a key id, ARN or alias/NAME)")
+                })?,
+            },
+            other => anyhow::bail!("keys.service {other:?} is not local or aws-kms"),
+        };
+        let secret_store = match o
+            .secret_store
+            .or(f.secrets.store)
+            .as_deref()
+            .unwrap_or("database")
+        {
+            "database" => SecretStoreChoice::Database,
+            "aws-secretsmanager" => {
+                let days = f.secrets.recovery_window_days.unwrap_or(30);
+                anyhow::ensure!(
+                    (7..=30).contains(&days),
+                    "secrets.recovery_window_days must be 7 to 30"
+                );
+                let prefix = f
+                    .secrets
+                    .name_prefix
+                    .unwrap_or_else(|| "breakglass/".into());
+                anyhow::ensure!(
+                    !prefix.is_empty()
+                        && prefix
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)),
+                    "secrets.name_prefix {prefix:?} may only hold letters, digits and /_+=.@-"
+                );
+                SecretStoreChoice::AwsSecretsManager {
+                    name_prefix: prefix,
+                    recovery_window_days: days,
+                }
+            }
+            other => anyhow::bail!("secrets.store {other:?} is not database or aws-secretsmanager"),
+        };
+        let aws = crate::aws::AwsSettings {
+            region: f.aws.region,
+            endpoint_url: o.aws_endpoint_url.or(f.aws.endpoint_url),
+            call_timeout: duration(
+                "aws.call_timeout",
+                f.aws.call_timeout.as_ref(),
+                Duration::from_secs(5),
+            )?,
+        };
         Ok(Config {
+            key_service,
+            secret_store,
+            aws,
             listen,
             data_dir,
             database_url,

@@ -12,10 +12,15 @@ use crate::app::App;
 use crate::auth::{SigningKey, TokenService};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::{KeyServiceChoice, SecretStoreChoice};
 use crate::datadir::DataDir;
 use crate::domain::PolicySet;
+use crate::keys::kms::KmsKeyService;
 use crate::keys::local::LocalKeyService;
+use crate::keys::{KeyRing, KeyService};
+use crate::secrets::aws::SecretsManagerStore;
 use crate::secrets::database::DatabaseSecretStore;
+use crate::secrets::SecretStore;
 
 pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
     TokenService::new(
@@ -38,8 +43,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     let store = crate::store::connect(&config.database_url, config.migrate_on_start)
         .await
         .context("while opening the database")?;
-    let keys =
-        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?;
+    let local: Arc<dyn KeyService> = Arc::new(
+        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?,
+    );
     let signing =
         SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
     if config.database_url == dir.database_url() {
@@ -55,11 +61,42 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             }
         }
     }
-    let secrets = DatabaseSecretStore::new(store.clone());
+    let uses_aws = config.key_service != KeyServiceChoice::Local
+        || config.secret_store != SecretStoreChoice::Database;
+    let sdk = if uses_aws {
+        Some(crate::aws::sdk_config(&config.aws).await)
+    } else {
+        None
+    };
+    let keys: Arc<dyn KeyService> = match (&config.key_service, &sdk) {
+        (KeyServiceChoice::AwsKms { key_id }, Some(sdk)) => {
+            // The local key file stays readable for envelopes wrapped before
+            // the move to KMS, until `keys rewrap` has moved them.
+            Arc::new(KeyRing::new(
+                Arc::new(KmsKeyService::new(sdk, key_id)),
+                vec![local],
+            ))
+        }
+        _ => Arc::new(KeyRing::new(local, vec![])),
+    };
+    let secrets: Arc<dyn SecretStore> = match (&config.secret_store, &sdk) {
+        (
+            SecretStoreChoice::AwsSecretsManager {
+                name_prefix,
+                recovery_window_days,
+            },
+            Some(sdk),
+        ) => Arc::new(SecretsManagerStore::new(
+            sdk,
+            name_prefix,
+            *recovery_window_days,
+        )),
+        _ => Arc::new(DatabaseSecretStore::new(store.clone())),
+    };
     Ok(Arc::new(App {
         store,
-        keys: Arc::new(keys),
-        secrets: Arc::new(secrets),
+        keys,
+        secrets,
         policies: Arc::new(policies),
         clock,
         tokens: Arc::new(token_service(config, &signing)),

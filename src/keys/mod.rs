@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+pub mod kms;
 pub mod local;
 
 /// Names what a data key protects; bound to the wrapped key (KMS encryption
@@ -74,6 +75,10 @@ pub trait KeyService: Send + Sync {
     fn kind(&self) -> &'static str;
     /// The id of the key new data keys are wrapped with.
     fn key_id(&self) -> &str;
+    /// Whether data keys wrapped under `key_id` are this service's to unwrap.
+    fn owns(&self, key_id: &str) -> bool {
+        key_id == self.key_id()
+    }
     async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError>;
     async fn decrypt_data_key(
         &self,
@@ -83,4 +88,62 @@ pub trait KeyService: Send + Sync {
     ) -> Result<Zeroizing<[u8; 32]>, KeyError>;
     /// Cheap reachability check for `/readyz`.
     async fn health(&self) -> Result<(), KeyError>;
+}
+
+/// The configured key service for new data keys, plus the others this
+/// installation has used, so envelopes wrapped before a move (say, from the
+/// local key file to KMS) still open until `keys rewrap` has moved them.
+pub struct KeyRing {
+    primary: std::sync::Arc<dyn KeyService>,
+    others: Vec<std::sync::Arc<dyn KeyService>>,
+}
+
+impl KeyRing {
+    pub fn new(
+        primary: std::sync::Arc<dyn KeyService>,
+        others: Vec<std::sync::Arc<dyn KeyService>>,
+    ) -> Self {
+        Self { primary, others }
+    }
+
+    fn for_key(&self, key_id: &str) -> Option<&std::sync::Arc<dyn KeyService>> {
+        std::iter::once(&self.primary)
+            .chain(self.others.iter())
+            .find(|k| k.owns(key_id))
+    }
+}
+
+#[async_trait]
+impl KeyService for KeyRing {
+    fn kind(&self) -> &'static str {
+        self.primary.kind()
+    }
+
+    fn key_id(&self) -> &str {
+        self.primary.key_id()
+    }
+
+    fn owns(&self, key_id: &str) -> bool {
+        self.for_key(key_id).is_some()
+    }
+
+    async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError> {
+        self.primary.generate_data_key(ctx).await
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+        ctx: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        match self.for_key(key_id) {
+            Some(k) => k.decrypt_data_key(key_id, wrapped, ctx).await,
+            None => Err(KeyError::UnknownKey(key_id.to_owned())),
+        }
+    }
+
+    async fn health(&self) -> Result<(), KeyError> {
+        self.primary.health().await
+    }
 }

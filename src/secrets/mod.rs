@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+pub mod aws;
 pub mod database;
 
 /// Which credential version an envelope belongs to; enough for a remote

@@ -129,8 +129,21 @@ async fn fresh_pg_database() -> String {
     format!("{}/{name}", pg_base_url())
 }
 
+/// How a test reaches AWS (the moto server).
+#[derive(Debug, Clone)]
+pub struct AwsSetup {
+    pub endpoint: String,
+    pub kms_key_id: String,
+    pub secret_prefix: String,
+    pub call_timeout: std::time::Duration,
+}
+
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, None).await
+    }
+
+    pub async fn start_with(backend: Backend, aws: Option<AwsSetup>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -145,16 +158,29 @@ impl TestApp {
             Backend::Sqlite => format!("sqlite://{}", data_dir.join("breakglass.db").display()),
             Backend::Postgres => fresh_pg_database().await,
         };
-        let config = Config::load(
-            None,
-            Overrides {
-                data_dir: Some(data_dir),
-                database_url: Some(database_url.clone()),
-                policies_dir: Some(policies),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut overrides = Overrides {
+            data_dir: Some(data_dir),
+            database_url: Some(database_url.clone()),
+            policies_dir: Some(policies),
+            ..Default::default()
+        };
+        if let Some(a) = &aws {
+            overrides.key_service = Some("aws-kms".into());
+            overrides.kms_key_id = Some(a.kms_key_id.clone());
+            overrides.secret_store = Some("aws-secretsmanager".into());
+            overrides.aws_endpoint_url = Some(a.endpoint.clone());
+        }
+        let mut config = Config::load(None, overrides).unwrap();
+        if let Some(a) = &aws {
+            if let breakglass::config::SecretStoreChoice::AwsSecretsManager {
+                name_prefix, ..
+            } = &mut config.secret_store
+            {
+                *name_prefix = a.secret_prefix.clone();
+            }
+            config.aws.call_timeout = a.call_timeout;
+            config.aws.region = Some("us-east-1".into());
+        }
         let clock = Arc::new(ManualClock::starting_now());
         let app = breakglass::server::build(&config, clock.clone())
             .await
@@ -457,7 +483,10 @@ pub const MFA_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 impl World {
     pub async fn new(backend: Backend) -> World {
-        let t = TestApp::start(backend).await;
+        World::with(TestApp::start(backend).await).await
+    }
+
+    pub async fn with(t: TestApp) -> World {
         let admin = t.token("root-admin", &[Role::Admin]);
         let auditor = t.token("audrey", &[Role::Auditor]);
         let requester = t.token("oncall", &[Role::Requester]);
@@ -553,4 +582,146 @@ impl TestApp {
             }
         }
     }
+}
+
+/// A moto server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    child: Option<std::process::Child>,
+}
+
+impl Moto {
+    /// The shared server the test command started, or a new one.
+    pub async fn shared_or_own() -> Moto {
+        aws_test_credentials();
+        match std::env::var("BREAKGLASS_TEST_AWS_ENDPOINT") {
+            Ok(e) if !e.is_empty() => Moto {
+                endpoint: e,
+                child: None,
+            },
+            _ => Moto::own().await,
+        }
+    }
+
+    /// A server of the test's own (for outages: pausing it disturbs no one).
+    pub async fn own() -> Moto {
+        aws_test_credentials();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed (scripts/test installs moto[server])");
+        // Owned by the guard from here on: dropped (and killed) on any exit.
+        let moto = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/moto-api/", moto.endpoint))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not start on {}", moto.endpoint);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("only an own server can be paused")
+            .id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        std::process::Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        breakglass::aws::sdk_config(&breakglass::aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.endpoint.clone()),
+            call_timeout: std::time::Duration::from_secs(10),
+        })
+        .await
+    }
+
+    /// A fresh KMS key for one test; returns its ARN.
+    pub async fn create_key(&self) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk().await);
+        let k = kms
+            .create_key()
+            .description("breakglass test")
+            .send()
+            .await
+            .unwrap();
+        k.key_metadata().unwrap().arn().unwrap().to_string()
+    }
+
+    pub async fn setup(&self, call_timeout: std::time::Duration) -> AwsSetup {
+        AwsSetup {
+            endpoint: self.endpoint.clone(),
+            kms_key_id: self.create_key().await,
+            secret_prefix: format!("bgtest/{}/", uuid::Uuid::new_v4().simple()),
+            call_timeout,
+        }
+    }
+
+    /// `aws --endpoint-url E ARGS... --output json`, parsed.
+    pub fn aws_cli(&self, args: &[&str]) -> Value {
+        let out = std::process::Command::new("aws")
+            .arg("--endpoint-url")
+            .arg(&self.endpoint)
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .expect("the AWS CLI must be installed (scripts/test installs awscli)");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// moto accepts any credentials; the SDK and the CLI need some.
+pub fn aws_test_credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                // Set before any AWS client exists, once per test process.
+                std::env::set_var(k, v);
+            }
+        }
+    });
 }

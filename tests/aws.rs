@@ -1,0 +1,221 @@
+//! AWS KMS and Secrets Manager as backends, against the moto AWS server and
+//! the AWS CLI: no fake in between.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use breakglass::crypto::envelope::{credential_aad, Envelope};
+use breakglass::keys::kms::KmsKeyService;
+use breakglass::keys::{EncryptionContext, KeyError, KeyService};
+use common::{Backend, Moto, TestApp, World, MFA_SEED, PASSWORD};
+use serde_json::json;
+
+both_backends!(a_full_break_glass_with_kms_and_secrets_manager);
+
+async fn a_full_break_glass_with_kms_and_secrets_manager(b: Backend) {
+    let moto = Moto::shared_or_own().await;
+    let aws = moto.setup(Duration::from_secs(10)).await;
+    let w = World::with(TestApp::start_with(b, Some(aws.clone())).await).await;
+    let t = &w.t;
+
+    // The deposit went to Secrets Manager, wrapped by the test's KMS key.
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["versions"][0]["secret_store"], "aws-secretsmanager");
+    assert_eq!(c["versions"][0]["key_id"], aws.kms_key_id.as_str());
+
+    // Break glass.
+    let id = w.approved_request().await;
+    let r = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["fields"]["password"], PASSWORD);
+    assert_eq!(r["fields"]["mfa_seed"], MFA_SEED);
+
+    // Rotation adds a secret version; the next release reads the new one.
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        json!({ "fields": { "password": "rotated" } }),
+    )
+    .await
+    .ok();
+    let id = w.approved_request().await;
+    let r = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (r["version"].as_i64(), r["fields"]["password"].as_str()),
+        (Some(2), Some("rotated"))
+    );
+
+    // What AWS holds, read with the AWS CLI: one tagged secret, two
+    // versions (current and previous), each an envelope and nothing else.
+    let name = format!("{}aws-prod-root", aws.secret_prefix);
+    let described = moto.aws_cli(&["secretsmanager", "describe-secret", "--secret-id", &name]);
+    let tags = described["Tags"].to_string();
+    assert!(
+        tags.contains("managed-by")
+            && tags.contains("breakglass:account-id")
+            && tags.contains("123456789012"),
+        "{tags}"
+    );
+    let versions = moto.aws_cli(&[
+        "secretsmanager",
+        "list-secret-version-ids",
+        "--secret-id",
+        &name,
+    ]);
+    let stages: Vec<String> = versions["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VersionStages"].to_string())
+        .collect();
+    assert_eq!(stages.len(), 2, "{versions}");
+    assert!(
+        stages.iter().any(|s| s.contains("AWSCURRENT"))
+            && stages.iter().any(|s| s.contains("AWSPREVIOUS"))
+    );
+    let got = moto.aws_cli(&[
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        &name,
+        "--version-stage",
+        "AWSCURRENT",
+    ]);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(got["SecretBinary"].as_str().unwrap())
+        .unwrap();
+    let env = Envelope::from_bytes(&raw).expect("the secret holds an envelope");
+    assert!(env.kid.starts_with("arn:aws:kms:"), "{}", env.kid);
+    let text = String::from_utf8_lossy(&raw);
+    for secret in [PASSWORD, MFA_SEED, "rotated"] {
+        assert!(
+            !text.contains(secret),
+            "a deposited value is readable in Secrets Manager"
+        );
+    }
+    assert!(
+        !got.to_string().contains("SecretString\":\""),
+        "nothing in SecretString"
+    );
+
+    // TOTP seeds went through KMS too (their envelopes name the KMS key).
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let ann = tx.custodian("ann").await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    let seed_env = Envelope::from_bytes(&ann.totp_envelope.unwrap()).unwrap();
+    assert!(seed_env.kid.starts_with("arn:aws:kms:"));
+    assert!(t.verify().await);
+}
+
+#[tokio::test]
+async fn kms_refuses_a_data_key_under_another_credentials_context() {
+    let moto = Moto::shared_or_own().await;
+    let key = moto.create_key().await;
+    let kms = KmsKeyService::new(&moto.sdk().await, &key);
+    let mine = EncryptionContext::credential("cred-a", 1);
+    let theirs = EncryptionContext::credential("cred-b", 1);
+    let dk = kms.generate_data_key(&mine).await.unwrap();
+    assert!(kms
+        .decrypt_data_key(&dk.key_id, &dk.wrapped, &mine)
+        .await
+        .is_ok());
+    assert!(matches!(
+        kms.decrypt_data_key(&dk.key_id, &dk.wrapped, &theirs).await,
+        Err(KeyError::InvalidCiphertext)
+    ));
+    let next_version = EncryptionContext::credential("cred-a", 2);
+    assert!(matches!(
+        kms.decrypt_data_key(&dk.key_id, &dk.wrapped, &next_version)
+            .await,
+        Err(KeyError::InvalidCiphertext)
+    ));
+    // A whole envelope, moved to another credential, does not open.
+    let env = Envelope::seal(
+        &kms,
+        &mine,
+        &credential_aad("cred-a", 1),
+        b"{\"fields\":{\"password\":\"p\"}}",
+    )
+    .await
+    .unwrap();
+    assert!(env
+        .open(&kms, &theirs, &credential_aad("cred-b", 1))
+        .await
+        .is_err());
+    assert_eq!(
+        &env.open(&kms, &mine, &credential_aad("cred-a", 1))
+            .await
+            .unwrap()[..],
+        b"{\"fields\":{\"password\":\"p\"}}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_outage_answers_503_audits_the_refusal_changes_nothing_and_recovers() {
+    // A moto server of this test's own: pausing it disturbs no other test.
+    let moto = Moto::own().await;
+    let aws = moto.setup(Duration::from_secs(2)).await;
+    let w = World::with(TestApp::start_with(Backend::Sqlite, Some(aws)).await).await;
+    let t = &w.t;
+    let id = w.approved_request().await;
+
+    moto.signal("-STOP");
+    let deposit = || {
+        t.post(
+            "/v1/credentials",
+            &w.admin,
+            json!({ "name": "aws-dev-root", "account_id": "210987654321", "policy": "default", "fields": { "password": "x" } }),
+        )
+    };
+    t.assert_refused_and_unchanged(Some(&id), 503, "key_service_unavailable", deposit)
+        .await;
+    let release = || {
+        t.post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+    };
+    let before = t.state(Some(&id)).await;
+    let r = release().await;
+    assert_eq!(r.status, 503, "{:?}", r);
+    assert!(
+        ["secret_store_unavailable", "key_service_unavailable"].contains(&r.code()),
+        "{:?}",
+        r
+    );
+    assert_eq!(
+        t.state(Some(&id)).await,
+        before,
+        "nothing changed: still releasable"
+    );
+    let last = t.audit().await.pop().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("request.release", "refused")
+    );
+    assert_eq!(t.call("GET", "/readyz", None, None).await.status, 503);
+
+    // AWS comes back: the service recovers by itself.
+    moto.signal("-CONT");
+    let r = release().await.ok();
+    assert_eq!(r["fields"]["password"], PASSWORD);
+    deposit().await.ok();
+    assert_eq!(t.call("GET", "/readyz", None, None).await.status, 200);
+    assert!(t.verify().await);
+}

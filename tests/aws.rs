@@ -12,7 +12,125 @@ use breakglass::keys::{EncryptionContext, KeyError, KeyService};
 use common::{Backend, Moto, TestApp, World, MFA_SEED, PASSWORD};
 use serde_json::json;
 
-both_backends!(a_full_break_glass_with_kms_and_secrets_manager);
+both_backends!(
+    a_full_break_glass_with_kms_and_secrets_manager,
+    keys_rewrap_moves_every_data_key_from_the_local_key_file_to_kms,
+);
+
+async fn keys_rewrap_moves_every_data_key_from_the_local_key_file_to_kms(b: Backend) {
+    let moto = Moto::shared_or_own().await;
+    let w = World::new(b).await;
+    let t = &w.t;
+    // Approved under the local key file, not yet released.
+    let id = w.approved_request().await;
+    let arn = moto.create_key().await;
+
+    let rewrap = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakglass"))
+            .args([
+                "keys",
+                "rewrap",
+                "--to",
+                "aws-kms",
+                "--kms-key-id",
+                &arn,
+                "--aws-endpoint-url",
+                &moto.endpoint,
+            ])
+            .args(["--database-url", &t.database_url, "--data-dir"])
+            .arg(&t.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, progress) = rewrap();
+    assert!(
+        out.contains("re-wrapped 1 credential versions and 4 TOTP seeds"),
+        "{out}"
+    );
+    assert!(
+        progress.contains("[1/5]") && progress.contains("[5/5]"),
+        "progress is shown: {progress}"
+    );
+    // Resumable and idempotent: a second run finds nothing to do.
+    let (again, _) = rewrap();
+    assert!(
+        again.contains("re-wrapped 0 credential versions and 0 TOTP seeds")
+            && again.contains("(5 already there)"),
+        "{again}"
+    );
+
+    // Every envelope now names the KMS key.
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    for c in tx.credentials().await.unwrap() {
+        for v in tx.versions(&c.id).await.unwrap() {
+            assert_eq!(v.key_id, arn);
+        }
+    }
+    for c in tx.custodians().await.unwrap() {
+        assert_eq!(
+            Envelope::from_bytes(&c.totp_envelope.unwrap()).unwrap().kid,
+            arn
+        );
+    }
+    tx.rollback().await.unwrap();
+    let rewraps = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "keys.rewrap")
+        .count();
+    assert_eq!(rewraps, 5, "every re-wrap is audited");
+
+    // Retire the local key file: a server on KMS alone still releases, and
+    // custodians' codes (seeds now under KMS) still verify.
+    std::fs::rename(
+        t.data_dir.join("local.key"),
+        t.data_dir.join("local.key.retired"),
+    )
+    .unwrap();
+    let mut setup = moto.setup(Duration::from_secs(10)).await;
+    setup.kms_key_id = arn.clone();
+    setup.secrets_manager = false;
+    let t2 = t.successor(Some(setup)).await;
+    let r = t2
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["fields"]["password"], PASSWORD);
+    let id2 = t2
+        .post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "aws-prod-root", "reason": "after the move" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = t2.code("ann");
+    t2.post(
+        format!("/v1/requests/{id2}/approve"),
+        &w.ann,
+        json!({ "code": code }),
+    )
+    .await
+    .ok();
+    assert!(t2.verify().await);
+}
 
 async fn a_full_break_glass_with_kms_and_secrets_manager(b: Backend) {
     let moto = Moto::shared_or_own().await;

@@ -107,14 +107,14 @@ impl App {
     }
 }
 
-/// Append one event outside the server (the host operator's `token issue`).
-pub async fn append_standalone(
-    store: &dyn crate::store::Store,
+/// Append one successful event inside `tx` (for work done outside the
+/// server: the host operator's `token issue`, `keys rewrap`).
+pub async fn append_with(
+    tx: &mut dyn crate::store::Tx,
     now_ms: i64,
     actor: &str,
     ev: Event,
 ) -> anyhow::Result<()> {
-    let mut tx = store.begin().await?;
     let (seq, prev) = tx.audit_head().await?;
     let e = crate::crypto::chain::seal(
         AuditEvent {
@@ -133,6 +133,18 @@ pub async fn append_standalone(
     )
     .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
     tx.insert_audit(&e).await?;
+    Ok(())
+}
+
+/// Append one event outside the server (the host operator's `token issue`).
+pub async fn append_standalone(
+    store: &dyn crate::store::Store,
+    now_ms: i64,
+    actor: &str,
+    ev: Event,
+) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    append_with(tx.as_mut(), now_ms, actor, ev).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod credentials;
 pub mod custodians;
 pub mod requests;
+pub mod rewrap;
 pub mod views;
 
 pub struct App {

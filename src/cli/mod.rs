@@ -87,6 +87,28 @@ enum Command {
     /// Read and verify the audit log (auditor).
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Key management on the server's host (host operator).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Re-wrap every data key (credentials and TOTP seeds) under another key
+    /// service or KMS key. In memory only; resumable; audited.
+    Rewrap {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// Target key service: local or aws-kms.
+        #[arg(long)]
+        to: String,
+        /// Target KMS key id, ARN or alias/NAME (with --to aws-kms).
+        #[arg(long, env = "BREAKGLASS_KMS_KEY_ID")]
+        kms_key_id: Option<String>,
+        /// AWS endpoint override (VPC endpoint or emulator).
+        #[arg(long, env = "BREAKGLASS_AWS_ENDPOINT_URL")]
+        aws_endpoint_url: Option<String>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -249,6 +271,12 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => return local(serve(a).await),
         Command::Migrate(a) => return local(migrate(a).await),
+        Command::Keys(KeysCmd::Rewrap {
+            base,
+            to,
+            kms_key_id,
+            aws_endpoint_url,
+        }) => return local(rewrap(base, &to, kms_key_id, aws_endpoint_url, cli.json).await),
         Command::Token(TokenCmd::Issue {
             base,
             subject,
@@ -388,6 +416,102 @@ async fn issue_token(
         crate::clock::rfc3339(claims.exp * 1000),
         claims.jti
     );
+    Ok(())
+}
+
+/// `keys rewrap`: the configured secret store, every key service the
+/// envelopes may name as the source, and the target.
+async fn rewrap(
+    base: ServerConfigArgs,
+    to: &str,
+    kms_key_id: Option<String>,
+    aws_endpoint_url: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use crate::config::{KeyServiceChoice, SecretStoreChoice};
+    use crate::keys::{kms::KmsKeyService, local::LocalKeyService, KeyRing, KeyService};
+
+    let config = config_from(
+        &base,
+        Overrides {
+            aws_endpoint_url,
+            ..Default::default()
+        },
+    )?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    anyhow::ensure!(
+        dir.key_file().exists(),
+        "{} holds no local key file: give the data directory the server uses",
+        config.data_dir.display()
+    );
+    let local: Arc<dyn KeyService> = Arc::new(LocalKeyService::load(&dir.key_file())?);
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let sdk = crate::aws::sdk_config(&config.aws).await;
+    let mut sources: Vec<Arc<dyn KeyService>> = Vec::new();
+    if let KeyServiceChoice::AwsKms { key_id } = &config.key_service {
+        sources.push(Arc::new(KmsKeyService::new(&sdk, key_id)));
+    }
+    let (target, target_key_id): (Arc<dyn KeyService>, String) = match to {
+        "local" => (local.clone(), local.key_id().to_string()),
+        "aws-kms" => {
+            let id = kms_key_id
+                .or(match &config.key_service {
+                    KeyServiceChoice::AwsKms { key_id } => Some(key_id.clone()),
+                    KeyServiceChoice::Local => None,
+                })
+                .ok_or_else(|| anyhow::anyhow!("--to aws-kms needs --kms-key-id"))?;
+            let kms = KmsKeyService::new(&sdk, &id);
+            let arn = kms
+                .arn()
+                .await
+                .map_err(|e| anyhow::anyhow!("the target KMS key: {e}"))?;
+            let kms: Arc<dyn KeyService> = Arc::new(kms);
+            sources.push(kms.clone());
+            (kms, arn)
+        }
+        other => anyhow::bail!("--to {other:?} is not local or aws-kms"),
+    };
+    let source = KeyRing::new(local, sources);
+    let secrets: Arc<dyn crate::secrets::SecretStore> = match &config.secret_store {
+        SecretStoreChoice::Database => Arc::new(
+            crate::secrets::database::DatabaseSecretStore::new(store.clone()),
+        ),
+        SecretStoreChoice::AwsSecretsManager {
+            name_prefix,
+            recovery_window_days,
+        } => Arc::new(crate::secrets::aws::SecretsManagerStore::new(
+            &sdk,
+            name_prefix,
+            *recovery_window_days,
+        )),
+    };
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let now = || crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let job = crate::app::rewrap::Rewrap {
+        store: store.as_ref(),
+        secrets: secrets.as_ref(),
+        source: &source,
+        target: target.as_ref(),
+        target_key_id,
+        actor: format!("host-operator:{operator}"),
+        now_ms: &now,
+    };
+    let report = job.run(&mut |line| eprintln!("{line}")).await;
+    store.close().await;
+    let report = report?;
+    if json_out {
+        print_json(&serde_json::to_value(&report)?);
+    } else {
+        println!(
+            "re-wrapped {} credential versions and {} TOTP seeds under {} ({} already there)",
+            report.credential_versions_rewrapped,
+            report.seeds_rewrapped,
+            report.target_key,
+            report.already_under_target
+        );
+    }
     Ok(())
 }
 
@@ -861,7 +985,10 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 return Err(Failure::Input("the audit chain does not verify".into()));
             }
         }
-        Command::Serve(_) | Command::Migrate(_) | Command::Token(TokenCmd::Issue { .. }) => {
+        Command::Serve(_)
+        | Command::Migrate(_)
+        | Command::Token(TokenCmd::Issue { .. })
+        | Command::Keys(_) => {
             unreachable!("handled locally")
         }
     }

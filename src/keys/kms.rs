@@ -62,6 +62,21 @@ impl KmsKeyService {
             key_id: key_id.to_string(),
         }
     }
+
+    /// The configured key's ARN (an alias resolves to its current key).
+    pub async fn arn(&self) -> Result<String, KeyError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(|e| key_error(&e))?;
+        out.key_metadata()
+            .and_then(|m| m.arn())
+            .map(str::to_owned)
+            .ok_or_else(|| KeyError::Refused("DescribeKey returned no ARN".into()))
+    }
 }
 
 #[async_trait]
@@ -100,6 +115,27 @@ impl KeyService for KmsKeyService {
             wrapped,
             key_id,
         })
+    }
+
+    async fn wrap_data_key(
+        &self,
+        key: &[u8; 32],
+        ctx: &EncryptionContext,
+    ) -> Result<(Vec<u8>, String), KeyError> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(key.to_vec()))
+            .set_encryption_context(Some(context(ctx)))
+            .send()
+            .await
+            .map_err(|e| key_error(&e))?;
+        let wrapped = out
+            .ciphertext_blob()
+            .map(|b| b.as_ref().to_vec())
+            .ok_or_else(|| KeyError::Refused("KMS returned no ciphertext".into()))?;
+        Ok((wrapped, out.key_id().unwrap_or(&self.key_id).to_string()))
     }
 
     async fn decrypt_data_key(

@@ -85,6 +85,14 @@ impl KeyService for LocalKeyService {
         })
     }
 
+    async fn wrap_data_key(
+        &self,
+        key: &[u8; 32],
+        ctx: &EncryptionContext,
+    ) -> Result<(Vec<u8>, String), KeyError> {
+        Ok((self.wrap(key, ctx), self.key_id.clone()))
+    }
+
     async fn decrypt_data_key(
         &self,
         key_id: &str,

@@ -80,6 +80,13 @@ pub trait KeyService: Send + Sync {
         key_id == self.key_id()
     }
     async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError>;
+    /// Wrap an existing data key under this service (for `keys rewrap`);
+    /// returns the wrapped key and the id of the key that wrapped it.
+    async fn wrap_data_key(
+        &self,
+        key: &[u8; 32],
+        ctx: &EncryptionContext,
+    ) -> Result<(Vec<u8>, String), KeyError>;
     async fn decrypt_data_key(
         &self,
         key_id: &str,
@@ -129,6 +136,14 @@ impl KeyService for KeyRing {
 
     async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, KeyError> {
         self.primary.generate_data_key(ctx).await
+    }
+
+    async fn wrap_data_key(
+        &self,
+        key: &[u8; 32],
+        ctx: &EncryptionContext,
+    ) -> Result<(Vec<u8>, String), KeyError> {
+        self.primary.wrap_data_key(key, ctx).await
     }
 
     async fn decrypt_data_key(

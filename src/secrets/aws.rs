@@ -138,6 +138,39 @@ impl SecretStore for SecretsManagerStore {
             .ok_or(SecretStoreError::NotFound)
     }
 
+    async fn replace(
+        &self,
+        loc: &SecretLocation,
+        _old: &SecretRef,
+        _old_envelope: &[u8],
+        envelope: &[u8],
+        current: bool,
+    ) -> Result<SecretRef, SecretStoreError> {
+        // A new secret version. Only the current credential version takes
+        // AWSCURRENT; an older one gets a label of its own, so the stages
+        // keep meaning what they say.
+        let stage = if current {
+            "AWSCURRENT".to_string()
+        } else {
+            format!("breakglass-v{}", loc.version)
+        };
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(self.secret_name(loc))
+            .secret_binary(Blob::new(envelope.to_vec()))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
+            .version_stages(stage)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        out.version_id()
+            .map(|v| SecretRef(v.to_string()))
+            .ok_or_else(|| {
+                SecretStoreError::Refused("PutSecretValue returned no version id".into())
+            })
+    }
+
     async fn health(&self) -> Result<(), SecretStoreError> {
         // A cheap authenticated call: a missing secret proves reachability.
         match self

@@ -53,6 +53,29 @@ impl SecretStore for DatabaseSecretStore {
         }
     }
 
+    async fn replace(
+        &self,
+        loc: &SecretLocation,
+        old: &SecretRef,
+        old_envelope: &[u8],
+        envelope: &[u8],
+        _current: bool,
+    ) -> Result<SecretRef, SecretStoreError> {
+        // Compare-and-swap on the old bytes: a concurrent change is refused.
+        if self
+            .store
+            .replace_envelope(&old.0, &loc.credential_id, old_envelope, envelope)
+            .await
+            .map_err(unavailable)?
+        {
+            Ok(old.clone())
+        } else {
+            Err(SecretStoreError::Refused(
+                "the envelope changed while it was being re-wrapped".into(),
+            ))
+        }
+    }
+
     async fn health(&self) -> Result<(), SecretStoreError> {
         self.store.ping().await.map_err(unavailable)
     }

@@ -45,5 +45,16 @@ pub trait SecretStore: Send + Sync {
         envelope: &[u8],
     ) -> Result<SecretRef, SecretStoreError>;
     async fn get(&self, loc: &SecretLocation, at: &SecretRef) -> Result<Vec<u8>, SecretStoreError>;
+    /// Store a re-wrapped envelope in place of the one at `old` (same
+    /// payload ciphertext, new wrapped data key); returns where it now is.
+    /// `current` says whether this is the credential's current version.
+    async fn replace(
+        &self,
+        loc: &SecretLocation,
+        old: &SecretRef,
+        old_envelope: &[u8],
+        envelope: &[u8],
+        current: bool,
+    ) -> Result<SecretRef, SecretStoreError>;
     async fn health(&self) -> Result<(), SecretStoreError>;
 }

@@ -164,6 +164,14 @@ pub trait Store: Send + Sync {
         envelope: &[u8],
     ) -> Result<()>;
     async fn get_envelope(&self, id: &str, credential_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Swap an envelope for a re-wrapped one, only if it still holds `old`.
+    async fn replace_envelope(
+        &self,
+        id: &str,
+        credential_id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
     async fn close(&self);
 }
 
@@ -204,6 +212,19 @@ pub trait Tx: Send {
     async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64)
         -> Result<bool>;
     async fn mark_exposed(&mut self, id: &str, at: i64) -> Result<()>;
+    /// Point a version at its re-wrapped envelope, only if it still points
+    /// at `old_ref`.
+    async fn set_version_location(
+        &mut self,
+        credential_id: &str,
+        version: i64,
+        old_ref: &str,
+        new_ref: &str,
+        key_id: &str,
+    ) -> Result<bool>;
+    /// Swap a custodian's TOTP seed envelope for a re-wrapped one, only if
+    /// it still holds `old`.
+    async fn replace_totp_envelope(&mut self, name: &str, old: &[u8], new: &[u8]) -> Result<bool>;
 
     async fn insert_request(&mut self, r: &RequestRow) -> Result<()>;
     /// Read (and on PostgreSQL lock) one request.

@@ -93,6 +93,25 @@ impl Store for PgStore {
         Ok(row.map(|r| r.try_get("envelope")).transpose()?)
     }
 
+    async fn replace_envelope(
+        &self,
+        id: &str,
+        credential_id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE secret_envelopes SET envelope = $1 WHERE id = $2 AND credential_id = $3 AND envelope = $4",
+        )
+        .bind(new)
+        .bind(id)
+        .bind(credential_id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn close(&self) {
         self.pool.close().await
     }

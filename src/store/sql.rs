@@ -342,6 +342,38 @@ macro_rules! impl_sql_tx {
                 Ok(())
             }
 
+            async fn set_version_location(
+                &mut self,
+                credential_id: &str,
+                version: i64,
+                old_ref: &str,
+                new_ref: &str,
+                key_id: &str,
+            ) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credential_versions SET secret_ref = $1, key_id = $2 \
+                     WHERE credential_id = $3 AND version = $4 AND secret_ref = $5",
+                )
+                .bind(new_ref)
+                .bind(key_id)
+                .bind(credential_id)
+                .bind(version)
+                .bind(old_ref)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn replace_totp_envelope(&mut self, name: &str, old: &[u8], new: &[u8]) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE custodians SET totp_envelope = $1 WHERE name = $2 AND totp_envelope = $3")
+                    .bind(new)
+                    .bind(name)
+                    .bind(old)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn insert_request(&mut self, r: &$crate::store::RequestRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO requests (id, credential_id, credential_name, requester, reason, ticket, policy, state, \

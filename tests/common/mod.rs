@@ -67,6 +67,7 @@ pub struct TestApp {
     pub app: Arc<App>,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
+    pub data_dir: std::path::PathBuf,
     pub backend: Backend,
     pub database_url: String,
     http: reqwest::Client,
@@ -132,6 +133,8 @@ async fn fresh_pg_database() -> String {
 /// How a test reaches AWS (the moto server).
 #[derive(Debug, Clone)]
 pub struct AwsSetup {
+    /// Envelopes in Secrets Manager too (otherwise KMS with the database store).
+    pub secrets_manager: bool,
     pub endpoint: String,
     pub kms_key_id: String,
     pub secret_prefix: String,
@@ -144,6 +147,31 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, aws: Option<AwsSetup>) -> TestApp {
+        Self::start_on(backend, aws, None).await
+    }
+
+    /// A second server on this one's data directory and database (so the
+    /// same signing key and data), sharing its clock, configured with `aws`.
+    pub async fn successor(&self, aws: Option<AwsSetup>) -> TestApp {
+        let t = Self::start_on(
+            self.backend,
+            aws,
+            Some((
+                self.data_dir.clone(),
+                self.database_url.clone(),
+                self.clock.clone(),
+            )),
+        )
+        .await;
+        *t.secrets.lock().unwrap() = self.secrets.lock().unwrap().clone();
+        t
+    }
+
+    async fn start_on(
+        backend: Backend,
+        aws: Option<AwsSetup>,
+        existing: Option<(std::path::PathBuf, String, Arc<ManualClock>)>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -153,13 +181,21 @@ impl TestApp {
         )
         .unwrap();
         std::fs::write(policies.join("tests.toml"), EXTRA_POLICIES).unwrap();
-        let data_dir = dir.path().join("data");
-        let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", data_dir.join("breakglass.db").display()),
-            Backend::Postgres => fresh_pg_database().await,
+        let (data_dir, database_url, clock) = match existing {
+            Some(e) => e,
+            None => {
+                let data_dir = dir.path().join("data");
+                let url = match backend {
+                    Backend::Sqlite => {
+                        format!("sqlite://{}", data_dir.join("breakglass.db").display())
+                    }
+                    Backend::Postgres => fresh_pg_database().await,
+                };
+                (data_dir, url, Arc::new(ManualClock::starting_now()))
+            }
         };
         let mut overrides = Overrides {
-            data_dir: Some(data_dir),
+            data_dir: Some(data_dir.clone()),
             database_url: Some(database_url.clone()),
             policies_dir: Some(policies),
             ..Default::default()
@@ -167,7 +203,9 @@ impl TestApp {
         if let Some(a) = &aws {
             overrides.key_service = Some("aws-kms".into());
             overrides.kms_key_id = Some(a.kms_key_id.clone());
-            overrides.secret_store = Some("aws-secretsmanager".into());
+            if a.secrets_manager {
+                overrides.secret_store = Some("aws-secretsmanager".into());
+            }
             overrides.aws_endpoint_url = Some(a.endpoint.clone());
         }
         let mut config = Config::load(None, overrides).unwrap();
@@ -181,7 +219,6 @@ impl TestApp {
             config.aws.call_timeout = a.call_timeout;
             config.aws.region = Some("us-east-1".into());
         }
-        let clock = Arc::new(ManualClock::starting_now());
         let app = breakglass::server::build(&config, clock.clone())
             .await
             .unwrap();
@@ -196,6 +233,7 @@ impl TestApp {
             app,
             clock,
             dir,
+            data_dir,
             backend,
             database_url,
             http: reqwest::Client::new(),
@@ -671,6 +709,7 @@ impl Moto {
 
     pub async fn setup(&self, call_timeout: std::time::Duration) -> AwsSetup {
         AwsSetup {
+            secrets_manager: true,
             endpoint: self.endpoint.clone(),
             kms_key_id: self.create_key().await,
             secret_prefix: format!("bgtest/{}/", uuid::Uuid::new_v4().simple()),

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,31 +23,21 @@ struct Replica {
 
 impl Replica {
     fn start(data_dir: &Path, db: &str, log: &Path) -> Replica {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--policies-dir"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--database-url")
-            .arg(db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "replica did not start: {line:?}"
+        let (child, url) = common::spawn_serve(
+            Command::new(BIN)
+                .args(["serve", "--listen", "127.0.0.1:0", "--policies-dir"])
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("--database-url")
+                .arg(db)
+                .stderr(Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                        .unwrap(),
+                )),
         );
         Replica { child, url }
     }
@@ -657,28 +646,22 @@ async fn migrate_applies_the_schema_and_serve_can_skip_it() {
         .unwrap()
         .success());
 
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--no-migrate",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db,
-            "--policies-dir",
-        ])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut child, url) = common::spawn_serve(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--no-migrate",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db,
+                "--policies-dir",
+            ])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stderr(Stdio::null()),
+    );
     let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     let key = SigningKey::load(&data_dir.join("signing.key")).unwrap();

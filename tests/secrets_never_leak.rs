@@ -2,7 +2,9 @@
 //! deposited value and no TOTP seed appears in anything the server logged,
 //! in the audit table, or anywhere in the database files.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -19,26 +21,16 @@ struct Server {
 
 fn start(dir: &Path) -> Server {
     let data_dir = dir.join("data");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--policies-dir"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .env("BREAKGLASS_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected first line {line:?}"
+    let (child, url) = common::spawn_serve(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--policies-dir"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("BREAKGLASS_LOG", "trace")
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("server.log")).unwrap(),
+            )),
     );
     Server {
         child,

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
-use super::{Backend, Result, Store, Tx};
+use super::Backend;
 
 super::sql::impl_sql_tx!(PgTx, sqlx::Postgres, sqlx::postgres::PgRow, " FOR UPDATE");
 
@@ -31,88 +30,15 @@ impl PgStore {
         }
         Ok(Self { pool })
     }
-
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx::new(self.pool.begin().await?)))
-    }
-
-    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx::new(self.pool.begin().await?)))
-    }
-
-    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>> {
-        let tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
-        Ok(Box::new(PgTx::new(tx)))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn put_envelope(
-        &self,
-        id: &str,
-        credential_id: &str,
-        version: i64,
-        envelope: &[u8],
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO secret_envelopes (id, credential_id, version, envelope) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(credential_id)
-            .bind(version)
-            .bind(envelope)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn get_envelope(&self, id: &str, credential_id: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query(
-            "SELECT envelope FROM secret_envelopes WHERE id = $1 AND credential_id = $2",
-        )
-        .bind(id)
-        .bind(credential_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.try_get("envelope")).transpose()?)
-    }
-
-    async fn replace_envelope(
-        &self,
-        id: &str,
-        credential_id: &str,
-        old: &[u8],
-        new: &[u8],
-    ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE secret_envelopes SET envelope = $1 WHERE id = $2 AND credential_id = $3 AND envelope = $4",
-        )
-        .bind(new)
-        .bind(id)
-        .bind(credential_id)
-        .bind(old)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn close(&self) {
-        self.pool.close().await
-    }
-}
+// On SQLite a write transaction takes the write lock when it begins, so it
+// never fails half-way on a lock upgrade; a deferred transaction in WAL mode
+// reads one snapshot. On PostgreSQL the snapshot is REPEATABLE READ.
+super::sql::impl_sql_store!(
+    PgStore,
+    PgTx,
+    backend = Backend::Postgres,
+    write = None::<&str>,
+    snapshot = Some("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+);

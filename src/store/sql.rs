@@ -566,3 +566,81 @@ macro_rules! impl_sql_tx {
 }
 
 pub(crate) use impl_sql_tx;
+
+/// The `Store` implementation both SQL backends share; they differ only in
+/// the statement that opens each kind of transaction (`None`: `BEGIN`).
+macro_rules! impl_sql_store {
+    ($store:ident, $tx:ident, backend = $backend:expr, write = $write:expr, snapshot = $snapshot:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::Tx>> {
+                let tx = match $write {
+                    Some(stmt) => self.pool.begin_with(stmt).await?,
+                    None => self.pool.begin().await?,
+                };
+                Ok(Box::new($tx::new(tx)))
+            }
+
+            async fn begin_read(&self) -> $crate::store::Result<Box<dyn $crate::store::Tx>> {
+                Ok(Box::new($tx::new(self.pool.begin().await?)))
+            }
+
+            async fn begin_snapshot(&self) -> $crate::store::Result<Box<dyn $crate::store::Tx>> {
+                let tx = match $snapshot {
+                    Some(stmt) => self.pool.begin_with(stmt).await?,
+                    None => self.pool.begin().await?,
+                };
+                Ok(Box::new($tx::new(tx)))
+            }
+
+            async fn ping(&self) -> $crate::store::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn put_envelope(&self, id: &str, credential_id: &str, version: i64, envelope: &[u8]) -> $crate::store::Result<()> {
+                sqlx::query("INSERT INTO secret_envelopes (id, credential_id, version, envelope) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(credential_id)
+                    .bind(version)
+                    .bind(envelope)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_envelope(&self, id: &str, credential_id: &str) -> $crate::store::Result<Option<Vec<u8>>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT envelope FROM secret_envelopes WHERE id = $1 AND credential_id = $2")
+                    .bind(id)
+                    .bind(credential_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("envelope")).transpose()?)
+            }
+
+            async fn replace_envelope(&self, id: &str, credential_id: &str, old: &[u8], new: &[u8]) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE secret_envelopes SET envelope = $1 WHERE id = $2 AND credential_id = $3 AND envelope = $4",
+                )
+                .bind(new)
+                .bind(id)
+                .bind(credential_id)
+                .bind(old)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -764,3 +764,25 @@ pub fn aws_test_credentials() {
         }
     });
 }
+
+/// Spawn `breakglass serve …` (the command as built by the test) and wait
+/// for the line that names its address; returns the child and its URL.
+pub fn spawn_serve(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "the server did not start: {line:?}"
+    );
+    (child, url)
+}

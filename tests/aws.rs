@@ -337,3 +337,37 @@ async fn an_aws_outage_answers_503_audits_the_refusal_changes_nothing_and_recove
     assert_eq!(t.call("GET", "/readyz", None, None).await.status, 200);
     assert!(t.verify().await);
 }
+
+#[tokio::test]
+async fn a_removed_secret_is_scheduled_for_deletion_with_its_recovery_window() {
+    use breakglass::secrets::aws::SecretsManagerStore;
+    use breakglass::secrets::{SecretLocation, SecretStore, SecretStoreError};
+    let moto = Moto::shared_or_own().await;
+    let prefix = format!("bgtest/{}/", uuid::Uuid::new_v4().simple());
+    let sm = SecretsManagerStore::new(&moto.sdk().await, &prefix, 7);
+    let loc = SecretLocation {
+        credential_id: "c-1".into(),
+        credential_name: "old-root".into(),
+        account_id: "123456789012".into(),
+        policy: "default".into(),
+        version: 1,
+    };
+    let at = sm.put(&loc, b"{\"envelope\":1}").await.unwrap();
+    assert_eq!(sm.get(&loc, &at).await.unwrap(), b"{\"envelope\":1}");
+    sm.remove(&loc).await.unwrap();
+    let described = moto.aws_cli(&[
+        "secretsmanager",
+        "describe-secret",
+        "--secret-id",
+        &sm.secret_name(&loc),
+    ]);
+    assert!(
+        described["DeletedDate"].is_string() || described["DeletedDate"].is_number(),
+        "{described}"
+    );
+    // While scheduled for deletion it cannot be read: refused, not "missing".
+    assert!(matches!(
+        sm.get(&loc, &at).await,
+        Err(SecretStoreError::Refused(_))
+    ));
+}

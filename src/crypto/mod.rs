@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod envelope;
+pub mod shamir;
 pub mod totp;
 
 /// Fill a buffer from the operating system's CSPRNG.

@@ -19,6 +19,7 @@ use crate::store::{Store, StoreError, Tx};
 pub mod audit;
 pub mod credentials;
 pub mod custodians;
+pub mod recovery;
 pub mod requests;
 pub mod rewrap;
 pub mod views;

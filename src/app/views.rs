@@ -310,6 +310,26 @@ pub struct WhoAmI {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ShareCheckBody {
+    pub set_id: String,
+    pub index: u8,
+    /// The share's commitment (hex SHA-256), computed by the custodian from
+    /// their decrypted share; the share itself never leaves their machine.
+    pub commitment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareCheckView {
+    pub set_id: String,
+    pub index: u8,
+    pub custodian: String,
+    pub threshold: i64,
+    pub share_count: i64,
+    pub checked_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     pub jti: String,
 }

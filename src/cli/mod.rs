@@ -90,6 +90,37 @@ enum Command {
     /// Key management on the server's host (host operator).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The recovery key ceremony (host operator): split a new recovery key
+    /// among the custodians, one age-encrypted share file each.
+    Init {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// How many shares rebuild the recovery key.
+        #[arg(long)]
+        threshold: u8,
+        /// NAME=AGE_RECIPIENT (age1…), once per custodian.
+        #[arg(long = "custodian", required = true)]
+        custodians: Vec<String>,
+        /// Where to write the share files (NAME.share.age).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Recovery shares (custodian).
+    #[command(subcommand)]
+    Share(ShareCmd),
+}
+
+#[derive(Subcommand)]
+enum ShareCmd {
+    /// Confirm your share is valid, without revealing or combining it: it is
+    /// decrypted here and only its commitment is sent.
+    Check {
+        /// Your share file (NAME.share.age).
+        file: PathBuf,
+        /// Your age identity file (from age-keygen).
+        #[arg(long)]
+        identity: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +302,12 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => return local(serve(a).await),
         Command::Migrate(a) => return local(migrate(a).await),
+        Command::Init {
+            base,
+            threshold,
+            custodians,
+            out,
+        } => return local(init(base, threshold, &custodians, &out, cli.json).await),
         Command::Keys(KeysCmd::Rewrap {
             base,
             to,
@@ -417,6 +454,92 @@ async fn issue_token(
         claims.jti
     );
     Ok(())
+}
+
+async fn init(
+    base: ServerConfigArgs,
+    threshold: u8,
+    custodians: &[String],
+    out: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let pairs = custodians
+        .iter()
+        .map(|c| {
+            c.split_once('=')
+                .map(|(n, r)| (n.trim().to_string(), r.trim().to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--custodian {c:?} is not NAME=AGE_RECIPIENT"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let report = crate::app::recovery::init(
+        store.as_ref(),
+        now,
+        &format!("host-operator:{operator}"),
+        threshold,
+        &pairs,
+        out,
+    )
+    .await;
+    store.close().await;
+    let report = report?;
+    if json_out {
+        print_json(&serde_json::to_value(&report)?);
+    } else {
+        println!(
+            "recovery share set {}: any {} of {} custodians can rebuild the recovery key",
+            report.set_id,
+            report.threshold,
+            report.files.len()
+        );
+        println!(
+            "{}",
+            table(
+                &["custodian", "share file (encrypted to their age key)"],
+                report
+                    .files
+                    .iter()
+                    .map(|(n, p)| vec![n.clone(), p.display().to_string()])
+                    .collect()
+            )
+        );
+        println!("Hand each file to its custodian; each runs `breakglass share check FILE --identity KEY`.");
+    }
+    Ok(())
+}
+
+/// Decrypt a share file with an age identity file, locally.
+fn open_share(
+    file: &std::path::Path,
+    identity: &std::path::Path,
+) -> Result<crate::crypto::shamir::ShareData, Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(identity)
+            .map_err(|e| Failure::Input(format!("cannot read {}: {e}", identity.display())))?,
+    );
+    let id = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .and_then(|l| <age::x25519::Identity as std::str::FromStr>::from_str(l.trim()).ok())
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "{} holds no age X25519 identity",
+                identity.display()
+            ))
+        })?;
+    let sealed = std::fs::read(file)
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+    let plain = Zeroizing::new(age::decrypt(&id, &sealed).map_err(|_| {
+        Failure::Input(format!(
+            "{} does not open with this identity",
+            file.display()
+        ))
+    })?);
+    serde_json::from_slice(&plain)
+        .map_err(|_| Failure::Input(format!("{} is not a breakglass share", file.display())))
 }
 
 /// `keys rewrap`: the configured secret store, every key service the
@@ -931,6 +1054,29 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 }
             }
         }
+        Command::Share(ShareCmd::Check { file, identity }) => {
+            let share = open_share(file, identity)?;
+            let commitment = crate::crypto::shamir::share_commitment(&share)
+                .map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
+            let v: Value = c
+                .post(
+                    "/v1/recovery/shares/check",
+                    &json!({ "set_id": share.set_id, "index": share.index, "commitment": commitment }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!(
+                    "share {} of set {} is valid (threshold {} of {}); checked {}",
+                    v["index"],
+                    cell(&v["set_id"]),
+                    v["threshold"],
+                    v["share_count"],
+                    cell(&v["checked_at"])
+                );
+            }
+        }
         Command::Audit(AuditCmd::List { after, limit }) => {
             let v: Vec<Value> = c
                 .get(&format!("/v1/audit/events?after={after}&limit={limit}"))
@@ -988,7 +1134,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         Command::Serve(_)
         | Command::Migrate(_)
         | Command::Token(TokenCmd::Issue { .. })
-        | Command::Keys(_) => {
+        | Command::Keys(_)
+        | Command::Init { .. } => {
             unreachable!("handled locally")
         }
     }

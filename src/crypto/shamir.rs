@@ -145,6 +145,16 @@ pub fn split(
     Ok((info, shares))
 }
 
+/// The commitment a share must match (what `share check` sends: never the
+/// share itself).
+pub fn share_commitment(s: &ShareData) -> Result<String, CombineError> {
+    let bytes = Zeroizing::new(
+        B64.decode(&s.share)
+            .map_err(|_| CombineError::Malformed { index: s.index })?,
+    );
+    Ok(commitment(&s.set_id, s.index, s.threshold, &bytes))
+}
+
 /// Check one share against the set without combining anything.
 pub fn check(info: &SetInfo, s: &ShareData) -> Result<(), CombineError> {
     let index = s.index;

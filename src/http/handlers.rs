@@ -299,6 +299,18 @@ pub async fn audit_verify(State(app): State<AppState>, Caller(who): Caller) -> A
     Ok(Json(app.audit_verify(&who).await?))
 }
 
+/// Check a recovery share against its recorded commitment (its custodian).
+#[utoipa::path(post, path = "/v1/recovery/shares/check", request_body = ShareCheckBody,
+    responses((status = 200, body = ShareCheckView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn share_check(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<ShareCheckBody>,
+) -> ApiResult<ShareCheckView> {
+    Ok(Json(app.share_check(&who, b).await?))
+}
+
 /// Revoke a token by its `jti` (admin).
 #[utoipa::path(post, path = "/v1/tokens/revoke", request_body = RevokeBody,
     responses((status = 200, body = RevokedView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

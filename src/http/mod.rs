@@ -178,6 +178,7 @@ impl Modify for BearerAuth {
         handlers::approve, handlers::deny, handlers::release,
         handlers::audit_events, handlers::audit_verify,
         handlers::revoke_token,
+        handlers::share_check,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -206,6 +207,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/tokens/revoke", post(revoke_token))
+        .route("/v1/recovery/shares/check", post(share_check))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

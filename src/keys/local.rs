@@ -26,7 +26,7 @@ impl LocalKeyService {
     pub fn from_key(kek: Zeroizing<[u8; 32]>) -> Self {
         let fp = Sha256::new()
             .chain_update(b"breakglass-local-key-id\0")
-            .chain_update(kek.as_ref())
+            .chain_update(&kek[..])
             .finalize();
         let key_id = format!("local:{}", hex::encode(&fp[..8]));
         Self { kek, key_id }
@@ -35,7 +35,7 @@ impl LocalKeyService {
     /// Create a key file with a new random key; refuses to overwrite.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         let kek = random_bytes::<32>();
-        let hexed = Zeroizing::new(hex::encode(kek.as_ref()));
+        let hexed = Zeroizing::new(hex::encode(&kek[..]));
         let mut f = crate::datadir::create_private_file(path)?;
         f.write_all(FILE_HEADER.as_bytes())?;
         f.write_all(hexed.as_bytes())?;

@@ -132,6 +132,28 @@ pub struct DecisionRow {
     pub at: i64,
 }
 
+#[derive(Debug, Clone)]
+pub struct RecoverySetRow {
+    pub set_id: String,
+    pub threshold: i64,
+    pub share_count: i64,
+    pub recipient: String,
+    pub key_check: String,
+    pub state: String,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoveryShareRow {
+    pub set_id: String,
+    pub idx: i64,
+    pub custodian: String,
+    pub age_recipient: String,
+    pub commitment: String,
+    pub checked_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
     pub requester: Option<String>,
@@ -248,6 +270,12 @@ pub trait Tx: Send {
     /// Insert a sealed event and move the head to it.
     async fn insert_audit(&mut self, e: &AuditEvent) -> Result<()>;
     async fn audit_events(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>>;
+
+    async fn insert_recovery_set(&mut self, s: &RecoverySetRow) -> Result<()>;
+    async fn insert_recovery_share(&mut self, s: &RecoveryShareRow) -> Result<()>;
+    async fn active_recovery_set(&mut self) -> Result<Option<RecoverySetRow>>;
+    async fn recovery_shares(&mut self, set_id: &str) -> Result<Vec<RecoveryShareRow>>;
+    async fn mark_share_checked(&mut self, set_id: &str, idx: i64, at: i64) -> Result<()>;
 
     async fn is_token_revoked(&mut self, jti: &str) -> Result<bool>;
     async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;

@@ -542,6 +542,88 @@ macro_rules! impl_sql_tx {
                 rows.iter().map(audit_from).collect()
             }
 
+            async fn insert_recovery_set(&mut self, s: &$crate::store::RecoverySetRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO recovery_sets (set_id, threshold, share_count, recipient, key_check, state, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&s.set_id)
+                .bind(s.threshold)
+                .bind(s.share_count)
+                .bind(&s.recipient)
+                .bind(&s.key_check)
+                .bind(&s.state)
+                .bind(s.created_at)
+                .bind(&s.created_by)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_recovery_share(&mut self, s: &$crate::store::RecoveryShareRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO recovery_shares (set_id, idx, custodian, age_recipient, commitment, checked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&s.set_id)
+                .bind(s.idx)
+                .bind(&s.custodian)
+                .bind(&s.age_recipient)
+                .bind(&s.commitment)
+                .bind(s.checked_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn active_recovery_set(&mut self) -> $crate::store::Result<Option<$crate::store::RecoverySetRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(concat!("SELECT * FROM recovery_sets WHERE state = 'active'", $lock))
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some($crate::store::RecoverySetRow {
+                    set_id: r.try_get("set_id")?,
+                    threshold: r.try_get("threshold")?,
+                    share_count: r.try_get("share_count")?,
+                    recipient: r.try_get("recipient")?,
+                    key_check: r.try_get("key_check")?,
+                    state: r.try_get("state")?,
+                    created_at: r.try_get("created_at")?,
+                    created_by: r.try_get("created_by")?,
+                }))
+            }
+
+            async fn recovery_shares(&mut self, set_id: &str) -> $crate::store::Result<Vec<$crate::store::RecoveryShareRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT * FROM recovery_shares WHERE set_id = $1 ORDER BY idx")
+                    .bind(set_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::RecoveryShareRow {
+                            set_id: r.try_get("set_id")?,
+                            idx: r.try_get("idx")?,
+                            custodian: r.try_get("custodian")?,
+                            age_recipient: r.try_get("age_recipient")?,
+                            commitment: r.try_get("commitment")?,
+                            checked_at: r.try_get("checked_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn mark_share_checked(&mut self, set_id: &str, idx: i64, at: i64) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE recovery_shares SET checked_at = $1 WHERE set_id = $2 AND idx = $3")
+                    .bind(at)
+                    .bind(set_id)
+                    .bind(idx)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn is_token_revoked(&mut self, jti: &str) -> $crate::store::Result<bool> {
                 let row = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
                     .bind(jti)

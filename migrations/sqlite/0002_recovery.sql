@@ -1,0 +1,27 @@
+-- Shamir recovery: the share set (public parts only) and which custodian
+-- holds which share. The recovery key itself is never stored.
+
+CREATE TABLE recovery_sets (
+    set_id          TEXT PRIMARY KEY,
+    threshold       INTEGER NOT NULL,
+    share_count     INTEGER NOT NULL,
+    recipient       TEXT NOT NULL,                 -- age X25519 recipient of the recovery key
+    key_check       TEXT NOT NULL,                 -- SHA-256 check value of the combined key
+    state           TEXT NOT NULL CHECK (state IN ('active', 'retired')),
+    created_at      INTEGER NOT NULL,
+    created_by      TEXT NOT NULL
+);
+
+CREATE TABLE recovery_shares (
+    set_id          TEXT NOT NULL REFERENCES recovery_sets (set_id),
+    idx             INTEGER NOT NULL,
+    custodian       TEXT NOT NULL,
+    age_recipient   TEXT NOT NULL,                 -- the custodian's key the share file is encrypted to
+    commitment      TEXT NOT NULL,                 -- SHA-256 commitment to the share
+    checked_at      INTEGER,
+    PRIMARY KEY (set_id, idx)
+);
+
+-- Each data key is also wrapped to the recovery key at deposit.
+ALTER TABLE credential_versions ADD COLUMN recovery_set TEXT;
+ALTER TABLE credential_versions ADD COLUMN recovery_wrap BLOB;

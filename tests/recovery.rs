@@ -1,0 +1,218 @@
+//! The recovery key ceremony: shares encrypted to each custodian's age key
+//! (opened by the real `age` tool), authenticated, checkable without
+//! revealing them, and combining exactly to the recorded recovery key.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData};
+use common::{Backend, World};
+
+both_backends!(the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine);
+
+const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
+
+/// `age-keygen -o FILE`; returns the recipient.
+fn age_keygen(path: &Path) -> String {
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(path)
+        .output()
+        .expect("age-keygen must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .unwrap()
+}
+
+fn age_decrypt(identity: &Path, file: &Path) -> ShareData {
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .expect("age must be installed");
+    assert!(
+        out.status.success(),
+        "age -d: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn cli(args: &[&str], server: &str, token: &str) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("BREAKGLASS_SERVER", server)
+        .env("BREAKGLASS_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut recipients = Vec::new();
+    for name in ["ann", "bob", "sec"] {
+        recipients.push((name, age_keygen(&dir.join(format!("{name}.key")))));
+    }
+
+    // The ceremony, on the host.
+    let init = |out: &str| {
+        let mut c = Command::new(BIN);
+        c.args(["init", "--threshold", "2", "--out"])
+            .arg(dir.join(out));
+        for (n, r) in &recipients {
+            c.args(["--custodian", &format!("{n}={r}")]);
+        }
+        c.args(["--database-url", &t.database_url, "--data-dir"])
+            .arg(&t.data_dir)
+            .output()
+            .unwrap()
+    };
+    let out = init("shares");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("any 2 of 3 custodians"));
+
+    // The real age tool opens each share with its custodian's identity.
+    let shares_dir = dir.join("shares");
+    let ann = age_decrypt(&dir.join("ann.key"), &shares_dir.join("ann.share.age"));
+    let sec = age_decrypt(&dir.join("sec.key"), &shares_dir.join("sec.share.age"));
+    assert_eq!(
+        (
+            ann.threshold,
+            ann.custodian.as_str(),
+            ann.set_id == sec.set_id
+        ),
+        (2, "ann", true)
+    );
+    // ...and not with another's.
+    let wrong = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(dir.join("bob.key"))
+        .arg(shares_dir.join("ann.share.age"))
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+
+    // Any two shares rebuild exactly the recorded recovery key.
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let set = tx.active_recovery_set().await.unwrap().unwrap();
+    let rows = tx.recovery_shares(&set.set_id).await.unwrap();
+    tx.rollback().await.unwrap();
+    let info = SetInfo {
+        set_id: set.set_id.clone(),
+        threshold: set.threshold as u8,
+        commitments: rows
+            .iter()
+            .map(|r| (r.idx as u8, r.commitment.clone()))
+            .collect(),
+        key_check: set.key_check.clone(),
+    };
+    let key = shamir::combine(&info, &[sec.clone(), ann.clone()]).unwrap();
+    let identity: age::x25519::Identity = std::str::from_utf8(&key).unwrap().parse().unwrap();
+    assert_eq!(identity.to_public().to_string(), set.recipient);
+    assert_eq!(
+        shamir::combine(&info, std::slice::from_ref(&ann)).unwrap_err(),
+        CombineError::NotEnough {
+            have: 1,
+            need: 1,
+            threshold: 2
+        }
+    );
+
+    // Each custodian checks their own share; only a commitment travels.
+    let ann_file = shares_dir.join("ann.share.age");
+    let ann_key = dir.join("ann.key");
+    let args = [
+        "share",
+        "check",
+        ann_file.to_str().unwrap(),
+        "--identity",
+        ann_key.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = cli(&args, &t.base, &w.ann);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    let (code, _, stderr) = cli(&args, &t.base, &w.bob);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not_your_share"), "{stderr}");
+
+    // A corrupted share is named.
+    let mut bad = ann.clone();
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(&bad.share)
+        .unwrap();
+    raw[3] ^= 0x40;
+    bad.share = base64::engine::general_purpose::STANDARD.encode(raw);
+    let plain = dir.join("bad.json");
+    std::fs::write(&plain, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let bad_file = dir.join("bad.share.age");
+    let ann_recipient = &recipients[0].1;
+    assert!(Command::new("age")
+        .args(["-r", ann_recipient, "-o"])
+        .arg(&bad_file)
+        .arg(&plain)
+        .status()
+        .unwrap()
+        .success());
+    let bad_args = [
+        "share",
+        "check",
+        bad_file.to_str().unwrap(),
+        "--identity",
+        ann_key.to_str().unwrap(),
+    ];
+    let (code, _, stderr) = cli(&bad_args, &t.base, &w.ann);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("share_invalid") && stderr.contains(&format!("share {}", bad.index)),
+        "{stderr}"
+    );
+    assert_eq!(
+        shamir::combine(&info, &[bad, sec]).unwrap_err(),
+        CombineError::Corrupted { index: ann.index }
+    );
+
+    // One active set: a second ceremony is refused (rekey is the way).
+    let again = init("shares-2");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already active"));
+
+    // Audited, never with share or key material.
+    let events = t.audit().await;
+    assert!(events
+        .iter()
+        .any(|e| e.action == "recovery.init" && e.outcome == "success"));
+    assert!(events
+        .iter()
+        .any(|e| e.action == "recovery.share_check" && e.outcome == "success"));
+    assert!(events
+        .iter()
+        .any(|e| e.code.as_deref() == Some("share_invalid")));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&ann.share) && !all.contains(std::str::from_utf8(&key).unwrap()));
+    assert!(t.verify().await);
+}

@@ -201,6 +201,79 @@ async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_com
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already active"));
 
+    // Offline recovery on the host, with the key service gone.
+    let write_share = |name: &str, share: &ShareData| {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(share).unwrap()).unwrap();
+        path
+    };
+    let ann_json = write_share("ann", &ann);
+    let sec_json = write_share(
+        "sec",
+        &age_decrypt(&dir.join("sec.key"), &shares_dir.join("sec.share.age")),
+    );
+    let recover = |shares: &[&Path]| {
+        let mut c = Command::new(BIN);
+        c.args(["recover", "--credential", "aws-prod-root"]);
+        for s in shares {
+            c.arg("--share").arg(s);
+        }
+        let out = c
+            .args(["--database-url", &t.database_url, "--data-dir"])
+            .arg(&t.data_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Version 1 was deposited before the ceremony: not recoverable, and said so.
+    let (code, _, err) = recover(&[&ann_json, &sec_json]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("before the recovery set"), "{err}");
+    // A rotation after the ceremony is wrapped to the recovery key too.
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        serde_json::json!({ "fields": { "password": "after-ceremony" } }),
+    )
+    .await
+    .ok();
+    std::fs::rename(
+        t.data_dir.join("local.key"),
+        t.data_dir.join("local.key.gone"),
+    )
+    .unwrap();
+    let (code, out, err) = recover(&[&ann_json, &sec_json]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("password: after-ceremony") && out.contains("version 2"),
+        "{out}"
+    );
+    // k-1 shares: refused with how many more are needed.
+    let (code, _, err) = recover(&[&ann_json]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("1 more needed"), "{err}");
+    // A share of another set, and a corrupted share, are each named.
+    let mut foreign = ann.clone();
+    foreign.set_id = uuid::Uuid::new_v4().to_string();
+    let foreign_json = write_share("foreign", &foreign);
+    let (_, _, err) = recover(&[&foreign_json, &sec_json]);
+    assert!(
+        err.contains(&format!("share {} belongs to another share set", ann.index)),
+        "{err}"
+    );
+    let bad_json = dir.join("bad.json");
+    let (_, _, err) = recover(&[&bad_json, &sec_json]);
+    assert!(
+        err.contains(&format!("share {} is corrupted", ann.index)),
+        "{err}"
+    );
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["exposed"], true, "a recovery exposes the credential");
+
     // Audited, never with share or key material.
     let events = t.audit().await;
     assert!(events

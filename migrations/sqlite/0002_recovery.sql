@@ -22,6 +22,10 @@ CREATE TABLE recovery_shares (
     PRIMARY KEY (set_id, idx)
 );
 
--- Each data key is also wrapped to the recovery key at deposit.
+-- Each data key is also wrapped to the recovery key at deposit (an age
+-- ciphertext binding credential id, version and data key), beside a copy of
+-- the envelope, so recovery needs neither the key service nor the secret
+-- store.
 ALTER TABLE credential_versions ADD COLUMN recovery_set TEXT;
 ALTER TABLE credential_versions ADD COLUMN recovery_wrap BLOB;
+ALTER TABLE credential_versions ADD COLUMN recovery_envelope BLOB;

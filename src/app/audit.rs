@@ -136,6 +136,35 @@ pub async fn append_with(
     Ok(())
 }
 
+/// Append a refused attempt inside `tx` (for work outside the server).
+pub async fn append_refusal(
+    tx: &mut dyn crate::store::Tx,
+    now_ms: i64,
+    actor: &str,
+    code: &str,
+    ev: Event,
+) -> anyhow::Result<()> {
+    let (seq, prev) = tx.audit_head().await?;
+    let e = crate::crypto::chain::seal(
+        AuditEvent {
+            seq: seq + 1,
+            ts_ms: now_ms,
+            actor: actor.into(),
+            action: ev.action.into(),
+            target: ev.target,
+            outcome: "refused".into(),
+            code: Some(code.into()),
+            details: ev.details,
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        &prev,
+    )
+    .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
+    tx.insert_audit(&e).await?;
+    Ok(())
+}
+
 /// Append one event outside the server (the host operator's `token issue`).
 pub async fn append_standalone(
     store: &dyn crate::store::Store,

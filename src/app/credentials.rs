@@ -18,6 +18,43 @@ use crate::store::{CredentialRow, StoreError, Tx, VersionRow};
 pub const MAX_FIELDS: usize = 32;
 pub const MAX_FIELD_BYTES: usize = 16 * 1024;
 
+/// Where a sealed version went.
+pub(crate) struct Sealed {
+    secret_ref: String,
+    key_id: String,
+    recovery: Option<super::recovery::RecoveryCopy>,
+}
+
+impl Sealed {
+    fn version_row(
+        self,
+        credential_id: &str,
+        version: i64,
+        field_names: Vec<String>,
+        now: i64,
+        by: &str,
+        store: &str,
+    ) -> VersionRow {
+        let (recovery_set, recovery_wrap, recovery_envelope) = match self.recovery {
+            Some(r) => (Some(r.set_id), Some(r.wrap), Some(r.envelope)),
+            None => (None, None, None),
+        };
+        VersionRow {
+            credential_id: credential_id.into(),
+            version,
+            secret_store: store.into(),
+            secret_ref: self.secret_ref,
+            key_id: self.key_id,
+            field_names,
+            created_at: now,
+            created_by: by.into(),
+            recovery_set,
+            recovery_wrap,
+            recovery_envelope,
+        }
+    }
+}
+
 fn credential_target(name: &str) -> String {
     format!("credential:{name}")
 }
@@ -119,7 +156,7 @@ impl App {
         &self,
         who: &Identity,
         body: &DepositBody,
-    ) -> AppResult<(String, Vec<String>, String, String)> {
+    ) -> AppResult<(String, Vec<String>, Sealed)> {
         self.require(who, Role::Admin)?;
         let name =
             CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
@@ -145,7 +182,7 @@ impl App {
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let (secret_ref, key_id) = self
+        let sealed = self
             .seal_version(
                 &id,
                 name.as_str(),
@@ -155,7 +192,7 @@ impl App {
                 &plaintext,
             )
             .await?;
-        Ok((id, field_names, secret_ref, key_id))
+        Ok((id, field_names, sealed))
     }
 
     async fn seal_version(
@@ -166,14 +203,30 @@ impl App {
         policy: &str,
         version: i64,
         plaintext: &[u8],
-    ) -> AppResult<(String, String)> {
-        let env = Envelope::seal(
+    ) -> AppResult<Sealed> {
+        let (env, key) = Envelope::seal_keeping_key(
             self.keys.as_ref(),
             &EncryptionContext::credential(id, version),
             &credential_aad(id, version),
             plaintext,
         )
         .await?;
+        // With a recovery share set, the data key is also wrapped to the
+        // recovery key, so k custodians can recover without the key service.
+        let recovery = {
+            let mut tx = self.store.begin_read().await?;
+            let set = tx.active_recovery_set().await?;
+            tx.rollback().await?;
+            match set {
+                None => None,
+                Some(set) => Some(super::recovery::RecoveryCopy {
+                    wrap: super::recovery::wrap_for_recovery(&set.recipient, id, version, &key)?,
+                    set_id: set.set_id,
+                    envelope: env.to_bytes(),
+                }),
+            }
+        };
+        drop(key);
         let loc = SecretLocation {
             credential_id: id.into(),
             credential_name: name.into(),
@@ -182,7 +235,11 @@ impl App {
             version,
         };
         let r = self.secrets.put(&loc, &env.to_bytes()).await?;
-        Ok((r.0, env.kid))
+        Ok(Sealed {
+            secret_ref: r.0,
+            key_id: env.kid,
+            recovery,
+        })
     }
 
     async fn deposit_tx(
@@ -190,7 +247,7 @@ impl App {
         tx: &mut dyn Tx,
         who: &Identity,
         body: &DepositBody,
-        (id, field_names, secret_ref, key_id): (String, Vec<String>, String, String),
+        (id, field_names, sealed): (String, Vec<String>, Sealed),
     ) -> AppResult<Done<CredentialView>> {
         // Re-check inside the transaction: custodians may have changed.
         let policy = self.policy(&body.policy)?;
@@ -222,16 +279,15 @@ impl App {
             }
             other => other?,
         }
-        let v = VersionRow {
-            credential_id: id,
-            version: 1,
-            secret_store: self.secrets.kind().into(),
-            secret_ref,
-            key_id: key_id.clone(),
-            field_names: field_names.clone(),
-            created_at: now,
-            created_by: who.subject.clone(),
-        };
+        let v = sealed.version_row(
+            &id,
+            1,
+            field_names.clone(),
+            now,
+            &who.subject,
+            self.secrets.kind(),
+        );
+        let key_id = v.key_id.clone();
         tx.insert_version(&v).await?;
         let ev = Event::new(
             "credential.deposit",
@@ -271,7 +327,7 @@ impl App {
         who: &Identity,
         name: &str,
         body: &RotateBody,
-    ) -> AppResult<(CredentialRow, i64, Vec<String>, String, String)> {
+    ) -> AppResult<(CredentialRow, i64, Vec<String>, Sealed)> {
         self.require(who, Role::Admin)?;
         let (field_names, plaintext) = payload(&body.fields)?;
         let mut tx = self.store.begin_read().await?;
@@ -285,7 +341,7 @@ impl App {
             );
         };
         let version = c.current_version + 1;
-        let (secret_ref, key_id) = self
+        let sealed = self
             .seal_version(
                 &c.id,
                 &c.name,
@@ -295,20 +351,14 @@ impl App {
                 &plaintext,
             )
             .await?;
-        Ok((c, version, field_names, secret_ref, key_id))
+        Ok((c, version, field_names, sealed))
     }
 
     async fn rotate_tx(
         &self,
         tx: &mut dyn Tx,
         who: &Identity,
-        (c, version, field_names, secret_ref, key_id): (
-            CredentialRow,
-            i64,
-            Vec<String>,
-            String,
-            String,
-        ),
+        (c, version, field_names, sealed): (CredentialRow, i64, Vec<String>, Sealed),
     ) -> AppResult<Done<CredentialView>> {
         let now = self.now_ms();
         let was_exposed = tx
@@ -323,16 +373,15 @@ impl App {
                 "another version was deposited at the same time: try again",
             );
         }
-        let v = VersionRow {
-            credential_id: c.id.clone(),
+        let v = sealed.version_row(
+            &c.id,
             version,
-            secret_store: self.secrets.kind().into(),
-            secret_ref,
-            key_id: key_id.clone(),
-            field_names: field_names.clone(),
-            created_at: now,
-            created_by: who.subject.clone(),
-        };
+            field_names.clone(),
+            now,
+            &who.subject,
+            self.secrets.kind(),
+        );
+        let key_id = v.key_id.clone();
         tx.insert_version(&v).await?;
         let row = tx.credential_by_id(&c.id).await?.ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!("credential vanished during rotation"))

@@ -24,6 +24,78 @@ use crate::crypto::shamir;
 use crate::domain::Role;
 use crate::store::{RecoverySetRow, RecoveryShareRow, Store};
 
+/// What a credential version keeps for recovery: the data key wrapped to
+/// the recovery key, and a copy of the envelope.
+pub struct RecoveryCopy {
+    pub set_id: String,
+    pub wrap: Vec<u8>,
+    pub envelope: Vec<u8>,
+}
+
+const WRAP_FORMAT: &str = "breakglass-recovery-wrap-v1";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WrapPlain {
+    format: String,
+    credential_id: String,
+    version: i64,
+    data_key: String,
+}
+
+impl Drop for WrapPlain {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data_key);
+    }
+}
+
+/// Wrap a data key to the recovery recipient, bound to its credential
+/// version (a wrap moved to another version is refused at recovery).
+pub fn wrap_for_recovery(
+    recipient: &str,
+    credential_id: &str,
+    version: i64,
+    key: &[u8; 32],
+) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    let r = age::x25519::Recipient::from_str(recipient)
+        .map_err(|e| anyhow::anyhow!("recovery recipient: {e}"))?;
+    let plain = WrapPlain {
+        format: WRAP_FORMAT.into(),
+        credential_id: credential_id.into(),
+        version,
+        data_key: base64::engine::general_purpose::STANDARD.encode(key),
+    };
+    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&plain)?);
+    age::encrypt(&r, &bytes).map_err(|e| anyhow::anyhow!("while wrapping for recovery: {e}"))
+}
+
+/// Unwrap with the rebuilt recovery identity and check the binding.
+pub fn unwrap_for_recovery(
+    identity: &age::x25519::Identity,
+    wrap: &[u8],
+    credential_id: &str,
+    version: i64,
+) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    use base64::Engine;
+    let bytes =
+        zeroize::Zeroizing::new(age::decrypt(identity, wrap).map_err(|_| {
+            anyhow::anyhow!("the recovery wrap does not open with this recovery key")
+        })?);
+    let plain: WrapPlain = serde_json::from_slice(&bytes)?;
+    anyhow::ensure!(
+        plain.format == WRAP_FORMAT
+            && plain.credential_id == credential_id
+            && plain.version == version,
+        "the recovery wrap is bound to another credential version"
+    );
+    let raw =
+        zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(&plain.data_key)?);
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    anyhow::ensure!(raw.len() == 32, "the recovered data key is not 256 bits");
+    key.copy_from_slice(&raw);
+    Ok(key)
+}
+
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
     pub set_id: String,
@@ -186,4 +258,144 @@ impl App {
         self.finish(tx, Some(who), "recovery.share_check", &target, res)
             .await
     }
+}
+
+/// A credential recovered with k shares.
+pub struct Recovered {
+    pub credential: String,
+    pub account_id: String,
+    pub version: i64,
+    pub fields: std::collections::BTreeMap<String, secrecy::SecretString>,
+}
+
+fn refusal_code(e: &shamir::CombineError) -> &'static str {
+    use shamir::CombineError::*;
+    match e {
+        Malformed { .. } => "share_malformed",
+        Foreign { .. } => "share_foreign",
+        UnknownIndex { .. } | Corrupted { .. } => "share_corrupted",
+        Duplicate { .. } => "share_duplicate",
+        NotEnough { .. } => "shares_not_enough",
+        KeyCheck => "share_key_check",
+    }
+}
+
+/// Offline recovery on the host: k custodians' decrypted shares rebuild the
+/// recovery key in memory, which unwraps the credential's current data key
+/// and opens the copy of its envelope. Needs neither the key service nor
+/// the secret store. The recovery key is dropped (zeroized) before this
+/// returns; the credential is marked exposed; every attempt is audited.
+pub async fn recover_offline(
+    store: &dyn Store,
+    now_ms: i64,
+    actor: &str,
+    credential: &str,
+    shares: &[shamir::ShareData],
+) -> anyhow::Result<Recovered> {
+    use crate::crypto::envelope::{credential_aad, Envelope};
+    let target = format!("credential:{credential}");
+    let (set, rows, cred, version) = {
+        let mut tx = store.begin_read().await?;
+        let set = tx.active_recovery_set().await?;
+        let rows = match &set {
+            Some(s) => tx.recovery_shares(&s.set_id).await?,
+            None => vec![],
+        };
+        let cred = tx.credential_by_name(credential).await?;
+        let version = match &cred {
+            Some(c) => tx.version(&c.id, c.current_version).await?,
+            None => None,
+        };
+        tx.rollback().await?;
+        (set, rows, cred, version)
+    };
+    let refused_target = target.clone();
+    let refuse = |code: &'static str, message: String| {
+        let target = refused_target.clone();
+        async move {
+            let mut tx = store.begin().await?;
+            let ev = Event::new("recovery.recover", target, json!({ "message": message }));
+            super::audit::append_refusal(tx.as_mut(), now_ms, actor, code, ev).await?;
+            tx.commit().await?;
+            Err::<Recovered, anyhow::Error>(anyhow::anyhow!("{code}: {message}"))
+        }
+    };
+    let Some(set) = set else {
+        return refuse("no_recovery_set", "no recovery share set is active".into()).await;
+    };
+    let (Some(cred), Some(version)) = (cred, version) else {
+        return refuse(
+            "credential_not_found",
+            format!("no credential named {credential}"),
+        )
+        .await;
+    };
+    let info = shamir::SetInfo {
+        set_id: set.set_id.clone(),
+        threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
+        commitments: rows
+            .iter()
+            .map(|r| (r.idx as u8, r.commitment.clone()))
+            .collect(),
+        key_check: set.key_check.clone(),
+    };
+    let secret = match shamir::combine(&info, shares) {
+        Ok(s) => s,
+        Err(e) => return refuse(refusal_code(&e), e.to_string()).await,
+    };
+    let identity = std::str::from_utf8(&secret)
+        .ok()
+        .and_then(|s| age::x25519::Identity::from_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))?;
+    drop(secret);
+    let (Some(wrap), Some(env_bytes)) = (&version.recovery_wrap, &version.recovery_envelope) else {
+        return refuse(
+            "not_recoverable",
+            format!(
+                "version {} of {credential} was deposited before the recovery set: rotate it",
+                version.version
+            ),
+        )
+        .await;
+    };
+    if version.recovery_set.as_deref() != Some(set.set_id.as_str()) {
+        return refuse(
+            "not_recoverable",
+            format!(
+                "version {} is wrapped to another recovery set",
+                version.version
+            ),
+        )
+        .await;
+    }
+    let key = unwrap_for_recovery(&identity, wrap, &cred.id, version.version)?;
+    drop(identity);
+    let env = Envelope::from_bytes(env_bytes)?;
+    let plaintext = env.open_with_data_key(&key, &credential_aad(&cred.id, version.version))?;
+    drop(key);
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        fields: std::collections::BTreeMap<String, secrecy::SecretString>,
+    }
+    let p: Payload = serde_json::from_slice(&plaintext)?;
+    let mut tx = store.begin().await?;
+    tx.mark_exposed(&cred.id, now_ms).await?;
+    let ev = Event::new(
+        "recovery.recover",
+        target.clone(),
+        json!({
+            "version": version.version,
+            "set_id": set.set_id,
+            "shares": shares.iter().map(|s| s.index).collect::<Vec<_>>(),
+            "fields": p.fields.keys().collect::<Vec<_>>(),
+        }),
+    );
+    append_with(tx.as_mut(), now_ms, actor, ev).await?;
+    tx.commit().await?;
+    Ok(Recovered {
+        credential: cred.name,
+        account_id: cred.account_id,
+        version: version.version,
+        fields: p.fields,
+    })
 }

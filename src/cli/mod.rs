@@ -108,6 +108,19 @@ enum Command {
     /// Recovery shares (custodian).
     #[command(subcommand)]
     Share(ShareCmd),
+    /// Recover one credential with k custodians' shares, on the host,
+    /// without the key service or the secret store (the shares are the
+    /// custodians' decrypted share files: `age -d -i KEY NAME.share.age`).
+    Recover {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// The credential to recover.
+        #[arg(long)]
+        credential: String,
+        /// A decrypted share file (repeat, one per custodian).
+        #[arg(long = "share", required = true)]
+        shares: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,6 +315,11 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => return local(serve(a).await),
         Command::Migrate(a) => return local(migrate(a).await),
+        Command::Recover {
+            base,
+            credential,
+            shares,
+        } => return local(recover(base, &credential, &shares, cli.json).await),
         Command::Init {
             base,
             threshold,
@@ -507,6 +525,65 @@ async fn init(
             )
         );
         println!("Hand each file to its custodian; each runs `breakglass share check FILE --identity KEY`.");
+    }
+    Ok(())
+}
+
+async fn recover(
+    base: ServerConfigArgs,
+    credential: &str,
+    files: &[PathBuf],
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let config = config_from(&base, Overrides::default())?;
+    let mut shares = Vec::new();
+    for f in files {
+        let text = Zeroizing::new(
+            std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+        );
+        let share: crate::crypto::shamir::ShareData =
+            serde_json::from_slice(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a decrypted share (decrypt it first: age -d -i KEY FILE)",
+                    f.display()
+                )
+            })?;
+        shares.push(share);
+    }
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let r = crate::app::recovery::recover_offline(
+        store.as_ref(),
+        now,
+        &format!("host-operator:{operator}"),
+        credential,
+        &shares,
+    )
+    .await;
+    store.close().await;
+    let r = r?;
+    if json_out {
+        let fields: serde_json::Map<String, Value> = r
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose_secret().to_string())))
+            .collect();
+        print_json(
+            &json!({ "credential": r.credential, "account_id": r.account_id, "version": r.version, "fields": fields }),
+        );
+    } else {
+        println!(
+            "{} (account {}, version {}) — recovered with {} shares; it is now marked exposed:",
+            r.credential,
+            r.account_id,
+            r.version,
+            shares.len()
+        );
+        for (k, v) in &r.fields {
+            println!("  {k}: {}", v.expose_secret());
+        }
     }
     Ok(())
 }
@@ -1135,7 +1212,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         | Command::Migrate(_)
         | Command::Token(TokenCmd::Issue { .. })
         | Command::Keys(_)
-        | Command::Init { .. } => {
+        | Command::Init { .. }
+        | Command::Recover { .. } => {
             unreachable!("handled locally")
         }
     }

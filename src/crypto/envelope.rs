@@ -130,16 +130,44 @@ impl Envelope {
         aad: &[u8],
         plaintext: &[u8],
     ) -> Result<Envelope, EnvelopeError> {
+        Ok(Self::seal_keeping_key(keys, ctx, aad, plaintext).await?.0)
+    }
+
+    /// As `seal`, also returning the data key (for the recovery wrap).
+    pub async fn seal_keeping_key(
+        keys: &dyn KeyService,
+        ctx: &EncryptionContext,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(Envelope, Zeroizing<[u8; 32]>), EnvelopeError> {
         let dk = keys.generate_data_key(ctx).await?;
         let nonce = super::random_bytes::<12>();
-        Ok(Envelope::assemble(
+        let env = Envelope::assemble(
             &dk.plaintext,
             &dk.key_id,
             &dk.wrapped,
             &nonce,
             aad,
             plaintext,
-        ))
+        );
+        Ok((env, dk.plaintext))
+    }
+
+    /// Decrypt with a data key already in hand (Shamir recovery).
+    pub fn open_with_data_key(
+        &self,
+        key: &[u8; 32],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        let nonce: [u8; 12] = B64
+            .decode(&self.n)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or(EnvelopeError::Malformed("nonce is not 12 bytes of base64"))?;
+        let ct = B64
+            .decode(&self.ct)
+            .map_err(|_| EnvelopeError::Malformed("ciphertext is not base64"))?;
+        open_with_key(key, &nonce, aad, &ct)
     }
 
     /// Decrypt with the data key unwrapped by `keys` under `ctx`.

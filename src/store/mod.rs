@@ -96,6 +96,12 @@ pub struct VersionRow {
     pub field_names: Vec<String>,
     pub created_at: i64,
     pub created_by: String,
+    /// The recovery share set the data key is also wrapped to.
+    pub recovery_set: Option<String>,
+    /// age ciphertext (to the recovery key) of the data key and its binding.
+    pub recovery_wrap: Option<Vec<u8>>,
+    /// A copy of the envelope, for recovery without the secret store.
+    pub recovery_envelope: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]

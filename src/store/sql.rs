@@ -69,6 +69,9 @@ macro_rules! impl_sql_tx {
                 field_names: $crate::store::sql::parse_list(&r.try_get::<String, _>("field_names")?)?,
                 created_at: r.try_get("created_at")?,
                 created_by: r.try_get("created_by")?,
+                recovery_set: r.try_get("recovery_set")?,
+                recovery_wrap: r.try_get("recovery_wrap")?,
+                recovery_envelope: r.try_get("recovery_envelope")?,
             })
         }
 
@@ -285,7 +288,8 @@ macro_rules! impl_sql_tx {
             async fn insert_version(&mut self, v: &$crate::store::VersionRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO credential_versions (credential_id, version, secret_store, secret_ref, key_id, \
-                     field_names, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     field_names, created_at, created_by, recovery_set, recovery_wrap, recovery_envelope) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&v.credential_id)
                 .bind(v.version)
@@ -295,6 +299,9 @@ macro_rules! impl_sql_tx {
                 .bind($crate::store::sql::json_list(&v.field_names))
                 .bind(v.created_at)
                 .bind(&v.created_by)
+                .bind(&v.recovery_set)
+                .bind(&v.recovery_wrap)
+                .bind(&v.recovery_envelope)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())

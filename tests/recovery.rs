@@ -11,7 +11,142 @@ use base64::Engine;
 use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData};
 use common::{Backend, World};
 
-both_backends!(the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine);
+both_backends!(
+    the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine,
+    rekey_from_two_of_three_to_three_of_five_retires_the_old_shares,
+);
+
+/// Run the CLI on the host against the test's database; (exit, stdout, stderr).
+fn host(
+    t: &common::TestApp,
+    args: &[&str],
+    extra: &[std::ffi::OsString],
+) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(extra)
+        .args(["--database-url", &t.database_url, "--data-dir"])
+        .arg(&t.data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn rekey_from_two_of_three_to_three_of_five_retires_the_old_shares(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    t.enrolled_custodian(&w.admin, "dana", &["sre"], &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut keys = std::collections::BTreeMap::new();
+    for name in ["ann", "bob", "cat", "sec", "dana"] {
+        keys.insert(name, age_keygen(&dir.join(format!("{name}.key"))));
+    }
+    let custodian_args = |names: &[&str]| -> Vec<std::ffi::OsString> {
+        names
+            .iter()
+            .flat_map(|n| ["--custodian".into(), format!("{n}={}", keys[n]).into()])
+            .collect()
+    };
+    let old_out = dir.join("old");
+    let mut args = custodian_args(&["ann", "bob", "sec"]);
+    args.extend(["--out".into(), old_out.clone().into()]);
+    let (code, _, err) = host(t, &["init", "--threshold", "2"], &args);
+    assert_eq!(code, Some(0), "{err}");
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        serde_json::json!({ "fields": { "password": "v2" } }),
+    )
+    .await
+    .ok();
+
+    let decrypt_to = |set: &Path, name: &str| {
+        let share = age_decrypt(
+            &dir.join(format!("{name}.key")),
+            &set.join(format!("{name}.share.age")),
+        );
+        let path = dir.join(format!(
+            "{}-{name}.json",
+            set.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&path, serde_json::to_vec(&share).unwrap()).unwrap();
+        path.into_os_string()
+    };
+    let old_ann = decrypt_to(&old_out, "ann");
+    let old_bob = decrypt_to(&old_out, "bob");
+    let old_sec = decrypt_to(&old_out, "sec");
+
+    // Rekey needs the current quorum: one old share is not enough.
+    let new_out = dir.join("new");
+    let mut args = custodian_args(&["ann", "bob", "cat", "sec", "dana"]);
+    args.extend([
+        "--out".into(),
+        new_out.clone().into(),
+        "--share".into(),
+        old_ann.clone(),
+    ]);
+    let (code, _, err) = host(t, &["rekey", "--threshold", "3"], &args);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("1 more needed"), "{err}");
+    std::fs::remove_dir_all(&new_out).ok();
+    args.extend(["--share".into(), old_bob.clone()]);
+    let (code, out, err) = host(t, &["rekey", "--threshold", "3"], &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("any 3 of 5 custodians"), "{out}");
+
+    // The old shares are refused now, by recovery and by share check.
+    let recover = |shares: &[&std::ffi::OsString]| {
+        let mut a: Vec<std::ffi::OsString> = Vec::new();
+        for s in shares {
+            a.extend(["--share".into(), (*s).clone()]);
+        }
+        host(t, &["recover", "--credential", "aws-prod-root"], &a)
+    };
+    let (code, _, err) = recover(&[&old_ann, &old_sec]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("belongs to another share set"), "{err}");
+    let old_file = old_out.join("ann.share.age");
+    let ann_key = dir.join("ann.key");
+    let check = Command::new(BIN)
+        .args([
+            "share",
+            "check",
+            old_file.to_str().unwrap(),
+            "--identity",
+            ann_key.to_str().unwrap(),
+        ])
+        .env("BREAKGLASS_SERVER", &t.base)
+        .env("BREAKGLASS_TOKEN", &w.ann)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&check.stderr).contains("share_set_retired"));
+
+    // Three new shares recover (with the key file gone); two do not.
+    std::fs::rename(
+        t.data_dir.join("local.key"),
+        t.data_dir.join("local.key.gone"),
+    )
+    .unwrap();
+    let new_cat = decrypt_to(&new_out, "cat");
+    let new_dana = decrypt_to(&new_out, "dana");
+    let new_sec = decrypt_to(&new_out, "sec");
+    let (code, _, err) = recover(&[&new_cat, &new_dana]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("1 more needed"), "{err}");
+    let (code, out, err) = recover(&[&new_cat, &new_dana, &new_sec]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("password: v2"), "{out}");
+    let events = t.audit().await;
+    assert!(events
+        .iter()
+        .any(|e| e.action == "recovery.rekey" && e.outcome == "success"));
+    assert!(t.verify().await);
+}
 
 const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
 

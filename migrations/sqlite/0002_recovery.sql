@@ -12,6 +12,9 @@ CREATE TABLE recovery_sets (
     created_by      TEXT NOT NULL
 );
 
+-- At most one active set.
+CREATE UNIQUE INDEX recovery_sets_one_active ON recovery_sets (state) WHERE state = 'active';
+
 CREATE TABLE recovery_shares (
     set_id          TEXT NOT NULL REFERENCES recovery_sets (set_id),
     idx             INTEGER NOT NULL,

@@ -104,43 +104,48 @@ pub struct InitReport {
     pub files: Vec<(String, PathBuf)>,
 }
 
-/// The ceremony, run on the host by the operator (`breakglass init`).
-pub async fn init(
+/// Parse and check the new custodian set: age recipients, no repeats, and
+/// every name an existing custodian.
+async fn parse_custodians(
     store: &dyn Store,
-    now_ms: i64,
-    actor: &str,
-    threshold: u8,
     custodians: &[(String, String)],
-    out: &Path,
-) -> anyhow::Result<InitReport> {
-    let mut recipients = Vec::new();
+) -> anyhow::Result<Vec<(String, String, age::x25519::Recipient)>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (name, r) in custodians {
         let rec = age::x25519::Recipient::from_str(r).map_err(|e| {
             anyhow::anyhow!("custodian {name}: {r:?} is not an age X25519 recipient (age1…): {e}")
         })?;
-        recipients.push((name.clone(), r.clone(), rec));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, _, _) in &recipients {
         anyhow::ensure!(seen.insert(name.clone()), "custodian {name} is named twice");
+        out.push((name.clone(), r.clone(), rec));
     }
-    {
-        let mut tx = store.begin_read().await?;
-        if let Some(s) = tx.active_recovery_set().await? {
+    let mut tx = store.begin_read().await?;
+    for (name, _, _) in &out {
+        let known = tx.custodian(name).await?.is_some();
+        if !known {
             tx.rollback().await?;
-            anyhow::bail!("a recovery share set ({}) is already active: use `breakglass rekey` to re-split it", s.set_id);
+            anyhow::bail!("{name} is not a custodian: add custodians before the ceremony");
         }
-        for (name, _, _) in &recipients {
-            anyhow::ensure!(
-                tx.custodian(name).await?.is_some(),
-                "{name} is not a custodian: add custodians before the ceremony"
-            );
-        }
-        tx.rollback().await?;
     }
-    std::fs::create_dir_all(out)?;
+    tx.rollback().await?;
+    Ok(out)
+}
 
-    // The recovery key exists only inside this block.
+/// A new recovery key, split and written to one file per custodian; the key
+/// itself is gone by the time this exists (only its recipient remains).
+struct NewSet {
+    info: shamir::SetInfo,
+    shares: Vec<shamir::ShareData>,
+    recipient: String,
+    files: Vec<(String, PathBuf)>,
+}
+
+fn make_set(
+    threshold: u8,
+    recipients: &[(String, String, age::x25519::Recipient)],
+    out: &Path,
+) -> anyhow::Result<NewSet> {
+    std::fs::create_dir_all(out)?;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let names: Vec<String> = recipients.iter().map(|(n, _, _)| n.clone()).collect();
@@ -150,10 +155,9 @@ pub async fn init(
             .map_err(|e| anyhow::anyhow!(e))?
     };
     drop(identity);
-
     // Files first: a set is recorded only once every share is written.
     let mut files = Vec::new();
-    for (share, (name, _, rec)) in shares.iter().zip(&recipients) {
+    for (share, (name, _, rec)) in shares.iter().zip(recipients) {
         let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(share)?);
         let sealed = age::encrypt(rec, &plaintext)
             .map_err(|e| anyhow::anyhow!("while encrypting {name}'s share: {e}"))?;
@@ -163,46 +167,188 @@ pub async fn init(
         f.sync_all()?;
         files.push((name.clone(), path));
     }
+    Ok(NewSet {
+        info,
+        shares,
+        recipient,
+        files,
+    })
+}
 
-    let mut tx = store.begin().await?;
+/// Record a set (in the caller's transaction) and its audit event.
+async fn record_set(
+    tx: &mut dyn crate::store::Tx,
+    set: &NewSet,
+    recipients: &[(String, String, age::x25519::Recipient)],
+    now_ms: i64,
+    actor: &str,
+) -> anyhow::Result<()> {
     tx.insert_recovery_set(&RecoverySetRow {
-        set_id: info.set_id.clone(),
-        threshold: i64::from(threshold),
-        share_count: shares.len() as i64,
-        recipient: recipient.clone(),
-        key_check: info.key_check.clone(),
+        set_id: set.info.set_id.clone(),
+        threshold: i64::from(set.info.threshold),
+        share_count: set.shares.len() as i64,
+        recipient: set.recipient.clone(),
+        key_check: set.info.key_check.clone(),
         state: "active".into(),
         created_at: now_ms,
         created_by: actor.into(),
     })
     .await?;
-    for (share, (name, r, _)) in shares.iter().zip(&recipients) {
+    for (share, (name, r, _)) in set.shares.iter().zip(recipients) {
         tx.insert_recovery_share(&RecoveryShareRow {
-            set_id: info.set_id.clone(),
+            set_id: set.info.set_id.clone(),
             idx: i64::from(share.index),
             custodian: name.clone(),
             age_recipient: r.clone(),
-            commitment: info.commitments[&share.index].clone(),
+            commitment: set.info.commitments[&share.index].clone(),
             checked_at: None,
         })
         .await?;
     }
+    Ok(())
+}
+
+fn set_details(set: &NewSet) -> serde_json::Value {
+    json!({
+        "set_id": set.info.set_id,
+        "threshold": set.info.threshold,
+        "shares": set.shares.iter().map(|s| json!({ "index": s.index, "custodian": s.custodian })).collect::<Vec<_>>(),
+        "recipient": set.recipient,
+    })
+}
+
+/// The ceremony, run on the host by the operator (`breakglass init`).
+pub async fn init(
+    store: &dyn Store,
+    now_ms: i64,
+    actor: &str,
+    threshold: u8,
+    custodians: &[(String, String)],
+    out: &Path,
+) -> anyhow::Result<InitReport> {
+    let recipients = parse_custodians(store, custodians).await?;
+    {
+        let mut tx = store.begin_read().await?;
+        let active = tx.active_recovery_set().await?;
+        tx.rollback().await?;
+        if let Some(s) = active {
+            anyhow::bail!("a recovery share set ({}) is already active: use `breakglass rekey` to re-split it", s.set_id);
+        }
+    }
+    let set = make_set(threshold, &recipients, out)?;
+    let mut tx = store.begin().await?;
+    record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
     let ev = Event::new(
         "recovery.init",
-        format!("recovery-set:{}", info.set_id),
-        json!({
-            "threshold": threshold,
-            "shares": shares.iter().map(|s| json!({ "index": s.index, "custodian": s.custodian })).collect::<Vec<_>>(),
-            "recipient": recipient,
-        }),
+        format!("recovery-set:{}", set.info.set_id),
+        set_details(&set),
     );
     append_with(tx.as_mut(), now_ms, actor, ev).await?;
     tx.commit().await?;
     Ok(InitReport {
-        set_id: info.set_id,
+        set_id: set.info.set_id,
         threshold,
-        recipient,
-        files,
+        recipient: set.recipient,
+        files: set.files,
+    })
+}
+
+/// Re-split for a new custodian set or threshold (`breakglass rekey`):
+/// needs k shares of the current set; writes the new share files first;
+/// then, in one transaction, re-wraps every data key to the new recovery
+/// key, records the new set and retires the old one. An interruption before
+/// that commit leaves the old set valid and the new files useless.
+pub async fn rekey(
+    store: &dyn Store,
+    now_ms: i64,
+    actor: &str,
+    old_shares: &[shamir::ShareData],
+    threshold: u8,
+    custodians: &[(String, String)],
+    out: &Path,
+) -> anyhow::Result<InitReport> {
+    let recipients = parse_custodians(store, custodians).await?;
+    let (old, rows, versions) = {
+        let mut tx = store.begin_read().await?;
+        let Some(old) = tx.active_recovery_set().await? else {
+            tx.rollback().await?;
+            anyhow::bail!("no recovery share set is active: run `breakglass init`");
+        };
+        let rows = tx.recovery_shares(&old.set_id).await?;
+        let mut versions = Vec::new();
+        for c in tx.credentials().await? {
+            for v in tx.versions(&c.id).await? {
+                if v.recovery_set.as_deref() == Some(old.set_id.as_str()) {
+                    versions.push(v);
+                }
+            }
+        }
+        tx.rollback().await?;
+        (old, rows, versions)
+    };
+    let info = shamir::SetInfo {
+        set_id: old.set_id.clone(),
+        threshold: u8::try_from(old.threshold).unwrap_or(u8::MAX),
+        commitments: rows
+            .iter()
+            .map(|r| (r.idx as u8, r.commitment.clone()))
+            .collect(),
+        key_check: old.key_check.clone(),
+    };
+    let secret = shamir::combine(&info, old_shares)
+        .map_err(|e| anyhow::anyhow!("the current set's shares: {e}"))?;
+    let old_identity = std::str::from_utf8(&secret)
+        .ok()
+        .and_then(|s| age::x25519::Identity::from_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))?;
+    drop(secret);
+
+    let set = make_set(threshold, &recipients, out)?;
+    let mut rewrapped = Vec::new();
+    for v in &versions {
+        let Some(wrap) = &v.recovery_wrap else {
+            continue;
+        };
+        let key = unwrap_for_recovery(&old_identity, wrap, &v.credential_id, v.version)?;
+        rewrapped.push((
+            v.credential_id.clone(),
+            v.version,
+            wrap_for_recovery(&set.recipient, &v.credential_id, v.version, &key)?,
+        ));
+    }
+    drop(old_identity);
+
+    let mut tx = store.begin().await?;
+    if !tx.retire_recovery_set(&old.set_id).await? {
+        tx.rollback().await?;
+        anyhow::bail!("the recovery set changed during the rekey; nothing was changed");
+    }
+    record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
+    for (credential_id, version, wrap) in &rewrapped {
+        if !tx
+            .set_recovery_wrap(credential_id, *version, &old.set_id, &set.info.set_id, wrap)
+            .await?
+        {
+            tx.rollback().await?;
+            anyhow::bail!("a credential version changed during the rekey; nothing was changed");
+        }
+    }
+    let mut details = set_details(&set);
+    details["retired_set"] = json!(old.set_id);
+    details["rewrapped_versions"] = json!(rewrapped.len());
+    details["old_shares_used"] = json!(old_shares.iter().map(|s| s.index).collect::<Vec<_>>());
+    let ev = Event::new(
+        "recovery.rekey",
+        format!("recovery-set:{}", set.info.set_id),
+        details,
+    );
+    append_with(tx.as_mut(), now_ms, actor, ev).await?;
+    tx.commit().await?;
+    Ok(InitReport {
+        set_id: set.info.set_id,
+        threshold,
+        recipient: set.recipient,
+        files: set.files,
     })
 }
 

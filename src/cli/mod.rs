@@ -108,6 +108,24 @@ enum Command {
     /// Recovery shares (custodian).
     #[command(subcommand)]
     Share(ShareCmd),
+    /// Re-split the recovery key for a new custodian set or threshold, with
+    /// k decrypted shares of the current set (host operator). Atomic.
+    Rekey {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// A decrypted share of the current set (repeat, k of them).
+        #[arg(long = "share", required = true)]
+        shares: Vec<PathBuf>,
+        /// The new threshold.
+        #[arg(long)]
+        threshold: u8,
+        /// NAME=AGE_RECIPIENT of the new set (repeat).
+        #[arg(long = "custodian", required = true)]
+        custodians: Vec<String>,
+        /// Where to write the new share files.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Recover one credential with k custodians' shares, on the host,
     /// without the key service or the secret store (the shares are the
     /// custodians' decrypted share files: `age -d -i KEY NAME.share.age`).
@@ -326,6 +344,13 @@ async fn run(cli: Cli) -> ExitCode {
             custodians,
             out,
         } => return local(init(base, threshold, &custodians, &out, cli.json).await),
+        Command::Rekey {
+            base,
+            shares,
+            threshold,
+            custodians,
+            out,
+        } => return local(rekey(base, &shares, threshold, &custodians, &out, cli.json).await),
         Command::Keys(KeysCmd::Rewrap {
             base,
             to,
@@ -474,38 +499,38 @@ async fn issue_token(
     Ok(())
 }
 
-async fn init(
-    base: ServerConfigArgs,
-    threshold: u8,
-    custodians: &[String],
-    out: &std::path::Path,
-    json_out: bool,
-) -> anyhow::Result<()> {
-    let config = config_from(&base, Overrides::default())?;
-    let pairs = custodians
+fn custodian_pairs(custodians: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    custodians
         .iter()
         .map(|c| {
             c.split_once('=')
                 .map(|(n, r)| (n.trim().to_string(), r.trim().to_string()))
                 .ok_or_else(|| anyhow::anyhow!("--custodian {c:?} is not NAME=AGE_RECIPIENT"))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let store = crate::store::connect(&config.database_url, true).await?;
-    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let report = crate::app::recovery::init(
-        store.as_ref(),
-        now,
-        &format!("host-operator:{operator}"),
-        threshold,
-        &pairs,
-        out,
-    )
-    .await;
-    store.close().await;
-    let report = report?;
+        .collect()
+}
+
+fn read_shares(files: &[PathBuf]) -> anyhow::Result<Vec<crate::crypto::shamir::ShareData>> {
+    files
+        .iter()
+        .map(|f| {
+            let text = Zeroizing::new(
+                std::fs::read(f)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+            );
+            serde_json::from_slice(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a decrypted share (decrypt it first: age -d -i KEY FILE)",
+                    f.display()
+                )
+            })
+        })
+        .collect()
+}
+
+fn print_set(report: &crate::app::recovery::InitReport, json_out: bool) -> anyhow::Result<()> {
     if json_out {
-        print_json(&serde_json::to_value(&report)?);
+        print_json(&serde_json::to_value(report)?);
     } else {
         println!(
             "recovery share set {}: any {} of {} custodians can rebuild the recovery key",
@@ -529,6 +554,67 @@ async fn init(
     Ok(())
 }
 
+/// The host operator's name for the audit log.
+fn operator() -> String {
+    format!(
+        "host-operator:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
+
+async fn init(
+    base: ServerConfigArgs,
+    threshold: u8,
+    custodians: &[String],
+    out: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let pairs = custodian_pairs(custodians)?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    let report = crate::app::recovery::init(
+        store.as_ref(),
+        now_ms(),
+        &operator(),
+        threshold,
+        &pairs,
+        out,
+    )
+    .await;
+    store.close().await;
+    print_set(&report?, json_out)
+}
+
+async fn rekey(
+    base: ServerConfigArgs,
+    files: &[PathBuf],
+    threshold: u8,
+    custodians: &[String],
+    out: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let pairs = custodian_pairs(custodians)?;
+    let shares = read_shares(files)?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let report = crate::app::recovery::rekey(
+        store.as_ref(),
+        now_ms(),
+        &operator(),
+        &shares,
+        threshold,
+        &pairs,
+        out,
+    )
+    .await;
+    store.close().await;
+    print_set(&report?, json_out)
+}
+
 async fn recover(
     base: ServerConfigArgs,
     credential: &str,
@@ -537,27 +623,12 @@ async fn recover(
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let config = config_from(&base, Overrides::default())?;
-    let mut shares = Vec::new();
-    for f in files {
-        let text = Zeroizing::new(
-            std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
-        );
-        let share: crate::crypto::shamir::ShareData =
-            serde_json::from_slice(&text).map_err(|_| {
-                anyhow::anyhow!(
-                    "{} is not a decrypted share (decrypt it first: age -d -i KEY FILE)",
-                    f.display()
-                )
-            })?;
-        shares.push(share);
-    }
+    let shares = read_shares(files)?;
     let store = crate::store::connect(&config.database_url, false).await?;
-    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let r = crate::app::recovery::recover_offline(
         store.as_ref(),
-        now,
-        &format!("host-operator:{operator}"),
+        now_ms(),
+        &operator(),
         credential,
         &shares,
     )
@@ -1213,7 +1284,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         | Command::Token(TokenCmd::Issue { .. })
         | Command::Keys(_)
         | Command::Init { .. }
-        | Command::Recover { .. } => {
+        | Command::Recover { .. }
+        | Command::Rekey { .. } => {
             unreachable!("handled locally")
         }
     }

@@ -282,6 +282,18 @@ pub trait Tx: Send {
     async fn active_recovery_set(&mut self) -> Result<Option<RecoverySetRow>>;
     async fn recovery_shares(&mut self, set_id: &str) -> Result<Vec<RecoveryShareRow>>;
     async fn mark_share_checked(&mut self, set_id: &str, idx: i64, at: i64) -> Result<()>;
+    /// active → retired, only if still active.
+    async fn retire_recovery_set(&mut self, set_id: &str) -> Result<bool>;
+    /// Move a version's recovery wrap from one set to another, only if it
+    /// is still wrapped to `old_set`.
+    async fn set_recovery_wrap(
+        &mut self,
+        credential_id: &str,
+        version: i64,
+        old_set: &str,
+        new_set: &str,
+        wrap: &[u8],
+    ) -> Result<bool>;
 
     async fn is_token_revoked(&mut self, jti: &str) -> Result<bool>;
     async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;

@@ -631,6 +631,36 @@ macro_rules! impl_sql_tx {
                 Ok(())
             }
 
+            async fn retire_recovery_set(&mut self, set_id: &str) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE recovery_sets SET state = 'retired' WHERE set_id = $1 AND state = 'active'")
+                    .bind(set_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_recovery_wrap(
+                &mut self,
+                credential_id: &str,
+                version: i64,
+                old_set: &str,
+                new_set: &str,
+                wrap: &[u8],
+            ) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credential_versions SET recovery_set = $1, recovery_wrap = $2 \
+                     WHERE credential_id = $3 AND version = $4 AND recovery_set = $5",
+                )
+                .bind(new_set)
+                .bind(wrap)
+                .bind(credential_id)
+                .bind(version)
+                .bind(old_set)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn is_token_revoked(&mut self, jti: &str) -> $crate::store::Result<bool> {
                 let row = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
                     .bind(jti)

@@ -77,6 +77,15 @@ impl SigningKey {
     pub fn public_key(&self) -> &[u8] {
         &self.public
     }
+
+    /// Ed25519 signature (for signed backups).
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        Ed25519KeyPair::from_pkcs8(&self.pkcs8)
+            .expect("the key parsed when it was loaded")
+            .sign(msg)
+            .as_ref()
+            .to_vec()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

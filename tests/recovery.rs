@@ -409,6 +409,60 @@ async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_com
     let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
     assert_eq!(c["exposed"], true, "a recovery exposes the credential");
 
+    // A signed backup; recovery from it in a process with no server, no
+    // database and no data directory.
+    let backup = dir.join("backup.json");
+    let out = Command::new(BIN)
+        .args(["backup", "export", "--out"])
+        .arg(&backup)
+        .args(["--database-url", &t.database_url, "--data-dir"])
+        .arg(&t.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 recoverable credentials"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let from_backup = |file: &Path| {
+        Command::new(BIN)
+            .current_dir(elsewhere.path())
+            .env_clear()
+            .args(["recover", "--credential", "aws-prod-root", "--backup"])
+            .arg(file)
+            .arg("--share")
+            .arg(&ann_json)
+            .arg("--share")
+            .arg(&sec_json)
+            .output()
+            .unwrap()
+    };
+    let out = from_backup(&backup);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("password: after-ceremony"));
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing was written"
+    );
+    // An altered backup is refused.
+    let text = std::fs::read_to_string(&backup)
+        .unwrap()
+        .replace("123456789012", "999999999999");
+    let altered = dir.join("altered.json");
+    std::fs::write(&altered, text).unwrap();
+    let out = from_backup(&altered);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signature does not verify"));
+
     // Audited, never with share or key material.
     let events = t.audit().await;
     assert!(events

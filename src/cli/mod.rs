@@ -138,6 +138,26 @@ enum Command {
         /// A decrypted share file (repeat, one per custodian).
         #[arg(long = "share", required = true)]
         shares: Vec<PathBuf>,
+        /// Recover from an exported backup file instead of the database
+        /// (no database, no server, no network).
+        #[arg(long)]
+        backup: Option<PathBuf>,
+    },
+    /// Signed backups for recovery without the database (host operator).
+    #[command(subcommand)]
+    Backup(BackupCmd),
+}
+
+#[derive(Subcommand)]
+enum BackupCmd {
+    /// Write every credential's recovery wrap and envelope, the share set's
+    /// public parts, the custodians and the audit chain head, signed.
+    Export {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -337,7 +357,11 @@ async fn run(cli: Cli) -> ExitCode {
             base,
             credential,
             shares,
-        } => return local(recover(base, &credential, &shares, cli.json).await),
+            backup,
+        } => return local(recover(base, &credential, &shares, backup.as_deref(), cli.json).await),
+        Command::Backup(BackupCmd::Export { base, out }) => {
+            return local(export_backup(base, &out).await)
+        }
         Command::Init {
             base,
             threshold,
@@ -615,26 +639,67 @@ async fn rekey(
     print_set(&report?, json_out)
 }
 
+async fn export_backup(base: ServerConfigArgs, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    let signer = crate::auth::SigningKey::load(&dir.signing_key_file())?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let file =
+        crate::app::recovery::export_backup(store.as_ref(), &signer, now_ms(), &operator()).await;
+    store.close().await;
+    let file = file?;
+    let mut f = crate::datadir::create_private_file(out)?;
+    f.write_all(&serde_json::to_vec_pretty(&file)?)?;
+    f.sync_all()?;
+    println!(
+        "backup {}: {} recoverable credentials, {} not recoverable ({}), audit head at event {}; signed by key {}",
+        out.display(),
+        file.body.credentials.len(),
+        file.body.not_recoverable.len(),
+        file.body.not_recoverable.join(", "),
+        file.body.audit_head.0,
+        file.signer_kid
+    );
+    Ok(())
+}
+
 async fn recover(
     base: ServerConfigArgs,
     credential: &str,
     files: &[PathBuf],
+    backup: Option<&std::path::Path>,
     json_out: bool,
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
-    let config = config_from(&base, Overrides::default())?;
     let shares = read_shares(files)?;
-    let store = crate::store::connect(&config.database_url, false).await?;
-    let r = crate::app::recovery::recover_offline(
-        store.as_ref(),
-        now_ms(),
-        &operator(),
-        credential,
-        &shares,
-    )
-    .await;
-    store.close().await;
-    let r = r?;
+    let r = match backup {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let file: crate::app::recovery::BackupFile = serde_json::from_slice(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a backup file: {e}", path.display()))?;
+            eprintln!(
+                "backup signed by key {} (compare with the service's key id); not audited: there is no database here",
+                file.signer_kid
+            );
+            crate::app::recovery::recover_from_backup(&file, credential, &shares)?
+        }
+        None => {
+            let config = config_from(&base, Overrides::default())?;
+            let store = crate::store::connect(&config.database_url, false).await?;
+            let r = crate::app::recovery::recover_offline(
+                store.as_ref(),
+                now_ms(),
+                &operator(),
+                credential,
+                &shares,
+            )
+            .await;
+            store.close().await;
+            r?
+        }
+    };
     if json_out {
         let fields: serde_json::Map<String, Value> = r
             .fields
@@ -1285,7 +1350,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         | Command::Keys(_)
         | Command::Init { .. }
         | Command::Recover { .. }
-        | Command::Rekey { .. } => {
+        | Command::Rekey { .. }
+        | Command::Backup(_) => {
             unreachable!("handled locally")
         }
     }

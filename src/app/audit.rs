@@ -107,14 +107,16 @@ impl App {
     }
 }
 
-/// Append one successful event inside `tx` (for work done outside the
-/// server: the host operator's `token issue`, `keys rewrap`).
-pub async fn append_with(
+/// Sequence, hash and insert one event after the chain head (locked on
+/// PostgreSQL until the transaction ends). The one place events are sealed.
+pub async fn seal_and_insert(
     tx: &mut dyn crate::store::Tx,
     now_ms: i64,
     actor: &str,
+    outcome: &str,
+    code: Option<&str>,
     ev: Event,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AuditEvent> {
     let (seq, prev) = tx.audit_head().await?;
     let e = crate::crypto::chain::seal(
         AuditEvent {
@@ -123,8 +125,8 @@ pub async fn append_with(
             actor: actor.into(),
             action: ev.action.into(),
             target: ev.target,
-            outcome: "success".into(),
-            code: None,
+            outcome: outcome.into(),
+            code: code.map(str::to_owned),
             details: ev.details,
             prev_hash: String::new(),
             hash: String::new(),
@@ -133,7 +135,20 @@ pub async fn append_with(
     )
     .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
     tx.insert_audit(&e).await?;
-    Ok(())
+    Ok(e)
+}
+
+/// Append one successful event inside `tx` (for work done outside the
+/// server: the host operator's `token issue`, `keys rewrap`, recovery).
+pub async fn append_with(
+    tx: &mut dyn crate::store::Tx,
+    now_ms: i64,
+    actor: &str,
+    ev: Event,
+) -> anyhow::Result<()> {
+    seal_and_insert(tx, now_ms, actor, "success", None, ev)
+        .await
+        .map(|_| ())
 }
 
 /// Append a refused attempt inside `tx` (for work outside the server).
@@ -144,25 +159,9 @@ pub async fn append_refusal(
     code: &str,
     ev: Event,
 ) -> anyhow::Result<()> {
-    let (seq, prev) = tx.audit_head().await?;
-    let e = crate::crypto::chain::seal(
-        AuditEvent {
-            seq: seq + 1,
-            ts_ms: now_ms,
-            actor: actor.into(),
-            action: ev.action.into(),
-            target: ev.target,
-            outcome: "refused".into(),
-            code: Some(code.into()),
-            details: ev.details,
-            prev_hash: String::new(),
-            hash: String::new(),
-        },
-        &prev,
-    )
-    .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
-    tx.insert_audit(&e).await?;
-    Ok(())
+    seal_and_insert(tx, now_ms, actor, "refused", Some(code), ev)
+        .await
+        .map(|_| ())
 }
 
 /// Append one event outside the server (the host operator's `token issue`).

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::auth::{Identity, TokenService};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::crypto::chain::{self, AuditEvent};
+use crate::crypto::chain::AuditEvent;
 use crate::domain::{PolicySet, Role};
 use crate::keys::{KeyError, KeyService};
 use crate::secrets::{SecretStore, SecretStoreError};
@@ -179,25 +179,7 @@ impl App {
         code: Option<&str>,
         ev: Event,
     ) -> AppResult<AuditEvent> {
-        let (seq, prev) = tx.audit_head().await?;
-        let e = chain::seal(
-            AuditEvent {
-                seq: seq + 1,
-                ts_ms: self.now_ms(),
-                actor: actor.into(),
-                action: ev.action.into(),
-                target: ev.target,
-                outcome: outcome.into(),
-                code: code.map(str::to_owned),
-                details: ev.details,
-                prev_hash: String::new(),
-                hash: String::new(),
-            },
-            &prev,
-        )
-        .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
-        tx.insert_audit(&e).await?;
-        Ok(e)
+        Ok(audit::seal_and_insert(tx, self.now_ms(), actor, outcome, code, ev).await?)
     }
 
     /// Finish a use case: commit it with its events, or roll it back and

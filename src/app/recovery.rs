@@ -104,6 +104,33 @@ pub struct InitReport {
     pub files: Vec<(String, PathBuf)>,
 }
 
+/// The authentication data of a recorded set.
+fn set_info(set: &RecoverySetRow, rows: &[RecoveryShareRow]) -> shamir::SetInfo {
+    shamir::SetInfo {
+        set_id: set.set_id.clone(),
+        threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
+        commitments: rows
+            .iter()
+            .map(|r| (r.idx as u8, r.commitment.clone()))
+            .collect(),
+        key_check: set.key_check.clone(),
+    }
+}
+
+/// The recovery key from its combined bytes (consumed and zeroized).
+fn identity_from(secret: zeroize::Zeroizing<Vec<u8>>) -> anyhow::Result<age::x25519::Identity> {
+    std::str::from_utf8(&secret)
+        .ok()
+        .and_then(|s| age::x25519::Identity::from_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))
+}
+
+/// A decrypted credential payload.
+#[derive(serde::Deserialize)]
+struct Payload {
+    fields: std::collections::BTreeMap<String, secrecy::SecretString>,
+}
+
 /// Parse and check the new custodian set: age recipients, no repeats, and
 /// every name an existing custodian.
 async fn parse_custodians(
@@ -286,22 +313,10 @@ pub async fn rekey(
         tx.rollback().await?;
         (old, rows, versions)
     };
-    let info = shamir::SetInfo {
-        set_id: old.set_id.clone(),
-        threshold: u8::try_from(old.threshold).unwrap_or(u8::MAX),
-        commitments: rows
-            .iter()
-            .map(|r| (r.idx as u8, r.commitment.clone()))
-            .collect(),
-        key_check: old.key_check.clone(),
-    };
+    let info = set_info(&old, &rows);
     let secret = shamir::combine(&info, old_shares)
         .map_err(|e| anyhow::anyhow!("the current set's shares: {e}"))?;
-    let old_identity = std::str::from_utf8(&secret)
-        .ok()
-        .and_then(|s| age::x25519::Identity::from_str(s).ok())
-        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))?;
-    drop(secret);
+    let old_identity = identity_from(secret)?;
 
     let set = make_set(threshold, &recipients, out)?;
     let mut rewrapped = Vec::new();
@@ -476,24 +491,12 @@ pub async fn recover_offline(
         )
         .await;
     };
-    let info = shamir::SetInfo {
-        set_id: set.set_id.clone(),
-        threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
-        commitments: rows
-            .iter()
-            .map(|r| (r.idx as u8, r.commitment.clone()))
-            .collect(),
-        key_check: set.key_check.clone(),
-    };
+    let info = set_info(&set, &rows);
     let secret = match shamir::combine(&info, shares) {
         Ok(s) => s,
         Err(e) => return refuse(refusal_code(&e), e.to_string()).await,
     };
-    let identity = std::str::from_utf8(&secret)
-        .ok()
-        .and_then(|s| age::x25519::Identity::from_str(s).ok())
-        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))?;
-    drop(secret);
+    let identity = identity_from(secret)?;
     let (Some(wrap), Some(env_bytes)) = (&version.recovery_wrap, &version.recovery_envelope) else {
         return refuse(
             "not_recoverable",
@@ -519,10 +522,6 @@ pub async fn recover_offline(
     let env = Envelope::from_bytes(env_bytes)?;
     let plaintext = env.open_with_data_key(&key, &credential_aad(&cred.id, version.version))?;
     drop(key);
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        fields: std::collections::BTreeMap<String, secrecy::SecretString>,
-    }
     let p: Payload = serde_json::from_slice(&plaintext)?;
     let mut tx = store.begin().await?;
     tx.mark_exposed(&cred.id, now_ms).await?;
@@ -705,11 +704,7 @@ pub fn recover_from_backup(
         anyhow::bail!("no credential named {credential} in this backup");
     };
     let secret = shamir::combine(&file.body.set, shares)?;
-    let identity = std::str::from_utf8(&secret)
-        .ok()
-        .and_then(|s| age::x25519::Identity::from_str(s).ok())
-        .ok_or_else(|| anyhow::anyhow!("the rebuilt recovery key is not an age identity"))?;
-    drop(secret);
+    let identity = identity_from(secret)?;
     let key = unwrap_for_recovery(
         &identity,
         &b64.decode(&c.recovery_wrap)?,
@@ -722,10 +717,6 @@ pub fn recover_from_backup(
         &key,
         &crate::crypto::envelope::credential_aad(&c.credential_id, c.version),
     )?;
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        fields: std::collections::BTreeMap<String, secrecy::SecretString>,
-    }
     let p: Payload = serde_json::from_slice(&plaintext)?;
     Ok(Recovered {
         credential: c.name.clone(),

@@ -180,15 +180,7 @@ impl Envelope {
         let wrapped = B64
             .decode(&self.wk)
             .map_err(|_| EnvelopeError::Malformed("wrapped key is not base64"))?;
-        let nonce: [u8; 12] = B64
-            .decode(&self.n)
-            .ok()
-            .and_then(|n| n.try_into().ok())
-            .ok_or(EnvelopeError::Malformed("nonce is not 12 bytes of base64"))?;
-        let ct = B64
-            .decode(&self.ct)
-            .map_err(|_| EnvelopeError::Malformed("ciphertext is not base64"))?;
         let key = keys.decrypt_data_key(&self.kid, &wrapped, ctx).await?;
-        open_with_key(&key, &nonce, aad, &ct)
+        self.open_with_data_key(&key, aad)
     }
 }

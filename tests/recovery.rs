@@ -478,3 +478,56 @@ async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_com
     assert!(!all.contains(&ann.share) && !all.contains(std::str::from_utf8(&key).unwrap()));
     assert!(t.verify().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_shares_recover_a_credential_while_kms_and_secrets_manager_are_paused() {
+    // A moto server of this test's own, so pausing it disturbs no one.
+    let moto = common::Moto::own().await;
+    let aws = moto.setup(std::time::Duration::from_secs(2)).await;
+    let w = World::with(common::TestApp::start_with(Backend::Sqlite, Some(aws)).await).await;
+    let t = &w.t;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for name in ["ann", "bob", "sec"] {
+        let r = age_keygen(&dir.join(format!("{name}.key")));
+        args.extend(["--custodian".into(), format!("{name}={r}").into()]);
+    }
+    args.extend(["--out".into(), dir.join("shares").into()]);
+    let (code, _, err) = host(t, &["init", "--threshold", "2"], &args);
+    assert_eq!(code, Some(0), "{err}");
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        serde_json::json!({ "fields": { "password": "in-aws" } }),
+    )
+    .await
+    .ok();
+    let mut shares: Vec<std::ffi::OsString> = Vec::new();
+    for name in ["ann", "sec"] {
+        let share = age_decrypt(
+            &dir.join(format!("{name}.key")),
+            &dir.join("shares").join(format!("{name}.share.age")),
+        );
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&share).unwrap()).unwrap();
+        shares.extend(["--share".into(), path.into()]);
+    }
+
+    // AWS stops answering: a release is refused with 503...
+    let id = w.approved_request().await;
+    moto.signal("-STOP");
+    let r = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{:?}", r);
+    // ...but k custodians recover the credential without AWS.
+    let (code, out, err) = host(t, &["recover", "--credential", "aws-prod-root"], &shares);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("password: in-aws"), "{out}");
+    moto.signal("-CONT");
+}

@@ -113,12 +113,7 @@ pub(crate) async fn enrolled_groups(
         .await?
         .into_iter()
         .filter(|c| c.status == "active" && Some(c.name.as_str()) != except)
-        .map(|c| {
-            c.groups
-                .iter()
-                .filter_map(|g| GroupName::parse(g).ok())
-                .collect()
-        })
+        .map(|c| super::requests::groups_of(&c.groups))
         .collect())
 }
 

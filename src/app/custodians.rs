@@ -18,6 +18,22 @@ fn custodian_target(name: &str) -> String {
     format!("custodian:{name}")
 }
 
+/// The lockout rule, checked before any code is looked at.
+pub(crate) fn refuse_if_locked(c: &CustodianRow, now: i64) -> AppResult<()> {
+    match c.locked_until.filter(|&u| u > now) {
+        Some(until) => refuse(
+            423,
+            "custodian_locked",
+            format!(
+                "custodian {} is locked out after repeated wrong codes until {}",
+                c.name,
+                crate::clock::rfc3339(until)
+            ),
+        ),
+        None => Ok(()),
+    }
+}
+
 impl App {
     pub async fn add_custodian(
         &self,
@@ -297,17 +313,7 @@ impl App {
         code: &SecretString,
     ) -> AppResult<i64> {
         let now = self.now_ms();
-        if let Some(until) = c.locked_until.filter(|&u| u > now) {
-            return refuse(
-                423,
-                "custodian_locked",
-                format!(
-                    "custodian {} is locked out after repeated wrong codes until {}",
-                    c.name,
-                    crate::clock::rfc3339(until)
-                ),
-            );
-        }
+        refuse_if_locked(c, now)?;
         let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
             return refuse(
                 409,

@@ -131,6 +131,23 @@ struct Payload {
     fields: std::collections::BTreeMap<String, secrecy::SecretString>,
 }
 
+/// Open one credential version with the rebuilt recovery key: unwrap its
+/// data key from the recovery wrap (checking the binding), then open the
+/// copy of its envelope. The data key is zeroized on return.
+fn open_recovered(
+    identity: &age::x25519::Identity,
+    wrap: &[u8],
+    envelope: &[u8],
+    credential_id: &str,
+    version: i64,
+) -> anyhow::Result<Payload> {
+    use crate::crypto::envelope::{credential_aad, Envelope};
+    let key = unwrap_for_recovery(identity, wrap, credential_id, version)?;
+    let env = Envelope::from_bytes(envelope)?;
+    let plaintext = env.open_with_data_key(&key, &credential_aad(credential_id, version))?;
+    Ok(serde_json::from_slice(&plaintext)?)
+}
+
 /// Parse and check the new custodian set: age recipients, no repeats, and
 /// every name an existing custodian.
 async fn parse_custodians(
@@ -453,7 +470,6 @@ pub async fn recover_offline(
     credential: &str,
     shares: &[shamir::ShareData],
 ) -> anyhow::Result<Recovered> {
-    use crate::crypto::envelope::{credential_aad, Envelope};
     let target = format!("credential:{credential}");
     let (set, rows, cred, version) = {
         let mut tx = store.begin_read().await?;
@@ -517,12 +533,8 @@ pub async fn recover_offline(
         )
         .await;
     }
-    let key = unwrap_for_recovery(&identity, wrap, &cred.id, version.version)?;
+    let p = open_recovered(&identity, wrap, env_bytes, &cred.id, version.version)?;
     drop(identity);
-    let env = Envelope::from_bytes(env_bytes)?;
-    let plaintext = env.open_with_data_key(&key, &credential_aad(&cred.id, version.version))?;
-    drop(key);
-    let p: Payload = serde_json::from_slice(&plaintext)?;
     let mut tx = store.begin().await?;
     tx.mark_exposed(&cred.id, now_ms).await?;
     let ev = Event::new(
@@ -705,19 +717,14 @@ pub fn recover_from_backup(
     };
     let secret = shamir::combine(&file.body.set, shares)?;
     let identity = identity_from(secret)?;
-    let key = unwrap_for_recovery(
+    let p = open_recovered(
         &identity,
         &b64.decode(&c.recovery_wrap)?,
+        &b64.decode(&c.envelope)?,
         &c.credential_id,
         c.version,
     )?;
     drop(identity);
-    let env = crate::crypto::envelope::Envelope::from_bytes(&b64.decode(&c.envelope)?)?;
-    let plaintext = env.open_with_data_key(
-        &key,
-        &crate::crypto::envelope::credential_aad(&c.credential_id, c.version),
-    )?;
-    let p: Payload = serde_json::from_slice(&plaintext)?;
     Ok(Recovered {
         credential: c.name.clone(),
         account_id: c.account_id.clone(),

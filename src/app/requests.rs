@@ -69,10 +69,21 @@ fn not_pending<T>(state: RequestState) -> AppResult<T> {
     }
 }
 
-fn groups_of(names: &[String]) -> Vec<GroupName> {
+/// Stored group names as validated names (an unparsable one counts for nothing).
+pub(crate) fn groups_of(names: &[String]) -> Vec<GroupName> {
     names
         .iter()
         .filter_map(|g| GroupName::parse(g).ok())
+        .collect()
+}
+
+/// The groups of each approver (as recorded when they decided), leaving out
+/// `except` (the requester never counts).
+fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> Vec<Vec<GroupName>> {
+    decisions
+        .iter()
+        .filter(|d| d.decision == "approve" && Some(d.custodian.as_str()) != except)
+        .map(|d| groups_of(&d.groups))
         .collect()
 }
 
@@ -310,17 +321,7 @@ impl App {
             );
         }
         let now = self.now_ms();
-        if let Some(until) = c.locked_until.filter(|&u| u > now) {
-            return refuse(
-                423,
-                "custodian_locked",
-                format!(
-                    "custodian {} is locked out after repeated wrong codes until {}",
-                    c.name,
-                    crate::clock::rfc3339(until)
-                ),
-            );
-        }
+        super::custodians::refuse_if_locked(&c, now)?;
         let state = state_of(&r, now);
         if state != RequestState::Pending {
             return not_pending(state);
@@ -354,11 +355,7 @@ impl App {
             );
         }
         if deny_reason.is_none() {
-            let approvers: Vec<Vec<GroupName>> = decisions
-                .iter()
-                .filter(|d| d.decision == "approve")
-                .map(|d| groups_of(&d.groups))
-                .collect();
+            let approvers = approvers_of(&decisions, None);
             if !policy.contributes(&approvers, &groups_of(&c.groups)) {
                 return refuse(
                     409,
@@ -401,11 +398,7 @@ impl App {
         let target = request_target(&r.id);
         let mut decisions = decisions;
         decisions.push(decision);
-        let approvers: Vec<Vec<GroupName>> = decisions
-            .iter()
-            .filter(|d| d.decision == "approve")
-            .map(|d| groups_of(&d.groups))
-            .collect();
+        let approvers = approvers_of(&decisions, None);
         let mut events = Vec::new();
         match &deny_reason {
             None => {
@@ -532,11 +525,7 @@ impl App {
         // decisions must say so too, or someone wrote to the database.
         let policy = snapshot(&r)?;
         let decisions = tx.decisions(&r.id).await?;
-        let approvers: Vec<Vec<GroupName>> = decisions
-            .iter()
-            .filter(|d| d.decision == "approve" && d.custodian != r.requester)
-            .map(|d| groups_of(&d.groups))
-            .collect();
+        let approvers = approvers_of(&decisions, Some(&r.requester));
         let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == "deny");
         if !policy.is_met(&approvers) || vetoed {
             tracing::error!(request = %r.id, "request is marked approved but its recorded decisions do not meet its policy");

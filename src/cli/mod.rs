@@ -489,14 +489,13 @@ async fn issue_token(
     );
     let key = crate::auth::SigningKey::load(&dir.signing_key_file())?;
     let svc = crate::server::token_service(&config, &key);
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let now = now_ms();
     let (token, claims) = svc.issue(subject, roles, ttl.as_secs() as i64, now / 1000)?;
     let store = crate::store::connect(&config.database_url, true).await?;
-    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     crate::app::audit::append_standalone(
         store.as_ref(),
         now,
-        &format!("host-operator:{operator}"),
+        &operator(),
         crate::app::Event::new(
             "token.issue",
             format!("token:{}", claims.jti),
@@ -823,15 +822,14 @@ async fn rewrap(
             *recovery_window_days,
         )),
     };
-    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let now = || crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let now = now_ms;
     let job = crate::app::rewrap::Rewrap {
         store: store.as_ref(),
         secrets: secrets.as_ref(),
         source: &source,
         target: target.as_ref(),
         target_key_id,
-        actor: format!("host-operator:{operator}"),
+        actor: operator(),
         now_ms: &now,
     };
     let report = job.run(&mut |line| eprintln!("{line}")).await;

@@ -33,6 +33,25 @@ pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
 
 /// Build the application from its configuration. Creates the data
 /// directory's keys on first start.
+/// The configured key service: the local key file, or AWS KMS with the
+/// local key file kept readable for envelopes wrapped before the move.
+pub async fn key_service(config: &Config) -> anyhow::Result<Arc<dyn KeyService>> {
+    let dir = DataDir::new(&config.data_dir);
+    let local: Arc<dyn KeyService> = Arc::new(
+        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?,
+    );
+    Ok(match &config.key_service {
+        KeyServiceChoice::AwsKms { key_id } => {
+            let sdk = crate::aws::sdk_config(&config.aws).await;
+            Arc::new(KeyRing::new(
+                Arc::new(KmsKeyService::new(&sdk, key_id)),
+                vec![local],
+            ))
+        }
+        KeyServiceChoice::Local => Arc::new(KeyRing::new(local, vec![])),
+    })
+}
+
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
     // Policies first: an invalid policy stops the server before it creates
     // or opens anything.
@@ -43,9 +62,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     let store = crate::store::connect(&config.database_url, config.migrate_on_start)
         .await
         .context("while opening the database")?;
-    let local: Arc<dyn KeyService> = Arc::new(
-        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?,
-    );
+    let keys = key_service(config).await?;
     let signing =
         SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
     if config.database_url == dir.database_url() {
@@ -61,23 +78,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             }
         }
     }
-    let uses_aws = config.key_service != KeyServiceChoice::Local
-        || config.secret_store != SecretStoreChoice::Database;
-    let sdk = if uses_aws {
+    let sdk = if config.secret_store != SecretStoreChoice::Database {
         Some(crate::aws::sdk_config(&config.aws).await)
     } else {
         None
-    };
-    let keys: Arc<dyn KeyService> = match (&config.key_service, &sdk) {
-        (KeyServiceChoice::AwsKms { key_id }, Some(sdk)) => {
-            // The local key file stays readable for envelopes wrapped before
-            // the move to KMS, until `keys rewrap` has moved them.
-            Arc::new(KeyRing::new(
-                Arc::new(KmsKeyService::new(sdk, key_id)),
-                vec![local],
-            ))
-        }
-        _ => Arc::new(KeyRing::new(local, vec![])),
     };
     let secrets: Arc<dyn SecretStore> = match (&config.secret_store, &sdk) {
         (
@@ -101,6 +105,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock,
         tokens: Arc::new(token_service(config, &signing)),
         settings: config.settings.clone(),
+        replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        vault: Arc::default(),
     }))
 }
 

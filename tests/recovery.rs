@@ -14,6 +14,7 @@ use common::{Backend, World};
 both_backends!(
     the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine,
     rekey_from_two_of_three_to_three_of_five_retires_the_old_shares,
+    an_online_session_holds_shares_in_one_process_checks_every_code_and_releases_once,
 );
 
 /// Run the CLI on the host against the test's database; (exit, stdout, stderr).
@@ -479,12 +480,36 @@ async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_com
     assert!(t.verify().await);
 }
 
+/// A host-side configuration naming the test's KMS key (the ceremony opens
+/// each custodian's TOTP seed with it, to wrap the seed to the recovery key).
+fn kms_config(dir: &Path, aws: &common::AwsSetup) -> std::ffi::OsString {
+    let path = dir.join("breakglass.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[keys]\nservice = \"aws-kms\"\nkms_key_id = \"{}\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n",
+            aws.kms_key_id, aws.endpoint
+        ),
+    )
+    .unwrap();
+    path.into_os_string()
+}
+
+fn cli_json(args: &[&str], server: &str, token: &str) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = cli(&a, server, token);
+    assert_eq!(code, 0, "breakglass {args:?}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k_shares_recover_a_credential_while_kms_and_secrets_manager_are_paused() {
     // A moto server of this test's own, so pausing it disturbs no one.
     let moto = common::Moto::own().await;
     let aws = moto.setup(std::time::Duration::from_secs(2)).await;
-    let w = World::with(common::TestApp::start_with(Backend::Sqlite, Some(aws)).await).await;
+    let w =
+        World::with(common::TestApp::start_with(Backend::Sqlite, Some(aws.clone())).await).await;
     let t = &w.t;
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
@@ -494,6 +519,7 @@ async fn k_shares_recover_a_credential_while_kms_and_secrets_manager_are_paused(
         args.extend(["--custodian".into(), format!("{name}={r}").into()]);
     }
     args.extend(["--out".into(), dir.join("shares").into()]);
+    args.extend(["--config".into(), kms_config(dir, &aws)]);
     let (code, _, err) = host(t, &["init", "--threshold", "2"], &args);
     assert_eq!(code, Some(0), "{err}");
     t.post(
@@ -514,8 +540,10 @@ async fn k_shares_recover_a_credential_while_kms_and_secrets_manager_are_paused(
         shares.extend(["--share".into(), path.into()]);
     }
 
-    // AWS stops answering: a release is refused with 503...
+    // AWS stops answering: a release is refused with 503, and so is an
+    // approval (the TOTP seeds are wrapped by KMS)...
     let id = w.approved_request().await;
+    let pending = w.request().await;
     moto.signal("-STOP");
     let r = t
         .post(
@@ -525,9 +553,372 @@ async fn k_shares_recover_a_credential_while_kms_and_secrets_manager_are_paused(
         )
         .await;
     assert_eq!(r.status, 503, "{:?}", r);
-    // ...but k custodians recover the credential without AWS.
+    assert_eq!(w.approve(&pending, "ann", &w.ann).await.status, 503);
+
+    // ...but k custodians recover the credential without AWS: offline on
+    // the host,
     let (code, out, err) = host(t, &["recover", "--credential", "aws-prod-root"], &shares);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("password: in-aws"), "{out}");
+
+    // and online, through the server, for the pending request: each share
+    // holder submits with the CLI (decrypted with their age key on their
+    // side, sealed to the session's key) and a TOTP code.
+    let session = cli_json(&["recovery", "open", &pending], &t.base, &w.requester);
+    let sid = session["id"].as_str().unwrap().to_string();
+    assert_eq!(session["threshold"], 2);
+    let submit = |name: &str, file: &Path, token: &str| {
+        let key = dir.join(format!("{name}.key"));
+        let code = t.code(name);
+        cli(
+            &[
+                "recovery",
+                "submit",
+                &sid,
+                file.to_str().unwrap(),
+                "--identity",
+                key.to_str().unwrap(),
+                "--code",
+                &code,
+            ],
+            &t.base,
+            token,
+        )
+    };
+    let share_file = |name: &str| dir.join("shares").join(format!("{name}.share.age"));
+
+    // Someone else's share, and a corrupted share, are named and refused.
+    let (code, _, err) = submit("bob", &share_file("ann"), &w.bob);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not open with this identity"), "{err}");
+    let mut bob = age_decrypt(&dir.join("bob.key"), &share_file("bob"));
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(&bob.share)
+        .unwrap();
+    raw[5] ^= 0x40;
+    bob.share = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let bob_recipient = std::fs::read_to_string(dir.join("bob.key"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .unwrap();
+    let corrupted = dir.join("bob-corrupted.share.age");
+    age_encrypt(
+        &bob_recipient,
+        &serde_json::to_vec(&bob).unwrap(),
+        &corrupted,
+    );
+    let (code, _, err) = submit("bob", &corrupted, &w.bob);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("share_corrupted")
+            && err.contains(&format!("share {} is corrupted", bob.index)),
+        "{err}"
+    );
+
+    // One share: one more needed.
+    let (code, out, err) = submit("ann", &share_file("ann"), &w.ann);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 more needed"), "{out}");
+    let (code, _, err) = cli(&["recovery", "release", &sid], &t.base, &w.requester);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("shares_not_enough") && err.contains("1 more needed"),
+        "{err}"
+    );
+
+    // Two shares rebuild the key, but ann and sec are not the policy's
+    // quorum (two SREs and one security engineer): still refused.
+    let (code, _, err) = submit("sec", &share_file("sec"), &w.sec);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&["recovery", "release", &sid], &t.base, &w.requester);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("quorum_not_met") && err.contains("sre"),
+        "{err}"
+    );
+
+    // Bob's own share completes the quorum: released once, without AWS.
+    let (code, _, err) = submit("bob", &share_file("bob"), &w.bob);
+    assert_eq!(code, 0, "{err}");
+    let released = cli_json(&["recovery", "release", &sid], &t.base, &w.requester);
+    assert_eq!(released["fields"]["password"], "in-aws");
+    assert_eq!(released["request_id"], pending.as_str());
+    let (code, _, err) = cli(&["recovery", "release", &sid], &t.base, &w.requester);
+    assert_eq!(code, 1);
+    assert!(err.contains("request_released"), "{err}");
     moto.signal("-CONT");
+
+    // The audit log tells the story, without a share or a code.
+    let events = t.audit().await;
+    for action in [
+        "recovery.session_open",
+        "recovery.share_submit",
+        "recovery.release",
+        "request.approved",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == action && e.outcome == "success"),
+            "no {action}"
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.code.as_deref() == Some("share_corrupted")));
+    let all = serde_json::to_string(&events).unwrap();
+    let ann = age_decrypt(&dir.join("ann.key"), &share_file("ann"));
+    assert!(!all.contains(&ann.share) && !all.contains(&bob.share));
+    assert!(!all.contains("in-aws"));
+    assert!(t.verify().await);
+}
+
+fn age_encrypt(recipient: &str, plain: &[u8], out: &Path) {
+    use std::io::Write;
+    let mut child = Command::new("age")
+        .args(["-r", recipient, "-o"])
+        .arg(out)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(plain).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+async fn an_online_session_holds_shares_in_one_process_checks_every_code_and_releases_once(
+    b: Backend,
+) {
+    use breakglass::app::recovery_session::seal_share;
+    use serde_json::json;
+    let w = World::new(b).await;
+    let t = &w.t;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for name in ["ann", "bob", "sec"] {
+        let r = age_keygen(&dir.join(format!("{name}.key")));
+        args.extend(["--custodian".into(), format!("{name}={r}").into()]);
+    }
+    args.extend(["--out".into(), dir.join("shares").into()]);
+    let (code, _, err) = host(t, &["init", "--threshold", "2"], &args);
+    assert_eq!(code, Some(0), "{err}");
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        json!({ "fields": { "password": "v2-recoverable" } }),
+    )
+    .await
+    .ok();
+    let share = |name: &str| {
+        age_decrypt(
+            &dir.join(format!("{name}.key")),
+            &dir.join("shares").join(format!("{name}.share.age")),
+        )
+    };
+    let id = w.approved_request().await;
+
+    // Only the requester opens a session, only for a live request.
+    t.post(format!("/v1/requests/{id}/recovery"), &w.ann, json!({}))
+        .await
+        .refused(403, "forbidden_role");
+    let first = t
+        .post(
+            format!("/v1/requests/{id}/recovery"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    let first_id = first["id"].as_str().unwrap().to_string();
+    // Opening again supersedes the first session.
+    let s = t
+        .post(
+            format!("/v1/requests/{id}/recovery"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    let sid = s["id"].as_str().unwrap().to_string();
+    let recipient = s["recipient"].as_str().unwrap().to_string();
+    assert_ne!(recipient, first["recipient"].as_str().unwrap());
+    assert_eq!(s["held_here"], true);
+    let submit = |session: String, token: String, code: String, sealed: String| async move {
+        t.post(
+            format!("/v1/recovery/sessions/{session}/shares"),
+            &token,
+            json!({ "code": code, "sealed_share": sealed }),
+        )
+        .await
+    };
+    let ann = share("ann");
+    let sealed_ann = seal_share(&recipient, &ann).unwrap();
+    submit(
+        first_id.clone(),
+        w.ann.clone(),
+        t.code("ann"),
+        seal_share(first["recipient"].as_str().unwrap(), &ann).unwrap(),
+    )
+    .await
+    .refused(409, "recovery_session_closed");
+
+    // A custodian without a share, someone else's share, a share sealed to
+    // another key, and a malformed code are each refused, changing nothing.
+    submit(
+        sid.clone(),
+        w.cat.clone(),
+        t.code("cat"),
+        sealed_ann.clone(),
+    )
+    .await
+    .refused(403, "not_a_shareholder");
+    submit(
+        sid.clone(),
+        w.bob.clone(),
+        t.code("bob"),
+        sealed_ann.clone(),
+    )
+    .await
+    .refused(403, "not_your_share");
+    let other = age::x25519::Identity::generate().to_public().to_string();
+    submit(
+        sid.clone(),
+        w.ann.clone(),
+        t.code("ann"),
+        seal_share(&other, &ann).unwrap(),
+    )
+    .await
+    .refused(422, "share_unreadable");
+    submit(
+        sid.clone(),
+        w.ann.clone(),
+        "12ab56".into(),
+        sealed_ann.clone(),
+    )
+    .await
+    .refused(422, "invalid_totp_format");
+    let v = t
+        .get(format!("/v1/recovery/sessions/{sid}"), &w.auditor)
+        .await
+        .ok();
+    assert_eq!(v["submitted"].as_array().unwrap().len(), 0);
+
+    // Another server process on the same database does not hold the
+    // session's key: it says so rather than accept a share it cannot use.
+    let other_process = t.successor(None).await;
+    let v = other_process
+        .get(format!("/v1/recovery/sessions/{sid}"), &w.ann)
+        .await
+        .ok();
+    assert_eq!(v["held_here"], false);
+    other_process
+        .post(
+            format!("/v1/recovery/sessions/{sid}/shares"),
+            &w.ann,
+            json!({ "code": t.code("ann"), "sealed_share": sealed_ann }),
+        )
+        .await
+        .refused(409, "recovery_session_elsewhere");
+
+    // Ann submits with a wrong code (checked only when the key is rebuilt,
+    // since the key service may be down), sec with a right one.
+    let v = submit(
+        sid.clone(),
+        w.ann.clone(),
+        t.wrong_code("ann"),
+        sealed_ann.clone(),
+    )
+    .await
+    .ok();
+    assert_eq!(v["needed"], 1);
+    submit(
+        sid.clone(),
+        w.ann.clone(),
+        t.code("ann"),
+        sealed_ann.clone(),
+    )
+    .await
+    .refused(409, "share_already_submitted");
+    let sec = share("sec");
+    submit(
+        sid.clone(),
+        w.sec.clone(),
+        t.code("sec"),
+        seal_share(&recipient, &sec).unwrap(),
+    )
+    .await
+    .ok();
+    t.post(
+        format!("/v1/recovery/sessions/{sid}/release"),
+        &w.bob,
+        json!({}),
+    )
+    .await
+    .refused(403, "forbidden_role");
+    let r = t
+        .post(
+            format!("/v1/recovery/sessions/{sid}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await;
+    r.refused(401, "invalid_totp");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("ann"));
+    // Ann's submission was dropped; she submits again with a right code.
+    let v = t
+        .get(format!("/v1/recovery/sessions/{sid}"), &w.requester)
+        .await
+        .ok();
+    assert_eq!(v["needed"], 1, "{v}");
+    t.next_step();
+    t.next_step();
+    submit(
+        sid.clone(),
+        w.ann.clone(),
+        t.code("ann"),
+        sealed_ann.clone(),
+    )
+    .await
+    .ok();
+    let released = t
+        .post(
+            format!("/v1/recovery/sessions/{sid}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(released["fields"]["password"], "v2-recoverable");
+    // Once: the session, the request and an ordinary release all refuse now.
+    t.post(
+        format!("/v1/recovery/sessions/{sid}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_released");
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_released");
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["exposed"], true);
+
+    let events = t.audit().await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "recovery.share_submit" && e.outcome == "success")
+            .count(),
+        3
+    );
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&ann.share) && !all.contains(&sec.share));
+    assert!(!all.contains("v2-recoverable"));
+    assert!(t.verify().await);
+    other_process.stop().await;
 }

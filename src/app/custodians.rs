@@ -82,6 +82,8 @@ impl App {
             created_at: now,
             created_by: who.subject.clone(),
             enrolled_at: None,
+            totp_recovery_set: None,
+            totp_recovery_wrap: None,
         };
         match tx.insert_custodian(&row).await {
             Err(StoreError::Conflict(_)) => {
@@ -290,6 +292,21 @@ impl App {
         .await?;
         // The confirmation code is spent: it cannot approve anything.
         tx.advance_totp_step(name, step).await?;
+        // With a recovery set active, the seed is also wrapped to the
+        // recovery key, so presence can be checked while the key service is
+        // down (online recovery).
+        if let Some(set) = tx.active_recovery_set().await? {
+            if let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) {
+                let seed = open_seed(self.keys.as_ref(), &c, env, enrollment).await?;
+                let wrap = super::recovery::wrap_seed_for_recovery(
+                    &set.recipient,
+                    name,
+                    enrollment,
+                    &seed,
+                )?;
+                tx.set_totp_recovery_wrap(name, &set.set_id, &wrap).await?;
+            }
+        }
         let mut row = c.clone();
         row.status = "active".into();
         row.enrolled_at = Some(now);
@@ -321,17 +338,7 @@ impl App {
                 format!("custodian {} has not enrolled TOTP", c.name),
             );
         };
-        let env = Envelope::from_bytes(env).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
-        let seed_bytes = env
-            .open(
-                self.keys.as_ref(),
-                &EncryptionContext::totp_seed(&c.name, enrollment),
-                &totp_aad(&c.name, enrollment),
-            )
-            .await?;
-        let seed = Seed::from_bytes(&seed_bytes).ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("stored TOTP seed has the wrong length"))
-        })?;
+        let seed = open_seed(self.keys.as_ref(), c, env, enrollment).await?;
         let unix = u64::try_from(now / 1000).unwrap_or(0);
         let Some(step) = seed.check(code.expose_secret().trim(), unix) else {
             return Err(AppError::Refused(Refusal {
@@ -385,4 +392,23 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Open a custodian's TOTP seed with the key service.
+pub(crate) async fn open_seed(
+    keys: &dyn crate::keys::KeyService,
+    c: &CustodianRow,
+    envelope: &[u8],
+    enrollment: &str,
+) -> AppResult<Seed> {
+    let env = Envelope::from_bytes(envelope).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+    let seed_bytes = env
+        .open(
+            keys,
+            &EncryptionContext::totp_seed(&c.name, enrollment),
+            &totp_aad(&c.name, enrollment),
+        )
+        .await?;
+    Seed::from_bytes(&seed_bytes)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored TOTP seed has the wrong length")))
 }

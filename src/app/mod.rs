@@ -20,6 +20,7 @@ pub mod audit;
 pub mod credentials;
 pub mod custodians;
 pub mod recovery;
+pub mod recovery_session;
 pub mod requests;
 pub mod rewrap;
 pub mod views;
@@ -32,6 +33,10 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub tokens: Arc<TokenService>,
     pub settings: Settings,
+    /// This server process, as recovery sessions name it.
+    pub replica: String,
+    /// The recovery sessions this process opened (memory only).
+    pub vault: Arc<recovery_session::Vault>,
 }
 
 /// A refused action: HTTP status, a stable code, a message for people.

@@ -96,6 +96,120 @@ pub fn unwrap_for_recovery(
     Ok(key)
 }
 
+const SEED_WRAP_FORMAT: &str = "breakglass-recovery-totp-v1";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SeedPlain {
+    format: String,
+    custodian: String,
+    enrollment: String,
+    seed: String,
+}
+
+impl Drop for SeedPlain {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seed);
+    }
+}
+
+/// Wrap a custodian's TOTP seed to the recovery recipient, bound to the
+/// custodian and enrolment, so the rebuilt recovery key can check their
+/// codes while the key service is down.
+pub fn wrap_seed_for_recovery(
+    recipient: &str,
+    custodian: &str,
+    enrollment: &str,
+    seed: &crate::crypto::totp::Seed,
+) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    let r = age::x25519::Recipient::from_str(recipient)
+        .map_err(|e| anyhow::anyhow!("recovery recipient: {e}"))?;
+    let plain = SeedPlain {
+        format: SEED_WRAP_FORMAT.into(),
+        custodian: custodian.into(),
+        enrollment: enrollment.into(),
+        seed: base64::engine::general_purpose::STANDARD.encode(seed.expose_bytes()),
+    };
+    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&plain)?);
+    age::encrypt(&r, &bytes).map_err(|e| anyhow::anyhow!("while wrapping a seed for recovery: {e}"))
+}
+
+/// Unwrap a TOTP seed with the rebuilt recovery key and check its binding.
+pub fn unwrap_seed_for_recovery(
+    identity: &age::x25519::Identity,
+    wrap: &[u8],
+    custodian: &str,
+    enrollment: &str,
+) -> anyhow::Result<crate::crypto::totp::Seed> {
+    use base64::Engine;
+    let bytes =
+        zeroize::Zeroizing::new(age::decrypt(identity, wrap).map_err(|_| {
+            anyhow::anyhow!("the TOTP seed wrap does not open with this recovery key")
+        })?);
+    let plain: SeedPlain = serde_json::from_slice(&bytes)?;
+    anyhow::ensure!(
+        plain.format == SEED_WRAP_FORMAT
+            && plain.custodian == custodian
+            && plain.enrollment == enrollment,
+        "the TOTP seed wrap is bound to another custodian or enrolment"
+    );
+    let raw =
+        zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(&plain.seed)?);
+    crate::crypto::totp::Seed::from_bytes(&raw)
+        .ok_or_else(|| anyhow::anyhow!("the recovered TOTP seed has the wrong length"))
+}
+
+/// Wrap every enrolled custodian's TOTP seed to a new recovery recipient,
+/// opening each with the key service (at the ceremony, while it answers).
+async fn wrap_seeds_with_keys(
+    tx: &mut dyn crate::store::Tx,
+    keys: &dyn crate::keys::KeyService,
+    set_id: &str,
+    recipient: &str,
+) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for c in tx.custodians().await? {
+        let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
+            continue;
+        };
+        if c.status != "active" {
+            continue;
+        }
+        let seed = super::custodians::open_seed(keys, &c, env, enrollment)
+            .await
+            .map_err(|e| anyhow::anyhow!("custodian {}'s TOTP seed: {e}", c.name))?;
+        let wrap = wrap_seed_for_recovery(recipient, &c.name, enrollment, &seed)?;
+        tx.set_totp_recovery_wrap(&c.name, set_id, &wrap).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Move every custodian's TOTP seed wrap from the old recovery key to the
+/// new one (at a rekey, with no key service needed).
+async fn rewrap_seeds(
+    tx: &mut dyn crate::store::Tx,
+    old_identity: &age::x25519::Identity,
+    old_set: &str,
+    set_id: &str,
+    recipient: &str,
+) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for c in tx.custodians().await? {
+        let (Some(wrap), Some(enrollment)) = (&c.totp_recovery_wrap, &c.enrollment_id) else {
+            continue;
+        };
+        if c.totp_recovery_set.as_deref() != Some(old_set) {
+            continue;
+        }
+        let seed = unwrap_seed_for_recovery(old_identity, wrap, &c.name, enrollment)?;
+        let wrap = wrap_seed_for_recovery(recipient, &c.name, enrollment, &seed)?;
+        tx.set_totp_recovery_wrap(&c.name, set_id, &wrap).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
     pub set_id: String,
@@ -105,7 +219,7 @@ pub struct InitReport {
 }
 
 /// The authentication data of a recorded set.
-fn set_info(set: &RecoverySetRow, rows: &[RecoveryShareRow]) -> shamir::SetInfo {
+pub(crate) fn set_info(set: &RecoverySetRow, rows: &[RecoveryShareRow]) -> shamir::SetInfo {
     shamir::SetInfo {
         set_id: set.set_id.clone(),
         threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
@@ -118,7 +232,9 @@ fn set_info(set: &RecoverySetRow, rows: &[RecoveryShareRow]) -> shamir::SetInfo 
 }
 
 /// The recovery key from its combined bytes (consumed and zeroized).
-fn identity_from(secret: zeroize::Zeroizing<Vec<u8>>) -> anyhow::Result<age::x25519::Identity> {
+pub(crate) fn identity_from(
+    secret: zeroize::Zeroizing<Vec<u8>>,
+) -> anyhow::Result<age::x25519::Identity> {
     std::str::from_utf8(&secret)
         .ok()
         .and_then(|s| age::x25519::Identity::from_str(s).ok())
@@ -127,14 +243,14 @@ fn identity_from(secret: zeroize::Zeroizing<Vec<u8>>) -> anyhow::Result<age::x25
 
 /// A decrypted credential payload.
 #[derive(serde::Deserialize)]
-struct Payload {
-    fields: std::collections::BTreeMap<String, secrecy::SecretString>,
+pub(crate) struct Payload {
+    pub(crate) fields: std::collections::BTreeMap<String, secrecy::SecretString>,
 }
 
 /// Open one credential version with the rebuilt recovery key: unwrap its
 /// data key from the recovery wrap (checking the binding), then open the
 /// copy of its envelope. The data key is zeroized on return.
-fn open_recovered(
+pub(crate) fn open_recovered(
     identity: &age::x25519::Identity,
     wrap: &[u8],
     envelope: &[u8],
@@ -264,6 +380,7 @@ fn set_details(set: &NewSet) -> serde_json::Value {
 /// The ceremony, run on the host by the operator (`breakglass init`).
 pub async fn init(
     store: &dyn Store,
+    keys: &dyn crate::keys::KeyService,
     now_ms: i64,
     actor: &str,
     threshold: u8,
@@ -282,10 +399,13 @@ pub async fn init(
     let set = make_set(threshold, &recipients, out)?;
     let mut tx = store.begin().await?;
     record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
+    let seeds = wrap_seeds_with_keys(tx.as_mut(), keys, &set.info.set_id, &set.recipient).await?;
+    let mut details = set_details(&set);
+    details["totp_seeds_wrapped"] = json!(seeds);
     let ev = Event::new(
         "recovery.init",
         format!("recovery-set:{}", set.info.set_id),
-        set_details(&set),
+        details,
     );
     append_with(tx.as_mut(), now_ms, actor, ev).await?;
     tx.commit().await?;
@@ -348,7 +468,6 @@ pub async fn rekey(
             wrap_for_recovery(&set.recipient, &v.credential_id, v.version, &key)?,
         ));
     }
-    drop(old_identity);
 
     let mut tx = store.begin().await?;
     if !tx.retire_recovery_set(&old.set_id).await? {
@@ -356,6 +475,15 @@ pub async fn rekey(
         anyhow::bail!("the recovery set changed during the rekey; nothing was changed");
     }
     record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
+    let seeds = rewrap_seeds(
+        tx.as_mut(),
+        &old_identity,
+        &old.set_id,
+        &set.info.set_id,
+        &set.recipient,
+    )
+    .await?;
+    drop(old_identity);
     for (credential_id, version, wrap) in &rewrapped {
         if !tx
             .set_recovery_wrap(credential_id, *version, &old.set_id, &set.info.set_id, wrap)
@@ -368,6 +496,7 @@ pub async fn rekey(
     let mut details = set_details(&set);
     details["retired_set"] = json!(old.set_id);
     details["rewrapped_versions"] = json!(rewrapped.len());
+    details["totp_seeds_wrapped"] = json!(seeds);
     details["old_shares_used"] = json!(old_shares.iter().map(|s| s.index).collect::<Vec<_>>());
     let ev = Event::new(
         "recovery.rekey",

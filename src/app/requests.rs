@@ -21,16 +21,16 @@ use crate::store::{
 pub const MAX_REASON: usize = 2000;
 pub const MAX_TICKET: usize = 200;
 
-fn request_target(id: &str) -> String {
+pub(crate) fn request_target(id: &str) -> String {
     format!("request:{id}")
 }
 
-fn snapshot(r: &RequestRow) -> AppResult<Policy> {
+pub(crate) fn snapshot(r: &RequestRow) -> AppResult<Policy> {
     serde_json::from_str(&r.policy)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("corrupt policy snapshot: {e}")))
 }
 
-fn state_of(r: &RequestRow, now: i64) -> RequestState {
+pub(crate) fn state_of(r: &RequestRow, now: i64) -> RequestState {
     RequestState::effective(
         StoredState {
             state: &r.state,
@@ -42,7 +42,7 @@ fn state_of(r: &RequestRow, now: i64) -> RequestState {
 }
 
 /// The refusal for deciding on a request that is no longer pending.
-fn not_pending<T>(state: RequestState) -> AppResult<T> {
+pub(crate) fn not_pending<T>(state: RequestState) -> AppResult<T> {
     match state {
         RequestState::Expired => refuse(
             409,
@@ -189,7 +189,7 @@ impl App {
         Ok(Done::new(RequestView::new(&row, &policy, &[], now), ev))
     }
 
-    async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
+    pub(crate) async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
         if uuid::Uuid::parse_str(id).is_err() {
             return refuse(
                 404,
@@ -481,7 +481,7 @@ impl App {
 
     /// Every rule of a release, read in `tx`; returns the request, the
     /// credential and its current version.
-    async fn release_check(
+    pub(crate) async fn release_check(
         &self,
         tx: &mut dyn Tx,
         who: &Identity,

@@ -339,3 +339,49 @@ pub struct RevokedView {
     pub jti: String,
     pub revoked: bool,
 }
+
+/// An online recovery session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoverySessionView {
+    pub id: String,
+    pub request_id: String,
+    pub credential: String,
+    pub set_id: String,
+    /// Shares needed to rebuild the recovery key.
+    pub threshold: i64,
+    /// The custodians who hold a share of the set.
+    pub share_holders: Vec<String>,
+    /// The session's age recipient: seal your decrypted share to it.
+    pub recipient: String,
+    /// `open`, `released` or `superseded`.
+    pub state: String,
+    pub opened_by: String,
+    pub opened_at: String,
+    pub expires_at: String,
+    pub submitted: Vec<SubmissionView>,
+    /// How many more shares are needed.
+    pub needed: i64,
+    /// The server process that holds the session's key.
+    pub replica: String,
+    /// Whether the process that answered holds it.
+    pub held_here: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmissionView {
+    pub index: i64,
+    pub custodian: String,
+    pub submitted_at: String,
+}
+
+/// A custodian's share, sealed on their machine to the session's recipient.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitShareBody {
+    /// The custodian's current TOTP code.
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
+    /// Base64 of an age file (to the session's recipient) holding the
+    /// decrypted share.
+    pub sealed_share: String,
+}

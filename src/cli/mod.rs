@@ -108,6 +108,11 @@ enum Command {
     /// Recovery shares (custodian).
     #[command(subcommand)]
     Share(ShareCmd),
+    /// Online recovery: custodians submit their shares to the server for
+    /// one request, which is then released without the key service or the
+    /// secret store.
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
     /// Re-split the recovery key for a new custodian set or threshold, with
     /// k decrypted shares of the current set (host operator). Atomic.
     Rekey {
@@ -172,6 +177,29 @@ enum ShareCmd {
         #[arg(long)]
         identity: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum RecoveryCmd {
+    /// Open a session for your request (requester); prints its id.
+    Open { request: String },
+    /// Show a session: who has submitted, how many more are needed.
+    Show { session: String },
+    /// Submit your share (custodian): decrypted here with your age
+    /// identity, sealed to the session's key, sent with a TOTP code.
+    Submit {
+        session: String,
+        /// Your share file (NAME.share.age).
+        file: PathBuf,
+        /// Your age identity file (from age-keygen).
+        #[arg(long)]
+        identity: PathBuf,
+        /// The current TOTP code; asked for without echo when omitted.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Release the credential with the submitted shares, once (requester).
+    Release { session: String },
 }
 
 #[derive(Subcommand)]
@@ -599,8 +627,10 @@ async fn init(
     let config = config_from(&base, Overrides::default())?;
     let pairs = custodian_pairs(custodians)?;
     let store = crate::store::connect(&config.database_url, true).await?;
+    let keys = crate::server::key_service(&config).await?;
     let report = crate::app::recovery::init(
         store.as_ref(),
+        keys.as_ref(),
         now_ms(),
         &operator(),
         threshold,
@@ -863,6 +893,62 @@ fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         line
     };
     Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+/// A released credential: a summary and its fields, or the JSON.
+fn print_release(v: &Value, json_out: bool, how: &str) {
+    if json_out {
+        return print_json(v);
+    }
+    println!(
+        "{} (account {}, version {}) — {how}; it is now marked exposed:",
+        cell(&v["credential"]),
+        cell(&v["account_id"]),
+        v["version"]
+    );
+    if let Some(m) = v["fields"].as_object() {
+        for (k, val) in m {
+            println!("  {k}: {}", val.as_str().unwrap_or_default());
+        }
+    }
+}
+
+fn print_session(v: &Value, json_out: bool) {
+    if json_out {
+        return print_json(v);
+    }
+    println!(
+        "recovery session {} for request {} ({}): {}, expires {}",
+        cell(&v["id"]),
+        cell(&v["request_id"]),
+        cell(&v["credential"]),
+        cell(&v["state"]),
+        cell(&v["expires_at"])
+    );
+    println!(
+        "set {}: {} of {} shares needed; {} more needed",
+        cell(&v["set_id"]),
+        v["threshold"],
+        v["share_holders"].as_array().map_or(0, Vec::len),
+        v["needed"]
+    );
+    let rows: Vec<Vec<String>> = v["submitted"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    vec![
+                        x["index"].to_string(),
+                        cell(&x["custodian"]),
+                        cell(&x["submitted_at"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        println!("{}", table(&["share", "custodian", "submitted"], rows));
+    }
 }
 
 fn code_or_prompt(code: &Option<String>) -> Result<Zeroizing<String>, Failure> {
@@ -1249,21 +1335,69 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             let v: Value = c
                 .post(&format!("/v1/requests/{}/release", seg(id)), &json!({}))
                 .await?;
+            print_release(&v, json_out, "released once");
+        }
+        Command::Recovery(RecoveryCmd::Open { request }) => {
+            let v: Value = c
+                .post(
+                    &format!("/v1/requests/{}/recovery", seg(request)),
+                    &json!({}),
+                )
+                .await?;
+            print_session(&v, json_out);
+            if !json_out {
+                println!(
+                    "Each share holder runs: breakglass recovery submit {} THEIR.share.age --identity THEIR-KEY",
+                    cell(&v["id"])
+                );
+            }
+        }
+        Command::Recovery(RecoveryCmd::Show { session }) => {
+            let v: Value = c
+                .get(&format!("/v1/recovery/sessions/{}", seg(session)))
+                .await?;
+            print_session(&v, json_out);
+        }
+        Command::Recovery(RecoveryCmd::Submit {
+            session,
+            file,
+            identity,
+            code,
+        }) => {
+            let share = open_share(file, identity)?;
+            let s: Value = c
+                .get(&format!("/v1/recovery/sessions/{}", seg(session)))
+                .await?;
+            let recipient = s["recipient"].as_str().unwrap_or_default();
+            let sealed = crate::app::recovery_session::seal_share(recipient, &share)
+                .map_err(|e| Failure::Input(e.to_string()))?;
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/recovery/sessions/{}/shares", seg(session)),
+                    &json!({ "code": code.as_str(), "sealed_share": sealed }),
+                )
+                .await?;
             if json_out {
                 print_json(&v)
             } else {
                 println!(
-                    "{} (account {}, version {}) — released once; it is now marked exposed:",
-                    cell(&v["credential"]),
-                    cell(&v["account_id"]),
-                    v["version"]
+                    "share {} submitted: {} of {} shares; {} more needed",
+                    share.index,
+                    v["submitted"].as_array().map_or(0, Vec::len),
+                    v["threshold"],
+                    v["needed"]
                 );
-                if let Some(m) = v["fields"].as_object() {
-                    for (k, val) in m {
-                        println!("  {k}: {}", val.as_str().unwrap_or_default());
-                    }
-                }
             }
+        }
+        Command::Recovery(RecoveryCmd::Release { session }) => {
+            let v: Value = c
+                .post(
+                    &format!("/v1/recovery/sessions/{}/release", seg(session)),
+                    &json!({}),
+                )
+                .await?;
+            print_release(&v, json_out, "released once with the recovery key");
         }
         Command::Share(ShareCmd::Check { file, identity }) => {
             let share = open_share(file, identity)?;

@@ -322,3 +322,63 @@ pub async fn revoke_token(
 ) -> ApiResult<RevokedView> {
     Ok(Json(app.revoke_token(&who, &b.jti).await?))
 }
+
+/// Open an online recovery session for your request (its requester). The
+/// answer names the session's age recipient, to which each custodian seals
+/// their share.
+#[utoipa::path(post, path = "/v1/requests/{id}/recovery", params(("id" = String, Path)),
+    responses((status = 200, body = RecoverySessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn open_recovery_session(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<RecoverySessionView> {
+    Ok(Json(app.open_recovery_session(&who, &id).await?))
+}
+
+/// A recovery session: its recipient and who has submitted so far.
+#[utoipa::path(get, path = "/v1/recovery/sessions/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = RecoverySessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn show_recovery_session(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<RecoverySessionView> {
+    Ok(Json(app.show_recovery_session(&who, &id).await?))
+}
+
+/// Submit your share, sealed to the session's recipient, with a TOTP code
+/// (a custodian holding a share of the set).
+#[utoipa::path(post, path = "/v1/recovery/sessions/{id}/shares", params(("id" = String, Path)), request_body = SubmitShareBody,
+    responses((status = 200, body = RecoverySessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn submit_share(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<SubmitShareBody>,
+) -> ApiResult<RecoverySessionView> {
+    Ok(Json(app.submit_share(&who, &id, b).await?))
+}
+
+/// Release the request's credential with the submitted shares, once (its
+/// requester). Needs neither the key service nor the secret store.
+#[utoipa::path(post, path = "/v1/recovery/sessions/{id}/release", params(("id" = String, Path)),
+    responses((status = 200, body = ReleaseView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn release_recovery(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<(axum::http::HeaderMap, Json<ReleaseView>), ApiError> {
+    let view = app.release_recovery(&who, &id).await?;
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok((h, Json(view)))
+}

@@ -179,6 +179,8 @@ impl Modify for BearerAuth {
         handlers::audit_events, handlers::audit_verify,
         handlers::revoke_token,
         handlers::share_check,
+        handlers::open_recovery_session, handlers::show_recovery_session,
+        handlers::submit_share, handlers::release_recovery,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -208,6 +210,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/tokens/revoke", post(revoke_token))
         .route("/v1/recovery/shares/check", post(share_check))
+        .route("/v1/requests/{id}/recovery", post(open_recovery_session))
+        .route("/v1/recovery/sessions/{id}", get(show_recovery_session))
+        .route("/v1/recovery/sessions/{id}/shares", post(submit_share))
+        .route("/v1/recovery/sessions/{id}/release", post(release_recovery))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -69,6 +69,11 @@ pub struct CustodianRow {
     pub created_at: i64,
     pub created_by: String,
     pub enrolled_at: Option<i64>,
+    /// The recovery set the TOTP seed is also wrapped to, and that wrap:
+    /// presence can be checked with the rebuilt recovery key while the key
+    /// service is down.
+    pub totp_recovery_set: Option<String>,
+    pub totp_recovery_wrap: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +163,33 @@ pub struct RecoveryShareRow {
     pub age_recipient: String,
     pub commitment: String,
     pub checked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoverySessionRow {
+    pub id: String,
+    pub request_id: String,
+    pub set_id: String,
+    /// The session's ephemeral age recipient; its identity lives only in
+    /// the memory of the process that opened it.
+    pub recipient: String,
+    pub replica: String,
+    pub opened_by: String,
+    pub opened_at: i64,
+    pub expires_at: i64,
+    /// `open`, `released` or `superseded`.
+    pub state: String,
+    pub closed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoverySubmissionRow {
+    pub session_id: String,
+    pub idx: i64,
+    pub custodian: String,
+    pub submitted_at: i64,
+    /// The custodian's last accepted TOTP step before this submission.
+    pub prior_step: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -294,6 +326,23 @@ pub trait Tx: Send {
         new_set: &str,
         wrap: &[u8],
     ) -> Result<bool>;
+
+    /// Record a custodian's TOTP seed wrapped to a recovery set.
+    async fn set_totp_recovery_wrap(&mut self, name: &str, set_id: &str, wrap: &[u8])
+        -> Result<()>;
+    async fn insert_recovery_session(&mut self, s: &RecoverySessionRow) -> Result<()>;
+    /// Read (and on PostgreSQL lock) one session.
+    async fn recovery_session(&mut self, id: &str) -> Result<Option<RecoverySessionRow>>;
+    /// Close every open session of a request as `superseded`; how many.
+    async fn supersede_recovery_sessions(&mut self, request_id: &str, at: i64) -> Result<u64>;
+    /// open → `state`, only if still open.
+    async fn close_recovery_session(&mut self, id: &str, state: &str, at: i64) -> Result<bool>;
+    async fn insert_recovery_submission(&mut self, s: &RecoverySubmissionRow) -> Result<()>;
+    async fn recovery_submissions(
+        &mut self,
+        session_id: &str,
+    ) -> Result<Vec<RecoverySubmissionRow>>;
+    async fn delete_recovery_submission(&mut self, session_id: &str, idx: i64) -> Result<()>;
 
     async fn is_token_revoked(&mut self, jti: &str) -> Result<bool>;
     async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;

@@ -38,6 +38,24 @@ macro_rules! impl_sql_tx {
                 created_at: r.try_get("created_at")?,
                 created_by: r.try_get("created_by")?,
                 enrolled_at: r.try_get("enrolled_at")?,
+                totp_recovery_set: r.try_get("totp_recovery_set")?,
+                totp_recovery_wrap: r.try_get("totp_recovery_wrap")?,
+            })
+        }
+
+        fn session_from(r: &$row) -> $crate::store::Result<$crate::store::RecoverySessionRow> {
+            use sqlx::Row;
+            Ok($crate::store::RecoverySessionRow {
+                id: r.try_get("id")?,
+                request_id: r.try_get("request_id")?,
+                set_id: r.try_get("set_id")?,
+                recipient: r.try_get("recipient")?,
+                replica: r.try_get("replica")?,
+                opened_by: r.try_get("opened_by")?,
+                opened_at: r.try_get("opened_at")?,
+                expires_at: r.try_get("expires_at")?,
+                state: r.try_get("state")?,
+                closed_at: r.try_get("closed_at")?,
             })
         }
 
@@ -659,6 +677,107 @@ macro_rules! impl_sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_totp_recovery_wrap(&mut self, name: &str, set_id: &str, wrap: &[u8]) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE custodians SET totp_recovery_set = $1, totp_recovery_wrap = $2 WHERE name = $3")
+                    .bind(set_id)
+                    .bind(wrap)
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_recovery_session(&mut self, s: &$crate::store::RecoverySessionRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO recovery_sessions (id, request_id, set_id, recipient, replica, opened_by, opened_at, expires_at, state, closed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&s.id)
+                .bind(&s.request_id)
+                .bind(&s.set_id)
+                .bind(&s.recipient)
+                .bind(&s.replica)
+                .bind(&s.opened_by)
+                .bind(s.opened_at)
+                .bind(s.expires_at)
+                .bind(&s.state)
+                .bind(s.closed_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn recovery_session(&mut self, id: &str) -> $crate::store::Result<Option<$crate::store::RecoverySessionRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM recovery_sessions WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(session_from).transpose()
+            }
+
+            async fn supersede_recovery_sessions(&mut self, request_id: &str, at: i64) -> $crate::store::Result<u64> {
+                let r = sqlx::query(
+                    "UPDATE recovery_sessions SET state = 'superseded', closed_at = $1 WHERE request_id = $2 AND state = 'open'",
+                )
+                .bind(at)
+                .bind(request_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn close_recovery_session(&mut self, id: &str, state: &str, at: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE recovery_sessions SET state = $1, closed_at = $2 WHERE id = $3 AND state = 'open'")
+                    .bind(state)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_recovery_submission(&mut self, s: &$crate::store::RecoverySubmissionRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO recovery_submissions (session_id, idx, custodian, submitted_at, prior_step) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&s.session_id)
+                .bind(s.idx)
+                .bind(&s.custodian)
+                .bind(s.submitted_at)
+                .bind(s.prior_step)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn recovery_submissions(&mut self, session_id: &str) -> $crate::store::Result<Vec<$crate::store::RecoverySubmissionRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT * FROM recovery_submissions WHERE session_id = $1 ORDER BY idx")
+                    .bind(session_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::RecoverySubmissionRow {
+                            session_id: r.try_get("session_id")?,
+                            idx: r.try_get("idx")?,
+                            custodian: r.try_get("custodian")?,
+                            submitted_at: r.try_get("submitted_at")?,
+                            prior_step: r.try_get("prior_step")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_recovery_submission(&mut self, session_id: &str, idx: i64) -> $crate::store::Result<()> {
+                sqlx::query("DELETE FROM recovery_submissions WHERE session_id = $1 AND idx = $2")
+                    .bind(session_id)
+                    .bind(idx)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
             }
 
             async fn is_token_revoked(&mut self, jti: &str) -> $crate::store::Result<bool> {

@@ -59,3 +59,10 @@ pub fn rfc3339(ms: Millis) -> String {
         })
         .unwrap_or_else(|| format!("@{ms}ms"))
 }
+
+/// A time given by a person or program: RFC 3339 (`2026-11-28T10:00:00Z`),
+/// to milliseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let t = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}

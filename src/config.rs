@@ -32,6 +32,17 @@ pub struct FileConfig {
     pub keys: KeysFileConfig,
     #[serde(default)]
     pub secrets: SecretsFileConfig,
+    #[serde(default)]
+    pub audit: AuditFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFileConfig {
+    /// Sign a checkpoint after this many events (default 1000)...
+    pub checkpoint_every_events: Option<i64>,
+    /// ...or after this long, whichever comes first (default "5m").
+    pub checkpoint_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +113,10 @@ pub struct Settings {
     pub totp_lockout: Duration,
     /// Issuer shown in authenticator apps.
     pub totp_issuer_label: String,
+    /// A signed audit checkpoint is due after this many events...
+    pub audit_checkpoint_every_events: i64,
+    /// ...or this long after the last one, if the chain moved.
+    pub audit_checkpoint_interval: Duration,
 }
 
 impl Default for Settings {
@@ -111,6 +126,8 @@ impl Default for Settings {
             totp_failure_window: Duration::from_secs(15 * 60),
             totp_lockout: Duration::from_secs(15 * 60),
             totp_issuer_label: "breakglass".into(),
+            audit_checkpoint_every_events: 1000,
+            audit_checkpoint_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -203,6 +220,16 @@ impl Config {
             )?,
             totp_lockout: duration("totp.lockout", f.totp.lockout.as_ref(), d.totp_lockout)?,
             totp_issuer_label: f.totp.issuer_label.unwrap_or(d.totp_issuer_label),
+            audit_checkpoint_every_events: match f.audit.checkpoint_every_events {
+                None => d.audit_checkpoint_every_events,
+                Some(n) if n >= 1 => n,
+                Some(n) => anyhow::bail!("audit.checkpoint_every_events = {n} must be at least 1"),
+            },
+            audit_checkpoint_interval: duration(
+                "audit.checkpoint_interval",
+                f.audit.checkpoint_interval.as_ref(),
+                d.audit_checkpoint_interval,
+            )?,
         };
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,

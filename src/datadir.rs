@@ -11,6 +11,7 @@ use anyhow::Context;
 pub const DB_FILE: &str = "breakglass.db";
 pub const KEY_FILE: &str = "local.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
+const AUDIT_KEY_FILE: &str = "audit.key";
 
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -46,6 +47,12 @@ impl DataDir {
         self.root.join(SIGNING_KEY_FILE)
     }
 
+    /// The key that signs audit checkpoints (Ed25519), apart from the
+    /// token key so that either can be replaced alone.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.root.join(AUDIT_KEY_FILE)
+    }
+
     /// Create the directory (0700) and any missing key file.
     pub fn ensure(&self) -> anyhow::Result<Created> {
         let mut created = Created::default();
@@ -65,6 +72,10 @@ impl DataDir {
             crate::auth::SigningKey::create(&self.signing_key_file())
                 .with_context(|| format!("while creating {}", self.signing_key_file().display()))?;
             created.signing_key = true;
+        }
+        if !self.audit_key_file().exists() {
+            crate::auth::SigningKey::create(&self.audit_key_file())
+                .with_context(|| format!("while creating {}", self.audit_key_file().display()))?;
         }
         Ok(created)
     }

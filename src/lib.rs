@@ -15,6 +15,7 @@ pub mod datadir;
 pub mod domain;
 pub mod http;
 pub mod keys;
+pub mod ocsf;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -105,6 +105,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock,
         tokens: Arc::new(token_service(config, &signing)),
         settings: config.settings.clone(),
+        audit_key: Arc::new(
+            SigningKey::load(&dir.audit_key_file())
+                .context("while loading the audit checkpoint key")?,
+        ),
         replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         vault: Arc::default(),
     }))
@@ -115,10 +119,27 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = crate::http::router(app);
-    axum::serve(listener, router)
+    let router = crate::http::router(app.clone());
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let checkpoints = tokio::spawn(async move {
+        // Sign audit checkpoints when due; errors are logged and retried.
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    if let Err(e) = app.checkpoint_if_due().await {
+                        tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
+                    }
+                }
+            }
+        }
+    });
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = stop.send(true);
+    let _ = checkpoints.await;
+    served?;
     Ok(())
 }
 

@@ -1,20 +1,32 @@
 //! Reading and verifying the audit log. Reads of the log are themselves
 //! audited.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
-use super::{App, AppResult, Done, Event};
+use super::{refuse, App, AppResult, Done, Event};
 use crate::auth::Identity;
-use crate::crypto::chain::{AuditEvent, Verdict, Verifier};
+use crate::crypto::chain::{AuditEvent, AuditKey, Checkpoint, Verdict, Verifier};
 use crate::domain::Role;
+use crate::store::{AuditFilter, Tx};
 
 pub const PAGE_MAX: i64 = 1000;
 const VERIFY_BATCH: i64 = 5000;
+/// Checkpoints read at once (a log of a million events has about 1000).
+const CHECKPOINTS_MAX: i64 = 1_000_000;
+
+/// Format of `audit export --format jsonl`.
+pub const EXPORT_FORMAT: &str = "breakglass-audit-export-v1";
 
 impl App {
+    /// Events in chain order after `after` that match `filter`; the last
+    /// `seq` returned is the cursor for the next page, which stays stable
+    /// while events are appended.
     pub async fn audit_list(
         &self,
         who: &Identity,
+        filter: &AuditFilter,
         after: i64,
         limit: i64,
     ) -> AppResult<Vec<AuditEvent>> {
@@ -22,16 +34,115 @@ impl App {
         let mut tx = self.store.begin().await?;
         let res = async {
             self.require(who, Role::Auditor)?;
-            let events = tx.audit_events(after.max(0), limit).await?;
+            let events = tx.audit_search(filter, after.max(0), limit).await?;
             let ev = Event::new(
                 "audit.list",
                 "audit",
-                json!({ "after": after, "limit": limit, "returned": events.len() }),
+                json!({
+                    "after": after,
+                    "limit": limit,
+                    "returned": events.len(),
+                    "filter": filter_json(filter),
+                }),
             );
             Ok(Done::new(events, ev))
         }
         .await;
         self.finish(tx, Some(who), "audit.list", "audit", res).await
+    }
+
+    /// The public half of the checkpoint key.
+    pub fn audit_public_key(&self) -> AuditKey {
+        AuditKey::new(self.audit_key.public_key())
+    }
+
+    /// Sign the chain head in `tx` (locking it), unless a checkpoint
+    /// already covers it.
+    async fn checkpoint_head(&self, tx: &mut dyn Tx) -> anyhow::Result<Option<Checkpoint>> {
+        let (seq, hash) = tx.audit_head().await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        if tx.last_checkpoint().await?.is_some_and(|c| c.seq >= seq) {
+            return Ok(None);
+        }
+        let c = sign_checkpoint(&self.audit_key, seq, &hash, self.now_ms());
+        Ok(tx.insert_checkpoint(&c).await?.then_some(c))
+    }
+
+    /// Sign a checkpoint if one is due: the chain moved by the configured
+    /// number of events, or the interval passed since the last one. Run
+    /// every second by the server; several replicas may race, and the
+    /// checkpoint's primary key lets one win.
+    pub async fn checkpoint_if_due(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let (head, last) = {
+            let mut tx = self.store.begin_read().await?;
+            let head = tx.audit_head_peek().await?;
+            let last = tx.last_checkpoint().await?;
+            tx.rollback().await?;
+            (head, last)
+        };
+        let (last_seq, last_ts) = last.map(|c| (c.seq, c.ts_ms)).unwrap_or((0, 0));
+        let every = self.settings.audit_checkpoint_every_events;
+        let interval = self.settings.audit_checkpoint_interval.as_millis() as i64;
+        let due = head.0 > last_seq
+            && (head.0 - last_seq >= every || self.now_ms() - last_ts >= interval);
+        if !due {
+            return Ok(None);
+        }
+        let mut tx = self.store.begin().await?;
+        let c = self.checkpoint_head(tx.as_mut()).await?;
+        tx.commit().await?;
+        if let Some(c) = &c {
+            tracing::info!(seq = c.seq, kid = %c.kid, "signed an audit checkpoint");
+        }
+        Ok(c)
+    }
+
+    /// Sign the head now (auditor or admin). The request is audited by the
+    /// event after the checkpoint.
+    pub async fn checkpoint_now(&self, who: &Identity) -> AppResult<Checkpoint> {
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            self.require_any(who, &[Role::Auditor, Role::Admin])?;
+            let c = match self.checkpoint_head(tx.as_mut()).await? {
+                Some(c) => c,
+                None => match tx.last_checkpoint().await? {
+                    Some(c) => c,
+                    None => {
+                        return refuse(
+                            409,
+                            "audit_log_empty",
+                            "the audit log has no events to sign",
+                        )
+                    }
+                },
+            };
+            let ev = Event::new(
+                "audit.checkpoint",
+                "audit",
+                json!({ "seq": c.seq, "hash": c.hash, "kid": c.kid }),
+            );
+            Ok(Done::new(c, ev))
+        }
+        .await;
+        self.finish(tx, Some(who), "audit.checkpoint", "audit", res)
+            .await
+    }
+
+    /// Signed checkpoints after `after` (auditor). Not audited separately:
+    /// they are public statements, also published in every export.
+    pub async fn audit_checkpoints(
+        &self,
+        who: &Identity,
+        after: i64,
+        limit: i64,
+    ) -> AppResult<Vec<Checkpoint>> {
+        self.require(who, Role::Auditor)?;
+        let mut tx = self.store.begin_read().await?;
+        let c = tx.checkpoints(after.max(0), limit.clamp(1, PAGE_MAX)).await;
+        tx.rollback().await?;
+        Ok(c?)
     }
 
     pub async fn audit_verify(&self, who: &Identity) -> AppResult<Verdict> {
@@ -41,7 +152,10 @@ impl App {
             self.require(who, Role::Auditor)?;
             let mut snap = self.store.begin_snapshot().await?;
             let head = snap.audit_head_peek().await?;
-            let mut v = Verifier::new();
+            let mut v = Verifier::new().with_keys(vec![self.audit_public_key()]);
+            for c in snap.checkpoints(0, CHECKPOINTS_MAX).await? {
+                v.checkpoint(c);
+            }
             let mut after = 0;
             loop {
                 let batch = snap.audit_events(after, VERIFY_BATCH).await?;
@@ -63,6 +177,7 @@ impl App {
                     "events_checked": verdict.events_checked,
                     "head_seq": verdict.head_seq,
                     "first_break": verdict.first_break.as_ref().map(|b| b.seq),
+                    "signed_through": verdict.signed_through,
                 }),
             );
             if !verdict.ok {
@@ -174,5 +289,185 @@ pub async fn append_standalone(
     let mut tx = store.begin().await?;
     append_with(tx.as_mut(), now_ms, actor, ev).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Sign `(seq, hash, ts_ms)` with the audit key.
+pub fn sign_checkpoint(
+    key: &crate::auth::SigningKey,
+    seq: i64,
+    hash: &str,
+    ts_ms: i64,
+) -> Checkpoint {
+    use base64::Engine;
+    let kid = key.kid();
+    let sig = key.sign(&Checkpoint::signed_bytes(seq, hash, ts_ms, &kid));
+    Checkpoint {
+        seq,
+        hash: hash.into(),
+        ts_ms,
+        kid,
+        signature: base64::engine::general_purpose::STANDARD.encode(sig),
+    }
+}
+
+fn filter_json(f: &AuditFilter) -> serde_json::Value {
+    json!({
+        "since_ms": f.since_ms,
+        "until_ms": f.until_ms,
+        "actor": f.actor,
+        "action": f.action,
+        "outcome": f.outcome,
+        "credential": f.credential,
+    })
+}
+
+/// The header line of a JSON Lines export.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportHeader {
+    pub record: String,
+    pub format: String,
+    pub exported_at: String,
+    /// The export holds the events after this one...
+    pub after_seq: i64,
+    /// ...whose hash the first exported event links to.
+    pub prev_hash: String,
+    /// The keys that sign the checkpoints.
+    pub audit_keys: Vec<AuditKey>,
+}
+
+/// What an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Ocsf,
+}
+
+/// Stream an export (auditor; audited before it starts, so the export
+/// holds its own `audit.export` event). Lines go through a bounded channel
+/// as they are read from one consistent snapshot.
+pub async fn audit_export(
+    app: Arc<App>,
+    who: &Identity,
+    format: ExportFormat,
+    after: Option<i64>,
+    since_ms: Option<i64>,
+) -> AppResult<tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>> {
+    let mut tx = app.store.begin().await?;
+    let res = async {
+        app.require(who, Role::Auditor)?;
+        let after = match (after, since_ms) {
+            (Some(_), Some(_)) => {
+                return refuse(422, "invalid_query", "give either after or since, not both")
+            }
+            (Some(a), None) => a.max(0),
+            (None, Some(t)) => tx.first_seq_since(t).await?.map_or(i64::MAX, |s| s - 1),
+            (None, None) => 0,
+        };
+        let ev = Event::new(
+            "audit.export",
+            "audit",
+            json!({ "format": match format { ExportFormat::Jsonl => "jsonl", ExportFormat::Ocsf => "ocsf" }, "after": after, "since_ms": since_ms }),
+        );
+        Ok(Done::new(after, ev))
+    }
+    .await;
+    let after = app
+        .finish(tx, Some(who), "audit.export", "audit", res)
+        .await?;
+    let (send, recv) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        if let Err(e) = write_export(&app, format, after, &send).await {
+            tracing::error!(error = %e, "audit export failed part-way");
+            let _ = send
+                .send(Err(std::io::Error::other("the export failed part-way")))
+                .await;
+        }
+    });
+    Ok(recv)
+}
+
+async fn write_export(
+    app: &App,
+    format: ExportFormat,
+    after: i64,
+    send: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) -> anyhow::Result<()> {
+    let mut snap = app.store.begin_snapshot().await?;
+    let head = snap.audit_head_peek().await?;
+    let after = after.min(head.0);
+    let prev_hash = snap
+        .audit_hash_at(after)
+        .await?
+        .unwrap_or_else(|| "unknown".into());
+    let mut checkpoints: std::collections::BTreeMap<i64, Checkpoint> = snap
+        .checkpoints(after, CHECKPOINTS_MAX)
+        .await?
+        .into_iter()
+        .map(|c| (c.seq, c))
+        .collect();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    if format == ExportFormat::Jsonl {
+        let header = ExportHeader {
+            record: "header".into(),
+            format: EXPORT_FORMAT.into(),
+            exported_at: crate::clock::rfc3339(app.now_ms()),
+            after_seq: after,
+            prev_hash,
+            audit_keys: vec![app.audit_public_key()],
+        };
+        serde_json::to_writer(&mut buf, &header)?;
+        buf.push(b'\n');
+    }
+    let mut cursor = after;
+    loop {
+        let batch = snap.audit_events(cursor, VERIFY_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        for e in &batch {
+            match format {
+                ExportFormat::Jsonl => {
+                    let mut v = serde_json::to_value(e)?;
+                    v["record"] = json!("event");
+                    serde_json::to_writer(&mut buf, &v)?;
+                    buf.push(b'\n');
+                    if let Some(c) = checkpoints.remove(&e.seq) {
+                        let mut v = serde_json::to_value(&c)?;
+                        v["record"] = json!("checkpoint");
+                        serde_json::to_writer(&mut buf, &v)?;
+                        buf.push(b'\n');
+                    }
+                }
+                ExportFormat::Ocsf => {
+                    serde_json::to_writer(&mut buf, &crate::ocsf::api_activity(e))?;
+                    buf.push(b'\n');
+                }
+            }
+            if buf.len() >= 60 * 1024 {
+                let chunk = std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024));
+                if send.send(Ok(chunk)).await.is_err() {
+                    snap.rollback().await?;
+                    return Ok(()); // the client went away
+                }
+            }
+        }
+    }
+    snap.rollback().await?;
+    if format == ExportFormat::Jsonl {
+        // Checkpoints of events this snapshot does not hold (a truncated
+        // log) are exported too, so a verifier sees what is missing.
+        for c in checkpoints.into_values() {
+            let mut v = serde_json::to_value(&c)?;
+            v["record"] = json!("checkpoint");
+            serde_json::to_writer(&mut buf, &v)?;
+            buf.push(b'\n');
+        }
+        serde_json::to_writer(
+            &mut buf,
+            &json!({ "record": "head", "seq": head.0, "hash": head.1 }),
+        )?;
+        buf.push(b'\n');
+    }
+    let _ = send.send(Ok(buf)).await;
     Ok(())
 }

@@ -35,6 +35,8 @@ pub struct App {
     pub settings: Settings,
     /// This server process, as recovery sessions name it.
     pub replica: String,
+    /// Signs audit checkpoints.
+    pub audit_key: Arc<crate::auth::SigningKey>,
     /// The recovery sessions this process opened (memory only).
     pub vault: Arc<recovery_session::Vault>,
 }

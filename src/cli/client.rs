@@ -51,6 +51,48 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// GET a long answer, handing each chunk to `sink` as it arrives;
+    /// returns the number of bytes.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, CallError> {
+        let mut req = self
+            .http
+            .get(self.url(path))
+            .timeout(std::time::Duration::from_secs(6 * 3600));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut res = req.send().await.map_err(|e| CallError {
+            status: None,
+            code: "unreachable".into(),
+            message: format!("cannot reach the server at {}: {}", self.base, e),
+        })?;
+        let status = res.status();
+        if !status.is_success() {
+            let bytes = res.bytes().await.unwrap_or_default();
+            return Err(error_of(status, &bytes));
+        }
+        let mut n = 0u64;
+        loop {
+            let chunk = res.chunk().await.map_err(|e| CallError {
+                status: Some(status.as_u16()),
+                code: "bad_response".into(),
+                message: format!("the download stopped part-way: {e}"),
+            })?;
+            let Some(chunk) = chunk else { break };
+            n += chunk.len() as u64;
+            sink(&chunk).map_err(|e| CallError {
+                status: None,
+                code: "write_failed".into(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(n)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -81,17 +123,22 @@ impl Client {
                 message: format!("the server's answer is not what this CLI expects: {e}"),
             });
         }
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(CallError {
-            status: Some(status.as_u16()),
-            code: v["error"]["code"]
-                .as_str()
-                .unwrap_or("http_error")
-                .to_string(),
-            message: v["error"]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| status.to_string()),
-        })
+        Err(error_of(status, &bytes))
+    }
+}
+
+/// The server's `{"error": {...}}` body as a `CallError`.
+fn error_of(status: reqwest::StatusCode, bytes: &[u8]) -> CallError {
+    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    CallError {
+        status: Some(status.as_u16()),
+        code: v["error"]["code"]
+            .as_str()
+            .unwrap_or("http_error")
+            .to_string(),
+        message: v["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| status.to_string()),
     }
 }

@@ -351,15 +351,60 @@ enum RequestCmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// List audit events in chain order.
+    /// List audit events in chain order, filtered (the last seq shown is
+    /// the cursor for --after).
     List {
         #[arg(long, default_value_t = 0)]
         after: i64,
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Events at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// E.g. request.release.
+        #[arg(long)]
+        action: Option<String>,
+        /// success, refused or error.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Events about this credential.
+        #[arg(long)]
+        credential: Option<String>,
     },
-    /// Verify the whole hash chain; exits non-zero if it is broken.
-    Verify,
+    /// Verify the hash chain and its signed checkpoints: on the server, or
+    /// offline on an export (--file). Exits non-zero if anything is wrong.
+    Verify {
+        /// An export (`audit export --format jsonl`) to verify offline.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The audit public key to trust (the JSON of
+        /// /.well-known/breakglass-audit-key, saved earlier); without it the
+        /// key named in the export is used and its id printed.
+        #[arg(long, requires = "file")]
+        public_key: Option<PathBuf>,
+    },
+    /// Export the log for a SIEM or an offline verification.
+    Export {
+        /// jsonl (verifiable: events, signed checkpoints, head) or ocsf.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Events after this sequence number.
+        #[arg(long)]
+        after: Option<i64>,
+        /// Events from this time on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Where to write (a new file).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a checkpoint of the chain head now (auditor or admin).
+    Checkpoint,
 }
 
 /// Exit codes: 0 done, 1 refused by the server or bad input, 2 usage, 3
@@ -895,6 +940,93 @@ fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
 }
 
+/// The one-line verdict of a verification.
+fn verdict_line(v: &Value) -> String {
+    let signed = match v["signed_through"].as_i64() {
+        Some(s) => format!(
+            "signed through event {s} ({} checkpoints)",
+            v["checkpoints_checked"]
+        ),
+        None => "no signed checkpoint yet".into(),
+    };
+    if v["ok"] == Value::Bool(true) {
+        format!(
+            "audit chain OK: {} events, head {} at event {}; {signed}",
+            v["events_checked"],
+            cell(&v["head_hash"]),
+            v["head_seq"]
+        )
+    } else {
+        format!(
+            "audit chain BROKEN at event {}: {}",
+            v["first_break"]["seq"],
+            cell(&v["first_break"]["reason"])
+        )
+    }
+}
+
+/// `audit verify --file`: offline, on an export, with progress.
+fn verify_export(
+    file: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+    json_out: bool,
+) -> Result<(), Failure> {
+    let trusted = match public_key {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", p.display())))?;
+            let key: crate::crypto::chain::AuditKey = serde_json::from_str(&text).map_err(|e| {
+                Failure::Input(format!(
+                    "{} is not an audit key (the JSON of /.well-known/breakglass-audit-key): {e}",
+                    p.display()
+                ))
+            })?;
+            if key.raw().is_none() {
+                return Err(Failure::Input(format!(
+                    "{}: the key does not match its kid, or is not a 32-byte Ed25519 key",
+                    p.display()
+                )));
+            }
+            Some(vec![key])
+        }
+    };
+    let f = std::fs::File::open(file)
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let r = crate::crypto::chain::verify_jsonl(std::io::BufReader::new(f), trusted, |n| {
+        if tty {
+            eprint!("\rverified {n} events…");
+        }
+    })
+    .map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
+    if tty {
+        eprintln!(
+            "\rverified {} events in {:.1} s",
+            r.verdict.events_checked,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let v = serde_json::to_value(&r).expect("a verdict serialises");
+    if json_out {
+        print_json(&v);
+    } else {
+        println!("{}", verdict_line(&v));
+        if r.keys_from_file && r.verdict.ok {
+            let kids: Vec<&str> = r.keys.iter().map(|k| k.kid.as_str()).collect();
+            println!(
+                "checkpoints were checked with the key named in the file ({}): compare it with the key the service publishes, or pass --public-key",
+                kids.join(", ")
+            );
+        }
+    }
+    if !r.verdict.ok {
+        return Err(Failure::Input("the audit export does not verify".into()));
+    }
+    Ok(())
+}
+
 /// A released credential: a summary and its fields, or the JSON.
 fn print_release(v: &Value, json_out: bool, how: &str) {
     if json_out {
@@ -1422,10 +1554,30 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 );
             }
         }
-        Command::Audit(AuditCmd::List { after, limit }) => {
-            let v: Vec<Value> = c
-                .get(&format!("/v1/audit/events?after={after}&limit={limit}"))
-                .await?;
+        Command::Audit(AuditCmd::List {
+            after,
+            limit,
+            since,
+            until,
+            actor,
+            action,
+            outcome,
+            credential,
+        }) => {
+            let mut path = format!("/v1/audit/events?after={after}&limit={limit}");
+            for (k, v) in [
+                ("since", since),
+                ("until", until),
+                ("actor", actor),
+                ("action", action),
+                ("outcome", outcome),
+                ("credential", credential),
+            ] {
+                if let Some(v) = v {
+                    path.push_str(&format!("&{k}={}", seg(v)));
+                }
+            }
+            let v: Vec<Value> = c.get(&path).await?;
             if json_out {
                 print_json(&Value::Array(v))
             } else {
@@ -1454,26 +1606,78 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 );
             }
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify {
+            file: Some(file),
+            public_key,
+        }) => verify_export(file, public_key.as_deref(), json_out)?,
+        Command::Audit(AuditCmd::Verify { file: None, .. }) => {
             let v: Value = c.post("/v1/audit/verify", &json!({})).await?;
             if json_out {
                 print_json(&v);
-            } else if v["ok"] == Value::Bool(true) {
-                println!(
-                    "audit chain OK: {} events, head {} at event {}",
-                    v["events_checked"],
-                    cell(&v["head_hash"]),
-                    v["head_seq"]
-                );
             } else {
-                println!(
-                    "audit chain BROKEN at event {}: {}",
-                    v["first_break"]["seq"],
-                    cell(&v["first_break"]["reason"])
-                );
+                println!("{}", verdict_line(&v));
             }
             if v["ok"] != Value::Bool(true) {
                 return Err(Failure::Input("the audit chain does not verify".into()));
+            }
+        }
+        Command::Audit(AuditCmd::Export {
+            format,
+            after,
+            since,
+            out,
+        }) => {
+            let mut path = format!("/v1/audit/export?format={}", seg(format));
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            if let Some(t) = since {
+                path.push_str(&format!("&since={}", seg(t)));
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(out)
+                .map_err(|e| Failure::Input(format!("cannot create {}: {e}", out.display())))?;
+            let tty = std::io::stderr().is_terminal();
+            let mut lines = 0u64;
+            let mut last = std::time::Instant::now();
+            let bytes = c
+                .download(&path, |chunk| {
+                    use std::io::Write;
+                    lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                    if tty && last.elapsed() > std::time::Duration::from_millis(500) {
+                        eprint!("\r{lines} records…");
+                        last = std::time::Instant::now();
+                    }
+                    f.write_all(chunk)
+                })
+                .await?;
+            if tty {
+                eprint!("\r");
+            }
+            f.sync_all()
+                .map_err(|e| Failure::Input(format!("cannot write {}: {e}", out.display())))?;
+            if json_out {
+                print_json(&json!({ "file": out, "records": lines, "bytes": bytes }));
+            } else {
+                println!(
+                    "exported {lines} records ({bytes} bytes) to {}",
+                    out.display()
+                );
+            }
+        }
+        Command::Audit(AuditCmd::Checkpoint) => {
+            let v: Value = c.post("/v1/audit/checkpoints", &json!({})).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!(
+                    "checkpoint signed: event {} with hash {}, key {}",
+                    v["seq"],
+                    cell(&v["hash"]),
+                    cell(&v["kid"])
+                );
             }
         }
         Command::Serve(_)

@@ -114,6 +114,88 @@ impl AuditEvent {
     }
 }
 
+/// A signed statement that the chain had `hash` at event `seq` at time
+/// `ts_ms`, by the audit key `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub ts_ms: i64,
+    /// First 16 hex digits of SHA-256 of the signing public key.
+    pub kid: String,
+    /// Base64 Ed25519 signature over `signed_bytes`.
+    pub signature: String,
+}
+
+pub const CHECKPOINT_TYPE: &str = "breakglass-audit-checkpoint";
+
+impl Checkpoint {
+    /// What the signature covers: canonical JSON of
+    /// `{"hash","kid","seq","ts_ms","type","v":1}`.
+    pub fn signed_bytes(seq: i64, hash: &str, ts_ms: i64, kid: &str) -> Vec<u8> {
+        let v = serde_json::json!({
+            "v": FORMAT_VERSION,
+            "type": CHECKPOINT_TYPE,
+            "seq": seq,
+            "hash": hash,
+            "ts_ms": ts_ms,
+            "kid": kid,
+        });
+        let mut s = String::new();
+        canonical_json(&v, &mut s).expect("integers and strings only");
+        s.into_bytes()
+    }
+
+    /// Whether `signature` is a valid Ed25519 signature by `public_key`.
+    pub fn signature_valid(&self, public_key: &[u8]) -> bool {
+        use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+        use base64::Engine;
+        let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(&self.signature) else {
+            return false;
+        };
+        UnparsedPublicKey::new(&ED25519, public_key)
+            .verify(
+                &Self::signed_bytes(self.seq, &self.hash, self.ts_ms, &self.kid),
+                &sig,
+            )
+            .is_ok()
+    }
+}
+
+/// An audit public key: `kid` and the raw 32-byte Ed25519 key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditKey {
+    pub kid: String,
+    /// Always `Ed25519`.
+    pub alg: String,
+    /// Base64 of the 32-byte public key.
+    pub public_key: String,
+}
+
+impl AuditKey {
+    pub fn new(public_key: &[u8]) -> AuditKey {
+        use base64::Engine;
+        AuditKey {
+            kid: kid_of(public_key),
+            alg: "Ed25519".into(),
+            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
+        }
+    }
+
+    pub fn raw(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let k = base64::engine::general_purpose::STANDARD
+            .decode(&self.public_key)
+            .ok()?;
+        (self.alg == "Ed25519" && k.len() == 32 && kid_of(&k) == self.kid).then_some(k)
+    }
+}
+
+/// Key id: the first 16 hex digits of SHA-256 of the public key.
+pub fn kid_of(public_key: &[u8]) -> String {
+    hex::encode(&Sha256::digest(public_key)[..8])
+}
+
 /// The first problem found in a chain, by sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Break {
@@ -129,6 +211,11 @@ pub struct Verdict {
     pub head_seq: i64,
     pub head_hash: String,
     pub first_break: Option<Break>,
+    /// Signed checkpoints checked (signature, and the event they sign).
+    pub checkpoints_checked: i64,
+    /// The last event covered by a valid signed checkpoint, if any: events
+    /// after it are protected by the hash chain alone.
+    pub signed_through: Option<i64>,
 }
 
 /// Incremental verifier: feed events in `seq` order, then `finish` with the
@@ -138,6 +225,11 @@ pub struct Verifier {
     prev_hash: String,
     checked: i64,
     first_break: Option<Break>,
+    /// Checkpoints not yet matched with their event, by seq.
+    checkpoints: std::collections::BTreeMap<i64, Checkpoint>,
+    keys: Vec<AuditKey>,
+    checkpoints_checked: i64,
+    signed_through: Option<i64>,
 }
 
 impl Default for Verifier {
@@ -148,12 +240,87 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Verifier {
+        Self::starting_at(1, GENESIS)
+    }
+
+    /// Verify a part of the chain: its first event is `seq`, linking to
+    /// `prev_hash` (an export that starts after event 1).
+    pub fn starting_at(seq: i64, prev_hash: &str) -> Verifier {
         Verifier {
-            expected_seq: 1,
-            prev_hash: GENESIS.into(),
+            expected_seq: seq,
+            prev_hash: prev_hash.into(),
             checked: 0,
             first_break: None,
+            checkpoints: Default::default(),
+            keys: Vec::new(),
+            checkpoints_checked: 0,
+            signed_through: None,
         }
+    }
+
+    /// Trust these audit public keys for checkpoint signatures.
+    pub fn with_keys(mut self, keys: Vec<AuditKey>) -> Verifier {
+        self.keys = keys;
+        self
+    }
+
+    /// Add a checkpoint (any order, before or while events are pushed).
+    /// Its signature is checked now; it is matched with its event when that
+    /// event arrives, or at `finish`.
+    pub fn checkpoint(&mut self, c: Checkpoint) {
+        if self.broken() {
+            return;
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == c.kid)
+            .and_then(AuditKey::raw);
+        let Some(key) = key else {
+            return self.fail(
+                c.seq,
+                format!(
+                    "the checkpoint at event {} is signed by key {}, which is not a trusted audit key",
+                    c.seq, c.kid
+                ),
+            );
+        };
+        if !c.signature_valid(&key) {
+            return self.fail(
+                c.seq,
+                format!(
+                    "the checkpoint at event {} has a bad signature: it was forged or altered",
+                    c.seq
+                ),
+            );
+        }
+        if c.seq == self.expected_seq - 1 && c.seq >= 1 && self.checked > 0 {
+            // The checkpoint of the event just pushed (an export lists each
+            // checkpoint right after its event).
+            self.checkpoints_checked += 1;
+            if c.hash != self.prev_hash {
+                return self.fail(
+                    c.seq,
+                    format!(
+                        "event {} does not have the hash its signed checkpoint records: the log was rewritten at or before event {}",
+                        c.seq, c.seq
+                    ),
+                );
+            }
+            self.signed_through = Some(c.seq);
+            return;
+        }
+        if c.seq < self.expected_seq {
+            if self.checked > 0 {
+                return self.fail(
+                    c.seq,
+                    format!("the checkpoint of event {} appears after later events: the export was reordered", c.seq),
+                );
+            }
+            // Before the part being verified.
+            return;
+        }
+        self.checkpoints.insert(c.seq, c);
     }
 
     pub fn broken(&self) -> bool {
@@ -203,6 +370,19 @@ impl Verifier {
                 format!("event {} does not link to event {}: an event was inserted, removed or rewritten", e.seq, e.seq - 1),
             );
         }
+        if let Some(c) = self.checkpoints.remove(&e.seq) {
+            self.checkpoints_checked += 1;
+            if c.hash != e.hash {
+                return self.fail(
+                    e.seq,
+                    format!(
+                        "event {} does not have the hash its signed checkpoint records: the log was rewritten at or before event {}",
+                        e.seq, e.seq
+                    ),
+                );
+            }
+            self.signed_through = Some(e.seq);
+        }
         self.prev_hash = e.hash.clone();
         self.expected_seq += 1;
     }
@@ -211,6 +391,14 @@ impl Verifier {
     /// and hash of the last event appended).
     pub fn finish(mut self, head: Option<(i64, String)>) -> Verdict {
         let last = self.expected_seq - 1;
+        if !self.broken() {
+            if let Some((&seq, _)) = self.checkpoints.iter().next() {
+                self.fail(
+                    last + 1,
+                    format!("the log ends at event {last} but a signed checkpoint covers event {seq}: the tail was truncated"),
+                );
+            }
+        }
         if !self.broken() {
             if let Some((seq, hash)) = &head {
                 if *seq > last {
@@ -232,8 +420,132 @@ impl Verifier {
             head_seq,
             head_hash,
             first_break: self.first_break,
+            checkpoints_checked: self.checkpoints_checked,
+            signed_through: self.signed_through,
         }
     }
+}
+
+/// Verify a JSON Lines export (`audit export --format jsonl`): its header,
+/// every event, every signed checkpoint (with `trusted` keys, or else the
+/// keys the file names), and its closing head record. `progress` is called
+/// with the number of events checked so far, every 10 000 events.
+pub fn verify_jsonl(
+    input: impl std::io::BufRead,
+    trusted: Option<Vec<AuditKey>>,
+    mut progress: impl FnMut(i64),
+) -> Result<ExportVerdict, String> {
+    let mut lines = input.lines();
+    let first = lines
+        .next()
+        .ok_or("the file is empty")?
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let header: Value =
+        serde_json::from_str(&first).map_err(|e| format!("line 1 is not JSON: {e}"))?;
+    if header["record"] != "header" || header["format"] != "breakglass-audit-export-v1" {
+        return Err("line 1 is not a breakglass audit export header".into());
+    }
+    let after = header["after_seq"]
+        .as_i64()
+        .ok_or("the header has no after_seq")?;
+    let prev = header["prev_hash"]
+        .as_str()
+        .ok_or("the header has no prev_hash")?;
+    let file_keys: Vec<AuditKey> = serde_json::from_value(header["audit_keys"].clone())
+        .map_err(|e| format!("the header's audit_keys cannot be read: {e}"))?;
+    let keys_from_file = trusted.is_none();
+    let keys = trusted.unwrap_or(file_keys);
+    let mut v = Verifier::starting_at(after + 1, prev).with_keys(keys.clone());
+    let mut head: Option<(i64, String)> = None;
+    let mut line_no = 1;
+    for line in lines {
+        line_no += 1;
+        let line = line.map_err(|e| format!("cannot read line {line_no}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if head.is_some() {
+            v.fail(
+                v.expected_seq,
+                format!(
+                    "line {line_no} follows the head record: something was appended to the export"
+                ),
+            );
+            break;
+        }
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(x) => x,
+            Err(e) => {
+                v.fail(
+                    v.expected_seq,
+                    format!("line {line_no} is not JSON ({e}): the file was damaged"),
+                );
+                break;
+            }
+        };
+        match value["record"].as_str() {
+            Some("event") => match serde_json::from_value::<AuditEvent>(value) {
+                Ok(e) => {
+                    v.push(&e);
+                    if v.checked % 10_000 == 0 {
+                        progress(v.checked);
+                    }
+                }
+                Err(e) => {
+                    v.fail(
+                        v.expected_seq,
+                        format!("line {line_no} is not an audit event ({e})"),
+                    );
+                }
+            },
+            Some("checkpoint") => match serde_json::from_value::<Checkpoint>(value) {
+                Ok(c) => v.checkpoint(c),
+                Err(e) => v.fail(
+                    v.expected_seq,
+                    format!("line {line_no} is not a checkpoint ({e})"),
+                ),
+            },
+            Some("head") => {
+                head = Some((
+                    value["seq"].as_i64().unwrap_or(-1),
+                    value["hash"].as_str().unwrap_or_default().to_owned(),
+                ))
+            }
+            _ => v.fail(
+                v.expected_seq,
+                format!("line {line_no} is not an event, checkpoint or head record"),
+            ),
+        }
+        if v.broken() {
+            break;
+        }
+    }
+    if head.is_none() && !v.broken() {
+        let last = v.expected_seq - 1;
+        v.fail(
+            last + 1,
+            format!(
+                "the export ends at event {last} without its head record: the file was cut short"
+            ),
+        );
+    }
+    progress(v.checked);
+    Ok(ExportVerdict {
+        verdict: v.finish(head),
+        keys,
+        keys_from_file,
+    })
+}
+
+/// What `verify_jsonl` found, and which keys it trusted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportVerdict {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub keys: Vec<AuditKey>,
+    /// The checkpoint keys were taken from the export itself: compare their
+    /// `kid` with the key the service publishes.
+    pub keys_from_file: bool,
 }
 
 /// Seal a new event after `prev`: sets `prev_hash` and `hash`.

@@ -268,14 +268,55 @@ pub async fn release(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Return events with a sequence number above this (default 0).
+    /// Cursor: return events with a sequence number above this (default 0);
+    /// pass the last `seq` of a page to get the next one.
     pub after: Option<i64>,
     /// At most this many (1–1000, default 100).
     pub limit: Option<i64>,
+    /// Events at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Events before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Who acted (token subject).
+    pub actor: Option<String>,
+    /// What was attempted, e.g. `request.release`.
+    pub action: Option<String>,
+    /// `success`, `refused` or `error`.
+    pub outcome: Option<String>,
+    /// Events about this credential (by name).
+    pub credential: Option<String>,
 }
 
-/// Audit events in chain order (auditor). Audited.
+fn query_time(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) => crate::clock::parse_rfc3339(s).map(Some).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("{field} must be an RFC 3339 time like 2026-11-28T10:00:00Z"),
+            )
+        }),
+    }
+}
+
+fn query_word(field: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(s) if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) => {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("{field} must be 1 to 200 printable characters"),
+            ))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// Audit events in chain order (auditor), filtered; cursor pagination by
+/// `after`, stable while events are appended. Audited.
 #[utoipa::path(get, path = "/v1/audit/events", params(AuditQuery),
     responses((status = 200, body = Vec<AuditEvent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody)))]
@@ -286,10 +327,128 @@ pub async fn audit_events(
 ) -> ApiResult<Vec<AuditEvent>> {
     let Query(q) =
         q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    if let Some(o) = &q.outcome {
+        if !["success", "refused", "error"].contains(&o.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "outcome is success, refused or error",
+            ));
+        }
+    }
+    let filter = crate::store::AuditFilter {
+        since_ms: query_time("since", &q.since)?,
+        until_ms: query_time("until", &q.until)?,
+        actor: query_word("actor", &q.actor)?,
+        action: query_word("action", &q.action)?,
+        outcome: q.outcome.clone(),
+        credential: query_word("credential", &q.credential)?,
+    };
     Ok(Json(
-        app.audit_list(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+        app.audit_list(&who, &filter, q.after.unwrap_or(0), q.limit.unwrap_or(100))
             .await?,
     ))
+}
+
+/// The public key that signs audit checkpoints (no token needed): keep a
+/// copy outside the service to verify exports offline.
+#[utoipa::path(get, path = "/.well-known/breakglass-audit-key", security(()),
+    responses((status = 200, body = crate::crypto::chain::AuditKey)))]
+pub async fn audit_key(State(app): State<AppState>) -> Json<crate::crypto::chain::AuditKey> {
+    Json(app.audit_public_key())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointQuery {
+    /// Checkpoints of events above this sequence number (default 0).
+    pub after: Option<i64>,
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<i64>,
+}
+
+/// Signed checkpoints of the chain (auditor).
+#[utoipa::path(get, path = "/v1/audit/checkpoints", params(CheckpointQuery),
+    responses((status = 200, body = Vec<crate::crypto::chain::Checkpoint>), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn audit_checkpoints(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<CheckpointQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<crate::crypto::chain::Checkpoint>> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(Json(
+        app.audit_checkpoints(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+/// Sign a checkpoint of the chain head now (auditor or admin). Audited.
+#[utoipa::path(post, path = "/v1/audit/checkpoints",
+    responses((status = 200, body = crate::crypto::chain::Checkpoint), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn audit_checkpoint_now(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::crypto::chain::Checkpoint> {
+    Ok(Json(app.checkpoint_now(&who).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `jsonl` (verifiable: header, events, signed checkpoints, head) or
+    /// `ocsf` (OCSF 1.1.0 API Activity records).
+    pub format: Option<String>,
+    /// Events after this sequence number.
+    pub after: Option<i64>,
+    /// Events from this time on (RFC 3339).
+    pub since: Option<String>,
+}
+
+/// Export the log as JSON Lines (auditor), streamed from one consistent
+/// snapshot. Audited before it starts.
+#[utoipa::path(get, path = "/v1/audit/export", params(ExportQuery),
+    responses((status = 200, description = "JSON Lines", content_type = "application/x-ndjson", body = String),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn audit_export(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::app::audit::ExportFormat;
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let format = match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => ExportFormat::Jsonl,
+        "ocsf" => ExportFormat::Ocsf,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "format is jsonl or ocsf",
+            ))
+        }
+    };
+    let since = query_time("since", &q.since)?;
+    let recv = crate::app::audit::audit_export(app.clone(), &who, format, q.after, since).await?;
+    let stream = futures_util::stream::unfold(recv, |mut r| async move {
+        r.recv().await.map(|chunk| (chunk, r))
+    });
+    let mut res = axum::response::Response::new(axum::body::Body::from_stream(stream));
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }
 
 /// Verify the whole hash chain (auditor). Audited.

@@ -176,7 +176,8 @@ impl Modify for BearerAuth {
         handlers::list_policies,
         handlers::create_request, handlers::list_requests, handlers::show_request,
         handlers::approve, handlers::deny, handlers::release,
-        handlers::audit_events, handlers::audit_verify,
+        handlers::audit_events, handlers::audit_verify, handlers::audit_key,
+        handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export,
         handlers::revoke_token,
         handlers::share_check,
         handlers::open_recovery_session, handlers::show_recovery_session,
@@ -208,6 +209,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/requests/{id}/release", post(release))
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", post(audit_verify))
+        .route("/.well-known/breakglass-audit-key", get(audit_key))
+        .route(
+            "/v1/audit/checkpoints",
+            get(audit_checkpoints).post(audit_checkpoint_now),
+        )
+        .route("/v1/audit/export", get(audit_export))
         .route("/v1/tokens/revoke", post(revoke_token))
         .route("/v1/recovery/shares/check", post(share_check))
         .route("/v1/requests/{id}/recovery", post(open_recovery_session))

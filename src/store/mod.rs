@@ -192,6 +192,76 @@ pub struct RecoverySubmissionRow {
     pub prior_step: Option<i64>,
 }
 
+/// Which audit events a search returns (all given conditions hold).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// `ts_ms >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// `ts_ms < until_ms`.
+    pub until_ms: Option<i64>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    /// Events about this credential: its own target, or a request or
+    /// recovery naming it in `details.credential`.
+    pub credential: Option<String>,
+}
+
+impl AuditFilter {
+    /// The WHERE conditions after `seq > $1` and their values, numbered
+    /// from `$2` (the same SQL on both backends).
+    pub fn sql(&self) -> (String, Vec<SqlValue>) {
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        let mut add = |cond: &str, v: SqlValue, values: &mut Vec<SqlValue>| {
+            values.push(v);
+            sql.push_str(&cond.replace('?', &format!("${}", values.len() + 1)));
+        };
+        if let Some(t) = self.since_ms {
+            add(" AND ts_ms >= ?", SqlValue::Int(t), &mut values);
+        }
+        if let Some(t) = self.until_ms {
+            add(" AND ts_ms < ?", SqlValue::Int(t), &mut values);
+        }
+        if let Some(a) = &self.actor {
+            add(" AND actor = ?", SqlValue::Text(a.clone()), &mut values);
+        }
+        if let Some(a) = &self.action {
+            add(" AND action = ?", SqlValue::Text(a.clone()), &mut values);
+        }
+        if let Some(o) = &self.outcome {
+            add(" AND outcome = ?", SqlValue::Text(o.clone()), &mut values);
+        }
+        if let Some(c) = &self.credential {
+            add(
+                " AND (target = ?",
+                SqlValue::Text(format!("credential:{c}")),
+                &mut values,
+            );
+            let escaped: String = c
+                .chars()
+                .flat_map(|ch| match ch {
+                    '%' | '_' | '\\' => vec!['\\', ch],
+                    _ => vec![ch],
+                })
+                .collect();
+            add(
+                " OR details LIKE ? ESCAPE '\\')",
+                SqlValue::Text(format!("%\"credential\":\"{escaped}\"%")),
+                &mut values,
+            );
+        }
+        (sql, values)
+    }
+}
+
+/// A value bound to a dynamically built statement.
+#[derive(Debug, Clone)]
+pub enum SqlValue {
+    Int(i64),
+    Text(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
     pub requester: Option<String>,
@@ -308,6 +378,25 @@ pub trait Tx: Send {
     /// Insert a sealed event and move the head to it.
     async fn insert_audit(&mut self, e: &AuditEvent) -> Result<()>;
     async fn audit_events(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>>;
+    /// Events after `after_seq` that match `f`, in chain order.
+    async fn audit_search(
+        &mut self,
+        f: &AuditFilter,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>>;
+    /// The first event at or after `ts_ms`.
+    async fn first_seq_since(&mut self, ts_ms: i64) -> Result<Option<i64>>;
+    /// The `hash` of event `seq` (64 zeros for 0).
+    async fn audit_hash_at(&mut self, seq: i64) -> Result<Option<String>>;
+    /// Record a signed checkpoint; false if one exists for that event.
+    async fn insert_checkpoint(&mut self, c: &crate::crypto::chain::Checkpoint) -> Result<bool>;
+    async fn checkpoints(
+        &mut self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::crypto::chain::Checkpoint>>;
+    async fn last_checkpoint(&mut self) -> Result<Option<crate::crypto::chain::Checkpoint>>;
 
     async fn insert_recovery_set(&mut self, s: &RecoverySetRow) -> Result<()>;
     async fn insert_recovery_share(&mut self, s: &RecoveryShareRow) -> Result<()>;

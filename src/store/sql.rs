@@ -43,6 +43,17 @@ macro_rules! impl_sql_tx {
             })
         }
 
+        fn checkpoint_from(r: &$row) -> $crate::store::Result<$crate::crypto::chain::Checkpoint> {
+            use sqlx::Row;
+            Ok($crate::crypto::chain::Checkpoint {
+                seq: r.try_get("seq")?,
+                hash: r.try_get("hash")?,
+                ts_ms: r.try_get("ts_ms")?,
+                kid: r.try_get("kid")?,
+                signature: r.try_get("signature")?,
+            })
+        }
+
         fn session_from(r: &$row) -> $crate::store::Result<$crate::store::RecoverySessionRow> {
             use sqlx::Row;
             Ok($crate::store::RecoverySessionRow {
@@ -565,6 +576,77 @@ macro_rules! impl_sql_tx {
                     .fetch_all(&mut *self.tx)
                     .await?;
                 rows.iter().map(audit_from).collect()
+            }
+
+            async fn audit_search(
+                &mut self,
+                f: &$crate::store::AuditFilter,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::store::Result<Vec<$crate::crypto::chain::AuditEvent>> {
+                let (cond, values) = f.sql();
+                let n = values.len() + 2;
+                let sql = format!("SELECT * FROM audit_events WHERE seq > $1{cond} ORDER BY seq LIMIT ${n}");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq);
+                for v in values {
+                    q = match v {
+                        $crate::store::SqlValue::Int(i) => q.bind(i),
+                        $crate::store::SqlValue::Text(t) => q.bind(t),
+                    };
+                }
+                let rows = q.bind(limit).fetch_all(&mut *self.tx).await?;
+                rows.iter().map(audit_from).collect()
+            }
+
+            async fn first_seq_since(&mut self, ts_ms: i64) -> $crate::store::Result<Option<i64>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT MIN(seq) AS seq FROM audit_events WHERE ts_ms >= $1")
+                    .bind(ts_ms)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok(row.try_get("seq")?)
+            }
+
+            async fn audit_hash_at(&mut self, seq: i64) -> $crate::store::Result<Option<String>> {
+                use sqlx::Row;
+                if seq == 0 {
+                    return Ok(Some($crate::crypto::chain::GENESIS.into()));
+                }
+                let row = sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+                    .bind(seq)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row.map(|r| r.try_get("hash")).transpose()?)
+            }
+
+            async fn insert_checkpoint(&mut self, c: &$crate::crypto::chain::Checkpoint) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO audit_checkpoints (seq, hash, ts_ms, kid, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING",
+                )
+                .bind(c.seq)
+                .bind(&c.hash)
+                .bind(c.ts_ms)
+                .bind(&c.kid)
+                .bind(&c.signature)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn checkpoints(&mut self, after_seq: i64, limit: i64) -> $crate::store::Result<Vec<$crate::crypto::chain::Checkpoint>> {
+                let rows = sqlx::query("SELECT * FROM audit_checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(checkpoint_from).collect()
+            }
+
+            async fn last_checkpoint(&mut self) -> $crate::store::Result<Option<$crate::crypto::chain::Checkpoint>> {
+                let row = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(checkpoint_from).transpose()
             }
 
             async fn insert_recovery_set(&mut self, s: &$crate::store::RecoverySetRow) -> $crate::store::Result<()> {

@@ -43,6 +43,91 @@ pub struct AuditFileConfig {
     pub checkpoint_every_events: Option<i64>,
     /// ...or after this long, whichever comes first (default "5m").
     pub checkpoint_interval: Option<String>,
+    /// Ship every audit event to a SIEM endpoint.
+    pub sink: Option<SinkFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFileConfig {
+    /// An http(s) URL that accepts POSTed JSON Lines.
+    pub url: String,
+    /// `jsonl` (verifiable records) or `ocsf`.
+    pub format: Option<String>,
+    /// Events per POST (default 500).
+    pub batch_size: Option<i64>,
+    /// A file holding the HMAC-SHA256 key that signs each POST
+    /// (`X-Breakglass-Signature`); owner-only.
+    pub hmac_key_file: Option<PathBuf>,
+    /// Timeout of one POST (default "10s").
+    pub timeout: Option<String>,
+}
+
+/// Where audit events are shipped.
+#[derive(Clone)]
+pub struct AuditSink {
+    pub url: String,
+    pub ocsf: bool,
+    pub batch_size: i64,
+    pub hmac_key: Option<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("url", &self.url)
+            .field("ocsf", &self.ocsf)
+            .field("batch_size", &self.batch_size)
+            .field("signed", &self.hmac_key.is_some())
+            .finish()
+    }
+}
+
+impl AuditSink {
+    fn from_file(f: SinkFileConfig) -> anyhow::Result<AuditSink> {
+        anyhow::ensure!(
+            f.url.starts_with("https://") || f.url.starts_with("http://"),
+            "audit.sink.url {:?} must be an http(s) URL",
+            f.url
+        );
+        let ocsf = match f.format.as_deref().unwrap_or("jsonl") {
+            "jsonl" => false,
+            "ocsf" => true,
+            other => anyhow::bail!("audit.sink.format {other:?} is not jsonl or ocsf"),
+        };
+        let batch_size = f.batch_size.unwrap_or(500);
+        anyhow::ensure!(
+            (1..=10_000).contains(&batch_size),
+            "audit.sink.batch_size must be 1 to 10000"
+        );
+        let hmac_key = match f.hmac_key_file {
+            None => None,
+            Some(p) => {
+                crate::datadir::check_private(&p)?;
+                let key = zeroize::Zeroizing::new(
+                    std::fs::read(&p).with_context(|| format!("while reading {}", p.display()))?,
+                );
+                anyhow::ensure!(
+                    key.len() >= 32,
+                    "{}: an HMAC key of at least 32 bytes",
+                    p.display()
+                );
+                Some(std::sync::Arc::new(key))
+            }
+        };
+        Ok(AuditSink {
+            url: f.url,
+            ocsf,
+            batch_size,
+            hmac_key,
+            timeout: duration(
+                "audit.sink.timeout",
+                f.timeout.as_ref(),
+                Duration::from_secs(10),
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +202,8 @@ pub struct Settings {
     pub audit_checkpoint_every_events: i64,
     /// ...or this long after the last one, if the chain moved.
     pub audit_checkpoint_interval: Duration,
+    /// Where to ship audit events, if anywhere.
+    pub audit_sink: Option<AuditSink>,
 }
 
 impl Default for Settings {
@@ -128,6 +215,7 @@ impl Default for Settings {
             totp_issuer_label: "breakglass".into(),
             audit_checkpoint_every_events: 1000,
             audit_checkpoint_interval: Duration::from_secs(5 * 60),
+            audit_sink: None,
         }
     }
 }
@@ -230,6 +318,7 @@ impl Config {
                 f.audit.checkpoint_interval.as_ref(),
                 d.audit_checkpoint_interval,
             )?,
+            audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
         };
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,

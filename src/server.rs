@@ -105,6 +105,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock,
         tokens: Arc::new(token_service(config, &signing)),
         settings: config.settings.clone(),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .context("while building the HTTP client")?,
         audit_key: Arc::new(
             SigningKey::load(&dir.audit_key_file())
                 .context("while loading the audit checkpoint key")?,
@@ -129,6 +133,9 @@ pub async fn serve(
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
                     if let Err(e) = app.checkpoint_if_due().await {
                         tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
+                    }
+                    if let Err(e) = app.ship_audit_all().await {
+                        tracing::warn!(error = %e, "could not ship audit events; will retry");
                     }
                 }
             }

@@ -26,6 +26,8 @@ both_backends!(
     a_forged_checkpoint_is_named,
     the_auditor_filters_and_pages_stably_and_every_read_is_audited,
     the_ocsf_export_validates_against_the_api_activity_class,
+    the_siem_receives_every_event_once_in_order_through_receiver_failures,
+    archived_and_pruned_events_leave_a_verifiable_log,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
@@ -572,4 +574,229 @@ async fn the_ocsf_export_validates_against_the_api_activity_class(b: Backend) {
         .get("/v1/audit/export?format=csv", &l.w.auditor)
         .await
         .refused(400, "invalid_query");
+}
+
+/// A SIEM stand-in: refuses the first `fail_first` POSTs with 500, then
+/// keeps every body whose signature checks out.
+struct Receiver {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    posts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn receiver(fail_first: usize, key: Vec<u8>) -> Receiver {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let posts = Arc::new(AtomicUsize::new(0));
+    let (b2, p2) = (bodies.clone(), posts.clone());
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (bodies, posts, key) = (b2.clone(), p2.clone(), key.clone());
+            async move {
+                let n = posts.fetch_add(1, Ordering::SeqCst);
+                if n < fail_first {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                // Verify the documented signature: t=UNIX,v1=HEX(HMAC(key, "UNIX." + body)).
+                let sig = headers["x-breakglass-signature"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let (t, v1) = sig.split_once(",v1=").unwrap();
+                let unix: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+                let expected = breakglass::app::audit_ship::signature(&key, unix, body.as_bytes());
+                if expected != sig || v1.len() != 64 {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                bodies.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, bodies, posts }
+}
+
+async fn the_siem_receives_every_event_once_in_order_through_receiver_failures(b: Backend) {
+    let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    let r = receiver(2, key.clone()).await;
+    let url = r.url.clone();
+    let hmac = std::sync::Arc::new(zeroize::Zeroizing::new(key));
+    let t = common::TestApp::start_configured(b, &move |c| {
+        c.settings.audit_sink = Some(breakglass::config::AuditSink {
+            url: url.clone(),
+            ocsf: false,
+            batch_size: 7,
+            hmac_key: Some(hmac.clone()),
+            timeout: std::time::Duration::from_secs(5),
+        });
+    })
+    .await;
+    let w = World::with(t).await;
+    let t = &w.t;
+    let id = w.approved_request().await;
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .ok();
+
+    // The first deliveries fail: the status says so, and nothing is lost.
+    let mut saw_failure = false;
+    let mut received: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        let head = t.audit().await.last().unwrap().seq;
+        received = r
+            .bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect();
+        let events = received.iter().filter(|v| v["record"] == "event").count() as i64;
+        let checkpoints = received
+            .iter()
+            .filter(|v| v["record"] == "checkpoint")
+            .count();
+        let status = t.get("/v1/audit/sink", &w.auditor).await.ok();
+        if status["attempts"].as_i64().unwrap_or(0) > 0 {
+            assert!(
+                status["last_error"].as_str().unwrap().contains("HTTP 500"),
+                "{status}"
+            );
+            saw_failure = true;
+        }
+        if events == head && checkpoints >= 1 {
+            break;
+        }
+        // Let the back-off pass (and a checkpoint fall due).
+        t.clock.advance_secs(400);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(saw_failure);
+    assert!(r.posts.load(std::sync::atomic::Ordering::SeqCst) > 2);
+    let seqs: Vec<i64> = received
+        .iter()
+        .filter(|v| v["record"] == "event")
+        .map(|v| v["seq"].as_i64().unwrap())
+        .collect();
+    let head = t.audit().await.last().unwrap().seq;
+    assert_eq!(
+        seqs,
+        (1..=head).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    // What the SIEM holds verifies on its own, signed checkpoints included.
+    let key = t.get("/.well-known/breakglass-audit-key", "").await.ok();
+    let mut file = vec![json!({
+        "record": "header", "format": "breakglass-audit-export-v1", "exported_at": "",
+        "after_seq": 0, "prev_hash": GENESIS, "audit_keys": [key],
+    })
+    .to_string()];
+    file.extend(received.iter().map(|v| v.to_string()));
+    let last = received
+        .iter()
+        .rev()
+        .find(|v| v["record"] == "event")
+        .unwrap();
+    file.push(json!({ "record": "head", "seq": last["seq"], "hash": last["hash"] }).to_string());
+    let v = breakglass::crypto::chain::verify_jsonl(
+        std::io::Cursor::new(file.join("\n")),
+        Some(vec![serde_json::from_value(key).unwrap()]),
+        |_| {},
+    )
+    .unwrap();
+    assert!(v.verdict.ok, "{:?}", v.verdict.first_break);
+    assert!(v.verdict.signed_through.is_some());
+    let status = t.get("/v1/audit/sink", &w.auditor).await.ok();
+    assert_eq!(status["backlog"], 0, "{status}");
+    assert_eq!(status["attempts"], 0);
+    assert_eq!(
+        status["endpoint"].as_str().unwrap().contains("/ingest"),
+        false
+    );
+}
+
+async fn archived_and_pruned_events_leave_a_verifiable_log(b: Backend) {
+    let l = logged(b).await;
+    let t = &l.w.t;
+    let archive = l.dir.path().join("archive.jsonl");
+    let host = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--database-url", &t.database_url, "--data-dir"])
+            .arg(&t.data_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = host(&[
+        "audit",
+        "archive",
+        "--through",
+        "999999",
+        "--out",
+        "x.jsonl",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("at most"), "{out}");
+    let cut = l.cp1 + 1; // not yet checkpointed: the archive signs one
+    let (code, out) = host(&[
+        "audit",
+        "archive",
+        "--through",
+        &cut.to_string(),
+        "--out",
+        archive.to_str().unwrap(),
+        "--prune",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pruned"), "{out}");
+    // The archive verifies on its own, with both verifiers.
+    let (code, out) = l.offline(&archive);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("signed through event {cut}")),
+        "{out}"
+    );
+    let (code, out) = l.python(&archive);
+    assert_eq!(code, 0, "{out}");
+    // The pruned log verifies from the cut on; its export too.
+    assert!(t.audit().await.first().unwrap().seq == cut + 1);
+    let v = l.online().await;
+    assert_eq!(v["ok"], true, "{v}");
+    let file = l.export("after-prune.jsonl", "jsonl");
+    let (code, out) = l.offline(&file);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = l.python(&file);
+    assert_eq!(code, 0, "{out}");
+    assert!(t.audit().await.iter().any(|e| e.action == "audit.prune"
+        && e.details["through"] == cut
+        && e.details["archive_sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)));
+    // A base the signed checkpoint does not vouch for is caught.
+    t.raw_sql(&format!(
+        "UPDATE audit_base SET hash = '{}'",
+        "e".repeat(64)
+    ))
+    .await;
+    let v = l.online().await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_break"]["seq"], cut);
 }

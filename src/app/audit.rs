@@ -152,11 +152,14 @@ impl App {
             self.require(who, Role::Auditor)?;
             let mut snap = self.store.begin_snapshot().await?;
             let head = snap.audit_head_peek().await?;
-            let mut v = Verifier::new().with_keys(vec![self.audit_public_key()]);
+            let base = snap.audit_base().await?;
+            let mut v =
+                Verifier::starting_at(base.0 + 1, &base.1).with_keys(vec![self.audit_public_key()]);
             for c in snap.checkpoints(0, CHECKPOINTS_MAX).await? {
                 v.checkpoint(c);
             }
-            let mut after = 0;
+            v.require_signed_start();
+            let mut after = base.0;
             loop {
                 let batch = snap.audit_events(after, VERIFY_BATCH).await?;
                 let Some(last) = batch.last() else { break };
@@ -395,13 +398,15 @@ async fn write_export(
 ) -> anyhow::Result<()> {
     let mut snap = app.store.begin_snapshot().await?;
     let head = snap.audit_head_peek().await?;
-    let after = after.min(head.0);
+    let base = snap.audit_base().await?;
+    let after = after.min(head.0).max(base.0);
     let prev_hash = snap
         .audit_hash_at(after)
         .await?
         .unwrap_or_else(|| "unknown".into());
+    // From the checkpoint of the event the export continues from, if any.
     let mut checkpoints: std::collections::BTreeMap<i64, Checkpoint> = snap
-        .checkpoints(after, CHECKPOINTS_MAX)
+        .checkpoints(after - 1, CHECKPOINTS_MAX)
         .await?
         .into_iter()
         .map(|c| (c.seq, c))
@@ -418,6 +423,14 @@ async fn write_export(
         };
         serde_json::to_writer(&mut buf, &header)?;
         buf.push(b'\n');
+        if let Some(c) = checkpoints.remove(&after) {
+            let mut v = serde_json::to_value(&c)?;
+            v["record"] = json!("checkpoint");
+            serde_json::to_writer(&mut buf, &v)?;
+            buf.push(b'\n');
+        }
+    } else {
+        checkpoints.remove(&after);
     }
     let mut cursor = after;
     loop {
@@ -470,4 +483,164 @@ async fn write_export(
     }
     let _ = send.send(Ok(buf)).await;
     Ok(())
+}
+
+/// What `audit archive` did.
+#[derive(Debug, serde::Serialize)]
+pub struct ArchiveReport {
+    pub from_seq: i64,
+    pub through_seq: i64,
+    pub through_hash: String,
+    pub events: i64,
+    pub file_sha256: String,
+    pub pruned: bool,
+}
+
+/// Retention (host operator): write the events after the current base up
+/// to `through` to `out` as a verifiable export (ending at a signed
+/// checkpoint of `through`, made now if there is none), verify the file as
+/// written, and, with `prune`, delete those events and record the new base
+/// in one audited transaction. The live log stays verifiable: it continues
+/// from `through`'s hash, which the kept checkpoint vouches for.
+pub async fn archive(
+    store: &dyn crate::store::Store,
+    key: &crate::auth::SigningKey,
+    sink_cursor: Option<i64>,
+    now_ms: i64,
+    actor: &str,
+    through: i64,
+    out: &std::path::Path,
+    prune: bool,
+) -> anyhow::Result<ArchiveReport> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let public = AuditKey::new(key.public_key());
+    // A checkpoint of the cut, made in a write transaction if missing.
+    let (base, hash) = {
+        let mut tx = store.begin().await?;
+        let base = tx.audit_base().await?;
+        let head = tx.audit_head_peek().await?;
+        anyhow::ensure!(
+            through > base.0 && through <= head.0,
+            "--through must be an event after {} (already archived) and at most {} (the last event)",
+            base.0,
+            head.0
+        );
+        let Some(hash) = tx.audit_hash_at(through).await? else {
+            anyhow::bail!("event {through} is not in the log");
+        };
+        let have = tx
+            .checkpoints(through - 1, 1)
+            .await?
+            .into_iter()
+            .any(|c| c.seq == through && c.hash == hash);
+        if !have {
+            tx.insert_checkpoint(&sign_checkpoint(key, through, &hash, now_ms))
+                .await?;
+        }
+        tx.commit().await?;
+        (base, hash)
+    };
+    // The archive: an export of (base, through], from one snapshot.
+    let mut snap = store.begin_snapshot().await?;
+    let mut cps: std::collections::BTreeMap<i64, Checkpoint> = snap
+        .checkpoints(base.0 - 1, CHECKPOINTS_MAX)
+        .await?
+        .into_iter()
+        .filter(|c| c.seq <= through)
+        .map(|c| (c.seq, c))
+        .collect();
+    let mut f = crate::datadir::create_private_file(out)?;
+    let mut hasher = Sha256::new();
+    let mut write = |v: &serde_json::Value| -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(v)?;
+        line.push(b'\n');
+        hasher.update(&line);
+        f.write_all(&line)?;
+        Ok(())
+    };
+    write(&serde_json::to_value(ExportHeader {
+        record: "header".into(),
+        format: EXPORT_FORMAT.into(),
+        exported_at: crate::clock::rfc3339(now_ms),
+        after_seq: base.0,
+        prev_hash: base.1.clone(),
+        audit_keys: vec![public.clone()],
+    })?)?;
+    let record = |c: &Checkpoint| -> anyhow::Result<serde_json::Value> {
+        let mut v = serde_json::to_value(c)?;
+        v["record"] = json!("checkpoint");
+        Ok(v)
+    };
+    if let Some(c) = cps.remove(&base.0) {
+        write(&record(&c)?)?;
+    }
+    let mut cursor = base.0;
+    let mut events = 0i64;
+    while cursor < through {
+        let batch = snap
+            .audit_events(cursor, VERIFY_BATCH.min(through - cursor))
+            .await?;
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        for e in &batch {
+            let mut v = serde_json::to_value(e)?;
+            v["record"] = json!("event");
+            write(&v)?;
+            events += 1;
+            if let Some(c) = cps.remove(&e.seq) {
+                write(&record(&c)?)?;
+            }
+        }
+    }
+    snap.rollback().await?;
+    write(&json!({ "record": "head", "seq": through, "hash": hash }))?;
+    f.sync_all()?;
+    drop(f);
+    let file_sha256 = hex::encode(hasher.finalize());
+    // Read the file back and verify it before anything is deleted.
+    let check = crate::crypto::chain::verify_jsonl(
+        std::io::BufReader::new(std::fs::File::open(out)?),
+        Some(vec![public]),
+        |_| {},
+    )
+    .map_err(|e| anyhow::anyhow!("the archive does not read back: {e}"))?;
+    anyhow::ensure!(
+        check.verdict.ok && check.verdict.signed_through == Some(through),
+        "the archive does not verify ({:?}); nothing was pruned",
+        check.verdict.first_break
+    );
+    if prune {
+        if let Some(delivered) = sink_cursor {
+            anyhow::ensure!(
+                delivered >= through,
+                "the audit sink has received events up to {delivered} only: pruning up to {through} would lose events it has not shipped"
+            );
+        }
+        let mut tx = store.begin().await?;
+        anyhow::ensure!(
+            tx.prune_audit(through, &hash).await?,
+            "event {through} changed while archiving; nothing was pruned"
+        );
+        append_with(
+            tx.as_mut(),
+            now_ms,
+            actor,
+            Event::new(
+                "audit.prune",
+                "audit",
+                json!({ "from": base.0 + 1, "through": through, "hash": hash, "events": events, "archive_sha256": file_sha256 }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(ArchiveReport {
+        from_seq: base.0 + 1,
+        through_seq: through,
+        through_hash: hash,
+        events,
+        file_sha256,
+        pruned: prune,
+    })
 }

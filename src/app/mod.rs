@@ -17,6 +17,7 @@ use crate::secrets::{SecretStore, SecretStoreError};
 use crate::store::{Store, StoreError, Tx};
 
 pub mod audit;
+pub mod audit_ship;
 pub mod credentials;
 pub mod custodians;
 pub mod recovery;
@@ -35,6 +36,8 @@ pub struct App {
     pub settings: Settings,
     /// This server process, as recovery sessions name it.
     pub replica: String,
+    /// Outgoing HTTP (the audit sink).
+    pub http: reqwest::Client,
     /// Signs audit checkpoints.
     pub audit_key: Arc<crate::auth::SigningKey>,
     /// The recovery sessions this process opened (memory only).

@@ -405,6 +405,23 @@ enum AuditCmd {
     },
     /// Sign a checkpoint of the chain head now (auditor or admin).
     Checkpoint,
+    /// Show the delivery state of the SIEM sink (auditor).
+    Sink,
+    /// Retention (host operator): archive the oldest events to a verifiable
+    /// file and, with --prune, delete them from the database.
+    Archive {
+        #[command(flatten)]
+        base: ServerConfigArgs,
+        /// The last event to archive.
+        #[arg(long)]
+        through: i64,
+        /// Where to write the archive (a new file).
+        #[arg(long)]
+        out: PathBuf,
+        /// Delete the archived events (audited; the log stays verifiable).
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 /// Exit codes: 0 done, 1 refused by the server or bad input, 2 usage, 3
@@ -460,6 +477,12 @@ async fn run(cli: Cli) -> ExitCode {
             roles,
             ttl,
         }) => return local(issue_token(base, &subject, &roles, ttl.into()).await),
+        Command::Audit(AuditCmd::Archive {
+            base,
+            through,
+            out,
+            prune,
+        }) => return local(archive(base, through, &out, prune, cli.json).await),
         ref cmd => {
             let client = Client::new(&cli.server, cli.token.clone());
             remote(&client, cmd, cli.json).await
@@ -711,6 +734,66 @@ async fn rekey(
     .await;
     store.close().await;
     print_set(&report?, json_out)
+}
+
+async fn archive(
+    base: ServerConfigArgs,
+    through: i64,
+    out: &std::path::Path,
+    prune: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    let key = crate::auth::SigningKey::load(&dir.audit_key_file())?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let result = async {
+        let sink_cursor = match &config.settings.audit_sink {
+            None => None,
+            Some(_) => {
+                let mut tx = store.begin().await?;
+                let c = tx.sink_cursor(crate::app::audit_ship::SINK).await?;
+                tx.commit().await?;
+                Some(c.events_through)
+            }
+        };
+        crate::app::audit::archive(
+            store.as_ref(),
+            &key,
+            sink_cursor,
+            now_ms(),
+            &operator(),
+            through,
+            out,
+            prune,
+        )
+        .await
+    }
+    .await;
+    store.close().await;
+    let r = result?;
+    if json_out {
+        print_json(&serde_json::to_value(&r)?);
+    } else {
+        println!(
+            "archived events {} to {} ({} events, sha256 {}) to {}; signed checkpoint at event {}",
+            r.from_seq,
+            r.through_seq,
+            r.events,
+            r.file_sha256,
+            out.display(),
+            r.through_seq
+        );
+        if r.pruned {
+            println!(
+                "pruned them from the database; the log now continues from event {}'s hash",
+                r.through_seq
+            );
+        } else {
+            println!("nothing was deleted (add --prune to delete the archived events)");
+        }
+    }
+    Ok(())
 }
 
 async fn export_backup(base: ServerConfigArgs, out: &std::path::Path) -> anyhow::Result<()> {
@@ -1667,6 +1750,32 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 );
             }
         }
+        Command::Audit(AuditCmd::Sink) => {
+            let v: Value = c.get("/v1/audit/sink").await?;
+            if json_out {
+                print_json(&v)
+            } else if v["configured"] == Value::Bool(false) {
+                println!("no audit sink is configured ([audit.sink] in the configuration file)");
+            } else {
+                println!(
+                    "sink {} ({}): delivered through event {} of {}; backlog {}; last delivery {}",
+                    cell(&v["endpoint"]),
+                    cell(&v["format"]),
+                    v["events_through"],
+                    v["head_seq"],
+                    v["backlog"],
+                    cell(&v["delivered_at"])
+                );
+                if v["attempts"].as_i64().unwrap_or(0) > 0 {
+                    println!(
+                        "failing: {} attempts, last error: {}; next attempt {}",
+                        v["attempts"],
+                        cell(&v["last_error"]),
+                        cell(&v["next_attempt_at"])
+                    );
+                }
+            }
+        }
         Command::Audit(AuditCmd::Checkpoint) => {
             let v: Value = c.post("/v1/audit/checkpoints", &json!({})).await?;
             if json_out {
@@ -1687,7 +1796,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
         | Command::Init { .. }
         | Command::Recover { .. }
         | Command::Rekey { .. }
-        | Command::Backup(_) => {
+        | Command::Backup(_)
+        | Command::Audit(AuditCmd::Archive { .. }) => {
             unreachable!("handled locally")
         }
     }

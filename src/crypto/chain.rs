@@ -264,6 +264,19 @@ impl Verifier {
         self
     }
 
+    /// After the checkpoints and before the events of a log whose start
+    /// was pruned: a valid signed checkpoint must vouch for the hash the
+    /// log continues from.
+    pub fn require_signed_start(&mut self) {
+        let start = self.expected_seq - 1;
+        if start > 0 && self.checked == 0 && self.signed_through != Some(start) && !self.broken() {
+            self.fail(
+                start + 1,
+                format!("the events up to {start} were archived and pruned, but no valid signed checkpoint vouches for event {start}'s hash, which the log continues from"),
+            );
+        }
+    }
+
     /// Add a checkpoint (any order, before or while events are pushed).
     /// Its signature is checked now; it is matched with its event when that
     /// event arrives, or at `finish`.
@@ -294,9 +307,10 @@ impl Verifier {
                 ),
             );
         }
-        if c.seq == self.expected_seq - 1 && c.seq >= 1 && self.checked > 0 {
+        if c.seq == self.expected_seq - 1 && c.seq >= 1 {
             // The checkpoint of the event just pushed (an export lists each
-            // checkpoint right after its event).
+            // checkpoint right after its event), or, before any event, of
+            // the event the verified part continues from.
             self.checkpoints_checked += 1;
             if c.hash != self.prev_hash {
                 return self.fail(

@@ -385,6 +385,17 @@ pub async fn audit_checkpoints(
     ))
 }
 
+/// Delivery state of the SIEM sink (auditor).
+#[utoipa::path(get, path = "/v1/audit/sink",
+    responses((status = 200, body = crate::app::audit_ship::SinkStatus), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn audit_sink(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::app::audit_ship::SinkStatus> {
+    Ok(Json(app.sink_status(&who).await?))
+}
+
 /// Sign a checkpoint of the chain head now (auditor or admin). Audited.
 #[utoipa::path(post, path = "/v1/audit/checkpoints",
     responses((status = 200, body = crate::crypto::chain::Checkpoint), (status = 401, body = ErrorBody),

@@ -177,7 +177,7 @@ impl Modify for BearerAuth {
         handlers::create_request, handlers::list_requests, handlers::show_request,
         handlers::approve, handlers::deny, handlers::release,
         handlers::audit_events, handlers::audit_verify, handlers::audit_key,
-        handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export,
+        handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export, handlers::audit_sink,
         handlers::revoke_token,
         handlers::share_check,
         handlers::open_recovery_session, handlers::show_recovery_session,
@@ -215,6 +215,7 @@ pub fn router(app: AppState) -> Router {
             get(audit_checkpoints).post(audit_checkpoint_now),
         )
         .route("/v1/audit/export", get(audit_export))
+        .route("/v1/audit/sink", get(audit_sink))
         .route("/v1/tokens/revoke", post(revoke_token))
         .route("/v1/recovery/shares/check", post(share_check))
         .route("/v1/requests/{id}/recovery", post(open_recovery_session))

@@ -192,6 +192,21 @@ pub struct RecoverySubmissionRow {
     pub prior_step: Option<i64>,
 }
 
+/// Delivery state of one audit sink.
+#[derive(Debug, Clone, Default)]
+pub struct SinkCursor {
+    pub sink: String,
+    pub events_through: i64,
+    pub checkpoints_through: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
 /// Which audit events a search returns (all given conditions hold).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -397,6 +412,36 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<crate::crypto::chain::Checkpoint>>;
     async fn last_checkpoint(&mut self) -> Result<Option<crate::crypto::chain::Checkpoint>>;
+    /// Events up to the base were archived and pruned: (seq, hash), or
+    /// (0, 64 zeros).
+    async fn audit_base(&mut self) -> Result<(i64, String)>;
+    /// Delete the events up to `seq` (whose hash is `hash`) and record the
+    /// new base; false if `seq` is not an event.
+    async fn prune_audit(&mut self, seq: i64, hash: &str) -> Result<bool>;
+
+    /// The sink's cursor, created at zero if new.
+    async fn sink_cursor(&mut self, sink: &str) -> Result<SinkCursor>;
+    /// Take the sink's lease until `until`, if it is free and a delivery is
+    /// due at `now`.
+    async fn lease_sink(&mut self, sink: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
+    /// Record a delivery by the lease holder and release the lease.
+    async fn sink_delivered(
+        &mut self,
+        sink: &str,
+        owner: &str,
+        events_through: i64,
+        checkpoints_through: i64,
+        now: i64,
+    ) -> Result<bool>;
+    /// Record a failed attempt by the lease holder and release the lease.
+    async fn sink_failed(
+        &mut self,
+        sink: &str,
+        owner: &str,
+        error: &str,
+        now: i64,
+        next_attempt_at: i64,
+    ) -> Result<()>;
 
     async fn insert_recovery_set(&mut self, s: &RecoverySetRow) -> Result<()>;
     async fn insert_recovery_share(&mut self, s: &RecoveryShareRow) -> Result<()>;

@@ -612,10 +612,12 @@ macro_rules! impl_sql_tx {
                 if seq == 0 {
                     return Ok(Some($crate::crypto::chain::GENESIS.into()));
                 }
-                let row = sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
-                    .bind(seq)
-                    .fetch_optional(&mut *self.tx)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT hash FROM audit_events WHERE seq = $1 UNION ALL SELECT hash FROM audit_base WHERE id = 1 AND seq = $1",
+                )
+                .bind(seq)
+                .fetch_optional(&mut *self.tx)
+                .await?;
                 Ok(row.map(|r| r.try_get("hash")).transpose()?)
             }
 
@@ -647,6 +649,118 @@ macro_rules! impl_sql_tx {
                     .fetch_optional(&mut *self.tx)
                     .await?;
                 row.as_ref().map(checkpoint_from).transpose()
+            }
+
+            async fn audit_base(&mut self) -> $crate::store::Result<(i64, String)> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT seq, hash FROM audit_base WHERE id = 1")
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(match row {
+                    Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+                    None => (0, $crate::crypto::chain::GENESIS.into()),
+                })
+            }
+
+            async fn prune_audit(&mut self, seq: i64, hash: &str) -> $crate::store::Result<bool> {
+                let found = sqlx::query("SELECT seq FROM audit_events WHERE seq = $1 AND hash = $2")
+                    .bind(seq)
+                    .bind(hash)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                if found.is_none() {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+                    .bind(seq)
+                    .execute(&mut *self.tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit_base (id, seq, hash) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                )
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(true)
+            }
+
+            async fn sink_cursor(&mut self, sink: &str) -> $crate::store::Result<$crate::store::SinkCursor> {
+                use sqlx::Row;
+                sqlx::query("INSERT INTO audit_sink_cursor (sink) VALUES ($1) ON CONFLICT (sink) DO NOTHING")
+                    .bind(sink)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let r = sqlx::query("SELECT * FROM audit_sink_cursor WHERE sink = $1")
+                    .bind(sink)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok($crate::store::SinkCursor {
+                    sink: r.try_get("sink")?,
+                    events_through: r.try_get("events_through")?,
+                    checkpoints_through: r.try_get("checkpoints_through")?,
+                    lease_owner: r.try_get("lease_owner")?,
+                    lease_until: r.try_get("lease_until")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    last_attempt_at: r.try_get("last_attempt_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                })
+            }
+
+            async fn lease_sink(&mut self, sink: &str, owner: &str, now: i64, until: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE audit_sink_cursor SET lease_owner = $1, lease_until = $2 \
+                     WHERE sink = $3 AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4)",
+                )
+                .bind(owner)
+                .bind(until)
+                .bind(sink)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn sink_delivered(
+                &mut self,
+                sink: &str,
+                owner: &str,
+                events_through: i64,
+                checkpoints_through: i64,
+                now: i64,
+            ) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE audit_sink_cursor SET events_through = $1, checkpoints_through = $2, attempts = 0, \
+                     next_attempt_at = 0, last_error = NULL, last_attempt_at = $3, delivered_at = $3, \
+                     lease_owner = NULL, lease_until = NULL \
+                     WHERE sink = $4 AND lease_owner = $5 AND events_through <= $1",
+                )
+                .bind(events_through)
+                .bind(checkpoints_through)
+                .bind(now)
+                .bind(sink)
+                .bind(owner)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn sink_failed(&mut self, sink: &str, owner: &str, error: &str, now: i64, next_attempt_at: i64) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "UPDATE audit_sink_cursor SET attempts = attempts + 1, last_error = $1, last_attempt_at = $2, \
+                     next_attempt_at = $3, lease_owner = NULL, lease_until = NULL WHERE sink = $4 AND lease_owner = $5",
+                )
+                .bind(error)
+                .bind(now)
+                .bind(next_attempt_at)
+                .bind(sink)
+                .bind(owner)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
             }
 
             async fn insert_recovery_set(&mut self, s: &$crate::store::RecoverySetRow) -> $crate::store::Result<()> {

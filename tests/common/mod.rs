@@ -147,7 +147,12 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, aws: Option<AwsSetup>) -> TestApp {
-        Self::start_on(backend, aws, None).await
+        Self::start_on(backend, aws, None, &|_| {}).await
+    }
+
+    /// A server whose configuration `tweak` adjusts before it starts.
+    pub async fn start_configured(backend: Backend, tweak: &dyn Fn(&mut Config)) -> TestApp {
+        Self::start_on(backend, None, None, tweak).await
     }
 
     /// A second server on this one's data directory and database (so the
@@ -161,6 +166,7 @@ impl TestApp {
                 self.database_url.clone(),
                 self.clock.clone(),
             )),
+            &|_| {},
         )
         .await;
         *t.secrets.lock().unwrap() = self.secrets.lock().unwrap().clone();
@@ -171,6 +177,7 @@ impl TestApp {
         backend: Backend,
         aws: Option<AwsSetup>,
         existing: Option<(std::path::PathBuf, String, Arc<ManualClock>)>,
+        tweak: &dyn Fn(&mut Config),
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
@@ -219,6 +226,7 @@ impl TestApp {
             config.aws.call_timeout = a.call_timeout;
             config.aws.region = Some("us-east-1".into());
         }
+        tweak(&mut config);
         let app = breakglass::server::build(&config, clock.clone())
             .await
             .unwrap();

@@ -485,6 +485,15 @@ async fn write_export(
     Ok(())
 }
 
+/// What `audit archive` is asked to do.
+pub struct Archive<'a> {
+    /// The last event to archive.
+    pub through: i64,
+    pub out: &'a std::path::Path,
+    /// Delete the archived events.
+    pub prune: bool,
+}
+
 /// What `audit archive` did.
 #[derive(Debug, serde::Serialize)]
 pub struct ArchiveReport {
@@ -508,11 +517,10 @@ pub async fn archive(
     sink_cursor: Option<i64>,
     now_ms: i64,
     actor: &str,
-    through: i64,
-    out: &std::path::Path,
-    prune: bool,
+    what: &Archive<'_>,
 ) -> anyhow::Result<ArchiveReport> {
     use sha2::{Digest, Sha256};
+    let (through, out, prune) = (what.through, what.out, what.prune);
     use std::io::Write;
     let public = AuditKey::new(key.public_key());
     // A checkpoint of the cut, made in a write transaction if missing.

@@ -763,9 +763,11 @@ async fn archive(
             sink_cursor,
             now_ms(),
             &operator(),
-            through,
-            out,
-            prune,
+            &crate::app::audit::Archive {
+                through,
+                out,
+                prune,
+            },
         )
         .await
     }

@@ -130,19 +130,29 @@ impl App {
             .await
     }
 
-    /// Signed checkpoints after `after` (auditor). Not audited separately:
-    /// they are public statements, also published in every export.
+    /// Signed checkpoints after `after` (auditor). Audited, like every
+    /// read of the log.
     pub async fn audit_checkpoints(
         &self,
         who: &Identity,
         after: i64,
         limit: i64,
     ) -> AppResult<Vec<Checkpoint>> {
-        self.require(who, Role::Auditor)?;
-        let mut tx = self.store.begin_read().await?;
-        let c = tx.checkpoints(after.max(0), limit.clamp(1, PAGE_MAX)).await;
-        tx.rollback().await?;
-        Ok(c?)
+        let limit = limit.clamp(1, PAGE_MAX);
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            self.require(who, Role::Auditor)?;
+            let c = tx.checkpoints(after.max(0), limit).await?;
+            let ev = Event::new(
+                "audit.checkpoints",
+                "audit",
+                json!({ "after": after, "limit": limit, "returned": c.len() }),
+            );
+            Ok(Done::new(c, ev))
+        }
+        .await;
+        self.finish(tx, Some(who), "audit.checkpoints", "audit", res)
+            .await
     }
 
     pub async fn audit_verify(&self, who: &Identity) -> AppResult<Verdict> {

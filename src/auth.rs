@@ -106,6 +106,9 @@ pub struct Identity {
     pub roles: BTreeSet<Role>,
     pub jti: String,
     pub expires_at: i64,
+    /// The OIDC issuer that vouched for it; `None` for the service's own
+    /// (fallback) tokens.
+    pub issuer: Option<String>,
 }
 
 impl Identity {
@@ -123,8 +126,12 @@ pub enum TokenError {
     Malformed,
     #[error("the token's signature does not verify with this service's key")]
     BadSignature,
-    #[error("the token is signed with an algorithm this service does not accept (EdDSA only)")]
+    #[error("the token is signed with an algorithm this service does not accept for its issuer")]
     WrongAlgorithm,
+    #[error("the token names a signing key (kid) its issuer does not publish")]
+    UnknownKey,
+    #[error("the token's identity provider cannot be reached to check its key: use a break-glass local token")]
+    IssuerUnreachable,
     #[error("the token was issued for another issuer")]
     WrongIssuer,
     #[error("the token was issued for another audience")]
@@ -148,6 +155,8 @@ impl TokenError {
             TokenError::Malformed => "token_malformed",
             TokenError::BadSignature => "token_bad_signature",
             TokenError::WrongAlgorithm => "token_wrong_algorithm",
+            TokenError::UnknownKey => "token_unknown_key",
+            TokenError::IssuerUnreachable => "token_issuer_unreachable",
             TokenError::WrongIssuer => "token_wrong_issuer",
             TokenError::WrongAudience => "token_wrong_audience",
             TokenError::Expired => "token_expired",
@@ -266,6 +275,7 @@ impl TokenService {
             roles: c.roles.into_iter().collect(),
             jti: c.jti,
             expires_at: c.exp,
+            issuer: None,
         })
     }
 }

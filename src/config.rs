@@ -2,6 +2,7 @@
 //! flags (which win). Nothing secret is configured here: keys live in files
 //! of the data directory or in the key service.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,80 @@ pub struct FileConfig {
     pub secrets: SecretsFileConfig,
     #[serde(default)]
     pub audit: AuditFileConfig,
+    /// Trusted OpenID Connect providers.
+    #[serde(default)]
+    pub oidc: Vec<OidcFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcFileConfig {
+    pub issuer: String,
+    pub audience: String,
+    /// Default ["RS256", "ES256", "EdDSA"].
+    pub algorithms: Option<Vec<String>>,
+    /// Default "sub".
+    pub subject_claim: Option<String>,
+    /// Default "groups".
+    pub roles_claim: Option<String>,
+    /// Role name → the provider groups that grant it.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Timeout of a call to the provider (default "5s").
+    pub timeout: Option<String>,
+    /// An unknown key id refreshes the provider's keys at most this often
+    /// (default "10s").
+    pub jwks_min_refresh: Option<String>,
+}
+
+fn oidc_from_file(f: OidcFileConfig) -> anyhow::Result<crate::oidc::OidcConfig> {
+    let url = reqwest::Url::parse(&f.issuer)
+        .map_err(|e| anyhow::anyhow!("oidc.issuer {:?} is not a URL: {e}", f.issuer))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    anyhow::ensure!(
+        url.scheme() == "https" || (url.scheme() == "http" && loopback),
+        "oidc.issuer {:?} must be https (http only on loopback, for tests)",
+        f.issuer
+    );
+    anyhow::ensure!(!f.audience.is_empty(), "oidc.audience must not be empty");
+    let mut algorithms = Vec::new();
+    for a in f
+        .algorithms
+        .unwrap_or_else(|| vec!["RS256".into(), "ES256".into(), "EdDSA".into()])
+    {
+        algorithms.push(match a.as_str() {
+            "RS256" => jsonwebtoken::Algorithm::RS256,
+            "ES256" => jsonwebtoken::Algorithm::ES256,
+            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+            other => anyhow::bail!("oidc.algorithms: {other:?} is not RS256, ES256 or EdDSA"),
+        });
+    }
+    anyhow::ensure!(!algorithms.is_empty(), "oidc.algorithms must not be empty");
+    let mut roles = BTreeMap::new();
+    for (name, groups) in f.roles {
+        let role: crate::domain::Role = name.parse().map_err(|_| {
+            anyhow::anyhow!("oidc.roles: {name:?} is not admin, requester, custodian or auditor")
+        })?;
+        roles.insert(role, groups);
+    }
+    anyhow::ensure!(
+        !roles.is_empty(),
+        "oidc.roles must map at least one role to provider groups"
+    );
+    Ok(crate::oidc::OidcConfig {
+        issuer: f.issuer,
+        audience: f.audience,
+        algorithms,
+        subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
+        roles_claim: f.roles_claim.unwrap_or_else(|| "groups".into()),
+        roles,
+        timeout: duration("oidc.timeout", f.timeout.as_ref(), Duration::from_secs(5))?,
+        min_refresh: duration(
+            "oidc.jwks_min_refresh",
+            f.jwks_min_refresh.as_ref(),
+            Duration::from_secs(10),
+        )?,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +311,7 @@ pub struct Config {
     pub key_service: KeyServiceChoice,
     pub secret_store: SecretStoreChoice,
     pub aws: crate::aws::AwsSettings,
+    pub oidc: Vec<crate::oidc::OidcConfig>,
 }
 
 /// Values given on the command line or in the environment.
@@ -369,7 +445,13 @@ impl Config {
                 Duration::from_secs(5),
             )?,
         };
+        let oidc = f
+            .oidc
+            .into_iter()
+            .map(oidc_from_file)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Config {
+            oidc,
             key_service,
             secret_store,
             aws,

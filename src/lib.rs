@@ -16,6 +16,7 @@ pub mod domain;
 pub mod http;
 pub mod keys;
 pub mod ocsf;
+pub mod oidc;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -105,6 +105,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock,
         tokens: Arc::new(token_service(config, &signing)),
         settings: config.settings.clone(),
+        oidc: config
+            .oidc
+            .iter()
+            .cloned()
+            .map(|c| crate::oidc::OidcIssuer::new(c).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        fallback_seen: Default::default(),
         http: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()

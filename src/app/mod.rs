@@ -36,6 +36,11 @@ pub struct App {
     pub settings: Settings,
     /// This server process, as recovery sessions name it.
     pub replica: String,
+    /// Trusted OpenID Connect providers.
+    pub oidc: crate::oidc::Issuers,
+    /// Local tokens seen by this process while OIDC is configured (each
+    /// fallback sign-in is audited once per process).
+    pub fallback_seen: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Outgoing HTTP (the audit sink).
     pub http: reqwest::Client,
     /// Signs audit checkpoints.
@@ -284,11 +289,56 @@ impl App {
 
     /// Check a bearer token: signature, claims, then revocation. A refused
     /// token is audited.
+    /// A local token used while OIDC is configured: the identity provider
+    /// fallback. Audited (and logged as a warning) the first time this
+    /// process sees the token.
+    async fn audit_fallback(&self, id: &Identity) -> AppResult<()> {
+        let first = self
+            .fallback_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.jti.clone());
+        if !first {
+            return Ok(());
+        }
+        tracing::warn!(subject = %id.subject, "a local break-glass token was used instead of the identity provider");
+        let mut tx = self.store.begin().await?;
+        let ev = Event::new(
+            "auth.fallback",
+            format!("token:{}", id.jti),
+            json!({
+                "subject": id.subject,
+                "roles": id.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "issuers_configured": self.oidc.iter().map(|i| i.config.issuer.clone()).collect::<Vec<_>>(),
+            }),
+        );
+        self.append(tx.as_mut(), &id.subject, "success", None, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn authenticate(&self, token: Option<&str>) -> AppResult<Identity> {
         let now = self.now_ms() / 1000;
         let checked = match token {
             None => Err(crate::auth::TokenError::Missing),
-            Some(t) => self.tokens.verify(t, now),
+            Some(t) => {
+                let claimed = crate::oidc::claimed_issuer(t);
+                match self
+                    .oidc
+                    .iter()
+                    .find(|i| claimed.as_deref() == Some(i.config.issuer.as_str()))
+                {
+                    Some(issuer) => issuer.verify(t, now).await,
+                    // An issuer that is neither a provider nor this service.
+                    None if claimed.is_some()
+                        && claimed.as_deref() != Some(self.tokens.issuer.as_str()) =>
+                    {
+                        Err(crate::auth::TokenError::WrongIssuer)
+                    }
+                    None => self.tokens.verify(t, now),
+                }
+            }
         };
         let result = match checked {
             Err(e) => Err(e),
@@ -304,7 +354,12 @@ impl App {
             }
         };
         match result {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                if id.issuer.is_none() && !self.oidc.is_empty() {
+                    self.audit_fallback(&id).await?;
+                }
+                Ok(id)
+            }
             Err(e) => {
                 let err = AppError::Refused(Refusal {
                     status: 401,

@@ -1,0 +1,287 @@
+//! Bearer tokens from the organisation's OpenID Connect providers.
+//!
+//! Each configured issuer's discovery document and JWKS are fetched when
+//! first needed and cached; a token whose `kid` is not in the cache makes
+//! one refresh (at most every 10 seconds), so a provider that rotates its
+//! key is followed without a restart. The accepted algorithms are the ones
+//! configured (RS256, ES256, EdDSA), each only with a key of its own type;
+//! `iss`, `aud`, `exp`, `nbf` and `iat` are checked against the service
+//! clock with a small leeway. A claim (`groups` by default) maps to roles.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use crate::auth::{Identity, TokenError, LEEWAY_SECS};
+use crate::domain::Role;
+
+/// How long fetched keys are used before they are fetched again.
+const KEYS_TTL: Duration = Duration::from_secs(300);
+
+/// One trusted provider, as configured.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Exactly the `iss` its tokens carry (and its discovery document names).
+    pub issuer: String,
+    /// The `aud` tokens must carry for this service.
+    pub audience: String,
+    pub algorithms: Vec<Algorithm>,
+    /// The claim whose value is the caller's name (custodian names match it).
+    pub subject_claim: String,
+    /// The claim listing the caller's groups.
+    pub roles_claim: String,
+    /// Role → provider groups that grant it.
+    pub roles: BTreeMap<Role, Vec<String>>,
+    pub timeout: Duration,
+    /// An unknown `kid` refreshes the keys at most this often.
+    pub min_refresh: Duration,
+}
+
+struct Keys {
+    by_kid: HashMap<String, Jwk>,
+    fetched: Instant,
+}
+
+pub struct OidcIssuer {
+    pub config: OidcConfig,
+    http: reqwest::Client,
+    keys: tokio::sync::RwLock<Option<Keys>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Why the provider could not be asked.
+#[derive(Debug)]
+struct Unreachable;
+
+impl OidcIssuer {
+    pub fn new(config: OidcConfig) -> anyhow::Result<OidcIssuer> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(OidcIssuer {
+            config,
+            http,
+            keys: tokio::sync::RwLock::new(None),
+            last_refresh: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    async fn fetch(&self) -> Result<Keys, Unreachable> {
+        let base = self.config.issuer.trim_end_matches('/');
+        let discovery: Value = self
+            .http
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .map_err(|_| Unreachable)?
+            .error_for_status()
+            .map_err(|_| Unreachable)?
+            .json()
+            .await
+            .map_err(|_| Unreachable)?;
+        // The document must name the issuer we trust, exactly.
+        if discovery["issuer"].as_str() != Some(self.config.issuer.as_str()) {
+            tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names another issuer");
+            return Err(Unreachable);
+        }
+        let jwks_uri = discovery["jwks_uri"].as_str().ok_or(Unreachable)?;
+        let jwks: Value = self
+            .http
+            .get(jwks_uri)
+            .send()
+            .await
+            .map_err(|_| Unreachable)?
+            .error_for_status()
+            .map_err(|_| Unreachable)?
+            .json()
+            .await
+            .map_err(|_| Unreachable)?;
+        let mut by_kid = HashMap::new();
+        for k in jwks["keys"].as_array().into_iter().flatten() {
+            // A key this service cannot use is skipped, not fatal.
+            if let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) {
+                if let Some(kid) = jwk.common.key_id.clone() {
+                    by_kid.insert(kid, jwk);
+                }
+            }
+        }
+        Ok(Keys {
+            by_kid,
+            fetched: Instant::now(),
+        })
+    }
+
+    /// The key for `kid`: from the cache while it is fresh, else fetched;
+    /// an unknown `kid` refreshes once (rate-limited).
+    async fn key(&self, kid: &str) -> Result<Option<Jwk>, Unreachable> {
+        {
+            let cache = self.keys.read().await;
+            if let Some(k) = cache.as_ref() {
+                if k.fetched.elapsed() < KEYS_TTL {
+                    if let Some(j) = k.by_kid.get(kid) {
+                        return Ok(Some(j.clone()));
+                    }
+                }
+            }
+        }
+        let mut last = self.last_refresh.lock().await;
+        let stale = self
+            .keys
+            .read()
+            .await
+            .as_ref()
+            .is_none_or(|k| k.fetched.elapsed() >= KEYS_TTL);
+        if stale || last.is_none_or(|t| t.elapsed() >= self.config.min_refresh) {
+            *last = Some(Instant::now());
+            match self.fetch().await {
+                Ok(k) => *self.keys.write().await = Some(k),
+                Err(e) => {
+                    // Keys fetched before are used while fresh; after that
+                    // the provider must answer.
+                    if stale {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(self
+            .keys
+            .read()
+            .await
+            .as_ref()
+            .and_then(|k| k.by_kid.get(kid).cloned()))
+    }
+
+    /// Verify an OIDC token of this issuer at `now_secs`.
+    pub async fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            if raw_alg(token).is_some_and(|a| a.eq_ignore_ascii_case("none")) {
+                TokenError::WrongAlgorithm
+            } else {
+                TokenError::Malformed
+            }
+        })?;
+        if !self.config.algorithms.contains(&header.alg) {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let jwk = self
+            .key(kid)
+            .await
+            .map_err(|_| TokenError::IssuerUnreachable)?
+            .ok_or(TokenError::UnknownKey)?;
+        // Each algorithm only with a key of its own type (no RSA key used
+        // as an HMAC secret, no curve confusion).
+        let fits = match (&header.alg, &jwk.algorithm) {
+            (Algorithm::RS256, AlgorithmParameters::RSA(_)) => true,
+            (Algorithm::ES256, AlgorithmParameters::EllipticCurve(p)) => {
+                p.curve == EllipticCurve::P256
+            }
+            (Algorithm::EdDSA, AlgorithmParameters::OctetKeyPair(p)) => {
+                p.curve == EllipticCurve::Ed25519
+            }
+            _ => false,
+        };
+        if !fits {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::UnknownKey)?;
+        let mut v = Validation::new(header.alg);
+        v.validate_exp = false; // checked below against the service clock
+        v.validate_nbf = false;
+        v.leeway = 0;
+        v.set_issuer(&[&self.config.issuer]);
+        v.set_audience(&[&self.config.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Value>(token, &key, &v).map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                TokenError::WrongAlgorithm
+            }
+            ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            ErrorKind::InvalidAudience => TokenError::WrongAudience,
+            _ => TokenError::Malformed,
+        })?;
+        let c = data.claims;
+        let exp = c["exp"].as_i64().ok_or(TokenError::Malformed)?;
+        if exp <= now_secs - LEEWAY_SECS {
+            return Err(TokenError::Expired);
+        }
+        if c["nbf"]
+            .as_i64()
+            .is_some_and(|nbf| nbf > now_secs + LEEWAY_SECS)
+            || c["iat"]
+                .as_i64()
+                .is_some_and(|iat| iat > now_secs + LEEWAY_SECS)
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        let subject = c[self.config.subject_claim.as_str()]
+            .as_str()
+            .filter(|s| crate::domain::CustodianName::parse(s).is_ok())
+            .ok_or(TokenError::Malformed)?
+            .to_owned();
+        let groups: BTreeSet<&str> = match &c[self.config.roles_claim.as_str()] {
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            Value::String(s) => s.split_whitespace().collect(),
+            _ => BTreeSet::new(),
+        };
+        let roles: BTreeSet<Role> = self
+            .config
+            .roles
+            .iter()
+            .filter(|(_, gs)| gs.iter().any(|g| groups.contains(g.as_str())))
+            .map(|(r, _)| *r)
+            .collect();
+        if roles.is_empty() {
+            return Err(TokenError::NoRole);
+        }
+        // Revocation is keyed by `jti`; without one, by the token's hash.
+        let jti = match c["jti"].as_str() {
+            Some(j) if !j.is_empty() && j.len() <= 200 => format!("{}#{j}", self.config.issuer),
+            _ => {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(token.as_bytes()))
+            }
+        };
+        Ok(Identity {
+            subject,
+            roles,
+            jti,
+            expires_at: exp,
+            issuer: Some(self.config.issuer.clone()),
+        })
+    }
+}
+
+/// The `alg` a token's header names, read without trusting it.
+fn raw_alg(token: &str) -> Option<String> {
+    use base64::Engine;
+    let h = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["alg"].as_str().map(str::to_owned)
+}
+
+/// The `iss` a token claims, read without trusting it (to pick the issuer
+/// that will verify it).
+pub fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let p = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(p.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["iss"].as_str().map(str::to_owned)
+}
+
+/// The configured providers.
+pub type Issuers = Vec<Arc<OidcIssuer>>;

@@ -145,6 +145,30 @@ impl App {
                 ),
             );
         };
+        if !policy.ticket_allowed(ticket.as_deref()) {
+            return refuse(
+                422,
+                "ticket_required",
+                format!(
+                    "policy {} releases only during a declared incident: give a ticket matching {}",
+                    policy.name,
+                    policy.ticket_pattern.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        if let Some(max) = policy.max_open_releases {
+            let open = tx.count_open_requests(&c.policy, self.now_ms()).await?;
+            if open >= i64::from(max) {
+                return refuse(
+                    409,
+                    "too_many_open_requests",
+                    format!(
+                        "policy {} allows {max} open request(s) at once and {open} are open: wait for one to be released, denied or to expire",
+                        policy.name
+                    ),
+                );
+            }
+        }
         let s = policy.satisfiability(&enrolled_groups(tx, Some(&who.subject)).await?);
         if !s.satisfiable {
             return refuse(
@@ -524,6 +548,17 @@ impl App {
         // Defence in depth: the stored state says approved; the recorded
         // decisions must say so too, or someone wrote to the database.
         let policy = snapshot(&r)?;
+        if !policy.release_allowed_at(self.now_ms()) {
+            return refuse(
+                409,
+                "outside_release_hours",
+                format!(
+                    "policy {} allows releases only {} (UTC)",
+                    policy.name,
+                    policy.release_hours.join(" or ")
+                ),
+            );
+        }
         let decisions = tx.decisions(&r.id).await?;
         let approvers = approvers_of(&decisions, Some(&r.requester));
         let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == "deny");

@@ -328,6 +328,15 @@ enum CredentialCmd {
 enum PolicyCmd {
     /// List policies and whether the enrolled custodians can satisfy them.
     List,
+    /// Validate a directory of policy files (policies as code) and explain
+    /// each policy against the custodians the server has enrolled (with a
+    /// token that may list custodians and credentials). Exits non-zero on
+    /// an invalid file, an unsatisfiable policy, or a credential whose
+    /// policy the directory does not define.
+    Check {
+        /// The policy directory [default: ./policies].
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1025,6 +1034,94 @@ fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
 }
 
+/// `policy check`: the files first (no server needed), then each policy
+/// against the enrolled custodians and the deposited credentials.
+async fn policy_check(
+    c: &Client,
+    dir: Option<&std::path::Path>,
+    json_out: bool,
+) -> Result<(), Failure> {
+    use crate::domain::{GroupName, PolicySet};
+    let dir = dir.unwrap_or(std::path::Path::new("policies"));
+    let set =
+        PolicySet::load_dir(dir).map_err(|e| Failure::Input(format!("invalid policy: {e}")))?;
+    let custodians: Result<Vec<Value>, CallError> = c.get("/v1/custodians").await;
+    let credentials: Result<Vec<Value>, CallError> = c.get("/v1/credentials").await;
+    let mut problems = Vec::new();
+    let mut report = Vec::new();
+    let enrolled: Option<Vec<Vec<GroupName>>> = custodians.as_ref().ok().map(|cs| {
+        cs.iter()
+            .filter(|c| c["status"] == "active")
+            .map(|c| {
+                c["groups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| g.as_str().and_then(|g| GroupName::parse(g).ok()))
+                    .collect()
+            })
+            .collect()
+    });
+    for p in set.iter() {
+        let mut line = match &enrolled {
+            Some(e) => {
+                let s = p.satisfiability(e);
+                if !s.satisfiable {
+                    problems.push(format!("policy {} cannot be satisfied", p.name));
+                }
+                s.explanation
+            }
+            None => format!("policy {} needs {}", p.name, p.describe()),
+        };
+        let conditions = p.conditions();
+        if !conditions.is_empty() {
+            line.push_str(&format!("; and {}", conditions.join(", ")));
+        }
+        report.push(json!({ "policy": p.name.to_string(), "explanation": line }));
+    }
+    if let Ok(creds) = &credentials {
+        for cr in creds {
+            let policy = cr["policy"].as_str().unwrap_or_default();
+            if set.get(policy).is_none() {
+                problems.push(format!(
+                    "credential {} uses policy {policy}, which {} does not define",
+                    cell(&cr["name"]),
+                    dir.display()
+                ));
+            }
+        }
+    }
+    let unexplained = custodians.err().map(|e| e.to_string());
+    if json_out {
+        print_json(&json!({
+            "dir": dir,
+            "policies": report,
+            "problems": problems,
+            "not_explained": unexplained,
+        }));
+    } else {
+        println!("{}: {} valid policies", dir.display(), set.len());
+        for r in &report {
+            println!("  {}", cell(&r["explanation"]));
+        }
+        if let Some(why) = &unexplained {
+            println!("(not checked against the enrolled custodians and credentials: {why})");
+        }
+        for p in &problems {
+            println!("problem: {p}");
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Input(format!(
+            "{} problem(s) in {}",
+            problems.len(),
+            dir.display()
+        )))
+    }
+}
+
 /// The one-line verdict of a verification.
 fn verdict_line(v: &Value) -> String {
     let signed = match v["signed_through"].as_i64() {
@@ -1444,6 +1541,9 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             } else {
                 println!("{}", output::credential_summary(&v))
             }
+        }
+        Command::Policy(PolicyCmd::Check { dir }) => {
+            policy_check(c, dir.as_deref(), json_out).await?
         }
         Command::Policy(PolicyCmd::List) => {
             let v: Vec<Value> = c.get("/v1/policies").await?;

@@ -41,6 +41,18 @@ pub struct Policy {
     pub request_ttl_secs: u64,
     /// How long an approved request may be released, in seconds.
     pub release_window_secs: u64,
+    /// Requests must carry a ticket matching this regular expression (the
+    /// whole ticket): releases only while an incident is declared.
+    #[serde(default)]
+    pub ticket_pattern: Option<String>,
+    /// When releases are allowed (UTC), e.g. "Mon-Fri 07:00-19:00"; empty:
+    /// always.
+    #[serde(default)]
+    pub release_hours: Vec<String>,
+    /// At most this many requests of this policy open at once (waiting for
+    /// approvals, or approved and not yet released).
+    #[serde(default)]
+    pub max_open_releases: Option<u32>,
 }
 
 /// Whether the enrolled custodians can meet a policy, and why.
@@ -72,6 +84,45 @@ impl Policy {
             .map(|r| format!("{} of {}", r.count, r.group))
             .collect::<Vec<_>>()
             .join(" AND ")
+    }
+
+    /// The conditions beyond the quorum, in words (empty when none).
+    pub fn conditions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.ticket_pattern {
+            out.push(format!("a ticket matching {p}"));
+        }
+        if !self.release_hours.is_empty() {
+            out.push(format!(
+                "releases only {} (UTC)",
+                self.release_hours.join(" or ")
+            ));
+        }
+        if let Some(n) = self.max_open_releases {
+            out.push(format!("at most {n} open at once"));
+        }
+        out
+    }
+
+    /// Whether `ticket` satisfies the policy's ticket pattern.
+    pub fn ticket_allowed(&self, ticket: Option<&str>) -> bool {
+        match &self.ticket_pattern {
+            None => true,
+            Some(p) => match (anchored(p), ticket) {
+                (Ok(re), Some(t)) => re.is_match(t),
+                _ => false,
+            },
+        }
+    }
+
+    /// Whether a release is allowed at `unix_ms` by the release hours.
+    pub fn release_allowed_at(&self, unix_ms: i64) -> bool {
+        self.release_hours.is_empty()
+            || self
+                .release_hours
+                .iter()
+                .filter_map(|w| HoursWindow::parse(w).ok())
+                .any(|w| w.contains(unix_ms))
     }
 
     /// Whether the given approvers (each with their groups, each counted
@@ -136,6 +187,79 @@ impl Policy {
                 self.describe()
             ),
         }
+    }
+}
+
+/// A ticket pattern, matching the whole ticket.
+fn anchored(p: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{p})$"))
+        .size_limit(1 << 16)
+        .build()
+}
+
+/// "Mon-Fri 07:00-19:00", "Sat,Sun 10:00-12:00", "* 00:00-24:00" (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoursWindow {
+    /// Days allowed, Monday = 0.
+    days: [bool; 7],
+    from_min: u32,
+    to_min: u32,
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+impl HoursWindow {
+    pub fn parse(s: &str) -> Result<HoursWindow, String> {
+        let bad = || format!("{s:?} is not like \"Mon-Fri 07:00-19:00\" (days, then UTC hours)");
+        let (days_s, hours_s) = s.trim().split_once(' ').ok_or_else(bad)?;
+        let day = |d: &str| DAYS.iter().position(|x| x.eq_ignore_ascii_case(d.trim()));
+        let mut days = [false; 7];
+        if days_s.trim() == "*" {
+            days = [true; 7];
+        } else {
+            for part in days_s.split(',') {
+                match part.split_once('-') {
+                    Some((a, b)) => {
+                        let (a, b) = (day(a).ok_or_else(bad)?, day(b).ok_or_else(bad)?);
+                        let mut i = a;
+                        loop {
+                            days[i] = true;
+                            if i == b {
+                                break;
+                            }
+                            i = (i + 1) % 7;
+                        }
+                    }
+                    None => days[day(part).ok_or_else(bad)?] = true,
+                }
+            }
+        }
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+        };
+        let (from, to) = hours_s.trim().split_once('-').ok_or_else(bad)?;
+        let (from_min, to_min) = (minutes(from).ok_or_else(bad)?, minutes(to).ok_or_else(bad)?);
+        if from_min >= to_min {
+            return Err(format!(
+                "{s:?}: the window must end after it starts (use two windows across midnight)"
+            ));
+        }
+        Ok(HoursWindow {
+            days,
+            from_min,
+            to_min,
+        })
+    }
+
+    pub fn contains(&self, unix_ms: i64) -> bool {
+        let secs = unix_ms.div_euclid(1000);
+        let days_since_epoch = secs.div_euclid(86_400);
+        // 1970-01-01 was a Thursday (index 3, Monday = 0).
+        let weekday = (days_since_epoch + 3).rem_euclid(7) as usize;
+        let minute = (secs.rem_euclid(86_400) / 60) as u32;
+        self.days[weekday] && minute >= self.from_min && minute < self.to_min
     }
 }
 
@@ -215,6 +339,10 @@ struct RawPolicy {
     deny_vetoes: bool,
     request_ttl: Option<toml::Spanned<String>>,
     release_window: Option<toml::Spanned<String>>,
+    ticket_pattern: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    release_hours: Vec<toml::Spanned<String>>,
+    max_open_releases: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +526,38 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
             Duration::from_secs(15 * 60),
             MAX_RELEASE_WINDOW,
         )?;
+        if let Some(t) = &p.ticket_pattern {
+            if t.get_ref().len() > 200 {
+                return Err(at(
+                    t.span(),
+                    "ticket_pattern is longer than 200 characters".into(),
+                ));
+            }
+            anchored(t.get_ref()).map_err(|e| {
+                at(
+                    t.span(),
+                    format!(
+                        "ticket_pattern {:?} is not a regular expression: {e}",
+                        t.get_ref()
+                    ),
+                )
+            })?;
+        }
+        for w in &p.release_hours {
+            HoursWindow::parse(w.get_ref())
+                .map_err(|e| at(w.span(), format!("release_hours: {e}")))?;
+        }
+        if let Some(m) = &p.max_open_releases {
+            if !(1..=1000).contains(m.get_ref()) {
+                return Err(at(
+                    m.span(),
+                    format!(
+                        "max_open_releases {} is out of range: between 1 and 1000",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        }
         out.push((
             Policy {
                 name,
@@ -406,6 +566,13 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                 deny_vetoes: p.deny_vetoes,
                 request_ttl_secs: request_ttl.as_secs(),
                 release_window_secs: release_window.as_secs(),
+                ticket_pattern: p.ticket_pattern.map(|t| t.into_inner()),
+                release_hours: p
+                    .release_hours
+                    .into_iter()
+                    .map(|w| w.into_inner())
+                    .collect(),
+                max_open_releases: p.max_open_releases.map(|m| *m.get_ref() as u32),
             },
             start,
         ));

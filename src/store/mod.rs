@@ -383,6 +383,12 @@ pub trait Tx: Send {
     /// can ever win this.
     async fn mark_released(&mut self, id: &str, at: i64, version: i64) -> Result<bool>;
 
+    /// Requests of credentials under `policy` that are open at `now`
+    /// (pending, or approved and not yet released, within their deadlines).
+    /// On PostgreSQL the policy's credentials are locked first, so two
+    /// requests cannot both take the last place.
+    async fn count_open_requests(&mut self, policy: &str, now: i64) -> Result<i64>;
+
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()>;
     async fn decisions(&mut self, request_id: &str) -> Result<Vec<DecisionRow>>;
 

@@ -651,6 +651,24 @@ macro_rules! impl_sql_tx {
                 row.as_ref().map(checkpoint_from).transpose()
             }
 
+            async fn count_open_requests(&mut self, policy: &str, now: i64) -> $crate::store::Result<i64> {
+                use sqlx::Row;
+                sqlx::query(concat!("SELECT id FROM credentials WHERE policy = $1 ORDER BY id", $lock))
+                    .bind(policy)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                let r = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM requests r JOIN credentials c ON c.id = r.credential_id \
+                     WHERE c.policy = $1 AND ((r.state = 'pending' AND r.expires_at > $2) \
+                     OR (r.state = 'approved' AND r.release_deadline > $2))",
+                )
+                .bind(policy)
+                .bind(now)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(r.try_get("n")?)
+            }
+
             async fn audit_base(&mut self) -> $crate::store::Result<(i64, String)> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT seq, hash FROM audit_base WHERE id = 1")

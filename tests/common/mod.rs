@@ -55,6 +55,14 @@ require = [{ group = "sre", count = 1 }]
 name = "needs-dba"
 description = "tests: a group nobody is in"
 require = [{ group = "dba", count = 1 }]
+
+[[policy]]
+name = "incident-only"
+description = "tests: releases only in a declared incident, on weekday office hours, one at a time"
+ticket_pattern = "INC-[0-9]{3,}"
+release_hours = ["Mon-Fri 08:00-18:00"]
+max_open_releases = 1
+require = [{ group = "sre", count = 1 }]
 "#;
 
 pub fn pg_base_url() -> String {

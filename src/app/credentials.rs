@@ -118,11 +118,12 @@ pub(crate) async fn enrolled_groups(
 }
 
 impl App {
-    fn policy(&self, name: &str) -> AppResult<Policy> {
-        match self.policies.get(name) {
-            Some(p) => Ok(p.clone()),
+    async fn policy(&self, tx: &mut dyn Tx, name: &str) -> AppResult<Policy> {
+        let all = self.effective_policies(tx).await?;
+        match all.get(name) {
+            Some((p, _)) => Ok(p.clone()),
             None => {
-                let known: Vec<String> = self.policies.iter().map(|p| p.name.to_string()).collect();
+                let known: Vec<String> = all.keys().cloned().collect();
                 refuse(
                     422,
                     "unknown_policy",
@@ -157,7 +158,12 @@ impl App {
             CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
         let account =
             AccountId::parse(&body.account_id).or_else(|e| refuse(422, "invalid_account", e.0))?;
-        let policy = self.policy(&body.policy)?;
+        let policy = {
+            let mut tx = self.store.begin_read().await?;
+            let p = self.policy(tx.as_mut(), &body.policy).await;
+            tx.rollback().await?;
+            p?
+        };
         let (field_names, plaintext) = payload(&body.fields)?;
         {
             let mut tx = self.store.begin_read().await?;
@@ -245,7 +251,7 @@ impl App {
         (id, field_names, sealed): (String, Vec<String>, Sealed),
     ) -> AppResult<Done<CredentialView>> {
         // Re-check inside the transaction: custodians may have changed.
-        let policy = self.policy(&body.policy)?;
+        let policy = self.policy(tx, &body.policy).await?;
         let s = policy.satisfiability(&enrolled_groups(tx, None).await?);
         if !s.satisfiable {
             return refuse(422, "policy_unsatisfiable", s.explanation);
@@ -428,12 +434,13 @@ impl App {
         let res = async {
             let enrolled = enrolled_groups(tx.as_mut(), None).await?;
             Ok(self
-                .policies
-                .iter()
-                .map(|p| PolicyView {
-                    policy: p.clone(),
+                .effective_policies(tx.as_mut())
+                .await?
+                .into_values()
+                .map(|(p, _)| PolicyView {
                     quorum: p.describe(),
                     satisfiability: p.satisfiability(&enrolled),
+                    policy: p,
                 })
                 .collect())
         }

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod audit_ship;
 pub mod credentials;
 pub mod custodians;
+pub mod policy_changes;
 pub mod recovery;
 pub mod recovery_session;
 pub mod requests;

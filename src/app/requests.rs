@@ -79,7 +79,7 @@ pub(crate) fn groups_of(names: &[String]) -> Vec<GroupName> {
 
 /// The groups of each approver (as recorded when they decided), leaving out
 /// `except` (the requester never counts).
-fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> Vec<Vec<GroupName>> {
+pub(crate) fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> Vec<Vec<GroupName>> {
     decisions
         .iter()
         .filter(|d| d.decision == "approve" && Some(d.custodian.as_str()) != except)
@@ -135,7 +135,7 @@ impl App {
                 format!("no credential named {}", body.credential),
             );
         };
-        let Some(policy) = self.policies.get(&c.policy).cloned() else {
+        let Some((policy, _)) = self.effective_policy(tx, &c.policy).await? else {
             return refuse(
                 409,
                 "policy_missing",

@@ -385,3 +385,49 @@ pub struct SubmitShareBody {
     /// decrypted share.
     pub sealed_share: String,
 }
+
+/// A proposed policy change: either a changed policy (`policy_toml`, one
+/// `[[policy]]` in the policy file syntax, naming an existing policy), or a
+/// credential moved to another policy (`credential` and `to_policy`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeBody {
+    pub policy_toml: Option<String>,
+    pub credential: Option<String>,
+    pub to_policy: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyChangeView {
+    pub id: String,
+    /// `update` or `move`.
+    pub kind: String,
+    /// The policy whose quorum decides.
+    pub policy: String,
+    /// The version in force when proposed (0: the policy file).
+    pub base_version: i64,
+    /// The quorum that must approve, e.g. "2 of sre AND 1 of security".
+    pub quorum: String,
+    /// What changes, in words.
+    pub changes: Vec<String>,
+    pub credential: Option<String>,
+    pub to_policy: Option<String>,
+    pub reason: String,
+    pub proposer: String,
+    /// `pending`, `applied`, `denied`, `expired` or `superseded`.
+    pub state: String,
+    pub approvals: Vec<String>,
+    pub waiting_for: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
+    /// Required to deny.
+    pub reason: Option<String>,
+}

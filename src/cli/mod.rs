@@ -337,6 +337,39 @@ enum PolicyCmd {
         /// The policy directory [default: ./policies].
         dir: Option<PathBuf>,
     },
+    /// Propose a changed policy (admin): a file with one [[policy]] naming
+    /// an existing policy. It takes effect once that policy's quorum
+    /// approves it.
+    Propose {
+        file: PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Propose moving a credential to another policy (admin); its current
+    /// policy's quorum must approve.
+    Move {
+        credential: String,
+        #[arg(long = "to")]
+        to_policy: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Policy changes and their state.
+    Changes,
+    /// Approve a policy change with a fresh TOTP code (custodian).
+    Approve {
+        id: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Deny a policy change with a TOTP code and a reason (custodian).
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1122,6 +1155,25 @@ async fn policy_check(
     }
 }
 
+fn print_change(v: &Value, json_out: bool) {
+    if json_out {
+        return print_json(v);
+    }
+    println!(
+        "policy change {} ({} of policy {}): {}",
+        cell(&v["id"]),
+        cell(&v["kind"]),
+        cell(&v["policy"]),
+        cell(&v["state"])
+    );
+    for ch in v["changes"].as_array().into_iter().flatten() {
+        println!("  {}", cell(ch));
+    }
+    if let Some(w) = v["waiting_for"].as_str() {
+        println!("needs {}; waiting for {w}", cell(&v["quorum"]));
+    }
+}
+
 /// The one-line verdict of a verification.
 fn verdict_line(v: &Value) -> String {
     let signed = match v["signed_through"].as_i64() {
@@ -1541,6 +1593,81 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             } else {
                 println!("{}", output::credential_summary(&v))
             }
+        }
+        Command::Policy(PolicyCmd::Propose { file, reason }) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+            let v: Value = c
+                .post(
+                    "/v1/policy-changes",
+                    &json!({ "policy_toml": text, "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        Command::Policy(PolicyCmd::Move {
+            credential,
+            to_policy,
+            reason,
+        }) => {
+            let v: Value = c
+                .post(
+                    "/v1/policy-changes",
+                    &json!({ "credential": credential, "to_policy": to_policy, "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        Command::Policy(PolicyCmd::Changes) => {
+            let v: Vec<Value> = c.get("/v1/policy-changes").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["id", "policy", "state", "changes", "approvals", "proposer"],
+                        v.iter()
+                            .map(|x| {
+                                vec![
+                                    cell(&x["id"]),
+                                    cell(&x["policy"]),
+                                    cell(&x["state"]),
+                                    x["changes"]
+                                        .as_array()
+                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join("; "))
+                                        .unwrap_or_default(),
+                                    x["approvals"]
+                                        .as_array()
+                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
+                                        .unwrap_or_default(),
+                                    cell(&x["proposer"]),
+                                ]
+                            })
+                            .collect(),
+                    )
+                );
+            }
+        }
+        Command::Policy(PolicyCmd::Approve { id, code }) => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/policy-changes/{}/approve", seg(id)),
+                    &json!({ "code": code.as_str() }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        Command::Policy(PolicyCmd::Deny { id, reason, code }) => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/policy-changes/{}/deny", seg(id)),
+                    &json!({ "code": code.as_str(), "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
         }
         Command::Policy(PolicyCmd::Check { dir }) => {
             policy_check(c, dir.as_deref(), json_out).await?

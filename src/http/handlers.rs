@@ -552,3 +552,60 @@ pub async fn release_recovery(
     );
     Ok((h, Json(view)))
 }
+
+/// Propose a policy change (admin): it takes effect once the quorum of the
+/// policy it changes approves.
+#[utoipa::path(post, path = "/v1/policy-changes", request_body = ProposeBody,
+    responses((status = 200, body = PolicyChangeView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn propose_policy_change(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<ProposeBody>,
+) -> ApiResult<PolicyChangeView> {
+    Ok(Json(app.propose_policy_change(&who, b).await?))
+}
+
+/// Policy changes, newest first (admin, custodian, auditor).
+#[utoipa::path(get, path = "/v1/policy-changes",
+    responses((status = 200, body = Vec<PolicyChangeView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_policy_changes(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Vec<PolicyChangeView>> {
+    Ok(Json(app.list_policy_changes(&who).await?))
+}
+
+/// Approve a policy change with a TOTP code (custodian in its quorum).
+#[utoipa::path(post, path = "/v1/policy-changes/{id}/approve", params(("id" = String, Path)), request_body = DecideBody,
+    responses((status = 200, body = PolicyChangeView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody)))]
+pub async fn approve_policy_change(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DecideBody>,
+) -> ApiResult<PolicyChangeView> {
+    Ok(Json(
+        app.decide_policy_change(&who, &id, &b.code, None).await?,
+    ))
+}
+
+/// Deny a policy change with a TOTP code and a reason (custodian).
+#[utoipa::path(post, path = "/v1/policy-changes/{id}/deny", params(("id" = String, Path)), request_body = DecideBody,
+    responses((status = 200, body = PolicyChangeView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody)))]
+pub async fn deny_policy_change(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DecideBody>,
+) -> ApiResult<PolicyChangeView> {
+    let reason = b.reason.unwrap_or_default();
+    Ok(Json(
+        app.decide_policy_change(&who, &id, &b.code, Some(&reason))
+            .await?,
+    ))
+}

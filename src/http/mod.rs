@@ -180,6 +180,8 @@ impl Modify for BearerAuth {
         handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export, handlers::audit_sink,
         handlers::revoke_token,
         handlers::share_check,
+        handlers::propose_policy_change, handlers::list_policy_changes,
+        handlers::approve_policy_change, handlers::deny_policy_change,
         handlers::open_recovery_session, handlers::show_recovery_session,
         handlers::submit_share, handlers::release_recovery,
     ),
@@ -202,6 +204,15 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/credentials/{name}", get(show_credential))
         .route("/v1/credentials/{name}/versions", post(rotate))
         .route("/v1/policies", get(list_policies))
+        .route(
+            "/v1/policy-changes",
+            post(propose_policy_change).get(list_policy_changes),
+        )
+        .route(
+            "/v1/policy-changes/{id}/approve",
+            post(approve_policy_change),
+        )
+        .route("/v1/policy-changes/{id}/deny", post(deny_policy_change))
         .route("/v1/requests", post(create_request).get(list_requests))
         .route("/v1/requests/{id}", get(show_request))
         .route("/v1/requests/{id}/approve", post(approve))

@@ -192,6 +192,30 @@ pub struct RecoverySubmissionRow {
     pub prior_step: Option<i64>,
 }
 
+#[derive(Debug, Clone)]
+pub struct PolicyChangeRow {
+    pub id: String,
+    /// `update` or `move`.
+    pub kind: String,
+    /// The policy whose quorum decides (and, for an update, that changes).
+    pub policy: String,
+    pub base_version: i64,
+    /// JSON snapshot of `policy` when proposed.
+    pub quorum: String,
+    pub proposed: Option<String>,
+    pub credential_id: Option<String>,
+    pub to_policy: Option<String>,
+    /// JSON list of the changes, in words.
+    pub diff: String,
+    pub reason: String,
+    pub proposer: String,
+    /// `pending`, `applied`, `denied` or `superseded`.
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+}
+
 /// Delivery state of one audit sink.
 #[derive(Debug, Clone, Default)]
 pub struct SinkCursor {
@@ -388,6 +412,40 @@ pub trait Tx: Send {
     /// On PostgreSQL the policy's credentials are locked first, so two
     /// requests cannot both take the last place.
     async fn count_open_requests(&mut self, policy: &str, now: i64) -> Result<i64>;
+
+    /// The latest runtime version of every changed policy: (name, version, JSON).
+    async fn policy_versions(&mut self) -> Result<Vec<(String, i64, String)>>;
+    /// Add a version; a conflict means another change won.
+    async fn insert_policy_version(
+        &mut self,
+        name: &str,
+        version: i64,
+        body: &str,
+        at: i64,
+        by: &str,
+        change_id: &str,
+    ) -> Result<()>;
+    async fn insert_policy_change(&mut self, c: &PolicyChangeRow) -> Result<()>;
+    /// Read (and on PostgreSQL lock) one change.
+    async fn policy_change(&mut self, id: &str) -> Result<Option<PolicyChangeRow>>;
+    async fn policy_changes(&mut self, limit: i64) -> Result<Vec<PolicyChangeRow>>;
+    /// pending → `state`, only while pending.
+    async fn close_policy_change(&mut self, id: &str, state: &str, at: i64) -> Result<bool>;
+    /// Decisions on a change (the same rows as a request's, keyed by change).
+    async fn insert_policy_change_decision(
+        &mut self,
+        change_id: &str,
+        d: &DecisionRow,
+    ) -> Result<()>;
+    async fn policy_change_decisions(&mut self, change_id: &str) -> Result<Vec<DecisionRow>>;
+    /// Move a credential to another policy, only if it is still under `from`.
+    async fn set_credential_policy(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &str,
+        at: i64,
+    ) -> Result<bool>;
 
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()>;
     async fn decisions(&mut self, request_id: &str) -> Result<Vec<DecisionRow>>;

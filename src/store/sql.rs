@@ -54,6 +54,27 @@ macro_rules! impl_sql_tx {
             })
         }
 
+        fn policy_change_from(r: &$row) -> $crate::store::Result<$crate::store::PolicyChangeRow> {
+            use sqlx::Row;
+            Ok($crate::store::PolicyChangeRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                policy: r.try_get("policy")?,
+                base_version: r.try_get("base_version")?,
+                quorum: r.try_get("quorum")?,
+                proposed: r.try_get("proposed")?,
+                credential_id: r.try_get("credential_id")?,
+                to_policy: r.try_get("to_policy")?,
+                diff: r.try_get("diff")?,
+                reason: r.try_get("reason")?,
+                proposer: r.try_get("proposer")?,
+                state: r.try_get("state")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                decided_at: r.try_get("decided_at")?,
+            })
+        }
+
         fn session_from(r: &$row) -> $crate::store::Result<$crate::store::RecoverySessionRow> {
             use sqlx::Row;
             Ok($crate::store::RecoverySessionRow {
@@ -649,6 +670,133 @@ macro_rules! impl_sql_tx {
                     .fetch_optional(&mut *self.tx)
                     .await?;
                 row.as_ref().map(checkpoint_from).transpose()
+            }
+
+            async fn policy_versions(&mut self) -> $crate::store::Result<Vec<(String, i64, String)>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT v.name, v.version, v.body FROM policy_versions v \
+                     WHERE v.version = (SELECT MAX(w.version) FROM policy_versions w WHERE w.name = v.name) ORDER BY v.name",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("name")?, r.try_get("version")?, r.try_get("body")?)))
+                    .collect()
+            }
+
+            async fn insert_policy_version(&mut self, name: &str, version: i64, body: &str, at: i64, by: &str, change_id: &str) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO policy_versions (name, version, body, created_at, created_by, change_id) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(name)
+                .bind(version)
+                .bind(body)
+                .bind(at)
+                .bind(by)
+                .bind(change_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_policy_change(&mut self, c: &$crate::store::PolicyChangeRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO policy_changes (id, kind, policy, base_version, quorum, proposed, credential_id, to_policy, diff, reason, proposer, state, created_at, expires_at, decided_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(&c.id)
+                .bind(&c.kind)
+                .bind(&c.policy)
+                .bind(c.base_version)
+                .bind(&c.quorum)
+                .bind(&c.proposed)
+                .bind(&c.credential_id)
+                .bind(&c.to_policy)
+                .bind(&c.diff)
+                .bind(&c.reason)
+                .bind(&c.proposer)
+                .bind(&c.state)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.decided_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn policy_change(&mut self, id: &str) -> $crate::store::Result<Option<$crate::store::PolicyChangeRow>> {
+                let row = sqlx::query(concat!("SELECT * FROM policy_changes WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(policy_change_from).transpose()
+            }
+
+            async fn policy_changes(&mut self, limit: i64) -> $crate::store::Result<Vec<$crate::store::PolicyChangeRow>> {
+                let rows = sqlx::query("SELECT * FROM policy_changes ORDER BY created_at DESC, id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(policy_change_from).collect()
+            }
+
+            async fn close_policy_change(&mut self, id: &str, state: &str, at: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE policy_changes SET state = $1, decided_at = $2 WHERE id = $3 AND state = 'pending'")
+                    .bind(state)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_policy_change_decision(&mut self, change_id: &str, d: &$crate::store::DecisionRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(change_id)
+                .bind(&d.custodian)
+                .bind(&d.decision)
+                .bind(&d.reason)
+                .bind($crate::store::sql::json_list(&d.groups))
+                .bind(d.totp_step)
+                .bind(d.at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn policy_change_decisions(&mut self, change_id: &str) -> $crate::store::Result<Vec<$crate::store::DecisionRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT * FROM policy_change_decisions WHERE change_id = $1 ORDER BY at, custodian")
+                    .bind(change_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::DecisionRow {
+                            request_id: r.try_get("change_id")?,
+                            custodian: r.try_get("custodian")?,
+                            decision: r.try_get("decision")?,
+                            reason: r.try_get("reason")?,
+                            groups: $crate::store::sql::parse_list(&r.try_get::<String, _>("groups")?)?,
+                            totp_step: r.try_get("totp_step")?,
+                            at: r.try_get("at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_credential_policy(&mut self, id: &str, from: &str, to: &str, at: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE credentials SET policy = $1, updated_at = $2 WHERE id = $3 AND policy = $4")
+                    .bind(to)
+                    .bind(at)
+                    .bind(id)
+                    .bind(from)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn count_open_requests(&mut self, policy: &str, now: i64) -> $crate::store::Result<i64> {

@@ -1,0 +1,574 @@
+//! Four-eyes on the rules themselves: a policy change at runtime (a new
+//! quorum, release window or condition for a policy, or a credential moved
+//! to another policy) is a proposal that takes effect only once the quorum
+//! of the policy it changes has approved it with TOTP codes, exactly as a
+//! release would need. The proposer never counts, so no one person can
+//! lower a quorum. Every step is audited, with the change in words.
+//!
+//! The files in `policies/` are version 0 of each policy; every applied
+//! change adds a version in the database, and the latest version is the
+//! one in force on every replica.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::requests::{approvers_of, groups_of};
+use super::views::{PolicyChangeView, ProposeBody};
+use super::{refuse, App, AppError, AppResult, Done, Event};
+use crate::auth::Identity;
+use crate::domain::policy::{parse_file, Policy};
+use crate::domain::Role;
+use crate::store::{DecisionRow, PolicyChangeRow, StoreError, Tx};
+
+const MAX_REASON: usize = 1000;
+
+fn target(id: &str) -> String {
+    format!("policy-change:{id}")
+}
+
+/// What changes between two versions of a policy, in words.
+pub fn diff(old: &Policy, new: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name}: {a} → {b}"));
+        }
+    };
+    field("quorum", old.describe(), new.describe());
+    field(
+        "deny_vetoes",
+        old.deny_vetoes.to_string(),
+        new.deny_vetoes.to_string(),
+    );
+    field(
+        "request_ttl",
+        humantime::format_duration(std::time::Duration::from_secs(old.request_ttl_secs))
+            .to_string(),
+        humantime::format_duration(std::time::Duration::from_secs(new.request_ttl_secs))
+            .to_string(),
+    );
+    field(
+        "release_window",
+        humantime::format_duration(std::time::Duration::from_secs(old.release_window_secs))
+            .to_string(),
+        humantime::format_duration(std::time::Duration::from_secs(new.release_window_secs))
+            .to_string(),
+    );
+    field(
+        "ticket_pattern",
+        format!("{:?}", old.ticket_pattern),
+        format!("{:?}", new.ticket_pattern),
+    );
+    field(
+        "release_hours",
+        format!("{:?}", old.release_hours),
+        format!("{:?}", new.release_hours),
+    );
+    field(
+        "max_open_releases",
+        format!("{:?}", old.max_open_releases),
+        format!("{:?}", new.max_open_releases),
+    );
+    field(
+        "description",
+        format!("{:?}", old.description),
+        format!("{:?}", new.description),
+    );
+    out
+}
+
+impl App {
+    /// The policies in force: the files, overridden by the latest version
+    /// of every policy changed at runtime. Name → (policy, version).
+    pub(crate) async fn effective_policies(
+        &self,
+        tx: &mut dyn Tx,
+    ) -> AppResult<BTreeMap<String, (Policy, i64)>> {
+        let mut m: BTreeMap<String, (Policy, i64)> = self
+            .policies
+            .iter()
+            .map(|p| (p.name.to_string(), (p.clone(), 0)))
+            .collect();
+        for (name, version, body) in tx.policy_versions().await? {
+            let p: Policy = serde_json::from_str(&body).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("stored policy {name} v{version}: {e}"))
+            })?;
+            m.insert(name, (p, version));
+        }
+        Ok(m)
+    }
+
+    pub(crate) async fn effective_policy(
+        &self,
+        tx: &mut dyn Tx,
+        name: &str,
+    ) -> AppResult<Option<(Policy, i64)>> {
+        Ok(self.effective_policies(tx).await?.remove(name))
+    }
+
+    async fn change_view(
+        &self,
+        tx: &mut dyn Tx,
+        c: &PolicyChangeRow,
+    ) -> AppResult<PolicyChangeView> {
+        let quorum: Policy = serde_json::from_str(&c.quorum)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored quorum snapshot: {e}")))?;
+        let decisions = tx.policy_change_decisions(&c.id).await?;
+        let approvers = approvers_of(&decisions, Some(&c.proposer));
+        let credential = match &c.credential_id {
+            Some(id) => tx.credential_by_id(id).await?.map(|c| c.name),
+            None => None,
+        };
+        Ok(PolicyChangeView {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            policy: c.policy.clone(),
+            base_version: c.base_version,
+            quorum: quorum.describe(),
+            changes: serde_json::from_str(&c.diff).unwrap_or_default(),
+            credential,
+            to_policy: c.to_policy.clone(),
+            reason: c.reason.clone(),
+            proposer: c.proposer.clone(),
+            state: if c.state == "pending" && self.now_ms() >= c.expires_at {
+                "expired".into()
+            } else {
+                c.state.clone()
+            },
+            approvals: decisions
+                .iter()
+                .filter(|d| d.decision == "approve")
+                .map(|d| d.custodian.clone())
+                .collect(),
+            waiting_for: if c.state == "pending" {
+                Some(quorum.missing(&approvers))
+            } else {
+                None
+            },
+            created_at: crate::clock::rfc3339(c.created_at),
+            expires_at: crate::clock::rfc3339(c.expires_at),
+        })
+    }
+
+    /// An admin proposes a change; it waits for the quorum of the policy it
+    /// changes.
+    pub async fn propose_policy_change(
+        &self,
+        who: &Identity,
+        body: ProposeBody,
+    ) -> AppResult<PolicyChangeView> {
+        let mut tx = self.store.begin().await?;
+        let res = self.propose_tx(tx.as_mut(), who, body).await;
+        self.finish(tx, Some(who), "policy.propose", "policies", res)
+            .await
+    }
+
+    async fn propose_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        body: ProposeBody,
+    ) -> AppResult<Done<PolicyChangeView>> {
+        self.require(who, Role::Admin)?;
+        let reason = body.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return refuse(
+                422,
+                "invalid_reason",
+                format!("give a reason of 1 to {MAX_REASON} characters"),
+            );
+        }
+        let policies = self.effective_policies(tx).await?;
+        let now = self.now_ms();
+        let (kind, name, proposed, credential_id, to_policy, changes) = match (
+            &body.policy_toml,
+            &body.credential,
+            &body.to_policy,
+        ) {
+            (Some(src), None, None) => {
+                if src.len() > 64 * 1024 {
+                    return refuse(
+                        422,
+                        "invalid_policy",
+                        "the policy text is larger than 64 KiB",
+                    );
+                }
+                let parsed = parse_file(std::path::Path::new("proposal"), src).map_err(|e| {
+                    AppError::Refused(super::Refusal {
+                        status: 422,
+                        code: "invalid_policy",
+                        message: format!("line {}: {}", e.line, e.reason),
+                        totp_failure_of: None,
+                    })
+                })?;
+                let [(new, _)] = <[_; 1]>::try_from(parsed).map_err(|_| {
+                    AppError::Refused(super::Refusal {
+                        status: 422,
+                        code: "invalid_policy",
+                        message: "propose exactly one [[policy]]".into(),
+                        totp_failure_of: None,
+                    })
+                })?;
+                let name = new.name.to_string();
+                let Some((old, _)) = policies.get(&name) else {
+                    return refuse(
+                        404,
+                        "unknown_policy",
+                        format!("no policy named {name}: new policies come from the policy files"),
+                    );
+                };
+                let changes = diff(old, &new);
+                if changes.is_empty() {
+                    return refuse(
+                        422,
+                        "no_change",
+                        format!("the proposal is policy {name} as it is"),
+                    );
+                }
+                let json = serde_json::to_string(&new).expect("a policy serialises");
+                ("update", name, Some(json), None, None, changes)
+            }
+            (None, Some(cred), Some(to)) => {
+                let Some(c) = tx.credential_by_name(cred).await? else {
+                    return refuse(
+                        404,
+                        "credential_not_found",
+                        format!("no credential named {cred}"),
+                    );
+                };
+                let Some((new, _)) = policies.get(to) else {
+                    return refuse(404, "unknown_policy", format!("no policy named {to}"));
+                };
+                if &c.policy == to {
+                    return refuse(
+                        422,
+                        "no_change",
+                        format!("{cred} is already under policy {to}"),
+                    );
+                }
+                let old_desc = policies
+                    .get(&c.policy)
+                    .map(|(p, _)| p.describe())
+                    .unwrap_or_else(|| "(a policy no longer loaded)".into());
+                let changes = vec![format!(
+                    "credential {cred}: policy {} ({old_desc}) → {to} ({})",
+                    c.policy,
+                    new.describe()
+                )];
+                (
+                    "move",
+                    c.policy.clone(),
+                    None,
+                    Some(c.id.clone()),
+                    Some(to.clone()),
+                    changes,
+                )
+            }
+            _ => return refuse(
+                422,
+                "invalid_body",
+                "give either policy_toml (a changed policy), or credential and to_policy (a move)",
+            ),
+        };
+        let Some((quorum, base_version)) = policies.get(&name).cloned() else {
+            return refuse(
+                409,
+                "policy_missing",
+                format!("policy {name} is not loaded: the change has no quorum to ask"),
+            );
+        };
+        let row = PolicyChangeRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.into(),
+            policy: name.clone(),
+            base_version,
+            quorum: serde_json::to_string(&quorum).expect("a policy serialises"),
+            proposed,
+            credential_id,
+            to_policy,
+            diff: serde_json::to_string(&changes).expect("strings serialise"),
+            reason,
+            proposer: who.subject.clone(),
+            state: "pending".into(),
+            created_at: now,
+            expires_at: now + quorum.request_ttl_secs as i64 * 1000,
+            decided_at: None,
+        };
+        tx.insert_policy_change(&row).await?;
+        let view = self.change_view(tx, &row).await?;
+        let ev = Event::new(
+            "policy.propose",
+            target(&row.id),
+            json!({ "kind": kind, "policy": name, "base_version": base_version, "changes": changes, "reason": row.reason, "quorum": quorum.describe() }),
+        );
+        Ok(Done::new(view, ev))
+    }
+
+    pub async fn list_policy_changes(&self, who: &Identity) -> AppResult<Vec<PolicyChangeView>> {
+        self.require_any(who, &[Role::Admin, Role::Custodian, Role::Auditor])?;
+        let mut tx = self.store.begin_read().await?;
+        let res = async {
+            let mut out = Vec::new();
+            for c in tx.policy_changes(200).await? {
+                out.push(self.change_view(tx.as_mut(), &c).await?);
+            }
+            Ok(out)
+        }
+        .await;
+        tx.rollback().await?;
+        res
+    }
+
+    pub async fn decide_policy_change(
+        &self,
+        who: &Identity,
+        id: &str,
+        code: &SecretString,
+        deny_reason: Option<&str>,
+    ) -> AppResult<PolicyChangeView> {
+        let action = if deny_reason.is_some() {
+            "policy.deny"
+        } else {
+            "policy.approve"
+        };
+        let mut tx = self.store.begin().await?;
+        let res = self
+            .decide_change_tx(tx.as_mut(), who, id, code, deny_reason)
+            .await;
+        self.finish(tx, Some(who), action, &target(id), res).await
+    }
+
+    async fn decide_change_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        id: &str,
+        code: &SecretString,
+        deny_reason: Option<&str>,
+    ) -> AppResult<Done<PolicyChangeView>> {
+        self.require(who, Role::Custodian)?;
+        let deny_reason = match deny_reason.map(str::trim) {
+            Some(r) if r.is_empty() || r.chars().count() > MAX_REASON => {
+                return refuse(
+                    422,
+                    "invalid_reason",
+                    format!("give a reason of 1 to {MAX_REASON} characters"),
+                )
+            }
+            other => other.map(str::to_owned),
+        };
+        let Some(change) = tx.policy_change(id).await? else {
+            return refuse(
+                404,
+                "policy_change_not_found",
+                format!("no policy change with id {id}"),
+            );
+        };
+        let now = self.now_ms();
+        if change.state != "pending" {
+            return refuse(
+                409,
+                "policy_change_closed",
+                format!("the change is already {}", change.state),
+            );
+        }
+        if now >= change.expires_at {
+            return refuse(
+                409,
+                "policy_change_expired",
+                "the change expired before its quorum was met: propose it again",
+            );
+        }
+        let Some(c) = tx.custodian(&who.subject).await? else {
+            return refuse(
+                403,
+                "not_a_custodian",
+                format!("{} is not an enrolled custodian", who.subject),
+            );
+        };
+        if c.status != "active" {
+            return refuse(
+                409,
+                "not_enrolled",
+                format!("custodian {} has not confirmed TOTP enrolment", c.name),
+            );
+        }
+        super::custodians::refuse_if_locked(&c, now)?;
+        if change.proposer == who.subject {
+            return refuse(
+                403,
+                "self_approval",
+                "the proposer cannot approve or deny their own change",
+            );
+        }
+        let quorum: Policy = serde_json::from_str(&change.quorum)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored quorum snapshot: {e}")))?;
+        if !quorum.is_eligible(&groups_of(&c.groups)) {
+            return refuse(
+                403,
+                "not_eligible",
+                format!(
+                    "custodian {} is in none of the groups policy {} needs ({})",
+                    c.name,
+                    quorum.name,
+                    quorum.describe()
+                ),
+            );
+        }
+        let decisions = tx.policy_change_decisions(id).await?;
+        if decisions.iter().any(|d| d.custodian == c.name) {
+            return refuse(
+                409,
+                "already_decided",
+                format!("custodian {} has already decided on this change", c.name),
+            );
+        }
+        let approvers = approvers_of(&decisions, Some(&change.proposer));
+        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&c.groups)) {
+            return refuse(
+                409,
+                "approval_not_needed",
+                format!(
+                    "the approvals so far already cover your groups: it is waiting for {}",
+                    quorum.missing(&approvers)
+                ),
+            );
+        }
+        let step = self.check_presence(tx, &c, code).await?;
+        let d = DecisionRow {
+            request_id: id.into(),
+            custodian: c.name.clone(),
+            decision: if deny_reason.is_some() {
+                "deny"
+            } else {
+                "approve"
+            }
+            .into(),
+            reason: deny_reason.clone(),
+            groups: c.groups.clone(),
+            totp_step: step,
+            at: now,
+        };
+        match tx.insert_policy_change_decision(id, &d).await {
+            Err(StoreError::Conflict(_)) => {
+                return refuse(
+                    409,
+                    "already_decided",
+                    format!("custodian {} has already decided on this change", c.name),
+                )
+            }
+            other => other?,
+        }
+        let mut events = Vec::new();
+        match &deny_reason {
+            Some(reason) => {
+                events.push(Event::new(
+                    "policy.deny",
+                    target(id),
+                    json!({ "reason": reason, "veto": quorum.deny_vetoes }),
+                ));
+                if quorum.deny_vetoes {
+                    tx.close_policy_change(id, "denied", now).await?;
+                    events.push(Event::new(
+                        "policy.denied",
+                        target(id),
+                        json!({ "by": c.name }),
+                    ));
+                }
+            }
+            None => {
+                let mut all = decisions.clone();
+                all.push(d);
+                let approvers = approvers_of(&all, Some(&change.proposer));
+                events.push(Event::new(
+                    "policy.approve",
+                    target(id),
+                    json!({ "approvals": approvers.len(), "needed": quorum.approvals_needed() }),
+                ));
+                if quorum.is_met(&approvers) {
+                    events.push(self.apply_change(tx, &change, &all, now).await?);
+                }
+            }
+        }
+        let change = tx.policy_change(id).await?.unwrap_or(change);
+        let view = self.change_view(tx, &change).await?;
+        Ok(Done {
+            value: view,
+            events,
+        })
+    }
+
+    /// The quorum is met: the change takes effect, in the approving
+    /// transaction, if nothing changed the policy meanwhile.
+    async fn apply_change(
+        &self,
+        tx: &mut dyn Tx,
+        change: &PolicyChangeRow,
+        decisions: &[DecisionRow],
+        now: i64,
+    ) -> AppResult<Event> {
+        let current = self.effective_policy(tx, &change.policy).await?;
+        let superseded = || {
+            refuse::<Event>(
+                409,
+                "policy_changed_meanwhile",
+                "the policy changed after this proposal was made: propose again against the policy in force",
+            )
+        };
+        match change.kind.as_str() {
+            "update" => {
+                if current.as_ref().map(|(_, v)| *v) != Some(change.base_version) {
+                    return superseded();
+                }
+                let body = change.proposed.as_deref().unwrap_or_default();
+                match tx
+                    .insert_policy_version(
+                        &change.policy,
+                        change.base_version + 1,
+                        body,
+                        now,
+                        &change.proposer,
+                        &change.id,
+                    )
+                    .await
+                {
+                    Err(StoreError::Conflict(_)) => return superseded(),
+                    other => other?,
+                }
+            }
+            "move" => {
+                let (Some(cred), Some(to)) = (&change.credential_id, &change.to_policy) else {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "a move without its credential"
+                    )));
+                };
+                if !tx
+                    .set_credential_policy(cred, &change.policy, to, now)
+                    .await?
+                {
+                    return superseded();
+                }
+            }
+            other => {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "unknown change kind {other}"
+                )));
+            }
+        }
+        tx.close_policy_change(&change.id, "applied", now).await?;
+        Ok(Event::new(
+            "policy.change_applied",
+            target(&change.id),
+            json!({
+                "kind": change.kind,
+                "policy": change.policy,
+                "version": change.base_version + 1,
+                "changes": serde_json::from_str::<serde_json::Value>(&change.diff).unwrap_or_default(),
+                "proposer": change.proposer,
+                "approvers": decisions.iter().filter(|d| d.decision == "approve").map(|d| d.custodian.clone()).collect::<Vec<_>>(),
+            }),
+        ))
+    }
+}

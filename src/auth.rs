@@ -109,6 +109,10 @@ pub struct Identity {
     /// The OIDC issuer that vouched for it; `None` for the service's own
     /// (fallback) tokens.
     pub issuer: Option<String>,
+    /// Custodian groups the provider still grants (when the issuer maps
+    /// them): a custodian approves only with groups both their record and
+    /// the provider give them. `None`: the record alone decides.
+    pub custodian_groups: Option<BTreeSet<String>>,
 }
 
 impl Identity {
@@ -276,6 +280,7 @@ impl TokenService {
             jti: c.jti,
             expires_at: c.exp,
             issuer: None,
+            custodian_groups: None,
         })
     }
 }

@@ -54,6 +54,9 @@ pub struct OidcFileConfig {
     /// Role name → the provider groups that grant it.
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<String>>,
+    /// Custodian group → the provider groups that grant it (optional).
+    #[serde(default)]
+    pub custodian_groups: BTreeMap<String, Vec<String>>,
     /// Timeout of a call to the provider (default "5s").
     pub timeout: Option<String>,
     /// An unknown key id refreshes the provider's keys at most this often
@@ -102,6 +105,7 @@ fn oidc_from_file(f: OidcFileConfig) -> anyhow::Result<crate::oidc::OidcConfig> 
         subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
         roles_claim: f.roles_claim.unwrap_or_else(|| "groups".into()),
         roles,
+        custodian_groups: f.custodian_groups,
         timeout: duration("oidc.timeout", f.timeout.as_ref(), Duration::from_secs(5))?,
         min_refresh: duration(
             "oidc.jwks_min_refresh",

@@ -36,6 +36,9 @@ pub struct OidcConfig {
     pub roles_claim: String,
     /// Role → provider groups that grant it.
     pub roles: BTreeMap<Role, Vec<String>>,
+    /// Custodian group → provider groups that grant it. When set, a
+    /// custodian approves only with the groups the provider still grants.
+    pub custodian_groups: BTreeMap<String, Vec<String>>,
     pub timeout: Duration,
     /// An unknown `kid` refreshes the keys at most this often.
     pub min_refresh: Duration,
@@ -250,12 +253,21 @@ impl OidcIssuer {
                 hex::encode(sha2::Sha256::digest(token.as_bytes()))
             }
         };
+        let custodian_groups = (!self.config.custodian_groups.is_empty()).then(|| {
+            self.config
+                .custodian_groups
+                .iter()
+                .filter(|(_, gs)| gs.iter().any(|g| groups.contains(g.as_str())))
+                .map(|(c, _)| c.clone())
+                .collect()
+        });
         Ok(Identity {
             subject,
             roles,
             jti,
             expires_at: exp,
             issuer: Some(self.config.issuer.clone()),
+            custodian_groups,
         })
     }
 }

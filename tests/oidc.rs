@@ -137,6 +137,12 @@ async fn start(b: Backend, p: &Provider) -> TestApp {
             ]
             .into_iter()
             .collect(),
+            custodian_groups: [
+                ("sre".to_string(), vec!["idp-sre".to_string()]),
+                ("security".to_string(), vec!["idp-security".to_string()]),
+            ]
+            .into_iter()
+            .collect(),
             timeout: std::time::Duration::from_secs(2),
             min_refresh: std::time::Duration::ZERO,
         }];
@@ -196,8 +202,24 @@ async fn tokens_of_each_algorithm_sign_in_map_groups_to_roles_and_follow_a_key_r
         .as_str()
         .unwrap()
         .to_string();
-    for name in ["ann", "bob", "sec"] {
-        let tok = p.token(t, name, &[CUSTODIANS], "EdDSA", json!({})).await;
+    // Bob has left the SRE team in the provider: his custodian record
+    // still says sre, but he can no longer approve as one.
+    let bob_gone = p.token(t, "bob", &[CUSTODIANS], "EdDSA", json!({})).await;
+    t.post(
+        format!("/v1/requests/{id}/approve"),
+        &bob_gone,
+        json!({ "code": t.code("bob") }),
+    )
+    .await
+    .refused(403, "not_eligible");
+    for (name, group) in [
+        ("ann", "idp-sre"),
+        ("bob", "idp-sre"),
+        ("sec", "idp-security"),
+    ] {
+        let tok = p
+            .token(t, name, &[CUSTODIANS, group], "EdDSA", json!({}))
+            .await;
         t.post(
             format!("/v1/requests/{id}/approve"),
             &tok,

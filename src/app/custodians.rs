@@ -412,3 +412,17 @@ pub(crate) async fn open_seed(
     Seed::from_bytes(&seed_bytes)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored TOTP seed has the wrong length")))
 }
+
+/// The groups a custodian decides with: their record's, narrowed to those
+/// their identity provider still grants when it maps custodian groups.
+pub(crate) fn deciding_groups(c: &CustodianRow, who: &Identity) -> Vec<String> {
+    match &who.custodian_groups {
+        None => c.groups.clone(),
+        Some(granted) => c
+            .groups
+            .iter()
+            .filter(|g| granted.contains(*g))
+            .cloned()
+            .collect(),
+    }
+}

@@ -396,6 +396,7 @@ impl App {
             );
         }
         super::custodians::refuse_if_locked(&c, now)?;
+        let groups = super::custodians::deciding_groups(&c, who);
         if change.proposer == who.subject {
             return refuse(
                 403,
@@ -405,7 +406,7 @@ impl App {
         }
         let quorum: Policy = serde_json::from_str(&change.quorum)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored quorum snapshot: {e}")))?;
-        if !quorum.is_eligible(&groups_of(&c.groups)) {
+        if !quorum.is_eligible(&groups_of(&groups)) {
             return refuse(
                 403,
                 "not_eligible",
@@ -426,7 +427,7 @@ impl App {
             );
         }
         let approvers = approvers_of(&decisions, Some(&change.proposer));
-        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&c.groups)) {
+        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&groups)) {
             return refuse(
                 409,
                 "approval_not_needed",
@@ -447,7 +448,7 @@ impl App {
             }
             .into(),
             reason: deny_reason.clone(),
-            groups: c.groups.clone(),
+            groups: groups.clone(),
             totp_step: step,
             at: now,
         };

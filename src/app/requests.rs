@@ -346,6 +346,7 @@ impl App {
         }
         let now = self.now_ms();
         super::custodians::refuse_if_locked(&c, now)?;
+        let groups = super::custodians::deciding_groups(&c, who);
         let state = state_of(&r, now);
         if state != RequestState::Pending {
             return not_pending(state);
@@ -358,7 +359,7 @@ impl App {
             );
         }
         let policy = snapshot(&r)?;
-        if !policy.is_eligible(&groups_of(&c.groups)) {
+        if !policy.is_eligible(&groups_of(&groups)) {
             return refuse(
                 403,
                 "not_eligible",
@@ -380,7 +381,7 @@ impl App {
         }
         if deny_reason.is_none() {
             let approvers = approvers_of(&decisions, None);
-            if !policy.contributes(&approvers, &groups_of(&c.groups)) {
+            if !policy.contributes(&approvers, &groups_of(&groups)) {
                 return refuse(
                     409,
                     "approval_not_needed",
@@ -388,7 +389,7 @@ impl App {
                         "policy {} needs {}; the approvals so far already cover your groups ({}): it is waiting for {}",
                         policy.name,
                         policy.describe(),
-                        c.groups.join(", "),
+                        groups.join(", "),
                         policy.missing(&approvers)
                     ),
                 );
@@ -405,7 +406,7 @@ impl App {
             }
             .into(),
             reason: deny_reason.clone(),
-            groups: c.groups.clone(),
+            groups: groups.clone(),
             totp_step: step,
             at: now,
         };

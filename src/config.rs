@@ -38,6 +38,180 @@ pub struct FileConfig {
     /// Trusted OpenID Connect providers.
     #[serde(default)]
     pub oidc: Vec<OidcFileConfig>,
+    #[serde(default)]
+    pub alerts: AlertsFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFileConfig {
+    /// The service's address as people reach it, for links in messages.
+    pub public_url: Option<String>,
+    /// Attempts before an alert is dead-lettered (default 8).
+    pub max_attempts: Option<i64>,
+    #[serde(default)]
+    pub channel: Vec<ChannelFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFileConfig {
+    pub name: String,
+    /// `slack`, `pagerduty` or `webhook`.
+    pub kind: String,
+    /// Where to POST (for Slack, the incoming-webhook URL, itself a secret:
+    /// keep the configuration file owner-only).
+    pub url: String,
+    /// Which events (audit actions, plus `audit.verify.failed`); default
+    /// per kind.
+    pub events: Option<Vec<String>>,
+    /// `webhook`: the HMAC-SHA256 key file (owner-only, 32 bytes or more).
+    pub hmac_key_file: Option<PathBuf>,
+    /// `pagerduty`: the file holding the Events API v2 routing key.
+    pub routing_key_file: Option<PathBuf>,
+}
+
+/// A configured alert channel.
+#[derive(Clone)]
+pub struct AlertChannel {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub events: std::collections::BTreeSet<String>,
+    /// The webhook's HMAC key, or PagerDuty's routing key.
+    pub secret: Option<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for AlertChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertChannel")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Alerting, when any channel is configured.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    pub public_url: Option<String>,
+    pub max_attempts: i64,
+    pub channels: Vec<AlertChannel>,
+}
+
+/// What a channel hears about by default.
+pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
+    match kind {
+        "pagerduty" => vec![
+            "request.create",
+            "request.approve",
+            "request.approved",
+            "request.release",
+            "request.denied",
+            "recovery.release",
+        ],
+        _ => vec![
+            "request.create",
+            "request.approved",
+            "request.release",
+            "request.denied",
+            "custodian.lockout",
+            "recovery.session_open",
+            "recovery.release",
+            "recovery.recover",
+            "auth.fallback",
+            "audit.verify.failed",
+            "policy.propose",
+            "policy.change_applied",
+        ],
+    }
+}
+
+fn read_secret_file(
+    p: &Path,
+    what: &str,
+) -> anyhow::Result<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>> {
+    crate::datadir::check_private(p)?;
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(p).with_context(|| format!("while reading {}", p.display()))?,
+    );
+    let trimmed = zeroize::Zeroizing::new(bytes.trim_ascii().to_vec());
+    anyhow::ensure!(!trimmed.is_empty(), "{}: the {what} is empty", p.display());
+    Ok(std::sync::Arc::new(trimmed))
+}
+
+fn alerts_from_file(f: AlertsFileConfig) -> anyhow::Result<Option<Alerts>> {
+    if f.channel.is_empty() {
+        return Ok(None);
+    }
+    let mut channels = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for c in f.channel {
+        anyhow::ensure!(
+            crate::domain::names::GroupName::parse(&c.name).is_ok() && names.insert(c.name.clone()),
+            "alerts.channel name {:?} must be a unique simple name",
+            c.name
+        );
+        anyhow::ensure!(
+            c.url.starts_with("https://") || c.url.starts_with("http://"),
+            "alerts.channel {}: url must be http(s)",
+            c.name
+        );
+        let secret = match c.kind.as_str() {
+            "slack" => None,
+            "webhook" => match &c.hmac_key_file {
+                Some(p) => {
+                    let k = read_secret_file(p, "HMAC key")?;
+                    anyhow::ensure!(
+                        k.len() >= 32,
+                        "{}: an HMAC key of at least 32 bytes",
+                        p.display()
+                    );
+                    Some(k)
+                }
+                None => anyhow::bail!("alerts.channel {}: a webhook needs hmac_key_file", c.name),
+            },
+            "pagerduty" => match &c.routing_key_file {
+                Some(p) => Some(read_secret_file(p, "routing key")?),
+                None => anyhow::bail!(
+                    "alerts.channel {}: pagerduty needs routing_key_file",
+                    c.name
+                ),
+            },
+            other => anyhow::bail!(
+                "alerts.channel {}: kind {other:?} is not slack, pagerduty or webhook",
+                c.name
+            ),
+        };
+        let events = c
+            .events
+            .unwrap_or_else(|| {
+                default_alert_events(&c.kind)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .into_iter()
+            .collect();
+        channels.push(AlertChannel {
+            name: c.name,
+            kind: c.kind,
+            url: c.url,
+            events,
+            secret,
+        });
+    }
+    let max_attempts = f.max_attempts.unwrap_or(8);
+    anyhow::ensure!(
+        (1..=100).contains(&max_attempts),
+        "alerts.max_attempts must be 1 to 100"
+    );
+    Ok(Some(Alerts {
+        public_url: f.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        max_attempts,
+        channels,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +457,8 @@ pub struct Settings {
     pub audit_checkpoint_interval: Duration,
     /// Where to ship audit events, if anywhere.
     pub audit_sink: Option<AuditSink>,
+    /// Alert channels, if any.
+    pub alerts: Option<Alerts>,
 }
 
 impl Default for Settings {
@@ -295,6 +471,7 @@ impl Default for Settings {
             audit_checkpoint_every_events: 1000,
             audit_checkpoint_interval: Duration::from_secs(5 * 60),
             audit_sink: None,
+            alerts: None,
         }
     }
 }
@@ -399,6 +576,7 @@ impl Config {
                 d.audit_checkpoint_interval,
             )?,
             audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
+            alerts: alerts_from_file(f.alerts)?,
         };
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,

@@ -144,6 +144,9 @@ pub async fn serve(
                     if let Err(e) = app.ship_audit_all().await {
                         tracing::warn!(error = %e, "could not ship audit events; will retry");
                     }
+                    if let Err(e) = app.deliver_alerts().await {
+                        tracing::warn!(error = %e, "could not deliver alerts; will retry");
+                    }
                 }
             }
         }

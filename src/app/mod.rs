@@ -16,6 +16,7 @@ use crate::keys::{KeyError, KeyService};
 use crate::secrets::{SecretStore, SecretStoreError};
 use crate::store::{Store, StoreError, Tx};
 
+pub mod alerts;
 pub mod audit;
 pub mod audit_ship;
 pub mod credentials;
@@ -195,7 +196,10 @@ impl App {
         code: Option<&str>,
         ev: Event,
     ) -> AppResult<AuditEvent> {
-        Ok(audit::seal_and_insert(tx, self.now_ms(), actor, outcome, code, ev).await?)
+        let e = audit::seal_and_insert(tx, self.now_ms(), actor, outcome, code, ev).await?;
+        // Alerts are written with the event: they exist exactly when it does.
+        self.enqueue_alerts(tx, &e).await?;
+        Ok(e)
     }
 
     /// Finish a use case: commit it with its events, or roll it back and

@@ -108,6 +108,9 @@ enum Command {
     /// Recovery shares (custodian).
     #[command(subcommand)]
     Share(ShareCmd),
+    /// Alert deliveries: list them, retry dead letters (admin).
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// Online recovery: custodians submit their shares to the server for
     /// one request, which is then released without the key service or the
     /// secret store.
@@ -177,6 +180,18 @@ enum ShareCmd {
         #[arg(long)]
         identity: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    /// Deliveries, newest first.
+    List {
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Send a dead-lettered alert again.
+    Retry { id: String },
 }
 
 #[derive(Subcommand)]
@@ -1780,6 +1795,45 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 .post(&format!("/v1/requests/{}/release", seg(id)), &json!({}))
                 .await?;
             print_release(&v, json_out, "released once");
+        }
+        Command::Alerts(AlertsCmd::List { state }) => {
+            let path = match state {
+                Some(st) => format!("/v1/alerts?state={}", seg(st)),
+                None => "/v1/alerts".into(),
+            };
+            let v: Vec<Value> = c.get(&path).await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &["id", "event", "channel", "state", "attempts", "last error"],
+                        v.iter()
+                            .map(|a| {
+                                vec![
+                                    cell(&a["id"]),
+                                    a["seq"].to_string(),
+                                    cell(&a["channel"]),
+                                    cell(&a["state"]),
+                                    a["attempts"].to_string(),
+                                    cell(&a["last_error"]),
+                                ]
+                            })
+                            .collect(),
+                    )
+                );
+            }
+        }
+        Command::Alerts(AlertsCmd::Retry { id }) => {
+            let v: Value = c
+                .post(&format!("/v1/alerts/{}/retry", seg(id)), &json!({}))
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!("alert {} will be sent again", cell(&v["id"]));
+            }
         }
         Command::Recovery(RecoveryCmd::Open { request }) => {
             let v: Value = c

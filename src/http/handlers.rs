@@ -609,3 +609,37 @@ pub async fn deny_policy_change(
             .await?,
     ))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// `pending`, `delivered` or `dead`.
+    pub state: Option<String>,
+}
+
+/// Alert deliveries and their state, newest first (admin, auditor).
+#[utoipa::path(get, path = "/v1/alerts", params(AlertQuery),
+    responses((status = 200, body = Vec<crate::app::alerts::AlertView>), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_alerts(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<crate::app::alerts::AlertView>> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(Json(app.list_alerts(&who, q.state.as_deref()).await?))
+}
+
+/// Send a dead-lettered alert again (admin). Audited.
+#[utoipa::path(post, path = "/v1/alerts/{id}/retry", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn retry_alert(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    Ok(Json(app.retry_alert(&who, &id).await?))
+}

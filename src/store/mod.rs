@@ -192,6 +192,25 @@ pub struct RecoverySubmissionRow {
     pub prior_step: Option<i64>,
 }
 
+/// One alert to deliver to one channel.
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: String,
+    /// The audit event it announces.
+    pub seq: i64,
+    pub channel: String,
+    pub kind: String,
+    /// The message, without any secret (keys and URLs are added at delivery).
+    pub payload: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PolicyChangeRow {
     pub id: String,
@@ -412,6 +431,32 @@ pub trait Tx: Send {
     /// On PostgreSQL the policy's credentials are locked first, so two
     /// requests cannot both take the last place.
     async fn count_open_requests(&mut self, policy: &str, now: i64) -> Result<i64>;
+
+    async fn insert_alert(&mut self, a: &AlertRow) -> Result<()>;
+    /// Take the channel's delivery lease (skipping it if another process
+    /// holds its row or lease).
+    async fn lease_alert_channel(
+        &mut self,
+        channel: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool>;
+    async fn release_alert_channel(&mut self, channel: &str, owner: &str) -> Result<()>;
+    /// The channel's pending alerts, in event order.
+    async fn due_alerts(&mut self, channel: &str, now: i64, limit: i64) -> Result<Vec<AlertRow>>;
+    async fn set_alert_state(
+        &mut self,
+        id: &str,
+        state: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+        last_error: Option<&str>,
+        delivered_at: Option<i64>,
+    ) -> Result<()>;
+    async fn alerts(&mut self, state: Option<&str>, limit: i64) -> Result<Vec<AlertRow>>;
+    /// dead → pending, attempts reset.
+    async fn retry_alert(&mut self, id: &str) -> Result<bool>;
 
     /// The latest runtime version of every changed policy: (name, version, JSON).
     async fn policy_versions(&mut self) -> Result<Vec<(String, i64, String)>>;

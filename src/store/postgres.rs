@@ -10,7 +10,13 @@ use sqlx::PgPool;
 
 use super::Backend;
 
-super::sql::impl_sql_tx!(PgTx, sqlx::Postgres, sqlx::postgres::PgRow, " FOR UPDATE");
+super::sql::impl_sql_tx!(
+    PgTx,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED"
+);
 
 pub struct PgStore {
     pool: PgPool,

@@ -14,7 +14,7 @@ pub(crate) fn parse_list(s: &str) -> Result<Vec<String>, StoreError> {
 }
 
 macro_rules! impl_sql_tx {
-    ($tx:ident, $db:ty, $row:ty, $lock:literal) => {
+    ($tx:ident, $db:ty, $row:ty, $lock:literal, $skip_locked:literal) => {
         pub struct $tx {
             tx: sqlx::Transaction<'static, $db>,
         }
@@ -72,6 +72,23 @@ macro_rules! impl_sql_tx {
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
                 decided_at: r.try_get("decided_at")?,
+            })
+        }
+
+        fn alert_from(r: &$row) -> $crate::store::Result<$crate::store::AlertRow> {
+            use sqlx::Row;
+            Ok($crate::store::AlertRow {
+                id: r.try_get("id")?,
+                seq: r.try_get("seq")?,
+                channel: r.try_get("channel")?,
+                kind: r.try_get("kind")?,
+                payload: r.try_get("payload")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                last_error: r.try_get("last_error")?,
+                created_at: r.try_get("created_at")?,
+                delivered_at: r.try_get("delivered_at")?,
             })
         }
 
@@ -670,6 +687,125 @@ macro_rules! impl_sql_tx {
                     .fetch_optional(&mut *self.tx)
                     .await?;
                 row.as_ref().map(checkpoint_from).transpose()
+            }
+
+            async fn insert_alert(&mut self, a: &$crate::store::AlertRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO alert_outbox (id, seq, channel, kind, payload, state, attempts, next_attempt_at, last_error, created_at, delivered_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&a.id)
+                .bind(a.seq)
+                .bind(&a.channel)
+                .bind(&a.kind)
+                .bind(&a.payload)
+                .bind(&a.state)
+                .bind(a.attempts)
+                .bind(a.next_attempt_at)
+                .bind(&a.last_error)
+                .bind(a.created_at)
+                .bind(a.delivered_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn lease_alert_channel(&mut self, channel: &str, owner: &str, now: i64, until: i64) -> $crate::store::Result<bool> {
+                sqlx::query("INSERT INTO alert_channels (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+                    .bind(channel)
+                    .execute(&mut *self.tx)
+                    .await?;
+                // Another process delivering this channel holds the row: skip it.
+                let free = sqlx::query(concat!(
+                    "SELECT name FROM alert_channels WHERE name = $1 AND (lease_until IS NULL OR lease_until < $2)",
+                    $skip_locked
+                ))
+                .bind(channel)
+                .bind(now)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                if free.is_none() {
+                    return Ok(false);
+                }
+                let r = sqlx::query(
+                    "UPDATE alert_channels SET lease_owner = $1, lease_until = $2 WHERE name = $3 AND (lease_until IS NULL OR lease_until < $4)",
+                )
+                .bind(owner)
+                .bind(until)
+                .bind(channel)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn release_alert_channel(&mut self, channel: &str, owner: &str) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE alert_channels SET lease_owner = NULL, lease_until = NULL WHERE name = $1 AND lease_owner = $2")
+                    .bind(channel)
+                    .bind(owner)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn due_alerts(&mut self, channel: &str, now: i64, limit: i64) -> $crate::store::Result<Vec<$crate::store::AlertRow>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM alert_outbox WHERE channel = $1 AND state = 'pending' ORDER BY seq LIMIT $2",
+                )
+                .bind(channel)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let _ = now;
+                rows.iter().map(alert_from).collect()
+            }
+
+            async fn set_alert_state(
+                &mut self,
+                id: &str,
+                state: &str,
+                attempts: i64,
+                next_attempt_at: i64,
+                last_error: Option<&str>,
+                delivered_at: Option<i64>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "UPDATE alert_outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4, delivered_at = $5 WHERE id = $6",
+                )
+                .bind(state)
+                .bind(attempts)
+                .bind(next_attempt_at)
+                .bind(last_error)
+                .bind(delivered_at)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn alerts(&mut self, state: Option<&str>, limit: i64) -> $crate::store::Result<Vec<$crate::store::AlertRow>> {
+                let rows = match state {
+                    Some(st) => sqlx::query("SELECT * FROM alert_outbox WHERE state = $1 ORDER BY seq DESC, channel LIMIT $2")
+                        .bind(st)
+                        .bind(limit)
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                    None => sqlx::query("SELECT * FROM alert_outbox ORDER BY seq DESC, channel LIMIT $1")
+                        .bind(limit)
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                };
+                rows.iter().map(alert_from).collect()
+            }
+
+            async fn retry_alert(&mut self, id: &str) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE alert_outbox SET state = 'pending', attempts = 0, next_attempt_at = 0 WHERE id = $1 AND state = 'dead'",
+                )
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn policy_versions(&mut self) -> $crate::store::Result<Vec<(String, i64, String)>> {

@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 
 use super::Backend;
 
-super::sql::impl_sql_tx!(SqliteTx, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");
+super::sql::impl_sql_tx!(SqliteTx, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "", "");
 
 pub struct SqliteStore {
     pool: SqlitePool,

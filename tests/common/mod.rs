@@ -181,6 +181,23 @@ impl TestApp {
         t
     }
 
+    /// Like `successor`, with the configuration adjusted by `tweak`.
+    pub async fn successor_configured(&self, tweak: &dyn Fn(&mut Config)) -> TestApp {
+        let t = Self::start_on(
+            self.backend,
+            None,
+            Some((
+                self.data_dir.clone(),
+                self.database_url.clone(),
+                self.clock.clone(),
+            )),
+            tweak,
+        )
+        .await;
+        *t.secrets.lock().unwrap() = self.secrets.lock().unwrap().clone();
+        t
+    }
+
     async fn start_on(
         backend: Backend,
         aws: Option<AwsSetup>,

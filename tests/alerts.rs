@@ -355,3 +355,59 @@ async fn a_server_stopped_between_the_action_and_the_delivery_delivers_after_res
     );
     restarted.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_appended_on_the_host_alert_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("webhook.key");
+    std::fs::write(&key, HMAC_KEY).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config_file = dir.path().join("breakglass.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[[alerts.channel]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nhmac_key_file = \"{}\"\nevents = [\"token.issue\"]\n",
+            r.base,
+            key.display()
+        ),
+    )
+    .unwrap();
+    // The server reads the same file.
+    let loaded = Config::load(Some(&config_file), Default::default()).unwrap();
+    let alerts = loaded.settings.alerts.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.alerts = alerts.clone();
+    })
+    .await;
+    // A token minted on the host, with no server involved.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakglass"))
+        .args([
+            "token",
+            "issue",
+            "--subject",
+            "alice",
+            "--role",
+            "auditor",
+            "--config",
+        ])
+        .arg(&config_file)
+        .args(["--database-url", &t.database_url, "--data-dir"])
+        .arg(&t.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(&t, "the host event's alert", || {
+        bodies(&r, "/hook").len() == 1
+    })
+    .await;
+    let b = &bodies(&r, "/hook")[0];
+    assert_eq!(b["event"]["action"], "token.issue");
+    assert_eq!(b["event"]["details"]["subject"], "alice");
+    t.stop().await;
+}

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{App, AppResult};
 use crate::auth::Identity;
-use crate::config::AlertChannel;
+use crate::config::{AlertChannel, Alerts};
 use crate::crypto::chain::AuditEvent;
 use crate::domain::Role;
 use crate::store::{AlertRow, Tx};
@@ -208,6 +208,11 @@ fn backoff_ms(attempts: i64) -> i64 {
     capped / 2 + capped / 2 * r / 1000
 }
 
+/// The alert channels of a host command (`recover`, `rekey`, `init`…),
+/// set once from its configuration: events it appends on the host get
+/// their outbox rows too, and the server delivers them.
+pub static HOST_ALERTS: std::sync::OnceLock<Alerts> = std::sync::OnceLock::new();
+
 impl App {
     /// Write the outbox rows for `e` (in the event's transaction).
     pub(crate) async fn enqueue_alerts(
@@ -215,28 +220,35 @@ impl App {
         tx: &mut dyn Tx,
         e: &AuditEvent,
     ) -> anyhow::Result<()> {
-        let Some(alerts) = &self.settings.alerts else {
-            return Ok(());
-        };
-        for ch in alerts.channels.iter().filter(|c| matches(c, e)) {
-            tx.insert_alert(&AlertRow {
-                id: uuid::Uuid::new_v4().to_string(),
-                seq: e.seq,
-                channel: ch.name.clone(),
-                kind: ch.kind.clone(),
-                payload: render(ch, e, alerts.public_url.as_deref()).to_string(),
-                state: "pending".into(),
-                attempts: 0,
-                next_attempt_at: 0,
-                last_error: None,
-                created_at: e.ts_ms,
-                delivered_at: None,
-            })
-            .await?;
+        match &self.settings.alerts {
+            Some(alerts) => enqueue(tx, alerts, e).await,
+            None => Ok(()),
         }
-        Ok(())
     }
+}
 
+/// Write the outbox rows of `e` for every channel that listens to it.
+pub async fn enqueue(tx: &mut dyn Tx, alerts: &Alerts, e: &AuditEvent) -> anyhow::Result<()> {
+    for ch in alerts.channels.iter().filter(|c| matches(c, e)) {
+        tx.insert_alert(&AlertRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            seq: e.seq,
+            channel: ch.name.clone(),
+            kind: ch.kind.clone(),
+            payload: render(ch, e, alerts.public_url.as_deref()).to_string(),
+            state: "pending".into(),
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            created_at: e.ts_ms,
+            delivered_at: None,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+impl App {
     async fn send_alert(&self, ch: &AlertChannel, a: &AlertRow) -> Result<(), String> {
         let mut body: Value =
             serde_json::from_str(&a.payload).map_err(|_| "unreadable payload".to_string())?;

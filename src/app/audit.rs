@@ -274,9 +274,11 @@ pub async fn append_with(
     actor: &str,
     ev: Event,
 ) -> anyhow::Result<()> {
-    seal_and_insert(tx, now_ms, actor, "success", None, ev)
-        .await
-        .map(|_| ())
+    let e = seal_and_insert(tx, now_ms, actor, "success", None, ev).await?;
+    if let Some(alerts) = super::alerts::HOST_ALERTS.get() {
+        super::alerts::enqueue(tx, alerts, &e).await?;
+    }
+    Ok(())
 }
 
 /// Append a refused attempt inside `tx` (for work outside the server).

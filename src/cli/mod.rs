@@ -580,14 +580,19 @@ impl From<CallError> for Failure {
 }
 
 fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Config> {
-    Config::load(
+    let config = Config::load(
         base.config.as_deref(),
         Overrides {
             data_dir: base.data_dir.clone(),
             database_url: base.database_url.clone(),
             ..extra
         },
-    )
+    )?;
+    // Events appended on the host alert like the server's.
+    if let Some(a) = &config.settings.alerts {
+        let _ = crate::app::alerts::HOST_ALERTS.set(a.clone());
+    }
+    Ok(config)
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {

@@ -200,6 +200,19 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
     }
 }
 
+/// A receiver's answer, as the outbox records it (never the URL).
+fn outcome(res: reqwest::Result<reqwest::Response>) -> Result<(), String> {
+    match res {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!(
+            "the receiver answered HTTP {}",
+            r.status().as_u16()
+        )),
+        Err(e) if e.is_timeout() => Err("the receiver did not answer in time".into()),
+        Err(_) => Err("the receiver cannot be reached".into()),
+    }
+}
+
 fn backoff_ms(attempts: i64) -> i64 {
     let capped = 1000i64
         .saturating_mul(1 << attempts.clamp(0, 20))
@@ -272,32 +285,16 @@ impl App {
                         super::audit_ship::signature(key, unix, &bytes),
                     )
                     .header(reqwest::header::CONTENT_TYPE, "application/json");
-                return match req.body(bytes).send().await {
-                    Ok(r) if r.status().is_success() => Ok(()),
-                    Ok(r) => Err(format!(
-                        "the receiver answered HTTP {}",
-                        r.status().as_u16()
-                    )),
-                    Err(e) if e.is_timeout() => Err("the receiver did not answer in time".into()),
-                    Err(_) => Err("the receiver cannot be reached".into()),
-                };
+                return outcome(req.body(bytes).send().await);
             }
             _ => {}
         }
-        match req
-            .header("X-Breakglass-Delivery", &a.id)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!(
-                "the receiver answered HTTP {}",
-                r.status().as_u16()
-            )),
-            Err(e) if e.is_timeout() => Err("the receiver did not answer in time".into()),
-            Err(_) => Err("the receiver cannot be reached".into()),
-        }
+        outcome(
+            req.header("X-Breakglass-Delivery", &a.id)
+                .json(&body)
+                .send()
+                .await,
+        )
     }
 
     /// One delivery round for every channel (the server's ticker).

@@ -426,3 +426,22 @@ pub(crate) fn deciding_groups(c: &CustodianRow, who: &Identity) -> Vec<String> {
             .collect(),
     }
 }
+
+/// The caller's custodian record, which must be enrolled (TOTP confirmed).
+pub(crate) async fn active_custodian(tx: &mut dyn Tx, who: &Identity) -> AppResult<CustodianRow> {
+    let Some(c) = tx.custodian(&who.subject).await? else {
+        return refuse(
+            403,
+            "not_a_custodian",
+            format!("{} is not an enrolled custodian", who.subject),
+        );
+    };
+    if c.status != "active" {
+        return refuse(
+            409,
+            "not_enrolled",
+            format!("custodian {} has not confirmed TOTP enrolment", c.name),
+        );
+    }
+    Ok(c)
+}

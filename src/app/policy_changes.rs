@@ -381,20 +381,7 @@ impl App {
                 "the change expired before its quorum was met: propose it again",
             );
         }
-        let Some(c) = tx.custodian(&who.subject).await? else {
-            return refuse(
-                403,
-                "not_a_custodian",
-                format!("{} is not an enrolled custodian", who.subject),
-            );
-        };
-        if c.status != "active" {
-            return refuse(
-                409,
-                "not_enrolled",
-                format!("custodian {} has not confirmed TOTP enrolment", c.name),
-            );
-        }
+        let c = super::custodians::active_custodian(tx, who).await?;
         super::custodians::refuse_if_locked(&c, now)?;
         let groups = super::custodians::deciding_groups(&c, who);
         if change.proposer == who.subject {

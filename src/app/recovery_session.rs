@@ -421,20 +421,7 @@ impl App {
             RequestState::Pending | RequestState::Approved => {}
             other => return super::requests::not_pending(other),
         }
-        let Some(c) = tx.custodian(&who.subject).await? else {
-            return refuse(
-                403,
-                "not_a_custodian",
-                format!("{} is not an enrolled custodian", who.subject),
-            );
-        };
-        if c.status != "active" {
-            return refuse(
-                409,
-                "not_enrolled",
-                format!("custodian {} has not confirmed TOTP enrolment", c.name),
-            );
-        }
+        let c = super::custodians::active_custodian(tx, who).await?;
         super::custodians::refuse_if_locked(&c, now)?;
         let rows = tx.recovery_shares(&s.set_id).await?;
         let Some(mine) = rows.iter().find(|x| x.custodian == c.name) else {

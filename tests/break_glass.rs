@@ -17,6 +17,7 @@ both_backends!(
     enrolment_returns_a_standard_otpauth_uri_and_activates_only_after_confirmation,
     a_wrong_code_counts_toward_lockout_and_the_lockout_ends,
     a_revoked_token_is_refused,
+    a_code_only_mfa_seed_is_released_as_its_current_code_and_never_as_the_seed,
 );
 
 async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b: Backend) {
@@ -370,4 +371,63 @@ async fn a_revoked_token_is_refused(b: Backend) {
         .ok();
     w.t.assert_refused_and_unchanged(None, 401, "token_revoked", || w.t.get("/v1/whoami", &tok))
         .await;
+}
+
+async fn a_code_only_mfa_seed_is_released_as_its_current_code_and_never_as_the_seed(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    // A code-only field must hold a TOTP seed.
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "mfa-root", "account_id": "210987654321", "policy": "one-sre",
+                "fields": { "password": "p", "mfa_seed": "not a seed!" }, "code_only": ["mfa_seed"] }),
+    )
+    .await
+    .refused(422, "invalid_fields");
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "mfa-root", "account_id": "210987654321", "policy": "one-sre",
+                "fields": { "password": "p", "mfa_seed": MFA_SEED }, "code_only": ["mfa_seed"] }),
+    )
+    .await
+    .ok();
+    let id = t
+        .post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "mfa-root", "reason": "root MFA needed" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.post(
+        format!("/v1/requests/{id}/approve"),
+        &w.ann,
+        json!({ "code": t.code("ann") }),
+    )
+    .await
+    .ok();
+    let r = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    // The code oathtool computes from the same seed at the service's time.
+    assert_eq!(
+        r["fields"]["mfa_seed"],
+        common::oathtool(MFA_SEED, t.clock_ms())
+    );
+    assert_eq!(r["fields"]["password"], "p");
+    assert_eq!(r["codes"], json!(["mfa_seed"]));
+    assert!(r["codes_valid_until"].as_str().is_some());
+    assert!(!r.to_string().contains(MFA_SEED));
+    let all = serde_json::to_string(&t.audit().await).unwrap();
+    assert!(!all.contains(MFA_SEED));
 }

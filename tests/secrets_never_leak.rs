@@ -319,6 +319,8 @@ fn debug_output_redacts_secret_values() {
         fields: [("password".to_string(), SecretString::from(PASSWORD))]
             .into_iter()
             .collect(),
+        codes: vec![],
+        codes_valid_until: None,
     };
     let e = EnrollmentView {
         custodian: "ann".into(),

@@ -63,7 +63,24 @@ fn credential_target(name: &str) -> String {
 /// and the plaintext payload, in a zeroizing buffer.
 fn payload(
     fields: &BTreeMap<String, SecretString>,
+    code_only: &[String],
 ) -> AppResult<(Vec<String>, Zeroizing<Vec<u8>>)> {
+    for f in code_only {
+        let Some(v) = fields.get(f) else {
+            return refuse(
+                422,
+                "invalid_fields",
+                format!("code_only names {f}, which is not a field"),
+            );
+        };
+        if crate::crypto::totp::code_of_base32_seed(v.expose_secret(), 0).is_none() {
+            return refuse(
+                422,
+                "invalid_fields",
+                format!("field {f} is released as a TOTP code, so it must be a base32 TOTP seed of at least 128 bits"),
+            );
+        }
+    }
     if fields.is_empty() {
         return refuse(
             422,
@@ -97,7 +114,8 @@ fn payload(
         exposed.insert(k.as_str(), v);
     }
     let bytes = Zeroizing::new(
-        serde_json::to_vec(&json!({ "fields": exposed })).expect("a string map always serialises"),
+        serde_json::to_vec(&json!({ "fields": exposed, "code_only": code_only }))
+            .expect("a string map always serialises"),
     );
     Ok((names, bytes))
 }
@@ -164,7 +182,7 @@ impl App {
             tx.rollback().await?;
             p?
         };
-        let (field_names, plaintext) = payload(&body.fields)?;
+        let (field_names, plaintext) = payload(&body.fields, &body.code_only)?;
         {
             let mut tx = self.store.begin_read().await?;
             let exists = tx.credential_by_name(name.as_str()).await?.is_some();
@@ -330,7 +348,7 @@ impl App {
         body: &RotateBody,
     ) -> AppResult<(CredentialRow, i64, Vec<String>, Sealed)> {
         self.require(who, Role::Admin)?;
-        let (field_names, plaintext) = payload(&body.fields)?;
+        let (field_names, plaintext) = payload(&body.fields, &body.code_only)?;
         let mut tx = self.store.begin_read().await?;
         let c = tx.credential_by_name(name).await?;
         tx.rollback().await?;
@@ -448,4 +466,33 @@ impl App {
         self.finish_read(tx, who, "policy.list", "policies", res)
             .await
     }
+}
+
+/// Fields released as codes: each TOTP seed named in `code_only` is
+/// replaced by its code for the current step, so the seed never leaves the
+/// service. Returns the fields so replaced and when their codes expire.
+pub(crate) fn release_codes(
+    fields: &mut BTreeMap<String, SecretString>,
+    code_only: &[String],
+    now_ms: i64,
+) -> AppResult<(Vec<String>, Option<i64>)> {
+    if code_only.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let unix = u64::try_from(now_ms / 1000).unwrap_or(0);
+    for f in code_only {
+        let Some(seed) = fields.get(f) else { continue };
+        let code = crate::crypto::totp::code_of_base32_seed(seed.expose_secret(), unix)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "field {f} is marked code-only but holds no TOTP seed"
+                ))
+            })?;
+        fields.insert(f.clone(), SecretString::from(code.to_string()));
+    }
+    let step = crate::crypto::totp::STEP_SECS as i64 * 1000;
+    Ok((
+        code_only.to_vec(),
+        Some((now_ms.div_euclid(step) + 1) * step),
+    ))
 }

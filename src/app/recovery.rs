@@ -245,6 +245,10 @@ pub(crate) fn identity_from(
 #[derive(serde::Deserialize)]
 pub(crate) struct Payload {
     pub(crate) fields: std::collections::BTreeMap<String, secrecy::SecretString>,
+    /// TOTP seeds released only as codes (by the server; an offline
+    /// recovery, the last resort, shows the seed).
+    #[serde(default)]
+    pub(crate) code_only: Vec<String>,
 }
 
 /// Open one credential version with the rebuilt recovery key: unwrap its

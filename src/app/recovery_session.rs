@@ -131,7 +131,14 @@ struct Prepared {
     session: RecoverySessionRow,
     valid: Vec<(String, i64)>,
     failed: Vec<(u8, String)>,
-    fields: Option<(String, String, i64, BTreeMap<String, SecretString>)>,
+    #[allow(clippy::type_complexity)]
+    fields: Option<(
+        String,
+        String,
+        i64,
+        BTreeMap<String, SecretString>,
+        (Vec<String>, Option<i64>),
+    )>,
 }
 
 impl App {
@@ -695,11 +702,15 @@ impl App {
                     &version.credential_id,
                     version.version,
                 )?;
+                let mut fields = p.fields;
+                let codes =
+                    super::credentials::release_codes(&mut fields, &p.code_only, self.now_ms())?;
                 Some((
                     version.credential_id.clone(),
                     request.credential_name.clone(),
                     version.version,
-                    p.fields,
+                    fields,
+                    codes,
                 ))
             } else {
                 None
@@ -830,7 +841,9 @@ impl App {
         let s = self.load_session(tx, &p.session.id).await?;
         self.require_open(&s, now)?;
         let r = self.load_request(tx, &p.request.id).await?;
-        let Some((credential_id, credential_name, version, fields)) = p.fields else {
+        let Some((credential_id, credential_name, version, fields, (codes, codes_valid_until))) =
+            p.fields
+        else {
             return Err(AppError::Internal(anyhow::anyhow!(
                 "a release without an opened credential"
             )));
@@ -947,6 +960,8 @@ impl App {
             account_id: c.account_id.clone(),
             version,
             fields,
+            codes,
+            codes_valid_until: codes_valid_until.map(crate::clock::rfc3339),
         };
         // The approvals the share holders gave come first in the chain.
         events.push(ev);

@@ -600,13 +600,20 @@ impl App {
         #[derive(serde::Deserialize)]
         struct Payload {
             fields: BTreeMap<String, SecretString>,
+            #[serde(default)]
+            code_only: Vec<String>,
         }
         let p: Payload = serde_json::from_slice(&plaintext).map_err(|_| {
             AppError::Internal(anyhow::anyhow!("decrypted payload is not a field map"))
         })?;
+        let mut fields = p.fields;
+        let (codes, codes_valid_until) =
+            super::credentials::release_codes(&mut fields, &p.code_only, self.now_ms())?;
         Ok(Opened {
             version: v.version,
-            fields: p.fields,
+            fields,
+            codes,
+            codes_valid_until,
         })
     }
 
@@ -650,6 +657,8 @@ impl App {
             account_id: c.account_id.clone(),
             version: v.version,
             fields: opened.fields,
+            codes: opened.codes,
+            codes_valid_until: opened.codes_valid_until.map(crate::clock::rfc3339),
         };
         Ok(Done::new(view, ev).and(Event::new(
             "credential.exposed",
@@ -664,4 +673,6 @@ impl App {
 struct Opened {
     version: i64,
     fields: BTreeMap<String, SecretString>,
+    codes: Vec<String>,
+    codes_valid_until: Option<i64>,
 }

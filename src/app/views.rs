@@ -102,6 +102,10 @@ pub struct DepositBody {
     /// Field name to secret value, e.g. `password`, `mfa_seed`.
     #[schema(value_type = BTreeMap<String, String>)]
     pub fields: BTreeMap<String, SecretString>,
+    /// Fields holding a TOTP seed (e.g. the root user's virtual MFA device)
+    /// that are released as their current 6-digit code, never as the seed.
+    #[serde(default)]
+    pub code_only: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -109,6 +113,9 @@ pub struct DepositBody {
 pub struct RotateBody {
     #[schema(value_type = BTreeMap<String, String>)]
     pub fields: BTreeMap<String, SecretString>,
+    /// As at deposit: TOTP seeds released only as codes.
+    #[serde(default)]
+    pub code_only: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -264,6 +271,10 @@ pub struct ReleaseView {
     #[serde(serialize_with = "expose_map")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub fields: BTreeMap<String, SecretString>,
+    /// Fields released as their current TOTP code instead of the seed.
+    pub codes: Vec<String>,
+    /// When those codes stop being valid (the end of their 30 s step).
+    pub codes_valid_until: Option<String>,
 }
 
 impl std::fmt::Debug for ReleaseView {

@@ -324,6 +324,10 @@ enum CredentialCmd {
         /// A file of KEY=VALUE lines (`-` for standard input).
         #[arg(long)]
         from_file: Option<PathBuf>,
+        /// A field holding a TOTP seed, released only as its current code
+        /// (repeatable).
+        #[arg(long = "code-only")]
+        code_only: Vec<String>,
     },
     /// Deposit a new version of a credential (admin); clears `exposed`.
     Rotate {
@@ -332,6 +336,8 @@ enum CredentialCmd {
         fields: Vec<String>,
         #[arg(long)]
         from_file: Option<PathBuf>,
+        #[arg(long = "code-only")]
+        code_only: Vec<String>,
     },
     /// List credentials (metadata only).
     List,
@@ -1538,9 +1544,10 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             policy,
             fields,
             from_file,
+            code_only,
         }) => {
             let f = collect_fields(fields, from_file)?;
-            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f) });
+            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f), "code_only": code_only });
             let v: Value = c.post("/v1/credentials", &body).await?;
             if json_out {
                 print_json(&v)
@@ -1555,12 +1562,13 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             name,
             fields,
             from_file,
+            code_only,
         }) => {
             let f = collect_fields(fields, from_file)?;
             let v: Value = c
                 .post(
                     &format!("/v1/credentials/{}/versions", seg(name)),
-                    &json!({ "fields": fields_json(&f) }),
+                    &json!({ "fields": fields_json(&f), "code_only": code_only }),
                 )
                 .await?;
             if json_out {

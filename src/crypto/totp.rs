@@ -65,6 +65,32 @@ impl Seed {
     }
 }
 
+/// The current code of a deposited TOTP seed (base32, as an authenticator
+/// app or AWS shows it; at least 128 bits), for releasing the code instead
+/// of the seed. `None` if it is not such a seed.
+pub fn code_of_base32_seed(seed_b32: &str, unix_secs: u64) -> Option<Zeroizing<String>> {
+    let cleaned = Zeroizing::new(
+        seed_b32
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect::<String>(),
+    );
+    let secret = Secret::try_from_base32(cleaned.trim_end_matches('=')).ok()?;
+    if secret.as_ref().len() < 16 {
+        return None;
+    }
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_skew(0)
+        .with_step_duration(STEP_SECS)
+        .with_secret(secret)
+        .build()
+        .ok()?;
+    Some(Zeroizing::new(totp.generate(unix_secs).to_string()))
+}
+
 /// Percent-encode everything but RFC 3986 unreserved characters.
 fn percent(s: &str) -> String {
     s.bytes()

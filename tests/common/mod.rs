@@ -275,6 +275,10 @@ impl TestApp {
         }
     }
 
+    pub fn clock_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     pub fn now_secs(&self) -> i64 {
         self.clock.now_ms() / 1000
     }

@@ -237,6 +237,29 @@ async fn a_full_break_glass_with_kms_and_secrets_manager(b: Backend) {
     tx.rollback().await.unwrap();
     let seed_env = Envelope::from_bytes(&ann.totp_envelope.unwrap()).unwrap();
     assert!(seed_env.kid.starts_with("arn:aws:kms:"));
+
+    // The review asks KMS whether the key rotates: a new key does not.
+    let v = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "kms.rotation_disabled"),
+        "{v}"
+    );
+    aws_sdk_kms::Client::new(&moto.sdk().await)
+        .enable_key_rotation()
+        .key_id(&aws.kms_key_id)
+        .send()
+        .await
+        .unwrap();
+    let v = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert!(!v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["check"] == "kms.rotation_disabled"));
     assert!(t.verify().await);
 }
 

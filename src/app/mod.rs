@@ -21,6 +21,7 @@ pub mod audit;
 pub mod audit_ship;
 pub mod credentials;
 pub mod custodians;
+pub mod hygiene;
 pub mod policy_changes;
 pub mod recovery;
 pub mod recovery_session;

@@ -108,6 +108,9 @@ enum Command {
     /// Recovery shares (custodian).
     #[command(subcommand)]
     Share(ShareCmd),
+    /// The security review: findings with their severity and fix; exits
+    /// non-zero on any high finding (auditor or admin).
+    Doctor,
     /// Alert deliveries: list them, retry dead letters (admin).
     #[command(subcommand)]
     Alerts(AlertsCmd),
@@ -1808,6 +1811,39 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 .post(&format!("/v1/requests/{}/release", seg(id)), &json!({}))
                 .await?;
             print_release(&v, json_out, "released once");
+        }
+        Command::Doctor => {
+            let v: Value = c.get("/v1/hygiene").await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                let rows: Vec<Vec<String>> = v["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| {
+                        vec![
+                            cell(&x["severity"]),
+                            cell(&x["subject"]),
+                            cell(&x["finding"]),
+                            cell(&x["fix"]),
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    println!(
+                        "{}",
+                        table(&["severity", "subject", "finding", "fix"], rows)
+                    );
+                }
+                println!(
+                    "{} high, {} medium, {} low finding(s)",
+                    v["high"], v["medium"], v["low"]
+                );
+            }
+            if v["high"].as_u64().unwrap_or(0) > 0 {
+                return Err(Failure::Input("the review has high findings".into()));
+            }
         }
         Command::Alerts(AlertsCmd::List { state }) => {
             let path = match state {

@@ -643,3 +643,14 @@ pub async fn retry_alert(
 ) -> ApiResult<serde_json::Value> {
     Ok(Json(app.retry_alert(&who, &id).await?))
 }
+
+/// The security review of the service (auditor, admin). Audited.
+#[utoipa::path(get, path = "/v1/hygiene",
+    responses((status = 200, body = crate::app::hygiene::HygieneReport), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn hygiene(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::app::hygiene::HygieneReport> {
+    Ok(Json(app.hygiene(&who).await?))
+}

@@ -165,4 +165,15 @@ impl KeyService for KmsKeyService {
             .map_err(|e| key_error(&e))?;
         Ok(())
     }
+
+    async fn rotation_enabled(&self) -> Result<Option<bool>, KeyError> {
+        let r = self
+            .client
+            .get_key_rotation_status()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(|e| key_error(&e))?;
+        Ok(Some(r.key_rotation_enabled()))
+    }
 }

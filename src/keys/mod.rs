@@ -95,6 +95,10 @@ pub trait KeyService: Send + Sync {
     ) -> Result<Zeroizing<[u8; 32]>, KeyError>;
     /// Cheap reachability check for `/readyz`.
     async fn health(&self) -> Result<(), KeyError>;
+    /// Whether the key rotates automatically (`None`: not applicable).
+    async fn rotation_enabled(&self) -> Result<Option<bool>, KeyError> {
+        Ok(None)
+    }
 }
 
 /// The configured key service for new data keys, plus the others this
@@ -160,5 +164,9 @@ impl KeyService for KeyRing {
 
     async fn health(&self) -> Result<(), KeyError> {
         self.primary.health().await
+    }
+
+    async fn rotation_enabled(&self) -> Result<Option<bool>, KeyError> {
+        self.primary.rotation_enabled().await
     }
 }

@@ -492,6 +492,9 @@ pub trait Tx: Send {
         at: i64,
     ) -> Result<bool>;
 
+    /// Each custodian's latest decision on a request: (name, at).
+    async fn last_decisions(&mut self) -> Result<Vec<(String, i64)>>;
+
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()>;
     async fn decisions(&mut self, request_id: &str) -> Result<Vec<DecisionRow>>;
 

@@ -935,6 +935,14 @@ macro_rules! impl_sql_tx {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn last_decisions(&mut self) -> $crate::store::Result<Vec<(String, i64)>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT custodian, MAX(at) AS at FROM decisions GROUP BY custodian")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("custodian")?, r.try_get("at")?))).collect()
+            }
+
             async fn count_open_requests(&mut self, policy: &str, now: i64) -> $crate::store::Result<i64> {
                 use sqlx::Row;
                 sqlx::query(concat!("SELECT id FROM credentials WHERE policy = $1 ORDER BY id", $lock))

@@ -1,0 +1,279 @@
+//! The security review, as a report instead of a wiki page: what about
+//! this service and its custodians needs attention, each finding with the
+//! fix. `breakglass doctor` prints it and fails on any high finding.
+
+use serde_json::json;
+
+use super::{App, AppResult, Done, Event};
+use crate::auth::Identity;
+use crate::domain::Role;
+
+/// How long a share, an approval or a credential may go unreviewed.
+pub const REVIEW_PERIOD_MS: i64 = 90 * 86_400_000;
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Finding {
+    /// `high`, `medium` or `low`.
+    pub severity: String,
+    /// Which check, e.g. `recovery.share_unchecked`.
+    pub check: String,
+    /// What it is about, e.g. `custodian:ann`.
+    pub subject: String,
+    pub finding: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HygieneReport {
+    pub generated_at: String,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    pub findings: Vec<Finding>,
+}
+
+fn f(severity: &str, check: &str, subject: String, finding: String, fix: String) -> Finding {
+    Finding {
+        severity: severity.into(),
+        check: check.into(),
+        subject,
+        finding,
+        fix,
+    }
+}
+
+impl App {
+    /// The review (auditor or admin). Audited.
+    pub async fn hygiene(&self, who: &Identity) -> AppResult<HygieneReport> {
+        self.require_any(who, &[Role::Auditor, Role::Admin])?;
+        let now = self.now_ms();
+        let since = |ms: i64| crate::clock::rfc3339(ms);
+        let mut out = Vec::new();
+        // The key service: automatic rotation of the KMS key.
+        match self.keys.rotation_enabled().await {
+            Ok(Some(false)) => out.push(f(
+                "medium",
+                "kms.rotation_disabled",
+                format!("key:{}", self.keys.key_id()),
+                "automatic rotation of the KMS key is off".into(),
+                "aws kms enable-key-rotation --key-id KEY".into(),
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(f(
+                "high",
+                "kms.unreachable",
+                format!("key:{}", self.keys.key_id()),
+                format!("the key service does not answer: {e}"),
+                "check the KMS endpoint, credentials and key policy".into(),
+            )),
+        }
+        let mut tx = self.store.begin_read().await?;
+        let custodians = tx.custodians().await?;
+        let credentials = tx.credentials().await?;
+        let set = tx.active_recovery_set().await?;
+        let shares = match &set {
+            Some(s) => tx.recovery_shares(&s.set_id).await?,
+            None => vec![],
+        };
+        let decided: std::collections::BTreeMap<String, i64> =
+            tx.last_decisions().await?.into_iter().collect();
+        let dead = tx.alerts(Some("dead"), 1000).await?.len();
+        let mut versions = Vec::new();
+        for c in &credentials {
+            versions.push(tx.version(&c.id, c.current_version).await?);
+        }
+        tx.rollback().await?;
+
+        // Recovery: a set, complete, every share checked recently.
+        match &set {
+            None => out.push(f(
+                "high",
+                "recovery.no_set",
+                "recovery".into(),
+                "no recovery share set: losing the key service loses every credential".into(),
+                "run `breakglass init --threshold K --custodian NAME=AGE_RECIPIENT …`".into(),
+            )),
+            Some(s) => {
+                for sh in &shares {
+                    let checked = sh.checked_at.unwrap_or(0);
+                    if now - checked > REVIEW_PERIOD_MS {
+                        out.push(f(
+                            "medium",
+                            "recovery.share_unchecked",
+                            format!("custodian:{}", sh.custodian),
+                            match sh.checked_at {
+                                Some(t) => format!(
+                                    "share {} of set {} was last checked {}",
+                                    sh.idx,
+                                    s.set_id,
+                                    since(t)
+                                ),
+                                None => format!(
+                                    "share {} of set {} has never been checked",
+                                    sh.idx, s.set_id
+                                ),
+                            },
+                            format!(
+                                "{} runs `breakglass share check FILE --identity KEY`",
+                                sh.custodian
+                            ),
+                        ));
+                    }
+                    if !custodians
+                        .iter()
+                        .any(|c| c.name == sh.custodian && c.status == "active")
+                    {
+                        out.push(f(
+                            "high",
+                            "recovery.holder_gone",
+                            format!("custodian:{}", sh.custodian),
+                            format!(
+                                "share {} is held by {}, who is not an active custodian",
+                                sh.idx, sh.custodian
+                            ),
+                            "re-split with `breakglass rekey` for the current custodians".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        // Custodians: enrolled, not locked, active within the period.
+        for c in &custodians {
+            if c.status != "active" {
+                out.push(f(
+                    "medium",
+                    "custodian.not_enrolled",
+                    format!("custodian:{}", c.name),
+                    format!("{} has not completed TOTP enrolment", c.name),
+                    format!(
+                        "{} runs `breakglass custodian enroll` and `confirm`",
+                        c.name
+                    ),
+                ));
+            } else if c.locked_until.is_some_and(|u| u > now) {
+                out.push(f(
+                    "medium",
+                    "custodian.locked",
+                    format!("custodian:{}", c.name),
+                    format!(
+                        "{} is locked out until {}",
+                        c.name,
+                        since(c.locked_until.unwrap_or(0))
+                    ),
+                    "find out why their codes failed before the lockout ends".into(),
+                ));
+            }
+            let approved = decided.get(&c.name).copied();
+            let checked = shares
+                .iter()
+                .filter(|s| s.custodian == c.name)
+                .filter_map(|s| s.checked_at)
+                .max();
+            let last = approved.into_iter().chain(checked).max();
+            if c.status == "active" && now - last.unwrap_or(c.created_at) > REVIEW_PERIOD_MS {
+                out.push(f(
+                    "low",
+                    "custodian.idle",
+                    format!("custodian:{}", c.name),
+                    format!(
+                        "{} has neither approved nor checked a share in 90 days",
+                        c.name
+                    ),
+                    "run a break-glass drill, or have them check their share".into(),
+                ));
+            }
+        }
+        // Credentials: exposed and not rotated; stale; not recoverable.
+        for (c, v) in credentials.iter().zip(&versions) {
+            if c.exposed {
+                out.push(f(
+                    "high",
+                    "credential.exposed",
+                    format!("credential:{}", c.name),
+                    format!(
+                        "{} was released {} and has not been rotated",
+                        c.name,
+                        since(c.exposed_at.unwrap_or(0))
+                    ),
+                    format!(
+                        "rotate it in AWS, then `breakglass credential rotate {}`",
+                        c.name
+                    ),
+                ));
+            }
+            if now - c.updated_at > REVIEW_PERIOD_MS && !c.exposed {
+                out.push(f(
+                    "low",
+                    "credential.stale",
+                    format!("credential:{}", c.name),
+                    format!(
+                        "{} has not been rotated since {}",
+                        c.name,
+                        since(c.updated_at)
+                    ),
+                    format!("rotate it, then `breakglass credential rotate {}`", c.name),
+                ));
+            }
+            if let (Some(s), Some(v)) = (&set, v) {
+                if v.recovery_set.as_deref() != Some(s.set_id.as_str()) {
+                    out.push(f(
+                        "medium",
+                        "credential.not_recoverable",
+                        format!("credential:{}", c.name),
+                        format!(
+                            "version {} of {} is not wrapped to the recovery key",
+                            v.version, c.name
+                        ),
+                        format!(
+                            "`breakglass credential rotate {}` (deposited before the ceremony)",
+                            c.name
+                        ),
+                    ));
+                }
+            }
+        }
+        if dead > 0 {
+            out.push(f(
+                "medium",
+                "alerts.dead_letters",
+                "alerts".into(),
+                format!("{dead} alert(s) could not be delivered"),
+                "fix the channel, then `breakglass alerts retry ID`".into(),
+            ));
+        }
+        let rank = |s: &str| match s {
+            "high" => 0,
+            "medium" => 1,
+            _ => 2,
+        };
+        out.sort_by(|a, b| {
+            rank(&a.severity)
+                .cmp(&rank(&b.severity))
+                .then(a.check.cmp(&b.check))
+        });
+        let count = |s: &str| out.iter().filter(|x| x.severity == s).count();
+        let report = HygieneReport {
+            generated_at: since(now),
+            high: count("high"),
+            medium: count("medium"),
+            low: count("low"),
+            findings: out,
+        };
+        let tx = self.store.begin().await?;
+        let ev = Event::new(
+            "hygiene.report",
+            "hygiene",
+            json!({ "high": report.high, "medium": report.medium, "low": report.low,
+                    "checks": report.findings.iter().map(|x| x.check.clone()).collect::<Vec<_>>() }),
+        );
+        self.finish(
+            tx,
+            Some(who),
+            "hygiene.report",
+            "hygiene",
+            Ok(Done::new(report, ev)),
+        )
+        .await
+    }
+}

@@ -193,7 +193,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     if first_start {
         eprintln!(
-            "\nFirst start: created {dir} with the database, the local key file and the token signing key.\n\
+            "\nFirst start: created {dir} with the database, the local key file, the token signing key and the audit checkpoint key.\n\
              Back up {dir} (it holds the keys) and mint the first admin token with:\n\n    \
              breakglass token issue --data-dir {dir} --subject YOUR-NAME --role admin\n",
             dir = config.data_dir.display()

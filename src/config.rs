@@ -40,6 +40,17 @@ pub struct FileConfig {
     pub oidc: Vec<OidcFileConfig>,
     #[serde(default)]
     pub alerts: AlertsFileConfig,
+    #[serde(default)]
+    pub review: ReviewFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewFileConfig {
+    /// Review the AWS account of each credential through IAM with the
+    /// service's own AWS identity (a read-only review role).
+    #[serde(default)]
+    pub aws: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -459,6 +470,8 @@ pub struct Settings {
     pub audit_sink: Option<AuditSink>,
     /// Alert channels, if any.
     pub alerts: Option<Alerts>,
+    /// Whether the review asks IAM about each credential's AWS account.
+    pub review_aws: bool,
 }
 
 impl Default for Settings {
@@ -472,6 +485,7 @@ impl Default for Settings {
             audit_checkpoint_interval: Duration::from_secs(5 * 60),
             audit_sink: None,
             alerts: None,
+            review_aws: false,
         }
     }
 }
@@ -577,6 +591,7 @@ impl Config {
             )?,
             audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
             alerts: alerts_from_file(f.alerts)?,
+            review_aws: f.review.aws,
         };
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,

@@ -112,6 +112,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             .map(|c| crate::oidc::OidcIssuer::new(c).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?,
         fallback_seen: Default::default(),
+        aws_review: if config.settings.review_aws {
+            let sdk = crate::aws::sdk_config(&config.aws).await;
+            Some((
+                aws_sdk_iam::Client::new(&sdk),
+                aws_sdk_sts::Client::new(&sdk),
+            ))
+        } else {
+            None
+        },
         http: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()

@@ -394,3 +394,95 @@ async fn a_removed_secret_is_scheduled_for_deletion_with_its_recovery_window() {
         Err(SecretStoreError::Refused(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_reads_root_mfa_and_the_deposited_keys_use_from_iam() {
+    let moto = Moto::shared_or_own().await;
+    let endpoint = moto.endpoint.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.review_aws = true;
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("us-east-1".into());
+    })
+    .await;
+    let w = World::with(t).await;
+    let t = &w.t;
+    // Root's access keys (moto: a user's keys stand in for root's).
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
+    iam.create_user().user_name(&user).send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap()
+        .access_key()
+        .unwrap()
+        .access_key_id()
+        .to_string();
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        json!({ "fields": { "access_key_id": key, "secret_access_key": "s3cr3t" }, "access_key_id": key }),
+    )
+    .await
+    .ok();
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "gone-key", "account_id": "123456789012", "policy": "default",
+                "fields": { "secret_access_key": "x" }, "access_key_id": "AKIAZZZZZZZZZZZZZZZZ" }),
+    )
+    .await
+    .ok();
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "other-account", "account_id": "210987654321", "policy": "default", "fields": { "password": "x" } }),
+    )
+    .await
+    .ok();
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "bad-key", "account_id": "123456789012", "policy": "default",
+                "fields": { "password": "x" }, "access_key_id": "not-a-key" }),
+    )
+    .await
+    .refused(422, "invalid_access_key_id");
+    let v = t.get("/v1/hygiene", &w.auditor).await.ok();
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // MFA off on the account, an unknown deposited key, another account
+    // not reviewed; the deposited key, never used, raises nothing.
+    assert!(
+        found.contains(&("aws.root_mfa_off".into(), "account:123456789012".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("aws.key_unknown".into(), "credential:gone-key".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("aws.not_reviewed".into(), "credential:other-account".into())),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|(c, s)| c == "aws.key_used_outside" && s == "credential:aws-prod-root"),
+        "{found:?}"
+    );
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["access_key_id"], key.as_str());
+}

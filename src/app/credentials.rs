@@ -287,6 +287,7 @@ impl App {
             created_at: now,
             created_by: who.subject.clone(),
             updated_at: now,
+            access_key_id: access_key(body.access_key_id.as_deref())?,
         };
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {
@@ -334,7 +335,20 @@ impl App {
         let prepared = self.rotate_prepare(who, name, &body).await;
         let mut tx = self.store.begin().await?;
         let res = match prepared {
-            Ok(p) => self.rotate_tx(tx.as_mut(), who, p).await,
+            Ok(p) => match access_key(body.access_key_id.as_deref()) {
+                Ok(key) => {
+                    let id = p.0.id.clone();
+                    let r = self.rotate_tx(tx.as_mut(), who, p).await;
+                    match r {
+                        Ok(done) => match tx.set_access_key_id(&id, key.as_deref()).await {
+                            Ok(()) => Ok(done),
+                            Err(e) => Err(e.into()),
+                        },
+                        e => e,
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         self.finish(tx, Some(who), "credential.rotate", &target, res)
@@ -495,4 +509,23 @@ pub(crate) fn release_codes(
         code_only.to_vec(),
         Some((now_ms.div_euclid(step) + 1) * step),
     ))
+}
+
+/// An AWS access key id (`AKIA…`, 16 to 128 upper-case letters and digits).
+fn access_key(key: Option<&str>) -> AppResult<Option<String>> {
+    match key.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(k)
+            if (16..=128).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+        {
+            Ok(Some(k.to_string()))
+        }
+        Some(_) => refuse(
+            422,
+            "invalid_access_key_id",
+            "access_key_id is an AWS access key id (AKIA…, upper-case letters and digits)",
+        ),
+    }
 }

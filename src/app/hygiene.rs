@@ -233,6 +233,9 @@ impl App {
                 }
             }
         }
+        if let Some((iam, sts)) = &self.aws_review {
+            out.extend(aws_findings(iam, sts, &credentials).await);
+        }
         if dead > 0 {
             out.push(f(
                 "medium",
@@ -276,4 +279,125 @@ impl App {
         )
         .await
     }
+}
+
+/// The AWS side: root MFA and root access keys of the account the review's
+/// identity is in, and when each deposited access key was last used (used
+/// outside a break-glass means someone holds root outside breakglass).
+async fn aws_findings(
+    iam: &aws_sdk_iam::Client,
+    sts: &aws_sdk_sts::Client,
+    credentials: &[crate::store::CredentialRow],
+) -> Vec<Finding> {
+    use aws_sdk_iam::types::SummaryKeyType;
+    let mut out = Vec::new();
+    let failed = |what: &str| {
+        f(
+            "high",
+            "aws.review_failed",
+            "aws".into(),
+            format!("the AWS review could not {what}"),
+            "check the review role's permissions (iam:GetAccountSummary, iam:GetAccessKeyLastUsed, sts:GetCallerIdentity) and the AWS endpoint".into(),
+        )
+    };
+    let account = match sts.get_caller_identity().send().await {
+        Ok(r) => r.account().unwrap_or_default().to_string(),
+        Err(_) => return vec![failed("identify its AWS account")],
+    };
+    let here: Vec<&crate::store::CredentialRow> = credentials
+        .iter()
+        .filter(|c| c.account_id == account)
+        .collect();
+    for c in credentials.iter().filter(|c| c.account_id != account) {
+        out.push(f(
+            "low",
+            "aws.not_reviewed",
+            format!("credential:{}", c.name),
+            format!(
+                "account {} is not reviewed: the review's AWS identity is in account {account}",
+                c.account_id
+            ),
+            "run a review with a read-only role in that account".into(),
+        ));
+    }
+    if here.is_empty() {
+        return out;
+    }
+    match iam.get_account_summary().send().await {
+        Ok(r) => {
+            let map = r.summary_map().cloned().unwrap_or_default();
+            if map
+                .get(&SummaryKeyType::AccountMfaEnabled)
+                .copied()
+                .unwrap_or(0)
+                != 1
+            {
+                out.push(f(
+                    "high",
+                    "aws.root_mfa_off",
+                    format!("account:{account}"),
+                    "the root user of this account has no MFA device".into(),
+                    "enable a virtual MFA device for root, deposit its seed as code-only".into(),
+                ));
+            }
+            if map
+                .get(&SummaryKeyType::AccountAccessKeysPresent)
+                .copied()
+                .unwrap_or(0)
+                > 0
+                && !here.iter().any(|c| c.access_key_id.is_some())
+            {
+                out.push(f(
+                    "high",
+                    "aws.root_keys_undeposited",
+                    format!("account:{account}"),
+                    "the root user has access keys that no credential here holds".into(),
+                    "delete them (AWS guidance), or deposit them with --access-key-id".into(),
+                ));
+            }
+        }
+        Err(_) => out.push(failed("read the account summary")),
+    }
+    for c in here {
+        let Some(key) = &c.access_key_id else {
+            continue;
+        };
+        match iam
+            .get_access_key_last_used()
+            .access_key_id(key)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let used = r
+                    .access_key_last_used()
+                    .and_then(|u| u.last_used_date())
+                    .map(|d| d.secs() * 1000);
+                // A day after the last release, or any use before one.
+                let allowed_until = c.last_released_at.map(|t| t + 86_400_000);
+                if let Some(used) = used {
+                    if allowed_until.is_none_or(|until| used > until) {
+                        out.push(f(
+                            "high",
+                            "aws.key_used_outside",
+                            format!("credential:{}", c.name),
+                            format!(
+                                "root access key {key} was used {} outside any break-glass release",
+                                crate::clock::rfc3339(used)
+                            ),
+                            "someone holds root outside breakglass: investigate, then rotate the key".into(),
+                        ));
+                    }
+                }
+            }
+            Err(_) => out.push(f(
+                "high",
+                "aws.key_unknown",
+                format!("credential:{}", c.name),
+                format!("IAM does not know the deposited access key {key}"),
+                "the deposited key was deleted or replaced: rotate the credential".into(),
+            )),
+        }
+    }
+    out
 }

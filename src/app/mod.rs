@@ -44,6 +44,8 @@ pub struct App {
     /// Local tokens seen by this process while OIDC is configured (each
     /// fallback sign-in is audited once per process).
     pub fallback_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// IAM and STS, when the review covers the AWS accounts.
+    pub aws_review: Option<(aws_sdk_iam::Client, aws_sdk_sts::Client)>,
     /// Outgoing HTTP (the audit sink).
     pub http: reqwest::Client,
     /// Signs audit checkpoints.

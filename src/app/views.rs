@@ -106,6 +106,9 @@ pub struct DepositBody {
     /// that are released as their current 6-digit code, never as the seed.
     #[serde(default)]
     pub code_only: Vec<String>,
+    /// The id of root access keys deposited here (AKIA…): the review asks
+    /// IAM when they were last used.
+    pub access_key_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -116,6 +119,8 @@ pub struct RotateBody {
     /// As at deposit: TOTP seeds released only as codes.
     #[serde(default)]
     pub code_only: Vec<String>,
+    /// As at deposit: the new access key id, if the version holds one.
+    pub access_key_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,6 +160,7 @@ pub struct CredentialView {
     pub created_at: String,
     pub created_by: String,
     pub updated_at: String,
+    pub access_key_id: Option<String>,
     pub versions: Vec<VersionView>,
 }
 
@@ -171,6 +177,7 @@ impl CredentialView {
             created_at: rfc3339(c.created_at),
             created_by: c.created_by.clone(),
             updated_at: rfc3339(c.updated_at),
+            access_key_id: c.access_key_id.clone(),
             versions: versions.iter().map(VersionView::from).collect(),
         }
     }

@@ -331,6 +331,10 @@ enum CredentialCmd {
         /// (repeatable).
         #[arg(long = "code-only")]
         code_only: Vec<String>,
+        /// The id (AKIA…) of root access keys deposited in the fields, for
+        /// the review.
+        #[arg(long)]
+        access_key_id: Option<String>,
     },
     /// Deposit a new version of a credential (admin); clears `exposed`.
     Rotate {
@@ -341,6 +345,8 @@ enum CredentialCmd {
         from_file: Option<PathBuf>,
         #[arg(long = "code-only")]
         code_only: Vec<String>,
+        #[arg(long)]
+        access_key_id: Option<String>,
     },
     /// List credentials (metadata only).
     List,
@@ -1548,9 +1554,11 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             fields,
             from_file,
             code_only,
+            access_key_id,
         }) => {
             let f = collect_fields(fields, from_file)?;
-            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f), "code_only": code_only });
+            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f),
+                               "code_only": code_only, "access_key_id": access_key_id });
             let v: Value = c.post("/v1/credentials", &body).await?;
             if json_out {
                 print_json(&v)
@@ -1566,12 +1574,13 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             fields,
             from_file,
             code_only,
+            access_key_id,
         }) => {
             let f = collect_fields(fields, from_file)?;
             let v: Value = c
                 .post(
                     &format!("/v1/credentials/{}/versions", seg(name)),
-                    &json!({ "fields": fields_json(&f), "code_only": code_only }),
+                    &json!({ "fields": fields_json(&f), "code_only": code_only, "access_key_id": access_key_id }),
                 )
                 .await?;
             if json_out {

@@ -89,6 +89,8 @@ pub struct CredentialRow {
     pub created_at: i64,
     pub created_by: String,
     pub updated_at: i64,
+    /// Root access key id deposited in it, if any (not a secret).
+    pub access_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -400,6 +402,7 @@ pub trait Tx: Send {
     async fn advance_credential_version(&mut self, id: &str, version: i64, at: i64)
         -> Result<bool>;
     async fn mark_exposed(&mut self, id: &str, at: i64) -> Result<()>;
+    async fn set_access_key_id(&mut self, id: &str, key: Option<&str>) -> Result<()>;
     /// Point a version at its re-wrapped envelope, only if it still points
     /// at `old_ref`.
     async fn set_version_location(

@@ -122,6 +122,7 @@ macro_rules! impl_sql_tx {
                 created_at: r.try_get("created_at")?,
                 created_by: r.try_get("created_by")?,
                 updated_at: r.try_get("updated_at")?,
+                access_key_id: r.try_get("access_key_id")?,
             })
         }
 
@@ -312,8 +313,8 @@ macro_rules! impl_sql_tx {
             async fn insert_credential(&mut self, c: &$crate::store::CredentialRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO credentials (id, name, account_id, policy, current_version, exposed, exposed_at, \
-                     last_released_at, created_at, created_by, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     last_released_at, created_at, created_by, updated_at, access_key_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -326,8 +327,18 @@ macro_rules! impl_sql_tx {
                 .bind(c.created_at)
                 .bind(&c.created_by)
                 .bind(c.updated_at)
+                .bind(&c.access_key_id)
                 .execute(&mut *self.tx)
                 .await?;
+                Ok(())
+            }
+
+            async fn set_access_key_id(&mut self, id: &str, key: Option<&str>) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE credentials SET access_key_id = $1 WHERE id = $2")
+                    .bind(key)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
                 Ok(())
             }
 

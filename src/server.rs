@@ -97,6 +97,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         )),
         _ => Arc::new(DatabaseSecretStore::new(store.clone())),
     };
+    let review_sdk = if config.settings.review_aws {
+        Some(crate::aws::sdk_config(&config.aws).await)
+    } else {
+        None
+    };
     Ok(Arc::new(App {
         store,
         keys,
@@ -112,15 +117,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             .map(|c| crate::oidc::OidcIssuer::new(c).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?,
         fallback_seen: Default::default(),
-        aws_review: if config.settings.review_aws {
-            let sdk = crate::aws::sdk_config(&config.aws).await;
-            Some((
-                aws_sdk_iam::Client::new(&sdk),
-                aws_sdk_sts::Client::new(&sdk),
-            ))
-        } else {
-            None
-        },
+        aws_review: review_sdk
+            .as_ref()
+            .map(|sdk| (aws_sdk_iam::Client::new(sdk), aws_sdk_sts::Client::new(sdk))),
+        aws_sdk: review_sdk,
         http: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()

@@ -486,3 +486,122 @@ async fn the_review_reads_root_mfa_and_the_deposited_keys_use_from_iam() {
     let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
     assert_eq!(c["access_key_id"], key.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_access_keys_rotate_step_by_step_and_never_leave_no_working_key() {
+    let moto = Moto::shared_or_own().await;
+    let endpoint = moto.endpoint.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.review_aws = true;
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("us-east-1".into());
+    })
+    .await;
+    let w = World::with(t).await;
+    let t = &w.t;
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
+    iam.create_user().user_name(&user).send().await.unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    let (k1, s1) = (
+        k.access_key_id().to_string(),
+        k.secret_access_key().to_string(),
+    );
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        json!({ "fields": { "access_key_id": k1, "secret_access_key": s1, "password": PASSWORD }, "access_key_id": k1 }),
+    )
+    .await
+    .ok();
+    let keys = || async {
+        let mut v: Vec<String> = iam
+            .list_access_keys()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()
+            .iter()
+            .map(|m| m.access_key_id().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    // The deposited key, as a release hands it out.
+    let released = || async {
+        let id = w.approved_request().await;
+        let r = t
+            .post(
+                format!("/v1/requests/{id}/release"),
+                &w.requester,
+                json!({}),
+            )
+            .await
+            .ok();
+        (
+            r["fields"]["access_key_id"].as_str().unwrap().to_string(),
+            r["fields"]["secret_access_key"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let step = || async {
+        t.post(
+            "/v1/credentials/aws-prod-root/rotate-keys",
+            &w.admin,
+            json!({ "max_steps": 1 }),
+        )
+        .await
+        .ok()
+    };
+
+    // Step 1: a new key, deposited; the old one still exists.
+    let v = step().await;
+    assert_eq!(v["state"], "deposited", "{v}");
+    let k2 = v["new_key_id"].as_str().unwrap().to_string();
+    assert_ne!(k2, k1);
+    let mut both = vec![k1.clone(), k2.clone()];
+    both.sort();
+    assert_eq!(keys().await, both);
+    let (id2, s2) = released().await;
+    assert_eq!(id2, k2);
+    assert_ne!(s2, s1);
+    // Step 2: the new key proves itself; nothing deleted yet.
+    assert_eq!(step().await["state"], "verified");
+    assert_eq!(keys().await, both);
+    // Step 3: the old key goes; the deposited one is the one left.
+    assert_eq!(step().await["state"], "done");
+    assert_eq!(keys().await, vec![k2.clone()]);
+    let (id3, _) = released().await;
+    assert_eq!(id3, k2);
+    let c = t.get("/v1/credentials/aws-prod-root", &w.admin).await.ok();
+    assert_eq!(c["access_key_id"], k2.as_str());
+    // Every step audited, no secret in the log.
+    let events = t.audit().await;
+    for a in [
+        "rotation.start",
+        "rotation.deposited",
+        "rotation.verified",
+        "rotation.old_key_deleted",
+    ] {
+        assert!(events.iter().any(|e| e.action == a), "{a}");
+    }
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&s1) && !all.contains(&s2));
+    // A credential without access keys cannot be rotated this way.
+    t.post(
+        "/v1/credentials/aws-prod-root/rotate-keys",
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(403, "forbidden_role");
+}

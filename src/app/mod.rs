@@ -27,6 +27,7 @@ pub mod recovery;
 pub mod recovery_session;
 pub mod requests;
 pub mod rewrap;
+pub mod rotation;
 pub mod views;
 
 pub struct App {
@@ -44,6 +45,8 @@ pub struct App {
     /// Local tokens seen by this process while OIDC is configured (each
     /// fallback sign-in is audited once per process).
     pub fallback_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The AWS configuration, for calls made with a credential's own keys.
+    pub aws_sdk: Option<aws_config::SdkConfig>,
     /// IAM and STS, when the review covers the AWS accounts.
     pub aws_review: Option<(aws_sdk_iam::Client, aws_sdk_sts::Client)>,
     /// Outgoing HTTP (the audit sink).

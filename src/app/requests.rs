@@ -577,6 +577,26 @@ impl App {
         let checked = self.release_check(tx.as_mut(), who, id).await;
         tx.rollback().await?;
         let (_, c, v) = checked?;
+        let (fields, code_only) = self.open_version(&c, &v).await?;
+        let mut fields = fields;
+        let (codes, codes_valid_until) =
+            super::credentials::release_codes(&mut fields, &code_only, self.now_ms())?;
+        Ok(Opened {
+            version: v.version,
+            fields,
+            codes,
+            codes_valid_until,
+        })
+    }
+
+    /// A credential version's fields (and which are code-only), fetched
+    /// from the secret store and opened with the key service, in memory.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn open_version(
+        &self,
+        c: &CredentialRow,
+        v: &VersionRow,
+    ) -> AppResult<(BTreeMap<String, SecretString>, Vec<String>)> {
         let loc = SecretLocation {
             credential_id: c.id.clone(),
             credential_name: c.name.clone(),
@@ -606,15 +626,7 @@ impl App {
         let p: Payload = serde_json::from_slice(&plaintext).map_err(|_| {
             AppError::Internal(anyhow::anyhow!("decrypted payload is not a field map"))
         })?;
-        let mut fields = p.fields;
-        let (codes, codes_valid_until) =
-            super::credentials::release_codes(&mut fields, &p.code_only, self.now_ms())?;
-        Ok(Opened {
-            version: v.version,
-            fields,
-            codes,
-            codes_valid_until,
-        })
+        Ok((p.fields, p.code_only))
     }
 
     async fn release_tx(

@@ -348,6 +348,14 @@ enum CredentialCmd {
         #[arg(long)]
         access_key_id: Option<String>,
     },
+    /// Rotate the root access keys deposited in a credential (admin):
+    /// create, deposit, verify, delete the old; resumes where it stopped.
+    RotateKeys {
+        name: String,
+        /// Run at most this many steps (1 to 3).
+        #[arg(long, default_value_t = 3)]
+        steps: u8,
+    },
     /// List credentials (metadata only).
     List,
     /// Show one credential's metadata.
@@ -1590,6 +1598,28 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                     "deposited {name} v{}; it is no longer marked exposed",
                     cell(&v["current_version"])
                 )
+            }
+        }
+        Command::Credential(CredentialCmd::RotateKeys { name, steps }) => {
+            let v: Value = c
+                .post(
+                    &format!("/v1/credentials/{}/rotate-keys", seg(name)),
+                    &json!({ "max_steps": steps }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                println!(
+                    "rotation of {name}: {} (old key {}, new key {}); ran: {}",
+                    cell(&v["state"]),
+                    cell(&v["old_key_id"]),
+                    cell(&v["new_key_id"]),
+                    v["steps"]
+                        .as_array()
+                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                );
             }
         }
         Command::Credential(CredentialCmd::List) => {

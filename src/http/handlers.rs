@@ -654,3 +654,26 @@ pub async fn hygiene(
 ) -> ApiResult<crate::app::hygiene::HygieneReport> {
     Ok(Json(app.hygiene(&who).await?))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeysBody {
+    /// Run at most this many steps (1 to 3; default all): for stepping
+    /// through a rotation by hand.
+    pub max_steps: Option<u8>,
+}
+
+/// Rotate (or resume rotating) the root access keys deposited in a
+/// credential (admin): create, deposit, verify, delete the old one.
+#[utoipa::path(post, path = "/v1/credentials/{name}/rotate-keys", params(("name" = String, Path)), request_body = RotateKeysBody,
+    responses((status = 200, body = crate::app::rotation::RotationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn rotate_keys(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<RotateKeysBody>,
+) -> ApiResult<crate::app::rotation::RotationView> {
+    let steps = b.max_steps.unwrap_or(3).clamp(1, 3);
+    Ok(Json(app.rotate_access_key(&who, &name, steps).await?))
+}

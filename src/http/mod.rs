@@ -180,7 +180,7 @@ impl Modify for BearerAuth {
         handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export, handlers::audit_sink,
         handlers::revoke_token,
         handlers::share_check,
-        handlers::list_alerts, handlers::retry_alert, handlers::hygiene,
+        handlers::list_alerts, handlers::retry_alert, handlers::hygiene, handlers::rotate_keys,
         handlers::propose_policy_change, handlers::list_policy_changes,
         handlers::approve_policy_change, handlers::deny_policy_change,
         handlers::open_recovery_session, handlers::show_recovery_session,
@@ -204,6 +204,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/credentials", post(deposit).get(list_credentials))
         .route("/v1/credentials/{name}", get(show_credential))
         .route("/v1/credentials/{name}/versions", post(rotate))
+        .route("/v1/credentials/{name}/rotate-keys", post(rotate_keys))
         .route("/v1/policies", get(list_policies))
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/hygiene", get(hygiene))

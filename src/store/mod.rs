@@ -194,6 +194,20 @@ pub struct RecoverySubmissionRow {
     pub prior_step: Option<i64>,
 }
 
+/// A rotation of a credential's root access keys.
+#[derive(Debug, Clone)]
+pub struct KeyRotationRow {
+    pub id: String,
+    pub credential_id: String,
+    /// `started`, `deposited`, `verified` or `done`.
+    pub state: String,
+    pub old_key_id: String,
+    pub new_key_id: Option<String>,
+    pub started_by: String,
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
 /// One alert to deliver to one channel.
 #[derive(Debug, Clone)]
 pub struct AlertRow {
@@ -434,6 +448,19 @@ pub trait Tx: Send {
     /// On PostgreSQL the policy's credentials are locked first, so two
     /// requests cannot both take the last place.
     async fn count_open_requests(&mut self, policy: &str, now: i64) -> Result<i64>;
+
+    async fn insert_key_rotation(&mut self, r: &KeyRotationRow) -> Result<()>;
+    /// The rotation in progress for a credential, if any.
+    async fn open_key_rotation(&mut self, credential_id: &str) -> Result<Option<KeyRotationRow>>;
+    /// Move a rotation from `from` to `to`, only if it is still at `from`.
+    async fn advance_key_rotation(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &str,
+        new_key_id: Option<&str>,
+        at: i64,
+    ) -> Result<bool>;
 
     async fn insert_alert(&mut self, a: &AlertRow) -> Result<()>;
     /// Take the channel's delivery lease (skipping it if another process

@@ -700,6 +700,57 @@ macro_rules! impl_sql_tx {
                 row.as_ref().map(checkpoint_from).transpose()
             }
 
+            async fn insert_key_rotation(&mut self, r: &$crate::store::KeyRotationRow) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO key_rotations (id, credential_id, state, old_key_id, new_key_id, started_by, started_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&r.id)
+                .bind(&r.credential_id)
+                .bind(&r.state)
+                .bind(&r.old_key_id)
+                .bind(&r.new_key_id)
+                .bind(&r.started_by)
+                .bind(r.started_at)
+                .bind(r.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn open_key_rotation(&mut self, credential_id: &str) -> $crate::store::Result<Option<$crate::store::KeyRotationRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(concat!("SELECT * FROM key_rotations WHERE credential_id = $1 AND state <> 'done'", $lock))
+                    .bind(credential_id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some($crate::store::KeyRotationRow {
+                    id: r.try_get("id")?,
+                    credential_id: r.try_get("credential_id")?,
+                    state: r.try_get("state")?,
+                    old_key_id: r.try_get("old_key_id")?,
+                    new_key_id: r.try_get("new_key_id")?,
+                    started_by: r.try_get("started_by")?,
+                    started_at: r.try_get("started_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                }))
+            }
+
+            async fn advance_key_rotation(&mut self, id: &str, from: &str, to: &str, new_key_id: Option<&str>, at: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE key_rotations SET state = $1, new_key_id = COALESCE($2, new_key_id), updated_at = $3 WHERE id = $4 AND state = $5",
+                )
+                .bind(to)
+                .bind(new_key_id)
+                .bind(at)
+                .bind(id)
+                .bind(from)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn insert_alert(&mut self, a: &$crate::store::AlertRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO alert_outbox (id, seq, channel, kind, payload, state, attempts, next_attempt_at, last_error, created_at, delivered_at) \

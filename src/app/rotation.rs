@@ -1,0 +1,388 @@
+//! Rotation of the root access keys deposited in a credential, after a
+//! release or on demand: create a new key with the old one, deposit it as a
+//! new version, prove it works, then delete the old key. Each step is
+//! recorded before the next starts and audited, so an interrupted rotation
+//! resumes where it stopped, and at every point at least one working key is
+//! deposited:
+//!
+//! 1. `started` → `deposited`: `iam:CreateAccessKey` (as the old key's
+//!    user), and the new key and secret deposited as a new version in the
+//!    same step. If a rotation stopped after AWS created a key but before
+//!    it was deposited, that key's secret is lost; it is deleted (with the
+//!    old key, which still works) and a new one made.
+//! 2. `deposited` → `verified`: `sts:GetCallerIdentity` with the new key.
+//! 3. `verified` → `done`: `iam:DeleteAccessKey` of the old key, with the
+//!    new one.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::views::RotateBody;
+use super::{refuse, App, AppError, AppResult, Event};
+use crate::auth::Identity;
+use crate::domain::Role;
+use crate::store::KeyRotationRow;
+
+const KEY_ID: &str = "access_key_id";
+const SECRET: &str = "secret_access_key";
+
+/// Where a rotation stands.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RotationView {
+    pub credential: String,
+    pub id: String,
+    /// `started`, `deposited`, `verified` or `done`.
+    pub state: String,
+    pub old_key_id: String,
+    pub new_key_id: Option<String>,
+    /// The steps this call ran.
+    pub steps: Vec<String>,
+}
+
+fn aws_error(what: &str) -> AppError {
+    AppError::Unavailable {
+        code: "aws_unavailable",
+        message: format!(
+            "AWS refused or did not answer {what}: the rotation stopped and resumes from here"
+        ),
+    }
+}
+
+impl App {
+    fn iam_as(&self, key_id: &str, secret: &SecretString) -> AppResult<aws_sdk_iam::Client> {
+        let Some(sdk) = &self.aws_sdk else {
+            return refuse(
+                409,
+                "aws_not_configured",
+                "key rotation needs AWS: set [review] aws = true or an AWS key service",
+            );
+        };
+        let creds = aws_sdk_iam::config::Credentials::new(
+            key_id,
+            secret.expose_secret(),
+            None,
+            None,
+            "breakglass-rotation",
+        );
+        Ok(aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(sdk)
+                .credentials_provider(creds)
+                .build(),
+        ))
+    }
+
+    fn sts_as(&self, key_id: &str, secret: &SecretString) -> AppResult<aws_sdk_sts::Client> {
+        let Some(sdk) = &self.aws_sdk else {
+            return refuse(409, "aws_not_configured", "key rotation needs AWS");
+        };
+        let creds = aws_sdk_sts::config::Credentials::new(
+            key_id,
+            secret.expose_secret(),
+            None,
+            None,
+            "breakglass-rotation",
+        );
+        Ok(aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(sdk)
+                .credentials_provider(creds)
+                .build(),
+        ))
+    }
+
+    async fn audit_step(
+        &self,
+        who: &Identity,
+        credential: &str,
+        action: &'static str,
+        details: serde_json::Value,
+    ) -> AppResult<()> {
+        let mut tx = self.store.begin().await?;
+        self.append(
+            tx.as_mut(),
+            &who.subject,
+            "success",
+            None,
+            Event::new(action, format!("credential:{credential}"), details),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Run (or resume) the rotation of `name`'s root access keys, at most
+    /// `max_steps` steps (admin).
+    pub async fn rotate_access_key(
+        &self,
+        who: &Identity,
+        name: &str,
+        max_steps: u8,
+    ) -> AppResult<RotationView> {
+        let target = format!("credential:{name}");
+        let r = self.rotate_access_key_inner(who, name, max_steps).await;
+        if let Err(e) = &r {
+            self.record_refusal(&who.subject, "rotation.run", &target, e)
+                .await?;
+        }
+        r
+    }
+
+    async fn rotate_access_key_inner(
+        &self,
+        who: &Identity,
+        name: &str,
+        max_steps: u8,
+    ) -> AppResult<RotationView> {
+        self.require(who, Role::Admin)?;
+        let now = self.now_ms();
+        let (c, v, rotation) = {
+            let mut tx = self.store.begin().await?;
+            let Some(c) = tx.credential_by_name(name).await? else {
+                return refuse(
+                    404,
+                    "credential_not_found",
+                    format!("no credential named {name}"),
+                );
+            };
+            let Some(v) = tx.version(&c.id, c.current_version).await? else {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "current version missing"
+                )));
+            };
+            let rotation = match tx.open_key_rotation(&c.id).await? {
+                Some(r) => r,
+                None => {
+                    let Some(old) = c.access_key_id.clone() else {
+                        return refuse(
+                            409,
+                            "no_access_key",
+                            format!(
+                                "{name} holds no root access key (deposit it with --access-key-id)"
+                            ),
+                        );
+                    };
+                    let r = KeyRotationRow {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        credential_id: c.id.clone(),
+                        state: "started".into(),
+                        old_key_id: old,
+                        new_key_id: None,
+                        started_by: who.subject.clone(),
+                        started_at: now,
+                        updated_at: now,
+                    };
+                    tx.insert_key_rotation(&r).await?;
+                    self.append(
+                        tx.as_mut(),
+                        &who.subject,
+                        "success",
+                        None,
+                        Event::new(
+                            "rotation.start",
+                            format!("credential:{name}"),
+                            json!({ "rotation": r.id, "old_key_id": r.old_key_id }),
+                        ),
+                    )
+                    .await?;
+                    r
+                }
+            };
+            tx.commit().await?;
+            (c, v, rotation)
+        };
+        let mut state = rotation.state.clone();
+        let mut new_key_id = rotation.new_key_id.clone();
+        let mut steps = Vec::new();
+        let (mut fields, code_only) = self.open_version(&c, &v).await?;
+        let secret_of = |f: &BTreeMap<String, SecretString>, id: &str| -> AppResult<SecretString> {
+            match (f.get(KEY_ID), f.get(SECRET)) {
+                (Some(k), Some(s)) if k.expose_secret() == id => Ok(s.clone()),
+                _ => refuse(409, "no_access_key", format!("the current version of {name} does not hold access key {id} with its secret")),
+            }
+        };
+        while (steps.len() as u8) < max_steps && state != "done" {
+            match state.as_str() {
+                "started" => {
+                    let current = fields.get(KEY_ID).map(|k| k.expose_secret().to_string());
+                    if current.as_deref() != Some(rotation.old_key_id.as_str())
+                        && current.is_some()
+                        && current == c.access_key_id
+                    {
+                        // A run stopped after depositing the new key.
+                        let nid = current.unwrap_or_default();
+                        let mut tx = self.store.begin().await?;
+                        tx.advance_key_rotation(
+                            &rotation.id,
+                            "started",
+                            "deposited",
+                            Some(&nid),
+                            self.now_ms(),
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        new_key_id = Some(nid);
+                        state = "deposited".into();
+                        steps.push(state.clone());
+                        continue;
+                    }
+                    let old_secret = secret_of(&fields, &rotation.old_key_id)?;
+                    let iam = self.iam_as(&rotation.old_key_id, &old_secret)?;
+                    // A key made by an interrupted run, whose secret was
+                    // never deposited, is deleted first (AWS allows two).
+                    let keys = iam
+                        .list_access_keys()
+                        .send()
+                        .await
+                        .map_err(|_| aws_error("listing the access keys"))?;
+                    for k in keys.access_key_metadata() {
+                        let id = k.access_key_id().unwrap_or_default();
+                        if id != rotation.old_key_id {
+                            iam.delete_access_key()
+                                .access_key_id(id)
+                                .send()
+                                .await
+                                .map_err(|_| aws_error("deleting an orphaned key"))?;
+                            self.audit_step(
+                                who,
+                                name,
+                                "rotation.orphan_deleted",
+                                json!({ "key_id": id }),
+                            )
+                            .await?;
+                        }
+                    }
+                    let created = iam
+                        .create_access_key()
+                        .send()
+                        .await
+                        .map_err(|_| aws_error("creating the new key"))?;
+                    let k = created
+                        .access_key()
+                        .ok_or_else(|| aws_error("creating the new key"))?;
+                    let (nid, nsecret) = (
+                        k.access_key_id().to_string(),
+                        SecretString::from(k.secret_access_key().to_string()),
+                    );
+                    fields.insert(KEY_ID.into(), SecretString::from(nid.clone()));
+                    fields.insert(SECRET.into(), nsecret);
+                    let body = RotateBody {
+                        fields: fields.clone(),
+                        code_only: code_only.clone(),
+                        access_key_id: Some(nid.clone()),
+                    };
+                    self.rotate(who, name, body).await?;
+                    let mut tx = self.store.begin().await?;
+                    tx.advance_key_rotation(
+                        &rotation.id,
+                        "started",
+                        "deposited",
+                        Some(&nid),
+                        self.now_ms(),
+                    )
+                    .await?;
+                    self.append(
+                        tx.as_mut(),
+                        &who.subject,
+                        "success",
+                        None,
+                        Event::new(
+                            "rotation.deposited",
+                            format!("credential:{name}"),
+                            json!({ "rotation": rotation.id, "new_key_id": nid }),
+                        ),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    new_key_id = Some(nid);
+                    state = "deposited".into();
+                }
+                "deposited" => {
+                    let nid = new_key_id.clone().ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!("no new key recorded"))
+                    })?;
+                    let secret = secret_of(&fields, &nid)?;
+                    self.sts_as(&nid, &secret)?
+                        .get_caller_identity()
+                        .send()
+                        .await
+                        .map_err(|_| aws_error("the new key's identity check"))?;
+                    let mut tx = self.store.begin().await?;
+                    tx.advance_key_rotation(
+                        &rotation.id,
+                        "deposited",
+                        "verified",
+                        None,
+                        self.now_ms(),
+                    )
+                    .await?;
+                    self.append(
+                        tx.as_mut(),
+                        &who.subject,
+                        "success",
+                        None,
+                        Event::new(
+                            "rotation.verified",
+                            format!("credential:{name}"),
+                            json!({ "rotation": rotation.id, "new_key_id": nid }),
+                        ),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    state = "verified".into();
+                }
+                "verified" => {
+                    let nid = new_key_id.clone().ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!("no new key recorded"))
+                    })?;
+                    let secret = secret_of(&fields, &nid)?;
+                    let iam = self.iam_as(&nid, &secret)?;
+                    match iam
+                        .delete_access_key()
+                        .access_key_id(&rotation.old_key_id)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        // Already gone (a run stopped after deleting it).
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_no_such_entity_exception()) => {}
+                        Err(_) => return Err(aws_error("deleting the old key")),
+                    }
+                    let mut tx = self.store.begin().await?;
+                    tx.advance_key_rotation(&rotation.id, "verified", "done", None, self.now_ms())
+                        .await?;
+                    self.append(
+                        tx.as_mut(),
+                        &who.subject,
+                        "success",
+                        None,
+                        Event::new(
+                            "rotation.old_key_deleted",
+                            format!("credential:{name}"),
+                            json!({ "rotation": rotation.id, "old_key_id": rotation.old_key_id }),
+                        ),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    state = "done".into();
+                }
+                other => {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "unknown rotation state {other}"
+                    )))
+                }
+            }
+            steps.push(state.clone());
+        }
+        Ok(RotationView {
+            credential: name.into(),
+            id: rotation.id,
+            state,
+            old_key_id: rotation.old_key_id,
+            new_key_id,
+            steps,
+        })
+    }
+}

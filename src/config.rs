@@ -51,6 +51,12 @@ pub struct ReviewFileConfig {
     /// service's own AWS identity (a read-only review role).
     #[serde(default)]
     pub aws: bool,
+    /// Rotate deposited root access keys this long after a release
+    /// (e.g. "1h"); unset: only on demand.
+    pub rotate_keys_after_release: Option<String>,
+    /// Remind (an audit event, and its alerts) to rotate an exposed
+    /// credential this often (default "24h").
+    pub reminder_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +141,8 @@ pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
             "audit.verify.failed",
             "policy.propose",
             "policy.change_applied",
+            "credential.rotation_reminder",
+            "rotation.old_key_deleted",
         ],
     }
 }
@@ -472,6 +480,10 @@ pub struct Settings {
     pub alerts: Option<Alerts>,
     /// Whether the review asks IAM about each credential's AWS account.
     pub review_aws: bool,
+    /// Rotate deposited root access keys this long after a release.
+    pub rotate_keys_after_release: Option<Duration>,
+    /// How often an exposed credential's rotation is reminded.
+    pub reminder_interval: Duration,
 }
 
 impl Default for Settings {
@@ -486,6 +498,8 @@ impl Default for Settings {
             audit_sink: None,
             alerts: None,
             review_aws: false,
+            rotate_keys_after_release: None,
+            reminder_interval: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -592,6 +606,17 @@ impl Config {
             audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
             alerts: alerts_from_file(f.alerts)?,
             review_aws: f.review.aws,
+            rotate_keys_after_release: f
+                .review
+                .rotate_keys_after_release
+                .as_ref()
+                .map(|v| duration("review.rotate_keys_after_release", Some(v), Duration::ZERO))
+                .transpose()?,
+            reminder_interval: duration(
+                "review.reminder_interval",
+                f.review.reminder_interval.as_ref(),
+                d.reminder_interval,
+            )?,
         };
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,

@@ -156,6 +156,9 @@ pub async fn serve(
                     if let Err(e) = app.deliver_alerts().await {
                         tracing::warn!(error = %e, "could not deliver alerts; will retry");
                     }
+                    if let Err(e) = app.rotation_round().await {
+                        tracing::warn!(error = %e, "rotation round failed; will retry");
+                    }
                 }
             }
         }

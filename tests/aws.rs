@@ -605,3 +605,133 @@ async fn root_access_keys_rotate_step_by_step_and_never_leave_no_working_key() {
     .await
     .refused(403, "forbidden_role");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_release_the_keys_rotate_by_themselves_and_other_fields_are_reminded() {
+    let moto = Moto::shared_or_own().await;
+    let endpoint = moto.endpoint.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.review_aws = true;
+        c.settings.rotate_keys_after_release = Some(Duration::from_secs(3600));
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("us-east-1".into());
+    })
+    .await;
+    let w = World::with(t).await;
+    let t = &w.t;
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
+    iam.create_user().user_name(&user).send().await.unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    let k1 = k.access_key_id().to_string();
+    t.post(
+        "/v1/credentials/aws-prod-root/versions",
+        &w.admin,
+        json!({ "fields": { "access_key_id": k1, "secret_access_key": k.secret_access_key(), "password": PASSWORD }, "access_key_id": k1 }),
+    )
+    .await
+    .ok();
+    let id = w.approved_request().await;
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .ok();
+    // An hour later the service rotates the released keys by itself.
+    t.clock.advance_secs(3601);
+    let mut rotated = false;
+    for _ in 0..100 {
+        let events = t.audit().await;
+        if events
+            .iter()
+            .any(|e| e.action == "rotation.old_key_deleted")
+        {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rotated, "no automatic rotation");
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<&str> = keys
+        .access_key_metadata()
+        .iter()
+        .map(|m| m.access_key_id().unwrap())
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0], k1);
+    let admin = t.token("root-admin", &[breakglass::domain::Role::Admin]);
+    let c = t.get("/v1/credentials/aws-prod-root", &admin).await.ok();
+    assert_eq!(c["exposed"], false, "the rotation cleared exposed");
+
+    // A credential without keys, released and not rotated, is reminded
+    // a day later (and again each day), until a new version is deposited.
+    let t2 = &w.t;
+    t2.post(
+        "/v1/credentials",
+        &admin,
+        json!({ "name": "console-only", "account_id": "123456789012", "policy": "one-sre", "fields": { "password": "p" } }),
+    )
+    .await
+    .ok();
+    let requester = t2.token("oncall", &[breakglass::domain::Role::Requester]);
+    let id = t2
+        .post(
+            "/v1/requests",
+            &requester,
+            json!({ "credential": "console-only", "reason": "console" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t2.next_step();
+    let ann = t2.token("ann", &[breakglass::domain::Role::Custodian]);
+    t2.post(
+        format!("/v1/requests/{id}/approve"),
+        &ann,
+        json!({ "code": t2.code("ann") }),
+    )
+    .await
+    .ok();
+    t2.post(format!("/v1/requests/{id}/release"), &requester, json!({}))
+        .await
+        .ok();
+    let reminders = || async {
+        t2.audit()
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.action == "credential.rotation_reminder" && e.target == "credential:console-only"
+            })
+            .count()
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reminders().await, 0, "not before a day has passed");
+    t2.clock.advance_secs(86_401);
+    let mut n = 0;
+    for _ in 0..50 {
+        n = reminders().await;
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reminders().await, 1, "once a day");
+}

@@ -386,3 +386,105 @@ impl App {
         })
     }
 }
+
+/// Who acts when the service rotates or reminds on its own.
+fn service_identity() -> Identity {
+    Identity {
+        subject: "breakglass-rotation".into(),
+        roles: [Role::Admin].into_iter().collect(),
+        jti: "service".into(),
+        expires_at: i64::MAX,
+        issuer: None,
+        custodian_groups: None,
+    }
+}
+
+const LEASE: &str = "__rotation";
+
+impl App {
+    /// The server's ticker: remind to rotate exposed credentials, rotate
+    /// root access keys a while after a release, and resume rotations that
+    /// stopped. One process at a time, under a lease.
+    pub async fn rotation_round(&self) -> anyhow::Result<()> {
+        let now = self.now_ms();
+        // Nothing exposed and nothing half-rotated: no write at all.
+        let work = {
+            let mut tx = self.store.begin_read().await?;
+            let mut work = false;
+            for c in tx.credentials().await? {
+                if c.exposed || tx.open_key_rotation(&c.id).await?.is_some() {
+                    work = true;
+                    break;
+                }
+            }
+            tx.rollback().await?;
+            work
+        };
+        if !work {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        let leased = tx
+            .lease_alert_channel(LEASE, &self.replica, now, now + 120_000)
+            .await?;
+        tx.commit().await?;
+        if !leased {
+            return Ok(());
+        }
+        let result = self.rotation_work(now).await;
+        let mut tx = self.store.begin().await?;
+        tx.release_alert_channel(LEASE, &self.replica).await?;
+        tx.commit().await?;
+        result
+    }
+
+    async fn rotation_work(&self, now: i64) -> anyhow::Result<()> {
+        let credentials = {
+            let mut tx = self.store.begin_read().await?;
+            let c = tx.credentials().await?;
+            tx.rollback().await?;
+            c
+        };
+        let interval = self.settings.reminder_interval.as_millis() as i64;
+        let who = service_identity();
+        for c in &credentials {
+            if c.exposed {
+                let mut tx = self.store.begin().await?;
+                if tx.mark_reminded(&c.id, now, now - interval).await? {
+                    self.append(tx.as_mut(), &who.subject, "success", None, Event::new(
+                        "credential.rotation_reminder",
+                        format!("credential:{}", c.name),
+                        json!({
+                            "credential": c.name,
+                            "account_id": c.account_id,
+                            "exposed_since": c.exposed_at.map(crate::clock::rfc3339),
+                            "fix": format!("rotate it in AWS, then `breakglass credential rotate {}`", c.name),
+                        }),
+                    ))
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            let open = {
+                let mut tx = self.store.begin_read().await?;
+                let r = tx.open_key_rotation(&c.id).await?;
+                tx.rollback().await?;
+                r.is_some()
+            };
+            let due = match (self.settings.rotate_keys_after_release, c.last_released_at) {
+                (Some(after), Some(released)) => {
+                    c.exposed
+                        && c.access_key_id.is_some()
+                        && now >= released + after.as_millis() as i64
+                }
+                _ => false,
+            };
+            if (open || due) && self.aws_sdk.is_some() {
+                if let Err(e) = self.rotate_access_key(&who, &c.name, 3).await {
+                    tracing::warn!(credential = %c.name, error = %e, "key rotation stopped; it resumes on the next round");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -417,6 +417,10 @@ pub trait Tx: Send {
         -> Result<bool>;
     async fn mark_exposed(&mut self, id: &str, at: i64) -> Result<()>;
     async fn set_access_key_id(&mut self, id: &str, key: Option<&str>) -> Result<()>;
+    /// Record a rotation reminder for a credential exposed since before
+    /// `before`, only if the last reminder is older than `before`; false if
+    /// it is not due or another process sent it.
+    async fn mark_reminded(&mut self, id: &str, at: i64, before: i64) -> Result<bool>;
     /// Point a version at its re-wrapped envelope, only if it still points
     /// at `old_ref`.
     async fn set_version_location(

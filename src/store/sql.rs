@@ -333,6 +333,19 @@ macro_rules! impl_sql_tx {
                 Ok(())
             }
 
+            async fn mark_reminded(&mut self, id: &str, at: i64, before: i64) -> $crate::store::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credentials SET reminded_at = $1 WHERE id = $2 AND exposed AND exposed_at <= $3 \
+                     AND (reminded_at IS NULL OR reminded_at < $3)",
+                )
+                .bind(at)
+                .bind(id)
+                .bind(before)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn set_access_key_id(&mut self, id: &str, key: Option<&str>) -> $crate::store::Result<()> {
                 sqlx::query("UPDATE credentials SET access_key_id = $1 WHERE id = $2")
                     .bind(key)

@@ -128,6 +128,64 @@ async fn the_review_names_each_gap_with_its_fix_and_fails_on_high_findings(b: Ba
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 high"), "{out}");
 
+    // The default policy was never drilled; a drill (a credential with no
+    // real secret, broken with the real custodians) settles it, and its
+    // release is not an exposure to fix.
+    assert!(
+        c.contains(&("drill.overdue".into(), "policy:default".into())),
+        "{c:?}"
+    );
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "drill-default", "account_id": "123456789012", "policy": "default",
+                "fields": { "password": "not-a-secret" }, "drill": true }),
+    )
+    .await
+    .ok();
+    let drill = t
+        .post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "drill-default", "reason": "quarterly drill" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (who, token) in [("ann", &w.ann), ("bob", &w.bob), ("sec", &w.sec)] {
+        t.post(
+            format!("/v1/requests/{drill}/approve"),
+            token,
+            json!({ "code": t.code(who) }),
+        )
+        .await
+        .ok();
+    }
+    t.next_step();
+    t.post(
+        format!("/v1/requests/{drill}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .ok();
+    let v = t.get("/v1/hygiene", &w.auditor).await.ok();
+    let c = checks(&v);
+    assert!(
+        !c.iter().any(|(check, _)| check == "drill.overdue"),
+        "{c:?}"
+    );
+    assert!(
+        !c.contains(&(
+            "credential.exposed".into(),
+            "credential:drill-default".into()
+        )),
+        "{c:?}"
+    );
+    assert_eq!(v["high"], 0, "{v}");
+
     // Ninety days later: idle custodians and a stale credential.
     t.clock.advance_secs(91 * 86_400);
     let auditor = t.token("audrey", &[Role::Auditor]);
@@ -139,6 +197,10 @@ async fn the_review_names_each_gap_with_its_fix_and_fails_on_high_findings(b: Ba
     );
     assert!(
         c.contains(&("credential.stale".into(), "credential:aws-prod-root".into())),
+        "{c:?}"
+    );
+    assert!(
+        c.contains(&("drill.overdue".into(), "policy:default".into())),
         "{c:?}"
     );
     assert!(t.audit().await.iter().any(|e| e.action == "hygiene.report"));

@@ -288,6 +288,7 @@ impl App {
             created_by: who.subject.clone(),
             updated_at: now,
             access_key_id: access_key(body.access_key_id.as_deref())?,
+            drill: body.drill,
         };
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {

@@ -185,7 +185,37 @@ impl App {
             }
         }
         // Credentials: exposed and not rotated; stale; not recoverable.
+        // Drills: every policy guarding a real credential is rehearsed.
+        let mut policies: Vec<&str> = credentials
+            .iter()
+            .filter(|c| !c.drill)
+            .map(|c| c.policy.as_str())
+            .collect();
+        policies.sort();
+        policies.dedup();
+        for p in policies {
+            let last = credentials
+                .iter()
+                .filter(|c| c.drill && c.policy == p)
+                .filter_map(|c| c.last_released_at)
+                .max();
+            if last.is_none_or(|t| now - t > REVIEW_PERIOD_MS) {
+                out.push(f(
+                    "medium",
+                    "drill.overdue",
+                    format!("policy:{p}"),
+                    match last {
+                        Some(t) => format!("policy {p} was last drilled {}", since(t)),
+                        None => format!("policy {p} has never been drilled"),
+                    },
+                    format!("deposit a drill credential under {p} (`--drill`) and break the glass on it with the real custodians"),
+                ));
+            }
+        }
         for (c, v) in credentials.iter().zip(&versions) {
+            if c.drill {
+                continue;
+            }
             if c.exposed {
                 out.push(f(
                     "high",

@@ -448,7 +448,7 @@ impl App {
         let interval = self.settings.reminder_interval.as_millis() as i64;
         let who = service_identity();
         for c in &credentials {
-            if c.exposed {
+            if c.exposed && !c.drill {
                 let mut tx = self.store.begin().await?;
                 if tx.mark_reminded(&c.id, now, now - interval).await? {
                     self.append(tx.as_mut(), &who.subject, "success", None, Event::new(

@@ -109,6 +109,10 @@ pub struct DepositBody {
     /// The id of root access keys deposited here (AKIA…): the review asks
     /// IAM when they were last used.
     pub access_key_id: Option<String>,
+    /// A drill credential (no real secret): releasing it rehearses the
+    /// policy's whole break-glass path.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -161,6 +165,7 @@ pub struct CredentialView {
     pub created_by: String,
     pub updated_at: String,
     pub access_key_id: Option<String>,
+    pub drill: bool,
     pub versions: Vec<VersionView>,
 }
 
@@ -178,6 +183,7 @@ impl CredentialView {
             created_by: c.created_by.clone(),
             updated_at: rfc3339(c.updated_at),
             access_key_id: c.access_key_id.clone(),
+            drill: c.drill,
             versions: versions.iter().map(VersionView::from).collect(),
         }
     }

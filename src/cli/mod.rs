@@ -335,6 +335,9 @@ enum CredentialCmd {
         /// the review.
         #[arg(long)]
         access_key_id: Option<String>,
+        /// A drill credential (no real secret), to rehearse the policy.
+        #[arg(long)]
+        drill: bool,
     },
     /// Deposit a new version of a credential (admin); clears `exposed`.
     Rotate {
@@ -1563,10 +1566,11 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             from_file,
             code_only,
             access_key_id,
+            drill,
         }) => {
             let f = collect_fields(fields, from_file)?;
             let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f),
-                               "code_only": code_only, "access_key_id": access_key_id });
+                               "code_only": code_only, "access_key_id": access_key_id, "drill": drill });
             let v: Value = c.post("/v1/credentials", &body).await?;
             if json_out {
                 print_json(&v)

@@ -91,6 +91,8 @@ pub struct CredentialRow {
     pub updated_at: i64,
     /// Root access key id deposited in it, if any (not a secret).
     pub access_key_id: Option<String>,
+    /// A drill credential: no real secret, released to rehearse.
+    pub drill: bool,
 }
 
 #[derive(Debug, Clone)]

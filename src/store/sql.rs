@@ -123,6 +123,7 @@ macro_rules! impl_sql_tx {
                 created_by: r.try_get("created_by")?,
                 updated_at: r.try_get("updated_at")?,
                 access_key_id: r.try_get("access_key_id")?,
+                drill: r.try_get("drill")?,
             })
         }
 
@@ -313,8 +314,8 @@ macro_rules! impl_sql_tx {
             async fn insert_credential(&mut self, c: &$crate::store::CredentialRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO credentials (id, name, account_id, policy, current_version, exposed, exposed_at, \
-                     last_released_at, created_at, created_by, updated_at, access_key_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     last_released_at, created_at, created_by, updated_at, access_key_id, drill) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -328,6 +329,7 @@ macro_rules! impl_sql_tx {
                 .bind(&c.created_by)
                 .bind(c.updated_at)
                 .bind(&c.access_key_id)
+                .bind(c.drill)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())

@@ -735,3 +735,97 @@ async fn after_a_release_the_keys_rotate_by_themselves_and_other_fields_are_remi
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(reminders().await, 1, "once a day");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_older_than_their_policys_maximum_age_rotate_on_schedule() {
+    let moto = Moto::shared_or_own().await;
+    let endpoint = moto.endpoint.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.review_aws = true;
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("us-east-1".into());
+    })
+    .await;
+    let w = World::with(t).await;
+    let t = &w.t;
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
+    iam.create_user().user_name(&user).send().await.unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    let k1 = k.access_key_id().to_string();
+    for (name, fields, key) in [
+        (
+            "monthly-keys",
+            json!({ "access_key_id": k1, "secret_access_key": k.secret_access_key() }),
+            Some(k1.clone()),
+        ),
+        ("monthly-password", json!({ "password": "p" }), None),
+    ] {
+        t.post(
+            "/v1/credentials",
+            &w.admin,
+            json!({ "name": name, "account_id": "123456789012", "policy": "rotated-monthly", "fields": fields, "access_key_id": key }),
+        )
+        .await
+        .ok();
+    }
+    // Thirty-one days on: the keys rotate by themselves; the password is
+    // reported as older than its policy allows.
+    t.clock.advance_secs(31 * 86_400);
+    let mut done = false;
+    for _ in 0..100 {
+        if t.audit()
+            .await
+            .iter()
+            .any(|e| e.action == "rotation.old_key_deleted")
+        {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "no scheduled rotation");
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert!(keys
+        .access_key_metadata()
+        .iter()
+        .all(|m| m.access_key_id() != Some(k1.as_str())));
+    let auditor = t.token("audrey", &[breakglass::domain::Role::Auditor]);
+    let v = t.get("/v1/hygiene", &auditor).await.ok();
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&(
+            "credential.too_old".into(),
+            "credential:monthly-password".into()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        !found.contains(&(
+            "credential.too_old".into(),
+            "credential:monthly-keys".into()
+        )),
+        "{found:?}"
+    );
+}

@@ -69,6 +69,7 @@ impl App {
             )),
         }
         let mut tx = self.store.begin_read().await?;
+        let policies_in_force = self.effective_policies(tx.as_mut()).await?;
         let custodians = tx.custodians().await?;
         let credentials = tx.credentials().await?;
         let set = tx.active_recovery_set().await?;
@@ -232,7 +233,24 @@ impl App {
                     ),
                 ));
             }
-            if now - c.updated_at > REVIEW_PERIOD_MS && !c.exposed {
+            let max_age = policies_in_force
+                .get(&c.policy)
+                .and_then(|(p, _)| p.max_age_secs)
+                .map(|s| s as i64 * 1000);
+            if let Some(max) = max_age.filter(|m| now - c.updated_at > *m) {
+                out.push(f(
+                    "medium",
+                    "credential.too_old",
+                    format!("credential:{}", c.name),
+                    format!(
+                        "{} was last rotated {}, longer ago than its policy's maximum age ({})",
+                        c.name,
+                        since(c.updated_at),
+                        humantime::format_duration(std::time::Duration::from_millis(max as u64))
+                    ),
+                    format!("rotate it, then `breakglass credential rotate {}`", c.name),
+                ));
+            } else if max_age.is_none() && now - c.updated_at > REVIEW_PERIOD_MS && !c.exposed {
                 out.push(f(
                     "low",
                     "credential.stale",

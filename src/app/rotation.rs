@@ -412,7 +412,10 @@ impl App {
             let mut tx = self.store.begin_read().await?;
             let mut work = false;
             for c in tx.credentials().await? {
-                if c.exposed || tx.open_key_rotation(&c.id).await?.is_some() {
+                if c.exposed
+                    || c.access_key_id.is_some()
+                    || tx.open_key_rotation(&c.id).await?.is_some()
+                {
                     work = true;
                     break;
                 }
@@ -446,6 +449,12 @@ impl App {
             c
         };
         let interval = self.settings.reminder_interval.as_millis() as i64;
+        let policies = {
+            let mut tx = self.store.begin_read().await?;
+            let p = self.effective_policies(tx.as_mut()).await;
+            tx.rollback().await?;
+            p.map_err(|e| anyhow::anyhow!("{e}"))?
+        };
         let who = service_identity();
         for c in &credentials {
             if c.exposed && !c.drill {
@@ -471,14 +480,19 @@ impl App {
                 tx.rollback().await?;
                 r.is_some()
             };
-            let due = match (self.settings.rotate_keys_after_release, c.last_released_at) {
+            let after_release = match (self.settings.rotate_keys_after_release, c.last_released_at)
+            {
                 (Some(after), Some(released)) => {
-                    c.exposed
-                        && c.access_key_id.is_some()
-                        && now >= released + after.as_millis() as i64
+                    c.exposed && now >= released + after.as_millis() as i64
                 }
                 _ => false,
             };
+            // Scheduled: older than the policy's maximum age.
+            let too_old = policies
+                .get(&c.policy)
+                .and_then(|(p, _)| p.max_age_secs)
+                .is_some_and(|max| now - c.updated_at >= max as i64 * 1000);
+            let due = c.access_key_id.is_some() && !c.drill && (after_release || too_old);
             if (open || due) && self.aws_sdk.is_some() {
                 if let Err(e) = self.rotate_access_key(&who, &c.name, 3).await {
                     tracing::warn!(credential = %c.name, error = %e, "key rotation stopped; it resumes on the next round");

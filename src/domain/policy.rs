@@ -53,6 +53,10 @@ pub struct Policy {
     /// approvals, or approved and not yet released).
     #[serde(default)]
     pub max_open_releases: Option<u32>,
+    /// A credential under this policy should be rotated at least this
+    /// often, in seconds (root access keys are rotated automatically).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
 }
 
 /// Whether the enrolled custodians can meet a policy, and why.
@@ -100,6 +104,12 @@ impl Policy {
         }
         if let Some(n) = self.max_open_releases {
             out.push(format!("at most {n} open at once"));
+        }
+        if let Some(a) = self.max_age_secs {
+            out.push(format!(
+                "rotated at least every {}",
+                humantime::format_duration(Duration::from_secs(a))
+            ));
         }
         out
     }
@@ -343,6 +353,7 @@ struct RawPolicy {
     #[serde(default)]
     release_hours: Vec<toml::Spanned<String>>,
     max_open_releases: Option<toml::Spanned<i64>>,
+    max_age: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -558,6 +569,17 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                 ));
             }
         }
+        let max_age = match &p.max_age {
+            None => None,
+            Some(_) => Some(parse_duration(
+                file,
+                src,
+                "max_age",
+                &p.max_age,
+                Duration::ZERO,
+                Duration::from_secs(3650 * 86_400),
+            )?),
+        };
         out.push((
             Policy {
                 name,
@@ -573,6 +595,7 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                     .map(|w| w.into_inner())
                     .collect(),
                 max_open_releases: p.max_open_releases.map(|m| *m.get_ref() as u32),
+                max_age_secs: max_age.map(|d| d.as_secs()),
             },
             start,
         ));

@@ -63,6 +63,12 @@ ticket_pattern = "INC-[0-9]{3,}"
 release_hours = ["Mon-Fri 08:00-18:00"]
 max_open_releases = 1
 require = [{ group = "sre", count = 1 }]
+
+[[policy]]
+name = "rotated-monthly"
+description = "tests: credentials rotated at least every 30 days"
+max_age = "30d"
+require = [{ group = "sre", count = 1 }]
 "#;
 
 pub fn pg_base_url() -> String {

@@ -398,14 +398,7 @@ async fn a_removed_secret_is_scheduled_for_deletion_with_its_recovery_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_review_reads_root_mfa_and_the_deposited_keys_use_from_iam() {
     let moto = Moto::shared_or_own().await;
-    let endpoint = moto.endpoint.clone();
-    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
-        c.settings.review_aws = true;
-        c.aws.endpoint_url = Some(endpoint.clone());
-        c.aws.region = Some("us-east-1".into());
-    })
-    .await;
-    let w = World::with(t).await;
+    let w = reviewing_world(&moto, None).await;
     let t = &w.t;
     // Root's access keys (moto: a user's keys stand in for root's).
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
@@ -490,14 +483,7 @@ async fn the_review_reads_root_mfa_and_the_deposited_keys_use_from_iam() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_access_keys_rotate_step_by_step_and_never_leave_no_working_key() {
     let moto = Moto::shared_or_own().await;
-    let endpoint = moto.endpoint.clone();
-    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
-        c.settings.review_aws = true;
-        c.aws.endpoint_url = Some(endpoint.clone());
-        c.aws.region = Some("us-east-1".into());
-    })
-    .await;
-    let w = World::with(t).await;
+    let w = reviewing_world(&moto, None).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
     let user = format!("root-{}", uuid::Uuid::new_v4().simple());
@@ -609,15 +595,7 @@ async fn root_access_keys_rotate_step_by_step_and_never_leave_no_working_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_release_the_keys_rotate_by_themselves_and_other_fields_are_reminded() {
     let moto = Moto::shared_or_own().await;
-    let endpoint = moto.endpoint.clone();
-    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
-        c.settings.review_aws = true;
-        c.settings.rotate_keys_after_release = Some(Duration::from_secs(3600));
-        c.aws.endpoint_url = Some(endpoint.clone());
-        c.aws.region = Some("us-east-1".into());
-    })
-    .await;
-    let w = World::with(t).await;
+    let w = reviewing_world(&moto, Some(Duration::from_secs(3600))).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
     let user = format!("root-{}", uuid::Uuid::new_v4().simple());
@@ -739,14 +717,7 @@ async fn after_a_release_the_keys_rotate_by_themselves_and_other_fields_are_remi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_older_than_their_policys_maximum_age_rotate_on_schedule() {
     let moto = Moto::shared_or_own().await;
-    let endpoint = moto.endpoint.clone();
-    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
-        c.settings.review_aws = true;
-        c.aws.endpoint_url = Some(endpoint.clone());
-        c.aws.region = Some("us-east-1".into());
-    })
-    .await;
-    let w = World::with(t).await;
+    let w = reviewing_world(&moto, None).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
     let user = format!("root-{}", uuid::Uuid::new_v4().simple());
@@ -828,4 +799,17 @@ async fn keys_older_than_their_policys_maximum_age_rotate_on_schedule() {
         )),
         "{found:?}"
     );
+}
+
+/// A server that reviews AWS (and may rotate keys) against moto.
+async fn reviewing_world(moto: &Moto, rotate_after_release: Option<Duration>) -> World {
+    let endpoint = moto.endpoint.clone();
+    let t = TestApp::start_configured(Backend::Sqlite, &move |c| {
+        c.settings.review_aws = true;
+        c.settings.rotate_keys_after_release = rotate_after_release;
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("us-east-1".into());
+    })
+    .await;
+    World::with(t).await
 }

@@ -111,6 +111,41 @@ impl App {
         Ok(())
     }
 
+    /// Move a rotation one step and audit it, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_step(
+        &self,
+        who: &Identity,
+        credential: &str,
+        rotation: &str,
+        (from, to): (&str, &str),
+        new_key_id: Option<&str>,
+        action: &'static str,
+        details: serde_json::Value,
+    ) -> AppResult<()> {
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .advance_key_rotation(rotation, from, to, new_key_id, self.now_ms())
+            .await?
+        {
+            return refuse(
+                409,
+                "rotation_in_progress",
+                "another run moved this rotation on: run it again to resume",
+            );
+        }
+        self.append(
+            tx.as_mut(),
+            &who.subject,
+            "success",
+            None,
+            Event::new(action, format!("credential:{credential}"), details),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Run (or resume) the rotation of `name`'s root access keys, at most
     /// `max_steps` steps (admin).
     pub async fn rotate_access_key(
@@ -272,28 +307,16 @@ impl App {
                         access_key_id: Some(nid.clone()),
                     };
                     self.rotate(who, name, body).await?;
-                    let mut tx = self.store.begin().await?;
-                    tx.advance_key_rotation(
+                    self.record_step(
+                        who,
+                        name,
                         &rotation.id,
-                        "started",
-                        "deposited",
+                        ("started", "deposited"),
                         Some(&nid),
-                        self.now_ms(),
+                        "rotation.deposited",
+                        json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
-                    self.append(
-                        tx.as_mut(),
-                        &who.subject,
-                        "success",
-                        None,
-                        Event::new(
-                            "rotation.deposited",
-                            format!("credential:{name}"),
-                            json!({ "rotation": rotation.id, "new_key_id": nid }),
-                        ),
-                    )
-                    .await?;
-                    tx.commit().await?;
                     new_key_id = Some(nid);
                     state = "deposited".into();
                 }
@@ -307,28 +330,16 @@ impl App {
                         .send()
                         .await
                         .map_err(|_| aws_error("the new key's identity check"))?;
-                    let mut tx = self.store.begin().await?;
-                    tx.advance_key_rotation(
+                    self.record_step(
+                        who,
+                        name,
                         &rotation.id,
-                        "deposited",
-                        "verified",
+                        ("deposited", "verified"),
                         None,
-                        self.now_ms(),
+                        "rotation.verified",
+                        json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
-                    self.append(
-                        tx.as_mut(),
-                        &who.subject,
-                        "success",
-                        None,
-                        Event::new(
-                            "rotation.verified",
-                            format!("credential:{name}"),
-                            json!({ "rotation": rotation.id, "new_key_id": nid }),
-                        ),
-                    )
-                    .await?;
-                    tx.commit().await?;
                     state = "verified".into();
                 }
                 "verified" => {
@@ -350,22 +361,16 @@ impl App {
                                 .is_some_and(|s| s.is_no_such_entity_exception()) => {}
                         Err(_) => return Err(aws_error("deleting the old key")),
                     }
-                    let mut tx = self.store.begin().await?;
-                    tx.advance_key_rotation(&rotation.id, "verified", "done", None, self.now_ms())
-                        .await?;
-                    self.append(
-                        tx.as_mut(),
-                        &who.subject,
-                        "success",
+                    self.record_step(
+                        who,
+                        name,
+                        &rotation.id,
+                        ("verified", "done"),
                         None,
-                        Event::new(
-                            "rotation.old_key_deleted",
-                            format!("credential:{name}"),
-                            json!({ "rotation": rotation.id, "old_key_id": rotation.old_key_id }),
-                        ),
+                        "rotation.old_key_deleted",
+                        json!({ "rotation": rotation.id, "old_key_id": rotation.old_key_id }),
                     )
                     .await?;
-                    tx.commit().await?;
                     state = "done".into();
                 }
                 other => {

@@ -402,18 +402,7 @@ async fn the_review_reads_root_mfa_and_the_deposited_keys_use_from_iam() {
     let t = &w.t;
     // Root's access keys (moto: a user's keys stand in for root's).
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
-    iam.create_user().user_name(&user).send().await.unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
+    let (_user, key, _) = root_user_with_key(&iam).await;
     t.post(
         "/v1/credentials/aws-prod-root/versions",
         &w.admin,
@@ -486,19 +475,7 @@ async fn root_access_keys_rotate_step_by_step_and_never_leave_no_working_key() {
     let w = reviewing_world(&moto, None).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
-    iam.create_user().user_name(&user).send().await.unwrap();
-    let k = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    let k = k.access_key().unwrap();
-    let (k1, s1) = (
-        k.access_key_id().to_string(),
-        k.secret_access_key().to_string(),
-    );
+    let (user, k1, s1) = root_user_with_key(&iam).await;
     t.post(
         "/v1/credentials/aws-prod-root/versions",
         &w.admin,
@@ -598,20 +575,11 @@ async fn after_a_release_the_keys_rotate_by_themselves_and_other_fields_are_remi
     let w = reviewing_world(&moto, Some(Duration::from_secs(3600))).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
-    iam.create_user().user_name(&user).send().await.unwrap();
-    let k = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    let k = k.access_key().unwrap();
-    let k1 = k.access_key_id().to_string();
+    let (user, k1, s1) = root_user_with_key(&iam).await;
     t.post(
         "/v1/credentials/aws-prod-root/versions",
         &w.admin,
-        json!({ "fields": { "access_key_id": k1, "secret_access_key": k.secret_access_key(), "password": PASSWORD }, "access_key_id": k1 }),
+        json!({ "fields": { "access_key_id": k1, "secret_access_key": s1, "password": PASSWORD }, "access_key_id": k1 }),
     )
     .await
     .ok();
@@ -720,20 +688,11 @@ async fn keys_older_than_their_policys_maximum_age_rotate_on_schedule() {
     let w = reviewing_world(&moto, None).await;
     let t = &w.t;
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
-    iam.create_user().user_name(&user).send().await.unwrap();
-    let k = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    let k = k.access_key().unwrap();
-    let k1 = k.access_key_id().to_string();
+    let (user, k1, s1) = root_user_with_key(&iam).await;
     for (name, fields, key) in [
         (
             "monthly-keys",
-            json!({ "access_key_id": k1, "secret_access_key": k.secret_access_key() }),
+            json!({ "access_key_id": k1, "secret_access_key": s1 }),
             Some(k1.clone()),
         ),
         ("monthly-password", json!({ "password": "p" }), None),
@@ -812,4 +771,23 @@ async fn reviewing_world(moto: &Moto, rotate_after_release: Option<Duration>) ->
     })
     .await;
     World::with(t).await
+}
+
+/// An IAM user with one access key (moto: a user's keys stand in for
+/// root's): (user, key id, secret).
+async fn root_user_with_key(iam: &aws_sdk_iam::Client) -> (String, String, String) {
+    let user = format!("root-{}", uuid::Uuid::new_v4().simple());
+    iam.create_user().user_name(&user).send().await.unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    (
+        user,
+        k.access_key_id().to_string(),
+        k.secret_access_key().to_string(),
+    )
 }

@@ -213,14 +213,6 @@ fn outcome(res: reqwest::Result<reqwest::Response>) -> Result<(), String> {
     }
 }
 
-fn backoff_ms(attempts: i64) -> i64 {
-    let capped = 1000i64
-        .saturating_mul(1 << attempts.clamp(0, 20))
-        .min(BACKOFF_MAX_MS);
-    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as i64;
-    capped / 2 + capped / 2 * r / 1000
-}
-
 /// The alert channels of a host command (`recover`, `rekey`, `init`…),
 /// set once from its configuration: events it appends on the host get
 /// their outbox rows too, and the server delivers them.
@@ -342,7 +334,7 @@ impl App {
                             &a.id,
                             "pending",
                             a.attempts + 1,
-                            now + backoff_ms(a.attempts),
+                            now + super::audit_ship::backoff_ms(a.attempts, BACKOFF_MAX_MS),
                             Some(why),
                             None,
                         )

@@ -52,9 +52,11 @@ pub struct SinkStatus {
     pub next_attempt_at: Option<String>,
 }
 
-fn backoff_ms(attempts: i64) -> i64 {
+/// The delay before retry number `attempts + 1`: 1 s doubling, at most
+/// `max_ms`.
+pub(crate) fn backoff_ms(attempts: i64, max_ms: i64) -> i64 {
     let base = 1000i64.saturating_mul(1 << attempts.clamp(0, 20));
-    let capped = base.min(BACKOFF_MAX_MS);
+    let capped = base.min(max_ms);
     // Jitter: 50 % to 100 % of the delay, so replicas and retries spread.
     let r = (uuid::Uuid::new_v4().as_u128() % 1000) as i64;
     capped / 2 + capped / 2 * r / 1000
@@ -196,7 +198,7 @@ impl App {
                 }
             }
             Err(why) => {
-                let next = now + backoff_ms(cursor.attempts);
+                let next = now + backoff_ms(cursor.attempts, BACKOFF_MAX_MS);
                 tx.sink_failed(SINK, &self.replica, &why, now, next).await?;
                 tracing::warn!(error = %why, attempts = cursor.attempts + 1, "audit sink delivery failed; will retry");
                 Shipped::Failed

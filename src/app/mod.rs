@@ -256,18 +256,41 @@ impl App {
             }
         };
         let mut tx = self.store.begin().await?;
+        self.refusal_in(
+            tx.as_mut(),
+            actor,
+            action,
+            target,
+            err,
+            (outcome, code, message),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(action, target, code, "refused");
+        Ok(())
+    }
+
+    /// Append a refusal's event inside `tx` (and, for a wrong TOTP code,
+    /// count the failure toward lockout), for a caller that commits other
+    /// changes with it.
+    pub(crate) async fn refusal_in(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &str,
+        action: &'static str,
+        target: &str,
+        err: &AppError,
+        (outcome, code, message): (&str, &str, String),
+    ) -> AppResult<()> {
         if let AppError::Refused(Refusal {
             totp_failure_of: Some(name),
             ..
         }) = err
         {
-            self.count_totp_failure(tx.as_mut(), actor, name).await?;
+            self.count_totp_failure(tx, actor, name).await?;
         }
         let ev = Event::new(action, target, json!({ "message": message }));
-        self.append(tx.as_mut(), actor, outcome, Some(code), ev)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(action, target, code, "refused");
+        self.append(tx, actor, outcome, Some(code), ev).await?;
         Ok(())
     }
 

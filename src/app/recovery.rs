@@ -48,6 +48,32 @@ impl Drop for WrapPlain {
     }
 }
 
+/// The JSON of `plain`, encrypted to the recovery recipient; `what` names
+/// it in errors.
+fn seal_to_recovery(
+    recipient: &str,
+    plain: &impl serde::Serialize,
+    what: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let r = age::x25519::Recipient::from_str(recipient)
+        .map_err(|e| anyhow::anyhow!("recovery recipient: {e}"))?;
+    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(plain)?);
+    age::encrypt(&r, &bytes).map_err(|e| anyhow::anyhow!("while wrapping {what} for recovery: {e}"))
+}
+
+/// Decrypt a wrap with the rebuilt recovery identity and parse its JSON.
+fn open_from_recovery<T: serde::de::DeserializeOwned>(
+    identity: &age::x25519::Identity,
+    wrap: &[u8],
+    what: &str,
+) -> anyhow::Result<T> {
+    let bytes =
+        zeroize::Zeroizing::new(age::decrypt(identity, wrap).map_err(|_| {
+            anyhow::anyhow!("the {what} wrap does not open with this recovery key")
+        })?);
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 /// Wrap a data key to the recovery recipient, bound to its credential
 /// version (a wrap moved to another version is refused at recovery).
 pub fn wrap_for_recovery(
@@ -57,16 +83,13 @@ pub fn wrap_for_recovery(
     key: &[u8; 32],
 ) -> anyhow::Result<Vec<u8>> {
     use base64::Engine;
-    let r = age::x25519::Recipient::from_str(recipient)
-        .map_err(|e| anyhow::anyhow!("recovery recipient: {e}"))?;
     let plain = WrapPlain {
         format: WRAP_FORMAT.into(),
         credential_id: credential_id.into(),
         version,
         data_key: base64::engine::general_purpose::STANDARD.encode(key),
     };
-    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&plain)?);
-    age::encrypt(&r, &bytes).map_err(|e| anyhow::anyhow!("while wrapping for recovery: {e}"))
+    seal_to_recovery(recipient, &plain, "a data key")
 }
 
 /// Unwrap with the rebuilt recovery identity and check the binding.
@@ -77,11 +100,7 @@ pub fn unwrap_for_recovery(
     version: i64,
 ) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
     use base64::Engine;
-    let bytes =
-        zeroize::Zeroizing::new(age::decrypt(identity, wrap).map_err(|_| {
-            anyhow::anyhow!("the recovery wrap does not open with this recovery key")
-        })?);
-    let plain: WrapPlain = serde_json::from_slice(&bytes)?;
+    let plain: WrapPlain = open_from_recovery(identity, wrap, "recovery")?;
     anyhow::ensure!(
         plain.format == WRAP_FORMAT
             && plain.credential_id == credential_id
@@ -122,16 +141,13 @@ pub fn wrap_seed_for_recovery(
     seed: &crate::crypto::totp::Seed,
 ) -> anyhow::Result<Vec<u8>> {
     use base64::Engine;
-    let r = age::x25519::Recipient::from_str(recipient)
-        .map_err(|e| anyhow::anyhow!("recovery recipient: {e}"))?;
     let plain = SeedPlain {
         format: SEED_WRAP_FORMAT.into(),
         custodian: custodian.into(),
         enrollment: enrollment.into(),
         seed: base64::engine::general_purpose::STANDARD.encode(seed.expose_bytes()),
     };
-    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&plain)?);
-    age::encrypt(&r, &bytes).map_err(|e| anyhow::anyhow!("while wrapping a seed for recovery: {e}"))
+    seal_to_recovery(recipient, &plain, "a seed")
 }
 
 /// Unwrap a TOTP seed with the rebuilt recovery key and check its binding.
@@ -142,11 +158,7 @@ pub fn unwrap_seed_for_recovery(
     enrollment: &str,
 ) -> anyhow::Result<crate::crypto::totp::Seed> {
     use base64::Engine;
-    let bytes =
-        zeroize::Zeroizing::new(age::decrypt(identity, wrap).map_err(|_| {
-            anyhow::anyhow!("the TOTP seed wrap does not open with this recovery key")
-        })?);
-    let plain: SeedPlain = serde_json::from_slice(&bytes)?;
+    let plain: SeedPlain = open_from_recovery(identity, wrap, "TOTP seed")?;
     anyhow::ensure!(
         plain.format == SEED_WRAP_FORMAT
             && plain.custodian == custodian
@@ -579,15 +591,16 @@ pub struct Recovered {
     pub fields: std::collections::BTreeMap<String, secrecy::SecretString>,
 }
 
-fn refusal_code(e: &shamir::CombineError) -> &'static str {
+/// The HTTP status and refusal code of a share that cannot be combined.
+pub(crate) fn refusal_for(e: &shamir::CombineError) -> (u16, &'static str) {
     use shamir::CombineError::*;
     match e {
-        Malformed { .. } => "share_malformed",
-        Foreign { .. } => "share_foreign",
-        UnknownIndex { .. } | Corrupted { .. } => "share_corrupted",
-        Duplicate { .. } => "share_duplicate",
-        NotEnough { .. } => "shares_not_enough",
-        KeyCheck => "share_key_check",
+        Malformed { .. } => (422, "share_malformed"),
+        Foreign { .. } => (422, "share_foreign"),
+        UnknownIndex { .. } | Corrupted { .. } => (422, "share_corrupted"),
+        Duplicate { .. } => (409, "share_duplicate"),
+        NotEnough { .. } => (409, "shares_not_enough"),
+        KeyCheck => (422, "share_key_check"),
     }
 }
 
@@ -643,7 +656,7 @@ pub async fn recover_offline(
     let info = set_info(&set, &rows);
     let secret = match shamir::combine(&info, shares) {
         Ok(s) => s,
-        Err(e) => return refuse(refusal_code(&e), e.to_string()).await,
+        Err(e) => return refuse(refusal_for(&e).1, e.to_string()).await,
     };
     let identity = identity_from(secret)?;
     let (Some(wrap), Some(env_bytes)) = (&version.recovery_wrap, &version.recovery_envelope) else {

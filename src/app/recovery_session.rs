@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::recovery::{open_recovered, set_info, unwrap_seed_for_recovery};
+use super::recovery::{open_recovered, refusal_for, set_info, unwrap_seed_for_recovery};
 use super::requests::{groups_of, request_target, state_of};
 use super::views::{RecoverySessionView, ReleaseView, SubmissionView, SubmitShareBody};
 use super::{refuse, App, AppError, AppResult, Done, Event, Refusal};
@@ -111,18 +111,6 @@ impl Vault {
 
 fn session_target(id: &str) -> String {
     format!("recovery-session:{id}")
-}
-
-fn refusal_for(e: &shamir::CombineError) -> (u16, &'static str) {
-    use shamir::CombineError::*;
-    match e {
-        Malformed { .. } => (422, "share_malformed"),
-        Foreign { .. } => (422, "share_foreign"),
-        UnknownIndex { .. } | Corrupted { .. } => (422, "share_corrupted"),
-        Duplicate { .. } => (409, "share_duplicate"),
-        NotEnough { .. } => (409, "shares_not_enough"),
-        KeyCheck => (422, "share_key_check"),
-    }
 }
 
 /// What a release needs, read before any lock.
@@ -796,14 +784,15 @@ impl App {
         p: Prepared,
     ) -> AppResult<ReleaseView> {
         let names: Vec<String> = p.failed.iter().map(|(_, n)| n.clone()).collect();
-        let err = AppError::Refused(Refusal {
-            status: 401,
-            code: "invalid_totp",
-            message: format!(
+        let message = format!(
                 "the TOTP code submitted with the share of {} is wrong or outside its time window: {} must submit again",
                 names.join(", "),
                 if names.len() == 1 { "that custodian" } else { "those custodians" }
-            ),
+            );
+        let err = AppError::Refused(Refusal {
+            status: 401,
+            code: "invalid_totp",
+            message: message.clone(),
             totp_failure_of: None,
         });
         let mut tx = self.store.begin().await?;
@@ -813,7 +802,18 @@ impl App {
             self.count_totp_failure(tx.as_mut(), &who.subject, name)
                 .await?;
         }
+        // The refusal is audited with the changes it makes.
+        self.refusal_in(
+            tx.as_mut(),
+            &who.subject,
+            "recovery.release",
+            &session_target(id),
+            &err,
+            ("refused", "invalid_totp", message),
+        )
+        .await?;
         tx.commit().await?;
+        tracing::info!(code = "invalid_totp", "recovery release refused");
         {
             let mut map = self.vault.lock();
             if let Some(h) = map.get_mut(id) {
@@ -823,8 +823,6 @@ impl App {
                 h.busy = false;
             }
         }
-        self.record_refusal(&who.subject, "recovery.release", &session_target(id), &err)
-            .await?;
         Err(err)
     }
 

@@ -289,6 +289,7 @@ impl App {
             updated_at: now,
             access_key_id: access_key(body.access_key_id.as_deref())?,
             drill: body.drill,
+            reminded_at: None,
         };
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {

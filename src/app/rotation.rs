@@ -23,7 +23,7 @@ use super::views::RotateBody;
 use super::{refuse, App, AppError, AppResult, Event};
 use crate::auth::Identity;
 use crate::domain::Role;
-use crate::store::KeyRotationRow;
+use crate::store::{CredentialRow, KeyRotationRow};
 
 const KEY_ID: &str = "access_key_id";
 const SECRET: &str = "secret_access_key";
@@ -412,23 +412,37 @@ impl App {
     /// stopped. One process at a time, under a lease.
     pub async fn rotation_round(&self) -> anyhow::Result<()> {
         let now = self.now_ms();
-        // Nothing exposed and nothing half-rotated: no write at all.
-        let work = {
+        let interval = self.settings.reminder_interval.as_millis() as i64;
+        // One read decides what is due; with nothing due, no write at all.
+        let (credentials, open, policies) = {
             let mut tx = self.store.begin_read().await?;
-            let mut work = false;
-            for c in tx.credentials().await? {
-                if c.exposed
-                    || c.access_key_id.is_some()
-                    || tx.open_key_rotation(&c.id).await?.is_some()
-                {
-                    work = true;
-                    break;
-                }
-            }
+            let credentials = tx.credentials().await?;
+            let open = tx.open_key_rotation_ids().await?;
+            let policies = self.effective_policies(tx.as_mut()).await;
             tx.rollback().await?;
-            work
+            (
+                credentials,
+                open,
+                policies.map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
         };
-        if !work {
+        let remind: Vec<&CredentialRow> = credentials
+            .iter()
+            .filter(|c| {
+                c.exposed
+                    && !c.drill
+                    && c.exposed_at.is_some_and(|t| t <= now - interval)
+                    && c.reminded_at.is_none_or(|t| t < now - interval)
+            })
+            .collect();
+        let rotate: Vec<&CredentialRow> = credentials
+            .iter()
+            .filter(|c| {
+                self.aws_sdk.is_some()
+                    && (open.contains(&c.id) || self.rotation_due(c, &policies, now))
+            })
+            .collect();
+        if remind.is_empty() && rotate.is_empty() {
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
@@ -439,69 +453,62 @@ impl App {
         if !leased {
             return Ok(());
         }
-        let result = self.rotation_work(now).await;
+        let result = self.rotation_work(now, interval, &remind, &rotate).await;
         let mut tx = self.store.begin().await?;
         tx.release_alert_channel(LEASE, &self.replica).await?;
         tx.commit().await?;
         result
     }
 
-    async fn rotation_work(&self, now: i64) -> anyhow::Result<()> {
-        let credentials = {
-            let mut tx = self.store.begin_read().await?;
-            let c = tx.credentials().await?;
-            tx.rollback().await?;
-            c
-        };
-        let interval = self.settings.reminder_interval.as_millis() as i64;
-        let policies = {
-            let mut tx = self.store.begin_read().await?;
-            let p = self.effective_policies(tx.as_mut()).await;
-            tx.rollback().await?;
-            p.map_err(|e| anyhow::anyhow!("{e}"))?
-        };
-        let who = service_identity();
-        for c in &credentials {
-            if c.exposed && !c.drill {
-                let mut tx = self.store.begin().await?;
-                if tx.mark_reminded(&c.id, now, now - interval).await? {
-                    self.append(tx.as_mut(), &who.subject, "success", None, Event::new(
-                        "credential.rotation_reminder",
-                        format!("credential:{}", c.name),
-                        json!({
-                            "credential": c.name,
-                            "account_id": c.account_id,
-                            "exposed_since": c.exposed_at.map(crate::clock::rfc3339),
-                            "fix": format!("rotate it in AWS, then `breakglass credential rotate {}`", c.name),
-                        }),
-                    ))
-                    .await?;
-                }
-                tx.commit().await?;
+    /// Root access keys due for rotation: a while after a release, or
+    /// older than the policy's maximum age.
+    fn rotation_due(
+        &self,
+        c: &CredentialRow,
+        policies: &std::collections::BTreeMap<String, (crate::domain::Policy, i64)>,
+        now: i64,
+    ) -> bool {
+        let after_release = match (self.settings.rotate_keys_after_release, c.last_released_at) {
+            (Some(after), Some(released)) => {
+                c.exposed && now >= released + after.as_millis() as i64
             }
-            let open = {
-                let mut tx = self.store.begin_read().await?;
-                let r = tx.open_key_rotation(&c.id).await?;
-                tx.rollback().await?;
-                r.is_some()
-            };
-            let after_release = match (self.settings.rotate_keys_after_release, c.last_released_at)
-            {
-                (Some(after), Some(released)) => {
-                    c.exposed && now >= released + after.as_millis() as i64
-                }
-                _ => false,
-            };
-            // Scheduled: older than the policy's maximum age.
-            let too_old = policies
-                .get(&c.policy)
-                .and_then(|(p, _)| p.max_age_secs)
-                .is_some_and(|max| now - c.updated_at >= max as i64 * 1000);
-            let due = c.access_key_id.is_some() && !c.drill && (after_release || too_old);
-            if (open || due) && self.aws_sdk.is_some() {
-                if let Err(e) = self.rotate_access_key(&who, &c.name, 3).await {
-                    tracing::warn!(credential = %c.name, error = %e, "key rotation stopped; it resumes on the next round");
-                }
+            _ => false,
+        };
+        let too_old = policies
+            .get(&c.policy)
+            .and_then(|(p, _)| p.max_age_secs)
+            .is_some_and(|max| now - c.updated_at >= max as i64 * 1000);
+        c.access_key_id.is_some() && !c.drill && (after_release || too_old)
+    }
+
+    async fn rotation_work(
+        &self,
+        now: i64,
+        interval: i64,
+        remind: &[&CredentialRow],
+        rotate: &[&CredentialRow],
+    ) -> anyhow::Result<()> {
+        let who = service_identity();
+        for c in remind {
+            let mut tx = self.store.begin().await?;
+            if tx.mark_reminded(&c.id, now, now - interval).await? {
+                self.append(tx.as_mut(), &who.subject, "success", None, Event::new(
+                    "credential.rotation_reminder",
+                    format!("credential:{}", c.name),
+                    json!({
+                        "credential": c.name,
+                        "account_id": c.account_id,
+                        "exposed_since": c.exposed_at.map(crate::clock::rfc3339),
+                        "fix": format!("rotate it in AWS, then `breakglass credential rotate {}`", c.name),
+                    }),
+                ))
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        for c in rotate {
+            if let Err(e) = self.rotate_access_key(&who, &c.name, 3).await {
+                tracing::warn!(credential = %c.name, error = %e, "key rotation stopped; it resumes on the next round");
             }
         }
         Ok(())

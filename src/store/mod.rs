@@ -93,6 +93,8 @@ pub struct CredentialRow {
     pub access_key_id: Option<String>,
     /// A drill credential: no real secret, released to rehearse.
     pub drill: bool,
+    /// When the last rotation reminder went out.
+    pub reminded_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -458,6 +460,8 @@ pub trait Tx: Send {
     async fn insert_key_rotation(&mut self, r: &KeyRotationRow) -> Result<()>;
     /// The rotation in progress for a credential, if any.
     async fn open_key_rotation(&mut self, credential_id: &str) -> Result<Option<KeyRotationRow>>;
+    /// The credentials with a rotation in progress (no lock).
+    async fn open_key_rotation_ids(&mut self) -> Result<Vec<String>>;
     /// Move a rotation from `from` to `to`, only if it is still at `from`.
     async fn advance_key_rotation(
         &mut self,

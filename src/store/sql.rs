@@ -124,6 +124,7 @@ macro_rules! impl_sql_tx {
                 updated_at: r.try_get("updated_at")?,
                 access_key_id: r.try_get("access_key_id")?,
                 drill: r.try_get("drill")?,
+                reminded_at: r.try_get("reminded_at")?,
             })
         }
 
@@ -750,6 +751,14 @@ macro_rules! impl_sql_tx {
                     started_at: r.try_get("started_at")?,
                     updated_at: r.try_get("updated_at")?,
                 }))
+            }
+
+            async fn open_key_rotation_ids(&mut self) -> $crate::store::Result<Vec<String>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT credential_id FROM key_rotations WHERE state <> 'done'")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("credential_id")?)).collect()
             }
 
             async fn advance_key_rotation(&mut self, id: &str, from: &str, to: &str, new_key_id: Option<&str>, at: i64) -> $crate::store::Result<bool> {

@@ -42,6 +42,149 @@ pub struct FileConfig {
     pub alerts: AlertsFileConfig,
     #[serde(default)]
     pub review: ReviewFileConfig,
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
+    #[serde(default)]
+    pub database: DatabaseFileConfig,
+    #[serde(default)]
+    pub tls: TlsFileConfig,
+    /// Serve plain HTTP on an address other than loopback (behind a TLS
+    /// terminating proxy on the same host or network). Off by default.
+    pub allow_plain_http: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    /// Largest request body (default 262144 bytes): `body_too_large`.
+    pub max_body_bytes: Option<usize>,
+    /// Largest request head, all header names and values together (default
+    /// 16384 bytes): `headers_too_large`.
+    pub max_header_bytes: Option<usize>,
+    /// Requests per minute from one client address (default 600):
+    /// `rate_limited_address`.
+    pub requests_per_minute_per_address: Option<u32>,
+    /// Requests per minute of one authenticated identity (default 300):
+    /// `rate_limited_identity`.
+    pub requests_per_minute_per_identity: Option<u32>,
+    /// TOTP codes checked per minute for one custodian (default 10):
+    /// `totp_rate_limited`.
+    pub totp_attempts_per_minute: Option<u32>,
+    /// TOTP codes checked per minute from one client address, whoever the
+    /// custodian (default 50): `totp_rate_limited`.
+    pub totp_attempts_per_minute_per_address: Option<u32>,
+    /// How long one request may take before it is abandoned and rolled back
+    /// (default "30s"): `request_timeout`.
+    pub request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFileConfig {
+    /// Connections in the pool (default 8 on SQLite, 16 on PostgreSQL).
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a free connection (default "10s"):
+    /// `database_busy`.
+    pub acquire_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); owner-only.
+    pub key_file: Option<PathBuf>,
+    /// How often the files are checked for a change (default "10s"); a
+    /// changed pair is loaded for new connections without a restart.
+    pub reload_interval: Option<String>,
+}
+
+/// Limits on what one request, client or identity may ask of the service.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub requests_per_minute_per_address: u32,
+    pub requests_per_minute_per_identity: u32,
+    pub totp_attempts_per_minute: u32,
+    pub totp_attempts_per_minute_per_address: u32,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_header_bytes: 16 * 1024,
+            requests_per_minute_per_address: 600,
+            requests_per_minute_per_identity: 300,
+            totp_attempts_per_minute: 10,
+            totp_attempts_per_minute_per_address: 50,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Native TLS: the certificate and key files, watched for changes.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub reload_interval: Duration,
+}
+
+fn limits_from_file(f: LimitsFileConfig) -> anyhow::Result<Limits> {
+    let d = Limits::default();
+    let positive = |field: &str, v: Option<u32>, default: u32| -> anyhow::Result<u32> {
+        match v {
+            None => Ok(default),
+            Some(0) => anyhow::bail!("limits.{field} must be at least 1"),
+            Some(n) => Ok(n),
+        }
+    };
+    let limits = Limits {
+        max_body_bytes: f.max_body_bytes.unwrap_or(d.max_body_bytes),
+        max_header_bytes: f.max_header_bytes.unwrap_or(d.max_header_bytes),
+        requests_per_minute_per_address: positive(
+            "requests_per_minute_per_address",
+            f.requests_per_minute_per_address,
+            d.requests_per_minute_per_address,
+        )?,
+        requests_per_minute_per_identity: positive(
+            "requests_per_minute_per_identity",
+            f.requests_per_minute_per_identity,
+            d.requests_per_minute_per_identity,
+        )?,
+        totp_attempts_per_minute: positive(
+            "totp_attempts_per_minute",
+            f.totp_attempts_per_minute,
+            d.totp_attempts_per_minute,
+        )?,
+        totp_attempts_per_minute_per_address: positive(
+            "totp_attempts_per_minute_per_address",
+            f.totp_attempts_per_minute_per_address,
+            d.totp_attempts_per_minute_per_address,
+        )?,
+        request_timeout: duration(
+            "limits.request_timeout",
+            f.request_timeout.as_ref(),
+            d.request_timeout,
+        )?,
+    };
+    anyhow::ensure!(
+        limits.max_body_bytes >= 1024,
+        "limits.max_body_bytes must be at least 1024"
+    );
+    anyhow::ensure!(
+        (1024..=1024 * 1024).contains(&limits.max_header_bytes),
+        "limits.max_header_bytes must be 1024 to 1048576"
+    );
+    anyhow::ensure!(
+        !limits.request_timeout.is_zero(),
+        "limits.request_timeout must be more than zero"
+    );
+    Ok(limits)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -317,6 +460,9 @@ pub struct AuditFileConfig {
     pub checkpoint_interval: Option<String>,
     /// Ship every audit event to a SIEM endpoint.
     pub sink: Option<SinkFileConfig>,
+    /// How often the server verifies the whole chain itself (default
+    /// "1h", "off" to disable); a failure is audited and alerted.
+    pub verify_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -476,6 +622,8 @@ pub struct Settings {
     pub audit_checkpoint_interval: Duration,
     /// Where to ship audit events, if anywhere.
     pub audit_sink: Option<AuditSink>,
+    /// How often the server verifies the chain itself.
+    pub audit_verify_interval: Option<Duration>,
     /// Alert channels, if any.
     pub alerts: Option<Alerts>,
     /// Whether the review asks IAM about each credential's AWS account.
@@ -484,6 +632,7 @@ pub struct Settings {
     pub rotate_keys_after_release: Option<Duration>,
     /// How often an exposed credential's rotation is reminded.
     pub reminder_interval: Duration,
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -496,10 +645,12 @@ impl Default for Settings {
             audit_checkpoint_every_events: 1000,
             audit_checkpoint_interval: Duration::from_secs(5 * 60),
             audit_sink: None,
+            audit_verify_interval: Some(Duration::from_secs(3600)),
             alerts: None,
             review_aws: false,
             rotate_keys_after_release: None,
             reminder_interval: Duration::from_secs(24 * 3600),
+            limits: Limits::default(),
         }
     }
 }
@@ -521,6 +672,10 @@ pub struct Config {
     pub secret_store: SecretStoreChoice,
     pub aws: crate::aws::AwsSettings,
     pub oidc: Vec<crate::oidc::OidcConfig>,
+    pub pool: crate::store::PoolSettings,
+    /// Serve HTTPS with these files; `None`: plain HTTP.
+    pub tls: Option<Tls>,
+    pub allow_plain_http: bool,
 }
 
 /// Values given on the command line or in the environment.
@@ -536,6 +691,9 @@ pub struct Overrides {
     pub kms_key_id: Option<String>,
     pub secret_store: Option<String>,
     pub aws_endpoint_url: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub allow_plain_http: bool,
 }
 
 fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Result<Duration> {
@@ -547,6 +705,20 @@ fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Resul
 }
 
 impl Config {
+    /// Plain HTTP carries bearer tokens and TOTP codes in the clear: only
+    /// on loopback, unless the operator says a TLS proxy is in front.
+    pub fn check_transport(&self) -> anyhow::Result<()> {
+        if self.tls.is_none() && !self.allow_plain_http && !self.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing plain HTTP on {}, which is not a loopback address: \
+                 configure tls.cert_file and tls.key_file, or set allow_plain_http = true \
+                 (--allow-plain-http) if a TLS proxy in front of this server terminates TLS",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
     pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
         let f: FileConfig = match file {
             None => FileConfig::default(),
@@ -604,6 +776,14 @@ impl Config {
                 d.audit_checkpoint_interval,
             )?,
             audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
+            audit_verify_interval: match f.audit.verify_interval.as_deref() {
+                Some("off") => None,
+                v => Some(duration(
+                    "audit.verify_interval",
+                    v.map(str::to_owned).as_ref(),
+                    Duration::from_secs(3600),
+                )?),
+            },
             alerts: alerts_from_file(f.alerts)?,
             review_aws: f.review.aws,
             rotate_keys_after_release: f
@@ -617,7 +797,36 @@ impl Config {
                 f.review.reminder_interval.as_ref(),
                 d.reminder_interval,
             )?,
+            limits: limits_from_file(f.limits)?,
         };
+        let pool = crate::store::PoolSettings {
+            max_connections: match f.database.max_connections {
+                Some(0) => anyhow::bail!("database.max_connections must be at least 1"),
+                n => n,
+            },
+            acquire_timeout: duration(
+                "database.acquire_timeout",
+                f.database.acquire_timeout.as_ref(),
+                Duration::from_secs(10),
+            )?,
+        };
+        let tls = match (
+            o.tls_cert_file.or(f.tls.cert_file),
+            o.tls_key_file.or(f.tls.key_file),
+        ) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(Tls {
+                cert_file,
+                key_file,
+                reload_interval: duration(
+                    "tls.reload_interval",
+                    f.tls.reload_interval.as_ref(),
+                    Duration::from_secs(10),
+                )?,
+            }),
+            _ => anyhow::bail!("TLS needs both tls.cert_file and tls.key_file"),
+        };
+        let allow_plain_http = o.allow_plain_http || f.allow_plain_http.unwrap_or(false);
         let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
             "local" => KeyServiceChoice::Local,
             "aws-kms" => KeyServiceChoice::AwsKms {
@@ -674,6 +883,9 @@ impl Config {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Config {
             oidc,
+            pool,
+            tls,
+            allow_plain_http,
             key_service,
             secret_store,
             aws,

@@ -59,9 +59,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
     let dir = DataDir::new(&config.data_dir);
     dir.ensure()?;
-    let store = crate::store::connect(&config.database_url, config.migrate_on_start)
-        .await
-        .context("while opening the database")?;
+    let store =
+        crate::store::connect_with(&config.database_url, config.migrate_on_start, &config.pool)
+            .await
+            .context("while opening the database")?;
     let keys = key_service(config).await?;
     let signing =
         SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
@@ -131,6 +132,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         ),
         replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         vault: Arc::default(),
+        limiters: Arc::new(crate::limits::Limiters::new(&config.settings.limits)),
+        metrics: Arc::default(),
     }))
 }
 
@@ -139,37 +142,144 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, app, None, shutdown).await
+}
+
+/// Serve on `listener`, over TLS when `tls` is given, until `shutdown`;
+/// then finish in-flight requests (for up to 30 s).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<crate::tls::ReloadingCert>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let router = crate::http::router(app.clone());
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let checkpoints = tokio::spawn(async move {
-        // Sign audit checkpoints when due; errors are logged and retried.
-        loop {
-            tokio::select! {
-                _ = stopped.changed() => break,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                    if let Err(e) = app.checkpoint_if_due().await {
-                        tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
-                    }
-                    if let Err(e) = app.ship_audit_all().await {
-                        tracing::warn!(error = %e, "could not ship audit events; will retry");
-                    }
-                    if let Err(e) = app.deliver_alerts().await {
-                        tracing::warn!(error = %e, "could not deliver alerts; will retry");
-                    }
-                    if let Err(e) = app.rotation_round().await {
-                        tracing::warn!(error = %e, "rotation round failed; will retry");
-                    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ticker = tokio::spawn(background(app.clone(), stopped));
+    let acceptor = match &tls {
+        Some(cert) => Some(tokio_rustls::TlsAcceptor::from(cert.server_config()?)),
+        None => None,
+    };
+    let limits = &app.settings.limits;
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // The edge answers an oversized head with `headers_too_large`; hyper's
+    // own bounds, a little above ours, stop a client that sends far more.
+    let head_room = (limits.max_header_bytes * 2).max(16 * 1024);
+    builder
+        .http1()
+        .max_buf_size(head_room)
+        .max_headers(200)
+        .header_read_timeout(std::time::Duration::from_secs(10))
+        .timer(hyper_util::rt::TokioTimer::new());
+    builder
+        .http2()
+        .max_header_list_size(head_room as u32)
+        .max_concurrent_streams(64)
+        .timer(hyper_util::rt::TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait, do not spin.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                use tower::Service;
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                // A Router is always ready: no poll_ready needed.
+                router.clone().call(req)
+            });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            match acceptor {
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    );
+                    let stream = match handshake.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection_with_upgrades(
+                        hyper_util::rt::TokioIo::new(stream),
+                        service,
+                    );
+                    let _ = watcher.watch(conn).await;
+                }
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(
+                        hyper_util::rt::TokioIo::new(stream),
+                        service,
+                    );
+                    let _ = watcher.watch(conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within 30 s; closing");
+    }
+    let _ = stop.send(true);
+    let _ = ticker.await;
+    Ok(())
+}
+
+/// Every second: sign due audit checkpoints, ship the log, deliver alerts,
+/// run due rotations, verify the chain when due; every minute, forget idle
+/// rate-limit buckets. Errors are logged and retried.
+async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut last_verified = None;
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                if let Err(e) = app.checkpoint_if_due().await {
+                    tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
+                }
+                if let Err(e) = app.ship_audit_all().await {
+                    tracing::warn!(error = %e, "could not ship audit events; will retry");
+                }
+                if let Err(e) = app.deliver_alerts().await {
+                    tracing::warn!(error = %e, "could not deliver alerts; will retry");
+                }
+                if let Err(e) = app.rotation_round().await {
+                    tracing::warn!(error = %e, "rotation round failed; will retry");
+                }
+                if let Err(e) = app.verify_if_due(&mut last_verified).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not verify the audit chain; will retry");
+                }
+                ticks += 1;
+                if ticks % 60 == 0 {
+                    app.limiters.forget_idle();
                 }
             }
         }
-    });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop.send(true);
-    let _ = checkpoints.await;
-    served?;
-    Ok(())
+    }
 }
 
 pub fn init_logging(json: bool) {
@@ -190,6 +300,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_json);
     let dir = DataDir::new(&config.data_dir);
     let first_start = !dir.signing_key_file().exists();
+    config.check_transport()?;
+    let tls = match &config.tls {
+        Some(t) => {
+            let cert = crate::tls::ReloadingCert::load(t).context("while loading TLS")?;
+            cert.watch(t.reload_interval);
+            Some(cert)
+        }
+        None => None,
+    };
     let app = build(&config, Arc::new(crate::clock::SystemClock)).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -203,7 +322,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         secret_store = app.secrets.kind(),
         "breakglass listening"
     );
-    if first_start {
+    if first_start && config.log_json {
+        // Keep standard error one JSON object per line.
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "first start: created the database, the local key file, the token signing key and the audit checkpoint key; back them up, and mint the first admin token with `breakglass token issue --data-dir DIR --subject YOUR-NAME --role admin`"
+        );
+    } else if first_start {
         eprintln!(
             "\nFirst start: created {dir} with the database, the local key file, the token signing key and the audit checkpoint key.\n\
              Back up {dir} (it holds the keys) and mint the first admin token with:\n\n    \
@@ -211,8 +336,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             dir = config.data_dir.display()
         );
     }
-    println!("breakglass listening on http://{addr}");
-    serve(listener, app.clone(), shutdown_signal()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("breakglass listening on {scheme}://{addr}");
+    serve_with(listener, app.clone(), tls, shutdown_signal()).await?;
     app.store.close().await;
     Ok(())
 }

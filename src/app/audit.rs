@@ -155,52 +155,101 @@ impl App {
             .await
     }
 
+    /// Verify the whole chain on a consistent snapshot, holding no lock, so
+    /// writers go on while a long chain is verified. The result is what
+    /// `/metrics` reports as the last verification.
+    pub async fn verify_chain(&self) -> AppResult<Verdict> {
+        let mut snap = self.store.begin_snapshot().await?;
+        let head = snap.audit_head_peek().await?;
+        let base = snap.audit_base().await?;
+        let mut v =
+            Verifier::starting_at(base.0 + 1, &base.1).with_keys(vec![self.audit_public_key()]);
+        for c in snap.checkpoints(0, CHECKPOINTS_MAX).await? {
+            v.checkpoint(c);
+        }
+        v.require_signed_start();
+        let mut after = base.0;
+        loop {
+            let batch = snap.audit_events(after, VERIFY_BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            batch.iter().for_each(|e| v.push(e));
+        }
+        snap.rollback().await?;
+        let verdict = v.finish(Some(head));
+        self.metrics
+            .verified(verdict.ok, verdict.head_seq, self.now_ms());
+        if !verdict.ok {
+            tracing::error!(first_break = ?verdict.first_break, "the audit chain does not verify");
+        }
+        Ok(verdict)
+    }
+
+    /// The database's figures for `/metrics`.
+    pub async fn custody_gauges(&self) -> AppResult<crate::metrics::CustodyGauges> {
+        let mut tx = self.store.begin_read().await?;
+        let g = tx.custody_gauges(self.now_ms()).await?;
+        tx.rollback().await?;
+        Ok(g)
+    }
+
+    /// The server's own check of the chain, every `audit.verify_interval`
+    /// (and once at start): a failure is audited, and so alerted.
+    pub async fn verify_if_due(&self, last: &mut Option<std::time::Instant>) -> anyhow::Result<()> {
+        let Some(every) = self.settings.audit_verify_interval else {
+            return Ok(());
+        };
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+        let verdict = self
+            .verify_chain()
+            .await
+            .map_err(|e| anyhow::anyhow!("while verifying the audit chain: {e:?}"))?;
+        if !verdict.ok {
+            let mut tx = self.store.begin().await?;
+            self.append(
+                tx.as_mut(),
+                "breakglass",
+                "success",
+                None,
+                verify_event(&verdict),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
     pub async fn audit_verify(&self, who: &Identity) -> AppResult<Verdict> {
-        // Check on a consistent snapshot, holding no lock, so writers go on
-        // while a long chain is verified; then record the verification.
         let checked = async {
             self.require(who, Role::Auditor)?;
-            let mut snap = self.store.begin_snapshot().await?;
-            let head = snap.audit_head_peek().await?;
-            let base = snap.audit_base().await?;
-            let mut v =
-                Verifier::starting_at(base.0 + 1, &base.1).with_keys(vec![self.audit_public_key()]);
-            for c in snap.checkpoints(0, CHECKPOINTS_MAX).await? {
-                v.checkpoint(c);
-            }
-            v.require_signed_start();
-            let mut after = base.0;
-            loop {
-                let batch = snap.audit_events(after, VERIFY_BATCH).await?;
-                let Some(last) = batch.last() else { break };
-                after = last.seq;
-                batch.iter().for_each(|e| v.push(e));
-            }
-            snap.rollback().await?;
-            Ok(v.finish(Some(head)))
+            self.verify_chain().await
         }
         .await;
         let tx = self.store.begin().await?;
         let res = checked.map(|verdict: Verdict| {
-            let ev = Event::new(
-                "audit.verify",
-                "audit",
-                json!({
-                    "ok": verdict.ok,
-                    "events_checked": verdict.events_checked,
-                    "head_seq": verdict.head_seq,
-                    "first_break": verdict.first_break.as_ref().map(|b| b.seq),
-                    "signed_through": verdict.signed_through,
-                }),
-            );
-            if !verdict.ok {
-                tracing::error!(first_break = ?verdict.first_break, "the audit chain does not verify");
-            }
+            let ev = verify_event(&verdict);
             Done::new(verdict, ev)
         });
         self.finish(tx, Some(who), "audit.verify", "audit", res)
             .await
     }
+}
+
+fn verify_event(verdict: &Verdict) -> Event {
+    Event::new(
+        "audit.verify",
+        "audit",
+        json!({
+            "ok": verdict.ok,
+            "events_checked": verdict.events_checked,
+            "head_seq": verdict.head_seq,
+            "first_break": verdict.first_break.as_ref().map(|b| b.seq),
+            "signed_through": verdict.signed_through,
+        }),
+    )
 }
 
 impl App {
@@ -246,6 +295,11 @@ pub async fn seal_and_insert(
     ev: Event,
 ) -> anyhow::Result<AuditEvent> {
     let (seq, prev) = tx.audit_head().await?;
+    let mut details = ev.details;
+    // The HTTP request that caused the event, to join it with the logs.
+    if let (Some(ctx), Some(map)) = (crate::context::current(), details.as_object_mut()) {
+        map.insert("request_id".into(), ctx.id.into());
+    }
     let e = crate::crypto::chain::seal(
         AuditEvent {
             seq: seq + 1,
@@ -255,7 +309,7 @@ pub async fn seal_and_insert(
             target: ev.target,
             outcome: outcome.into(),
             code: code.map(str::to_owned),
-            details: ev.details,
+            details,
             prev_hash: String::new(),
             hash: String::new(),
         },

@@ -338,6 +338,7 @@ impl App {
                 format!("custodian {} has not enrolled TOTP", c.name),
             );
         };
+        self.totp_attempt(&c.name)?;
         let seed = open_seed(self.keys.as_ref(), c, env, enrollment).await?;
         let unix = u64::try_from(now / 1000).unwrap_or(0);
         let Some(step) = seed.check(code.expose_secret().trim(), unix) else {
@@ -359,6 +360,28 @@ impl App {
         }
         tx.clear_totp_failures(&c.name).await?;
         Ok(step)
+    }
+
+    /// A TOTP code of `custodian` is about to be checked: refuse it if this
+    /// custodian, or the client's address, has sent too many this minute.
+    /// The lockout bounds guessing per custodian across replicas; this
+    /// bounds the rate, and guessing spread over many custodians.
+    pub(crate) fn totp_attempt(&self, custodian: &str) -> AppResult<()> {
+        let peer = crate::context::current().and_then(|c| c.peer);
+        match self.limiters.totp(custodian, peer) {
+            Ok(()) => Ok(()),
+            Err(wait) => {
+                self.metrics.limit_refused("totp_rate_limited");
+                refuse(
+                    429,
+                    "totp_rate_limited",
+                    format!(
+                        "too many TOTP codes for custodian {custodian} or from this address; try again in {} s",
+                        crate::limits::retry_after_secs(wait)
+                    ),
+                )
+            }
+        }
     }
 
     /// Count a wrong code; lock the custodian out when the window fills.
@@ -385,6 +408,7 @@ impl App {
                 json!({ "failures": n, "locked_until": crate::clock::rfc3339(until) }),
             );
             self.append(tx, actor, "success", None, ev).await?;
+            self.metrics.lockout();
             tracing::warn!(
                 custodian = name,
                 "custodian locked out after repeated wrong TOTP codes"

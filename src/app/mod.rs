@@ -55,6 +55,10 @@ pub struct App {
     pub audit_key: Arc<crate::auth::SigningKey>,
     /// The recovery sessions this process opened (memory only).
     pub vault: Arc<recovery_session::Vault>,
+    /// Rate limits (this process's buckets).
+    pub limiters: Arc<crate::limits::Limiters>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A refused action: HTTP status, a stable code, a message for people.
@@ -95,6 +99,10 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(m) => AppError::Unavailable {
                 code: "database_unavailable",
                 message: m,
+            },
+            StoreError::Busy => AppError::Unavailable {
+                code: "database_busy",
+                message: "no free database connection within the acquire timeout".into(),
             },
             other => AppError::Internal(anyhow::anyhow!(other)),
         }

@@ -438,6 +438,7 @@ impl App {
             );
         }
         self.require_here(&s)?;
+        self.totp_attempt(&c.name)?;
         let code = body.code.expose_secret().trim();
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return refuse(422, "invalid_totp_format", "the TOTP code is 6 digits");

@@ -268,6 +268,16 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "BREAKGLASS_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "BREAKGLASS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "BREAKGLASS_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (only behind a
+    /// TLS-terminating proxy).
+    #[arg(long)]
+    allow_plain_http: bool,
 }
 
 #[derive(Subcommand)]
@@ -629,6 +639,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             policies_dir: a.policies_dir,
             no_migrate: a.no_migrate,
             log_format: a.log_format,
+            tls_cert_file: a.tls_cert,
+            tls_key_file: a.tls_key,
+            allow_plain_http: a.allow_plain_http,
             ..Default::default()
         },
     )?;

@@ -4,9 +4,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiDoc, ApiError, AppState, Body, Caller, ErrorBody};
+use super::{ApiError, AppState, Body, Caller, ErrorBody};
 use crate::app::views::*;
 use crate::crypto::chain::{AuditEvent, Verdict};
 
@@ -65,8 +65,28 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     )
 }
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// Prometheus metrics (OpenMetrics text): HTTP traffic, limit refusals,
+/// requests by state, releases, lockouts, outbox backlog, audit chain length
+/// and the last verification. No names or secrets, only counts.
+#[utoipa::path(get, path = "/metrics", security(()), responses(
+    (status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text", body = String),
+    (status = 503, description = "the database is unreachable", body = ErrorBody),
+))]
+pub async fn metrics(State(app): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    let gauges = app.custody_gauges().await?;
+    let mut res =
+        axum::response::Response::new(axum::body::Body::from(app.metrics.render(&gauges)));
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(res)
+}
+
+pub async fn openapi() -> Json<&'static serde_json::Value> {
+    Json(super::document::document())
 }
 
 /// The caller's identity and roles.

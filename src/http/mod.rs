@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::app::{App, AppError};
 use crate::auth::Identity;
 
+pub mod codes;
+pub mod document;
 pub mod handlers;
 
 pub type AppState = Arc<App>;
@@ -41,6 +43,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// Seconds for `Retry-After` (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -49,6 +53,26 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A refusal by one of the limits: counted for `/metrics`.
+    fn limited(app: &App, status: StatusCode, code: &str, message: String) -> Self {
+        app.metrics.limit_refused(code);
+        ApiError::new(status, code, message)
+    }
+
+    fn rate_limited(app: &App, code: &str, what: &str, wait: std::time::Duration) -> Self {
+        let secs = crate::limits::retry_after_secs(wait);
+        ApiError {
+            retry_after: Some(secs),
+            ..ApiError::limited(
+                app,
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                format!("too many requests {what}; try again in {secs} s"),
+            )
         }
     }
 }
@@ -89,7 +113,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }
 
@@ -112,7 +141,17 @@ impl FromRequestParts<AppState> for Caller {
             let (scheme, rest) = h.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
-        Ok(Caller(app.authenticate(token).await?))
+        let who = app.authenticate(token).await?;
+        if let Err(wait) = app.limiters.identity(&who.subject) {
+            tracing::warn!(subject = %who.subject, "identity over its request rate");
+            return Err(ApiError::rate_limited(
+                app,
+                "rate_limited_identity",
+                "for this identity",
+                wait,
+            ));
+        }
+        Ok(Caller(who))
     }
 }
 
@@ -131,6 +170,9 @@ where
             Ok(Json(v)) => Ok(Body(v)),
             Err(rej) => {
                 let (status, code) = match &rej {
+                    _ if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+                    }
                     JsonRejection::MissingJsonContentType(_) => {
                         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
                     }
@@ -170,7 +212,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "breakglass", description = "Break-glass custody of cloud root credentials: TOTP quorum, one-time release, tamper-evident audit."),
     paths(
-        handlers::healthz, handlers::readyz, handlers::whoami,
+        handlers::healthz, handlers::readyz, handlers::metrics, handlers::whoami,
         handlers::add_custodian, handlers::list_custodians, handlers::enroll, handlers::confirm,
         handlers::deposit, handlers::rotate, handlers::list_credentials, handlers::show_credential,
         handlers::list_policies,
@@ -196,6 +238,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/whoami", get(whoami))
         .route("/v1/custodians", post(add_custodian).get(list_custodians))
@@ -248,18 +291,132 @@ pub fn router(app: AppState) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.settings.limits.max_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), edge))
         .with_state(app)
 }
 
-/// One log line per request: method, path and status only (never headers
-/// or bodies, which carry tokens and codes).
-async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+/// The size of a request's head as sent: request line and headers.
+fn head_bytes(req: &Request) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+/// Headers every response carries: this is an API that returns secrets,
+/// so nothing may cache, frame, sniff or leak it onward.
+fn secure(headers: &mut axum::http::HeaderMap) {
+    use axum::http::header;
+    for (name, value) in [
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The edge of every request: its id, the head-size and per-address limits,
+/// the request timeout, security headers, metrics, and one log line
+/// (method, route, status, time; never headers or bodies, which carry
+/// tokens and codes).
+async fn edge(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
     let start = std::time::Instant::now();
-    let res = next.run(req).await;
-    tracing::info!(%method, %path, status = res.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let id = crate::context::accept_request_id(
+        req.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let limits = &app.settings.limits;
+    let mut res = if head_bytes(&req) > limits.max_header_bytes {
+        ApiError::limited(
+            &app,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request line and headers exceed {} bytes",
+                limits.max_header_bytes
+            ),
+        )
+        .into_response()
+    } else if let Some(wait) = peer.and_then(|ip| app.limiters.address(ip).err()) {
+        tracing::warn!(peer = ?peer, "address over its request rate");
+        ApiError::rate_limited(&app, "rate_limited_address", "from this address", wait)
+            .into_response()
+    } else {
+        let ctx = crate::context::RequestContext {
+            id: id.clone(),
+            peer,
+        };
+        let work = crate::context::scope(ctx, next.run(req));
+        match tokio::time::timeout(limits.request_timeout, work).await {
+            Ok(res) => res,
+            // Dropping the work rolls back its open transaction: a timed-out
+            // request changes nothing.
+            Err(_) => {
+                tracing::warn!(request_id = %id, %method, %route, "request timed out");
+                ApiError::limited(
+                    &app,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request_timeout",
+                    format!(
+                        "the request took longer than {} and was abandoned; its transaction was rolled back unless it had committed",
+                        humantime::format_duration(limits.request_timeout)
+                    ),
+                )
+                .into_response()
+            }
+        }
+    };
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        app.metrics.limit_refused("body_too_large");
+    }
+    secure(res.headers_mut());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let status = res.status().as_u16();
+    let took = start.elapsed();
+    app.metrics
+        .observe_http(&route, method.as_str(), status, took);
+    tracing::info!(request_id = %id, %method, %route, status, ms = took.as_millis() as u64, "request");
     res
 }

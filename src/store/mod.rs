@@ -30,6 +30,9 @@ pub enum StoreError {
     /// The database cannot be reached or timed out.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Every pooled connection stayed in use for the acquire timeout.
+    #[error("database busy: no free connection in the pool")]
+    Busy,
     #[error("database error: {0}")]
     Other(String),
 }
@@ -42,9 +45,8 @@ impl From<sqlx::Error> for StoreError {
                     .map(str::to_owned)
                     .unwrap_or_else(|| db.message().to_owned()),
             ),
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(e.to_string())
-            }
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Database(db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -630,20 +632,51 @@ pub trait Tx: Send {
     ) -> Result<Vec<RecoverySubmissionRow>>;
     async fn delete_recovery_submission(&mut self, session_id: &str, idx: i64) -> Result<()>;
 
+    /// The figures `/metrics` reports from the database.
+    async fn custody_gauges(&mut self, now: i64) -> Result<crate::metrics::CustodyGauges>;
+
     async fn is_token_revoked(&mut self, jti: &str) -> Result<bool>;
     async fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;
+}
+
+/// The connection pool's bounds.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// `None`: 8 on SQLite (one writer at a time anyway), 16 on PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long a use case waits for a connection before it is refused
+    /// with `database_busy`.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: None,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Open the store a database URL names (`sqlite:` or `postgres:`) and
 /// apply its migrations unless told not to.
 pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    connect_with(url, migrate, &PoolSettings::default()).await
+}
+
+/// `connect`, with the pool bounded as configured.
+pub async fn connect_with(
+    url: &str,
+    migrate: bool,
+    pool: &PoolSettings,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::connect(url, migrate).await?,
+            sqlite::SqliteStore::connect(url, migrate, pool).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(std::sync::Arc::new(
-            postgres::PgStore::connect(url, migrate).await?,
+            postgres::PgStore::connect(url, migrate, pool).await?,
         ))
     } else {
         anyhow::bail!("database URL must start with sqlite: or postgres:")

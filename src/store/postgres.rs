@@ -3,8 +3,6 @@
 //! and the audit chain head is one locked row, so every promise holds across
 //! replicas.
 
-use std::time::Duration;
-
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
@@ -25,10 +23,14 @@ pub struct PgStore {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PgStore {
-    pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        migrate: bool,
+        bounds: &super::PoolSettings,
+    ) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(bounds.max_connections.unwrap_or(16))
+            .acquire_timeout(bounds.acquire_timeout)
             .connect(url)
             .await?;
         if migrate {

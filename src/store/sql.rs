@@ -1372,6 +1372,55 @@ macro_rules! impl_sql_tx {
                 Ok(())
             }
 
+            async fn custody_gauges(&mut self, now: i64) -> $crate::store::Result<$crate::metrics::CustodyGauges> {
+                use sqlx::Row;
+                let pairs = |rows: Vec<$row>| -> $crate::store::Result<Vec<(String, i64)>> {
+                    rows.iter()
+                        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+                        .collect()
+                };
+                let requests_by_state = pairs(
+                    sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                )?;
+                let released: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE released_at IS NOT NULL")
+                    .fetch_one(&mut *self.tx)
+                    .await?
+                    .try_get(0)?;
+                let custodians_locked_out: i64 =
+                    sqlx::query("SELECT COUNT(*) FROM custodians WHERE locked_until > $1")
+                        .bind(now)
+                        .fetch_one(&mut *self.tx)
+                        .await?
+                        .try_get(0)?;
+                let alerts_by_state = pairs(
+                    sqlx::query("SELECT state, COUNT(*) FROM alert_outbox WHERE state <> 'delivered' GROUP BY state")
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                )?;
+                let audit_head_seq: i64 = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *self.tx)
+                    .await?
+                    .try_get(0)?;
+                let sink_backlog = pairs(
+                    sqlx::query("SELECT sink, events_through FROM audit_sink_cursor")
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                )?
+                .into_iter()
+                .map(|(sink, through)| (sink, (audit_head_seq - through).max(0)))
+                .collect();
+                Ok($crate::metrics::CustodyGauges {
+                    requests_by_state,
+                    released,
+                    custodians_locked_out,
+                    alerts_by_state,
+                    audit_head_seq,
+                    sink_backlog,
+                })
+            }
+
             async fn is_token_revoked(&mut self, jti: &str) -> $crate::store::Result<bool> {
                 let row = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
                     .bind(jti)

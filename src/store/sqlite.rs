@@ -19,7 +19,11 @@ pub struct SqliteStore {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl SqliteStore {
-    pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        migrate: bool,
+        bounds: &super::PoolSettings,
+    ) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -29,8 +33,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(15))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(20))
+            .max_connections(bounds.max_connections.unwrap_or(8))
+            .acquire_timeout(bounds.acquire_timeout)
             .connect_with(opts)
             .await?;
         if migrate {

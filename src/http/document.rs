@@ -1,0 +1,240 @@
+//! The OpenAPI document, completed from the code: the handlers' own
+//! annotations, plus what the edge adds to every operation (the limits'
+//! errors), the table of error codes as an enum, and links between
+//! operations (the id one returns is the path parameter of the next), which
+//! stateful API testing follows.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use utoipa::OpenApi;
+
+use super::codes::ERROR_CODES;
+use super::ApiDoc;
+
+/// Responses the edge can give to any operation, whatever the handler does.
+const EDGE: &[(&str, &str)] = &[
+    ("429", "a rate limit (`rate_limited_address`, `rate_limited_identity`, `totp_rate_limited`); see Retry-After"),
+    ("431", "the request head is too large (`headers_too_large`)"),
+    ("503", "a dependency is unavailable or busy, or the request timed out (`database_busy`, `database_unavailable`, `key_service_unavailable`, `secret_store_unavailable`, `request_timeout`)"),
+];
+
+/// Responses of an operation that reads a JSON body.
+const WITH_BODY: &[(&str, &str)] = &[
+    ("400", "the body is not JSON (`malformed_json`)"),
+    ("413", "the body is too large (`body_too_large`)"),
+    (
+        "415",
+        "the body is not `application/json` (`unsupported_media_type`)",
+    ),
+    (
+        "422",
+        "the body does not have the documented shape (`invalid_body`) or a value is invalid",
+    ),
+];
+
+/// Responses of an operation with query parameters.
+const WITH_QUERY: &[(&str, &str)] = &[
+    ("400", "a query parameter is malformed (`invalid_query`)"),
+    ("422", "a query parameter is invalid (`invalid_query`)"),
+];
+
+/// (operation, status, link name, target operation, parameter, where the
+/// value is in the response).
+const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "create_request",
+        "ShowRequest",
+        "show_request",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_request",
+        "Approve",
+        "approve",
+        "id",
+        "$response.body#/id",
+    ),
+    ("create_request", "Deny", "deny", "id", "$response.body#/id"),
+    (
+        "create_request",
+        "Release",
+        "release",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_request",
+        "OpenRecovery",
+        "open_recovery_session",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "add_custodian",
+        "Enroll",
+        "enroll",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "add_custodian",
+        "Confirm",
+        "confirm",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "deposit",
+        "ShowCredential",
+        "show_credential",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "deposit",
+        "Rotate",
+        "rotate",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "deposit",
+        "RotateKeys",
+        "rotate_keys",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "propose_policy_change",
+        "ApproveChange",
+        "approve_policy_change",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "propose_policy_change",
+        "DenyChange",
+        "deny_policy_change",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "open_recovery_session",
+        "ShowSession",
+        "show_recovery_session",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "open_recovery_session",
+        "SubmitShare",
+        "submit_share",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "open_recovery_session",
+        "ReleaseRecovery",
+        "release_recovery",
+        "id",
+        "$response.body#/id",
+    ),
+];
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn complete(mut doc: Value) -> Value {
+    let codes: Vec<&str> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
+    let table: String = ERROR_CODES
+        .iter()
+        .map(|(c, d)| format!("- `{c}`: {d}\n"))
+        .collect();
+    if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
+        code["enum"] = json!(codes);
+        code["description"] = json!(format!("Stable, machine-readable; one of:\n\n{table}"));
+    }
+    let global_security = doc.get("security").cloned().unwrap_or(json!([]));
+    let mut ops: Vec<(String, String)> = vec![];
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            for (method, op) in item.as_object_mut().into_iter().flatten() {
+                let Some(op) = op.as_object_mut() else {
+                    continue;
+                };
+                let secured = op
+                    .get("security")
+                    .unwrap_or(&global_security)
+                    .as_array()
+                    .is_some_and(|s| {
+                        s.iter()
+                            .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                    });
+                let has_body = op.contains_key("requestBody");
+                let has_query = op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                let responses = op
+                    .entry("responses")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .expect("responses is an object");
+                let mut add = |extra: &[(&str, &str)]| {
+                    for (status, why) in extra {
+                        responses
+                            .entry(status.to_string())
+                            .or_insert_with(|| error_response(why));
+                    }
+                };
+                add(EDGE);
+                if secured {
+                    add(&[("401", "no valid bearer token (`token_*`)")]);
+                }
+                if has_body {
+                    add(WITH_BODY);
+                }
+                if has_query {
+                    add(WITH_QUERY);
+                }
+                if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                    ops.push((id.to_owned(), format!("{method} {path}")));
+                }
+            }
+        }
+        for (from, name, to, param, value) in LINKS {
+            assert!(
+                ops.iter().any(|(id, _)| id == to),
+                "a link names operation {to}, which is not in the document"
+            );
+            for item in paths.values_mut() {
+                for op in item.as_object_mut().into_iter().flatten().map(|(_, op)| op) {
+                    if op["operationId"] != json!(from) {
+                        continue;
+                    }
+                    if let Some(ok) = op.pointer_mut("/responses/200") {
+                        ok["links"][name] = json!({
+                            "operationId": to,
+                            "parameters": { *param: value },
+                        });
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The document `/openapi.json` serves (built once).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        complete(serde_json::to_value(ApiDoc::openapi()).expect("the document serialises"))
+    })
+}

@@ -1,0 +1,249 @@
+//! `/metrics` in the Prometheus (OpenMetrics) text format. HTTP traffic and
+//! limit refusals are counted in this process; the state of the custody
+//! (open requests, releases, lockouts, outbox backlog, chain length) is read
+//! from the database at each scrape, so every replica reports the same.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// What the database says at a scrape.
+#[derive(Debug, Default, Clone)]
+pub struct CustodyGauges {
+    pub requests_by_state: Vec<(String, i64)>,
+    pub released: i64,
+    pub custodians_locked_out: i64,
+    pub alerts_by_state: Vec<(String, i64)>,
+    pub audit_head_seq: i64,
+    /// Events each SIEM sink has yet to receive.
+    pub sink_backlog: Vec<(String, i64)>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    limit_refusals: Family<CodeLabels, Counter>,
+    lockouts: Counter,
+    requests: Family<StateLabels, Gauge>,
+    released: Gauge,
+    locked_out: Gauge,
+    alerts: Family<StateLabels, Gauge>,
+    sink_backlog: Family<SinkLabels, Gauge>,
+    audit_length: Gauge,
+    verify_ok: Gauge,
+    verify_at: Gauge,
+    verify_seq: Gauge,
+    /// When this process last verified the chain (ms), 0 if never.
+    last_verified_ms: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            limit_refusals: Family::default(),
+            lockouts: Counter::default(),
+            requests: Family::default(),
+            released: Gauge::default(),
+            locked_out: Gauge::default(),
+            alerts: Family::default(),
+            sink_backlog: Family::default(),
+            audit_length: Gauge::default(),
+            verify_ok: Gauge::default(),
+            verify_at: Gauge::default(),
+            verify_seq: Gauge::default(),
+            last_verified_ms: AtomicI64::new(0),
+            registry: Registry::with_prefix("breakglass"),
+        };
+        m.registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            m.http_requests.clone(),
+        );
+        m.registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (to the response head), by route template and method",
+            m.http_duration.clone(),
+        );
+        m.registry.register(
+            "limit_refusals",
+            "Requests refused by a limit, by error code",
+            m.limit_refusals.clone(),
+        );
+        m.registry.register(
+            "totp_lockouts",
+            "Custodians locked out after repeated wrong TOTP codes (this process)",
+            m.lockouts.clone(),
+        );
+        m.registry.register(
+            "requests",
+            "Access requests in the database, by state",
+            m.requests.clone(),
+        );
+        m.registry.register(
+            "released_requests",
+            "Access requests whose credential was released (all time)",
+            m.released.clone(),
+        );
+        m.registry.register(
+            "custodians_locked_out",
+            "Custodians locked out now",
+            m.locked_out.clone(),
+        );
+        m.registry.register(
+            "alert_outbox",
+            "Alert deliveries in the outbox, by state",
+            m.alerts.clone(),
+        );
+        m.registry.register(
+            "audit_sink_backlog_events",
+            "Audit events a SIEM sink has not yet acknowledged",
+            m.sink_backlog.clone(),
+        );
+        m.registry.register(
+            "audit_chain_length",
+            "Sequence number of the audit chain's head",
+            m.audit_length.clone(),
+        );
+        m.registry.register(
+            "audit_last_verification_ok",
+            "1 if this process's last verification of the audit chain passed, 0 if it failed, -1 if none ran",
+            m.verify_ok.clone(),
+        );
+        m.registry.register(
+            "audit_last_verification_timestamp_seconds",
+            "When this process last verified the audit chain (Unix seconds, 0 if never)",
+            m.verify_at.clone(),
+        );
+        m.registry.register(
+            "audit_last_verification_head_seq",
+            "The head sequence number the last verification reached",
+            m.verify_seq.clone(),
+        );
+        m.verify_ok.set(-1);
+        m
+    }
+
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.into(),
+                method: method.into(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.into(),
+                method: method.into(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn limit_refused(&self, code: &str) {
+        self.limit_refusals
+            .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    pub fn lockout(&self) {
+        self.lockouts.inc();
+    }
+
+    pub fn verified(&self, ok: bool, head_seq: i64, at_ms: i64) {
+        self.verify_ok.set(i64::from(ok));
+        self.verify_at.set(at_ms / 1000);
+        self.verify_seq.set(head_seq);
+        self.last_verified_ms.store(at_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_verified_ms(&self) -> i64 {
+        self.last_verified_ms.load(Ordering::Relaxed)
+    }
+
+    /// The exposition, with the database's figures as of now.
+    pub fn render(&self, g: &CustodyGauges) -> String {
+        set_family(&self.requests, &g.requests_by_state, |s| StateLabels {
+            state: s.into(),
+        });
+        // Every state is reported, zero included, so a query for a state
+        // that has no requests yet finds a series.
+        for state in ["pending", "approved", "denied", "released"] {
+            let _ = self.requests.get_or_create(&StateLabels {
+                state: state.into(),
+            });
+        }
+        self.released.set(g.released);
+        self.locked_out.set(g.custodians_locked_out);
+        set_family(&self.alerts, &g.alerts_by_state, |s| StateLabels {
+            state: s.into(),
+        });
+        set_family(&self.sink_backlog, &g.sink_backlog, |s| SinkLabels {
+            sink: s.into(),
+        });
+        self.audit_length.set(g.audit_head_seq);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Replace a gauge family's series with `values` (labels that vanished from
+/// the database vanish from the exposition).
+fn set_family<L>(family: &Family<L, Gauge>, values: &[(String, i64)], label: impl Fn(&str) -> L)
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    family.clear();
+    for (k, v) in values {
+        family.get_or_create(&label(k)).set(*v);
+    }
+}

@@ -1,0 +1,76 @@
+"""Schemathesis hooks for breakglass's contract test.
+
+Adds one check to schemathesis's own: a request answered with a client
+error (4xx) changed no state. State is every table of the SQLite database
+that holds custody state, except what a refusal changes by design: the audit
+log (refusals are audited), the alert and shipping outboxes that follow it,
+and the TOTP failure count and lockout that a wrong code feeds.
+"""
+
+import hashlib
+import os
+import sqlite3
+
+import schemathesis
+
+DB = os.environ["BREAKGLASS_CONTRACT_DB"]
+
+TABLES = [
+    "custodians",
+    "credentials",
+    "credential_versions",
+    "secret_envelopes",
+    "requests",
+    "decisions",
+    "revoked_tokens",
+    "recovery_sets",
+    "recovery_shares",
+    "recovery_sessions",
+    "recovery_submissions",
+    "policy_versions",
+    "policy_changes",
+    "policy_change_decisions",
+    "key_rotations",
+]
+
+# Columns a refusal may change by design.
+BY_DESIGN = {"custodians": {"locked_until"}}
+
+
+def fingerprint() -> str:
+    con = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
+    try:
+        h = hashlib.sha256()
+        for table in TABLES:
+            cols = [
+                row[1]
+                for row in con.execute(f"PRAGMA table_info({table})")
+                if row[1] not in BY_DESIGN.get(table, set())
+            ]
+            select = ", ".join(cols)
+            for row in con.execute(f"SELECT {select} FROM {table} ORDER BY {select}"):
+                h.update(repr((table, row)).encode())
+        return h.hexdigest()
+    finally:
+        con.close()
+
+
+_before: dict = {}
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    _before["state"] = fingerprint()
+
+
+@schemathesis.check
+def no_state_change_on_client_error(ctx, response, case):
+    """A refused request (4xx) leaves every custody table as it was."""
+    before = _before.pop("state", None)
+    if before is None or not 400 <= response.status_code < 500:
+        return None
+    if fingerprint() != before:
+        raise AssertionError(
+            f"{case.method} {case.path} answered {response.status_code} and changed state"
+        )
+    return None

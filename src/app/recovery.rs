@@ -851,6 +851,14 @@ pub fn recover_from_backup(
         file.body.format
     );
     let public = b64.decode(&file.signer_public_key)?;
+    // The key id is what the operator compares with the service's; it
+    // must name the key that signed, or a file re-signed with any key
+    // could show the service's id.
+    anyhow::ensure!(
+        crate::crypto::chain::kid_of(&public) == file.signer_kid,
+        "the backup names signing key id {:?}, but its key has another id: it was altered",
+        file.signer_kid
+    );
     let signature = b64.decode(&file.signature)?;
     aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, &public)
         .verify(&backup_bytes(&file.body)?, &signature)

@@ -62,6 +62,8 @@ async fn run_schemathesis(t: &TestApp, role: &'static str, token: &str, examples
         )
         .env("BREAKGLASS_CONTRACT_DB", &db)
         .env("NO_COLOR", "1")
+        // schemathesis keeps a cache of failures in its working directory.
+        .current_dir(dir.path())
         .output()
         .await
         .expect("schemathesis (scripts/test installs it)");

@@ -23,6 +23,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 COVERED = ("seq", "ts_ms", "actor", "action", "target", "outcome", "code", "details", "prev_hash")
 
 
+# Every record has exactly these fields: one the hash or signature does not
+# cover could say anything to whoever reads the file.
+FIELDS = {
+    "event": {"record", "seq", "ts_ms", "actor", "action", "target", "outcome", "code", "details",
+              "prev_hash", "hash"},
+    "checkpoint": {"record", "seq", "hash", "ts_ms", "kid", "signature"},
+    "head": {"record", "seq", "hash"},
+}
+
 def canonical(v):
     """Canonical JSON: sorted keys, no whitespace, integers only."""
     if v is None:
@@ -93,6 +102,8 @@ def verify(lines, trusted=None):
             return (expected, "line %d follows the head record" % n), None
         r = json.loads(line)
         kind = r.get("record")
+        if kind in FIELDS and set(r) != FIELDS[kind]:
+            return (expected, "line %d does not have exactly the fields of its record" % n), None
         if kind == "event":
             seq = r["seq"]
             if seq != expected:

@@ -15,11 +15,7 @@ use breakglass::domain::Role;
 use common::{Backend, TestApp, World};
 use serde_json::{json, Value};
 
-async fn raw(
-    t: &TestApp,
-    req: reqwest::RequestBuilder,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let _ = t;
+async fn raw(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -39,13 +35,10 @@ async fn a_body_over_the_limit_is_refused_with_body_too_large_and_changes_nothin
     .await;
     let admin = t.token("root-admin", &[Role::Admin]);
     let big = "x".repeat(8192);
-    let (status, headers, body) = raw(
-        &t,
-        reqwest::Client::new()
-            .post(format!("{}/v1/custodians", t.base))
-            .bearer_auth(&admin)
-            .json(&json!({ "name": "ann", "groups": ["sre"], "pad": big })),
-    )
+    let (status, headers, body) = raw(reqwest::Client::new()
+        .post(format!("{}/v1/custodians", t.base))
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "ann", "groups": ["sre"], "pad": big })))
     .await;
     assert_eq!((status, code(&body)), (413, "body_too_large"), "{body}");
     assert!(headers.contains_key("x-request-id"));
@@ -59,22 +52,16 @@ async fn headers_over_the_limit_are_refused_with_headers_too_large() {
         c.settings.limits.max_header_bytes = 4096;
     })
     .await;
-    let (status, headers, body) = raw(
-        &t,
-        reqwest::Client::new()
-            .get(format!("{}/healthz", t.base))
-            .header("x-padding", "p".repeat(6000)),
-    )
+    let (status, headers, body) = raw(reqwest::Client::new()
+        .get(format!("{}/healthz", t.base))
+        .header("x-padding", "p".repeat(6000)))
     .await;
     assert_eq!((status, code(&body)), (431, "headers_too_large"), "{body}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     // Under the limit, the same request passes.
-    let (status, _, _) = raw(
-        &t,
-        reqwest::Client::new()
-            .get(format!("{}/healthz", t.base))
-            .header("x-padding", "p".repeat(1000)),
-    )
+    let (status, _, _) = raw(reqwest::Client::new()
+        .get(format!("{}/healthz", t.base))
+        .header("x-padding", "p".repeat(1000)))
     .await;
     assert_eq!(status, 200);
 }
@@ -88,7 +75,7 @@ async fn an_address_over_its_rate_is_refused_with_rate_limited_address_and_retry
     let client = reqwest::Client::new();
     let mut answers = vec![];
     for _ in 0..6 {
-        let (status, headers, body) = raw(&t, client.get(format!("{}/healthz", t.base))).await;
+        let (status, headers, body) = raw(client.get(format!("{}/healthz", t.base))).await;
         answers.push((status, code(&body).to_owned(), headers));
     }
     assert!(answers[..5].iter().all(|(s, _, _)| *s == 200));
@@ -263,7 +250,7 @@ async fn every_response_carries_the_security_headers_and_a_request_id_that_reach
         client.get(format!("{}/v1/whoami", t.base)),
         client.get(format!("{}/openapi.json", t.base)),
     ] {
-        let (_, h, _) = raw(&t, req).await;
+        let (_, h, _) = raw(req).await;
         for (name, value) in [
             (
                 "strict-transport-security",
@@ -287,14 +274,11 @@ async fn every_response_carries_the_security_headers_and_a_request_id_that_reach
         assert!(h.contains_key("x-request-id"));
     }
     // A caller's request id is echoed and written into the events it causes.
-    let (status, h, _) = raw(
-        &t,
-        client
-            .post(format!("{}/v1/custodians", t.base))
-            .bearer_auth(&admin)
-            .header("x-request-id", "change-4711.a_b")
-            .json(&json!({ "name": "ann", "groups": ["sre"] })),
-    )
+    let (status, h, _) = raw(client
+        .post(format!("{}/v1/custodians", t.base))
+        .bearer_auth(&admin)
+        .header("x-request-id", "change-4711.a_b")
+        .json(&json!({ "name": "ann", "groups": ["sre"] })))
     .await;
     assert_eq!(status, 200);
     assert_eq!(h["x-request-id"], "change-4711.a_b");
@@ -302,12 +286,9 @@ async fn every_response_carries_the_security_headers_and_a_request_id_that_reach
     let added = events.iter().find(|e| e.action == "custodian.add").unwrap();
     assert_eq!(added.details["request_id"], "change-4711.a_b");
     // An id we cannot carry safely is replaced by one of ours.
-    let (_, h, _) = raw(
-        &t,
-        client
-            .get(format!("{}/healthz", t.base))
-            .header("x-request-id", "bad id; drop table"),
-    )
+    let (_, h, _) = raw(client
+        .get(format!("{}/healthz", t.base))
+        .header("x-request-id", "bad id; drop table"))
     .await;
     let id = h["x-request-id"].to_str().unwrap();
     assert!(

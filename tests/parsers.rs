@@ -1185,3 +1185,32 @@ proptest! {
         prop_assert_eq!(other.verify(&token, at).unwrap_err(), TokenError::BadSignature);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A field the hash does not cover, added to or renamed in any record
+    /// after the header, is refused: it could say anything to a reader.
+    #[test]
+    fn a_record_with_a_field_more_or_less_is_refused(
+        x in export(),
+        pick in any::<prop::sample::Index>(),
+        rename in any::<bool>(),
+    ) {
+        let mut lines: Vec<Value> = x
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let i = 1 + pick.index(lines.len() - 1);
+        let obj = lines[i].as_object_mut().unwrap();
+        if rename {
+            // e.g. an event's `"code": null` renamed to a note.
+            let key = obj.keys().find(|k| *k != "record").unwrap().clone();
+            obj.remove(&key);
+        }
+        obj.insert("note".into(), json!("approved by the CISO"));
+        let v = verify(jsonl(&lines).as_bytes());
+        prop_assert!(v.is_err() || !v.unwrap().verdict.ok, "line {i} was accepted with a field it should not have");
+    }
+}

@@ -574,6 +574,46 @@ fn general_line(
             );
         }
     };
+    // A field the hash or signature does not cover could say anything to
+    // whoever reads the file: every record has exactly its own fields.
+    let fields: &[&str] = match value["record"].as_str() {
+        Some("event") => &[
+            "record",
+            "seq",
+            "ts_ms",
+            "actor",
+            "action",
+            "target",
+            "outcome",
+            "code",
+            "details",
+            "prev_hash",
+            "hash",
+        ],
+        Some("checkpoint") => &["record", "seq", "hash", "ts_ms", "kid", "signature"],
+        Some("head") => &["record", "seq", "hash"],
+        _ => &[],
+    };
+    if let Some(obj) = value.as_object().filter(|_| !fields.is_empty()) {
+        let extra: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !fields.contains(k))
+            .collect();
+        let missing: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|k| !obj.contains_key(*k))
+            .collect();
+        if !extra.is_empty() || !missing.is_empty() {
+            return v.fail(
+                v.expected_seq,
+                format!(
+                    "line {line_no} does not have exactly the fields of its record (extra: {extra:?}, missing: {missing:?}): the file was altered"
+                ),
+            );
+        }
+    }
     match value["record"].as_str() {
         Some("event") => match serde_json::from_value::<AuditEvent>(value) {
             Ok(e) => {
@@ -607,8 +647,10 @@ fn general_line(
     }
 }
 
-/// An event line as written, its fields borrowed raw.
+/// An event line as written, its fields borrowed raw. Any other field
+/// sends the line to the general path, which refuses it.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawEventLine<'a> {
     #[serde(borrow)]
     record: &'a serde_json::value::RawValue,

@@ -3,7 +3,6 @@
 //! (open requests, releases, lockouts, outbox backlog, chain length) is read
 //! from the database at each scrape, so every replica reports the same.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,7 +49,6 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug, Default, Clone)]
 pub struct CustodyGauges {
     pub requests_by_state: Vec<(String, i64)>,
-    pub released: i64,
     pub custodians_locked_out: i64,
     pub alerts_by_state: Vec<(String, i64)>,
     pub audit_head_seq: i64,
@@ -73,8 +71,6 @@ pub struct Metrics {
     verify_ok: Gauge,
     verify_at: Gauge,
     verify_seq: Gauge,
-    /// When this process last verified the chain (ms), 0 if never.
-    last_verified_ms: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -99,7 +95,6 @@ impl Metrics {
             verify_ok: Gauge::default(),
             verify_at: Gauge::default(),
             verify_seq: Gauge::default(),
-            last_verified_ms: AtomicI64::new(0),
             registry: Registry::with_prefix("breakglass"),
         };
         m.registry.register(
@@ -201,11 +196,6 @@ impl Metrics {
         self.verify_ok.set(i64::from(ok));
         self.verify_at.set(at_ms / 1000);
         self.verify_seq.set(head_seq);
-        self.last_verified_ms.store(at_ms, Ordering::Relaxed);
-    }
-
-    pub fn last_verified_ms(&self) -> i64 {
-        self.last_verified_ms.load(Ordering::Relaxed)
     }
 
     /// The exposition, with the database's figures as of now.
@@ -220,7 +210,14 @@ impl Metrics {
                 state: state.into(),
             });
         }
-        self.released.set(g.released);
+        // A request is released exactly when its state says so.
+        let released = g
+            .requests_by_state
+            .iter()
+            .filter(|(state, _)| state == "released")
+            .map(|(_, n)| *n)
+            .sum();
+        self.released.set(released);
         self.locked_out.set(g.custodians_locked_out);
         set_family(&self.alerts, &g.alerts_by_state, |s| StateLabels {
             state: s.into(),

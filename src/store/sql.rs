@@ -1384,10 +1384,6 @@ macro_rules! impl_sql_tx {
                         .fetch_all(&mut *self.tx)
                         .await?,
                 )?;
-                let released: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE released_at IS NOT NULL")
-                    .fetch_one(&mut *self.tx)
-                    .await?
-                    .try_get(0)?;
                 let custodians_locked_out: i64 =
                     sqlx::query("SELECT COUNT(*) FROM custodians WHERE locked_until > $1")
                         .bind(now)
@@ -1413,7 +1409,6 @@ macro_rules! impl_sql_tx {
                 .collect();
                 Ok($crate::metrics::CustodyGauges {
                     requests_by_state,
-                    released,
                     custodians_locked_out,
                     alerts_by_state,
                     audit_head_seq,

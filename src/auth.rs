@@ -207,7 +207,7 @@ impl TokenService {
             "the token lifetime must be between 1 second and {}",
             humantime::format_duration(std::time::Duration::from_secs(self.max_ttl_secs as u64))
         );
-        crate::domain::CustodianName::parse(subject)
+        crate::domain::CustodianName::parse_person(subject)
             .map_err(|e| anyhow::anyhow!("subject: {e}"))?;
         let mut roles = roles.to_vec();
         roles.sort();
@@ -263,11 +263,17 @@ impl TokenService {
         if c.iat > now_secs + LEEWAY_SECS {
             return Err(TokenError::NotYetValid);
         }
-        if c.exp - c.iat > self.max_ttl_secs {
-            return Err(TokenError::LifetimeTooLong);
+        // iat must lie in [exp - max_ttl, now + leeway]; checked arithmetic,
+        // since both are whatever the token says.
+        match c.exp.checked_sub(self.max_ttl_secs) {
+            Some(oldest) if c.iat >= oldest => {}
+            _ => return Err(TokenError::LifetimeTooLong),
+        }
+        if c.iat > c.exp {
+            return Err(TokenError::Malformed);
         }
         if uuid::Uuid::parse_str(&c.jti).is_err()
-            || crate::domain::CustodianName::parse(&c.sub).is_err()
+            || crate::domain::CustodianName::parse_person(&c.sub).is_err()
         {
             return Err(TokenError::Malformed);
         }
@@ -381,6 +387,64 @@ mod tests {
             s.verify("not a token", 1_700_000_000).unwrap_err(),
             TokenError::Malformed
         );
+    }
+
+    /// A token signed with the service key but with hand-picked times.
+    fn signed_with_times(s: &TokenService, sub: &str, iat: i64, exp: i64) -> String {
+        let claims = Claims {
+            iss: s.issuer.clone(),
+            aud: s.audience.clone(),
+            sub: sub.into(),
+            iat,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles: vec![Role::Admin],
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(s.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &s.encoding).unwrap()
+    }
+
+    #[test]
+    fn token_times_that_would_overflow_are_refused() {
+        let s = svc();
+        let now = 1_700_000_000;
+        // exp - iat wraps around for an iat of i64::MIN.
+        let t = signed_with_times(&s, "alice", i64::MIN, now + 60);
+        assert_eq!(s.verify(&t, now).unwrap_err(), TokenError::LifetimeTooLong);
+        // An iat before exp - max_ttl: a lifetime above the maximum.
+        let t = signed_with_times(&s, "alice", now - 31 * 86400, now + 60);
+        assert_eq!(s.verify(&t, now).unwrap_err(), TokenError::LifetimeTooLong);
+        // exp far in the future with an iat in the future too.
+        let t = signed_with_times(&s, "alice", i64::MAX - 10, i64::MAX);
+        assert_eq!(s.verify(&t, now).unwrap_err(), TokenError::NotYetValid);
+        // (A negative exp does not even parse as a JWT time.)
+        let t = signed_with_times(&s, "alice", i64::MIN, i64::MIN + 5);
+        assert!(matches!(
+            s.verify(&t, now).unwrap_err(),
+            TokenError::Expired | TokenError::Malformed
+        ));
+        // Inside the bounds it verifies.
+        let t = signed_with_times(&s, "alice", now - 10, now + 60);
+        assert!(s.verify(&t, now).is_ok());
+    }
+
+    #[test]
+    fn the_service_own_actor_names_are_not_token_subjects() {
+        let s = svc();
+        let now = 1_700_000_000;
+        for reserved in ["anonymous", "breakglass", "host-operator:root"] {
+            assert!(
+                s.issue(reserved, &[Role::Admin], 60, now).is_err(),
+                "{reserved} issued"
+            );
+            let t = signed_with_times(&s, reserved, now, now + 60);
+            assert_eq!(
+                s.verify(&t, now).unwrap_err(),
+                TokenError::Malformed,
+                "{reserved}"
+            );
+        }
     }
 
     #[test]

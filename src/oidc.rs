@@ -227,7 +227,7 @@ impl OidcIssuer {
         }
         let subject = c[self.config.subject_claim.as_str()]
             .as_str()
-            .filter(|s| crate::domain::CustodianName::parse(s).is_ok())
+            .filter(|s| crate::domain::CustodianName::parse_person(s).is_ok())
             .ok_or(TokenError::Malformed)?
             .to_owned();
         let groups: BTreeSet<&str> = match &c[self.config.roles_claim.as_str()] {

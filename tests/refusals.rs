@@ -93,12 +93,8 @@ async fn a_wrong_code_is_refused(b: Backend) {
     let w = World::new(b).await;
     let id = w.request().await;
     let before = w.t.state(Some(&id)).await;
-    for bad in [
-        w.t.wrong_code("ann"),
-        "12345".into(),
-        "abcdef".into(),
-        "1234567".into(),
-    ] {
+    // (Malformed codes are refused as such: tests/hostile_input.rs.)
+    for bad in std::iter::repeat_n(w.t.wrong_code("ann"), 4) {
         let r =
             w.t.post(
                 format!("/v1/requests/{id}/approve"),

@@ -30,10 +30,10 @@ impl App {
         after: i64,
         limit: i64,
     ) -> AppResult<Vec<AuditEvent>> {
-        let limit = limit.clamp(1, PAGE_MAX);
         let mut tx = self.store.begin().await?;
         let res = async {
             self.require(who, Role::Auditor)?;
+            let limit = super::limit_in(limit, PAGE_MAX)?;
             let events = tx.audit_search(filter, after.max(0), limit).await?;
             let ev = Event::new(
                 "audit.list",
@@ -138,10 +138,10 @@ impl App {
         after: i64,
         limit: i64,
     ) -> AppResult<Vec<Checkpoint>> {
-        let limit = limit.clamp(1, PAGE_MAX);
         let mut tx = self.store.begin().await?;
         let res = async {
             self.require(who, Role::Auditor)?;
+            let limit = super::limit_in(limit, PAGE_MAX)?;
             let c = tx.checkpoints(after.max(0), limit).await?;
             let ev = Event::new(
                 "audit.checkpoints",

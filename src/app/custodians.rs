@@ -54,8 +54,8 @@ impl App {
         body: AddCustodian,
     ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Admin)?;
-        let name =
-            CustodianName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let name = CustodianName::parse_person(&body.name)
+            .or_else(|e| refuse(422, "invalid_name", e.0))?;
         if body.groups.is_empty() {
             return refuse(
                 422,
@@ -338,16 +338,12 @@ impl App {
                 format!("custodian {} has not enrolled TOTP", c.name),
             );
         };
+        let code = well_formed_code(code)?;
         self.totp_attempt(&c.name)?;
         let seed = open_seed(self.keys.as_ref(), c, env, enrollment).await?;
         let unix = u64::try_from(now / 1000).unwrap_or(0);
-        let Some(step) = seed.check(code.expose_secret().trim(), unix) else {
-            return Err(AppError::Refused(Refusal {
-                status: 401,
-                code: "invalid_totp",
-                message: "the TOTP code is wrong or outside the accepted time window".into(),
-                totp_failure_of: Some(c.name.clone()),
-            }));
+        let Some(step) = seed.check(code, unix) else {
+            return Err(self.wrong_code(tx, &c.name).await?);
         };
         let step = i64::try_from(step)
             .map_err(|_| AppError::Internal(anyhow::anyhow!("TOTP step out of range")))?;
@@ -360,6 +356,38 @@ impl App {
         }
         tx.clear_totp_failures(&c.name).await?;
         Ok(step)
+    }
+
+    /// The refusal of a wrong (well-formed) code: it counts toward lockout,
+    /// and says how many tries are left before one.
+    pub(crate) async fn wrong_code(&self, tx: &mut dyn Tx, name: &str) -> AppResult<AppError> {
+        let now = self.now_ms();
+        let since = now - self.settings.totp_failure_window.as_millis() as i64;
+        let before = tx.count_totp_failures(name, since).await?;
+        let max = i64::from(self.settings.totp_max_failures);
+        let left = max - before - 1;
+        let consequence = match left {
+            n if n <= 0 => format!(
+                "custodian {name} is now locked out until {}",
+                crate::clock::rfc3339(now + self.settings.totp_lockout.as_millis() as i64)
+            ),
+            1 => format!(
+                "1 try left before a lockout of {}",
+                humantime::format_duration(self.settings.totp_lockout)
+            ),
+            n => format!(
+                "{n} tries left before a lockout of {}",
+                humantime::format_duration(self.settings.totp_lockout)
+            ),
+        };
+        Ok(AppError::Refused(Refusal {
+            status: 401,
+            code: "invalid_totp",
+            message: format!(
+                "the TOTP code is wrong or outside the accepted time window; {consequence}"
+            ),
+            totp_failure_of: Some(name.to_owned()),
+        }))
     }
 
     /// A TOTP code of `custodian` is about to be checked: refuse it if this
@@ -415,6 +443,22 @@ impl App {
             );
         }
         Ok(())
+    }
+}
+
+/// A TOTP code as typed: exactly six ASCII digits once surrounding blanks
+/// are trimmed. Anything else is refused as malformed before any work is
+/// done, and never counts toward lockout (a typo is not a guess).
+pub(crate) fn well_formed_code(code: &SecretString) -> AppResult<&str> {
+    let c = code.expose_secret().trim();
+    if c.len() == usize::from(totp::DIGITS) && c.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(c)
+    } else {
+        refuse(
+            422,
+            "invalid_totp_format",
+            "a TOTP code is exactly 6 digits, as the authenticator app shows it",
+        )
     }
 }
 

@@ -190,6 +190,20 @@ impl<T> Done<T> {
     }
 }
 
+/// A page size as given: 1 to `max`, or refused (never silently clamped:
+/// a client that asks for 5000 and gets 1000 believes it has everything).
+pub fn limit_in(limit: i64, max: i64) -> AppResult<i64> {
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        refuse(
+            422,
+            "invalid_limit",
+            format!("limit must be 1 to {max}; page with `after` for more"),
+        )
+    }
+}
+
 /// Who acted, for the audit log: the subject, or `anonymous`.
 pub fn actor_of(who: Option<&Identity>) -> String {
     who.map(|w| w.subject.clone())
@@ -297,7 +311,13 @@ impl App {
         {
             self.count_totp_failure(tx, actor, name).await?;
         }
-        let ev = Event::new(action, target, json!({ "message": message }));
+        // The target and message may quote what the caller sent: escaped,
+        // so that a refusal can always be written and read safely.
+        let ev = Event::new(
+            action,
+            crate::domain::text::escape(target).into_owned(),
+            json!({ "message": crate::domain::text::escape(&message) }),
+        );
         self.append(tx, actor, outcome, Some(code), ev).await?;
         Ok(())
     }

@@ -22,8 +22,6 @@ use crate::domain::policy::{parse_file, Policy};
 use crate::domain::Role;
 use crate::store::{DecisionRow, PolicyChangeRow, StoreError, Tx};
 
-const MAX_REASON: usize = 1000;
-
 fn target(id: &str) -> String {
     format!("policy-change:{id}")
 }
@@ -172,14 +170,7 @@ impl App {
         body: ProposeBody,
     ) -> AppResult<Done<PolicyChangeView>> {
         self.require(who, Role::Admin)?;
-        let reason = body.reason.trim().to_string();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON {
-            return refuse(
-                422,
-                "invalid_reason",
-                format!("give a reason of 1 to {MAX_REASON} characters"),
-            );
-        }
+        let reason = super::requests::reason_of(&body.reason)?;
         let policies = self.effective_policies(tx).await?;
         let now = self.now_ms();
         let (kind, name, proposed, credential_id, to_policy, changes) = match (
@@ -349,16 +340,7 @@ impl App {
         deny_reason: Option<&str>,
     ) -> AppResult<Done<PolicyChangeView>> {
         self.require(who, Role::Custodian)?;
-        let deny_reason = match deny_reason.map(str::trim) {
-            Some(r) if r.is_empty() || r.chars().count() > MAX_REASON => {
-                return refuse(
-                    422,
-                    "invalid_reason",
-                    format!("give a reason of 1 to {MAX_REASON} characters"),
-                )
-            }
-            other => other.map(str::to_owned),
-        };
+        let deny_reason = deny_reason.map(super::requests::reason_of).transpose()?;
         let Some(change) = tx.policy_change(id).await? else {
             return refuse(
                 404,

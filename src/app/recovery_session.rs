@@ -438,11 +438,8 @@ impl App {
             );
         }
         self.require_here(&s)?;
+        let code = super::custodians::well_formed_code(&body.code)?;
         self.totp_attempt(&c.name)?;
-        let code = body.code.expose_secret().trim();
-        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return refuse(422, "invalid_totp_format", "the TOTP code is 6 digits");
-        }
         let sealed = {
             use base64::Engine;
             if body.sealed_share.len() > MAX_SEALED * 2 {

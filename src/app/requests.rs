@@ -41,6 +41,24 @@ pub(crate) fn state_of(r: &RequestRow, now: i64) -> RequestState {
     )
 }
 
+/// A reason as given: trimmed, 1 to `MAX_REASON` characters, none of them
+/// a control or bidirectional character (a reason is shown to custodians,
+/// in terminals and pages, beside the credential it names).
+pub(crate) fn reason_of(raw: &str) -> AppResult<String> {
+    let r = raw.trim();
+    if r.is_empty() || r.chars().count() > MAX_REASON {
+        return refuse(
+            422,
+            "invalid_reason",
+            format!("give a reason of 1 to {MAX_REASON} characters"),
+        );
+    }
+    if let Some(why) = crate::domain::text::check("the reason", r, false) {
+        return refuse(422, "invalid_characters", why);
+    }
+    Ok(r.to_owned())
+}
+
 /// The refusal for deciding on a request that is no longer pending.
 pub(crate) fn not_pending<T>(state: RequestState) -> AppResult<T> {
     match state {
@@ -107,25 +125,21 @@ impl App {
         body: CreateRequestBody,
     ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Requester)?;
-        let reason = body.reason.trim().to_string();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON {
-            return refuse(
-                422,
-                "invalid_reason",
-                format!("give a reason of 1 to {MAX_REASON} characters"),
-            );
-        }
+        let reason = reason_of(&body.reason)?;
         let ticket = body
             .ticket
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
         if let Some(t) = &ticket {
-            if t.chars().count() > MAX_TICKET || t.chars().any(char::is_control) {
+            if t.chars().count() > MAX_TICKET {
                 return refuse(
                     422,
                     "invalid_ticket",
-                    format!("a ticket reference is at most {MAX_TICKET} printable characters"),
+                    format!("a ticket reference is at most {MAX_TICKET} characters"),
                 );
+            }
+            if let Some(why) = crate::domain::text::check("the ticket", t, false) {
+                return refuse(422, "invalid_characters", why);
             }
         }
         let Some(c) = tx.credential_by_name(&body.credential).await? else {
@@ -263,7 +277,7 @@ impl App {
             let filter = RequestFilter {
                 requester: (!self.sees_all_requests(who)).then(|| who.subject.clone()),
                 credential_id: None,
-                limit: limit.clamp(1, 500),
+                limit: super::limit_in(limit, 500)?,
             };
             let mut out = Vec::new();
             for r in tx.requests(&filter).await? {
@@ -315,20 +329,7 @@ impl App {
         deny_reason: Option<&str>,
     ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Custodian)?;
-        let deny_reason = match deny_reason {
-            None => None,
-            Some(r) => {
-                let r = r.trim();
-                if r.is_empty() || r.chars().count() > MAX_REASON {
-                    return refuse(
-                        422,
-                        "invalid_reason",
-                        format!("give a reason of 1 to {MAX_REASON} characters for the denial"),
-                    );
-                }
-                Some(r.to_string())
-            }
-        };
+        let deny_reason = deny_reason.map(reason_of).transpose()?;
         let r = self.load_request(tx, id).await?;
         let c = super::custodians::active_custodian(tx, who).await?;
         let now = self.now_ms();

@@ -170,6 +170,13 @@ impl App {
         max_steps: u8,
     ) -> AppResult<RotationView> {
         self.require(who, Role::Admin)?;
+        if !(1..=3).contains(&max_steps) {
+            return refuse(
+                422,
+                "invalid_max_steps",
+                "max_steps is 1 to 3 (create and deposit, verify, delete the old key)",
+            );
+        }
         let now = self.now_ms();
         let (c, v, rotation) = {
             let mut tx = self.store.begin().await?;

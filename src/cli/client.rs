@@ -20,9 +20,13 @@ pub struct CallError {
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The code and message come from the server: escaped, so that they
+        // cannot drive the terminal they are printed on.
+        let code = crate::domain::text::escape(&self.code);
+        let message = crate::domain::text::escape(&self.message);
         match self.status {
-            Some(s) => write!(f, "refused ({s} {}): {}", self.code, self.message),
-            None => write!(f, "{}: {}", self.code, self.message),
+            Some(s) => write!(f, "refused ({s} {code}): {message}"),
+            None => write!(f, "{code}: {message}"),
         }
     }
 }

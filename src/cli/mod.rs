@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, Overrides};
 use crate::domain::Role;
+use crate::{esay, say};
 
 mod client;
 mod output;
@@ -1192,15 +1193,15 @@ async fn policy_check(
             "not_explained": unexplained,
         }));
     } else {
-        println!("{}: {} valid policies", dir.display(), set.len());
+        say!("{}: {} valid policies", dir.display(), set.len());
         for r in &report {
-            println!("  {}", cell(&r["explanation"]));
+            say!("  {}", cell(&r["explanation"]));
         }
         if let Some(why) = &unexplained {
-            println!("(not checked against the enrolled custodians and credentials: {why})");
+            say!("(not checked against the enrolled custodians and credentials: {why})");
         }
         for p in &problems {
-            println!("problem: {p}");
+            say!("problem: {p}");
         }
     }
     if problems.is_empty() {
@@ -1218,7 +1219,7 @@ fn print_change(v: &Value, json_out: bool) {
     if json_out {
         return print_json(v);
     }
-    println!(
+    say!(
         "policy change {} ({} of policy {}): {}",
         cell(&v["id"]),
         cell(&v["kind"]),
@@ -1226,10 +1227,10 @@ fn print_change(v: &Value, json_out: bool) {
         cell(&v["state"])
     );
     for ch in v["changes"].as_array().into_iter().flatten() {
-        println!("  {}", cell(ch));
+        say!("  {}", cell(ch));
     }
     if let Some(w) = v["waiting_for"].as_str() {
-        println!("needs {}; waiting for {w}", cell(&v["quorum"]));
+        say!("needs {}; waiting for {w}", cell(&v["quorum"]));
     }
 }
 
@@ -1295,7 +1296,7 @@ fn verify_export(
     })
     .map_err(|e| Failure::Input(format!("{}: {e}", file.display())))?;
     if tty {
-        eprintln!(
+        esay!(
             "\rverified {} events in {:.1} s",
             r.verdict.events_checked,
             started.elapsed().as_secs_f64()
@@ -1305,10 +1306,10 @@ fn verify_export(
     if json_out {
         print_json(&v);
     } else {
-        println!("{}", verdict_line(&v));
+        say!("{}", verdict_line(&v));
         if r.keys_from_file && r.verdict.ok {
             let kids: Vec<&str> = r.keys.iter().map(|k| k.kid.as_str()).collect();
-            println!(
+            say!(
                 "checkpoints were checked with the key named in the file ({}): compare it with the key the service publishes, or pass --public-key",
                 kids.join(", ")
             );
@@ -1325,15 +1326,21 @@ fn print_release(v: &Value, json_out: bool, how: &str) {
     if json_out {
         return print_json(v);
     }
-    println!(
+    say!(
         "{} (account {}, version {}) — {how}; it is now marked exposed:",
         cell(&v["credential"]),
         cell(&v["account_id"]),
         v["version"]
     );
     if let Some(m) = v["fields"].as_object() {
+        // The released values themselves, exactly as deposited (escaping
+        // would change a password); every name around them is escaped.
         for (k, val) in m {
-            println!("  {k}: {}", val.as_str().unwrap_or_default());
+            println!(
+                "  {}: {}",
+                crate::domain::text::escape(k),
+                val.as_str().unwrap_or_default()
+            );
         }
     }
 }
@@ -1342,7 +1349,7 @@ fn print_session(v: &Value, json_out: bool) {
     if json_out {
         return print_json(v);
     }
-    println!(
+    say!(
         "recovery session {} for request {} ({}): {}, expires {}",
         cell(&v["id"]),
         cell(&v["request_id"]),
@@ -1350,7 +1357,7 @@ fn print_session(v: &Value, json_out: bool) {
         cell(&v["state"]),
         cell(&v["expires_at"])
     );
-    println!(
+    say!(
         "set {}: {} of {} shares needed; {} more needed",
         cell(&v["set_id"]),
         v["threshold"],
@@ -1372,7 +1379,7 @@ fn print_session(v: &Value, json_out: bool) {
         })
         .unwrap_or_default();
     if !rows.is_empty() {
-        println!("{}", table(&["share", "custodian", "submitted"], rows));
+        say!("{}", table(&["share", "custodian", "submitted"], rows));
     }
 }
 
@@ -1411,7 +1418,17 @@ fn collect_fields(
                     i + 1
                 )));
             };
-            out.insert(k.trim().to_string(), Zeroizing::new(v.to_string()));
+            if out
+                .insert(k.trim().to_string(), Zeroizing::new(v.to_string()))
+                .is_some()
+            {
+                return Err(Failure::Input(format!(
+                    "{}:{}: field {} is given twice: give each field once",
+                    path.display(),
+                    i + 1,
+                    k.trim()
+                )));
+            }
         }
     }
     for f in fields {
@@ -1452,10 +1469,7 @@ fn fields_json(fields: &BTreeMap<String, Zeroizing<String>>) -> Value {
 }
 
 fn print_json(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("a JSON value always serialises")
-    );
+    println!("{}", output::json_text(v));
 }
 
 fn qr(text: &str) -> Option<String> {
@@ -1491,7 +1505,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "{}",
                     output::kv(&[
                         ("subject", cell(&v["subject"])),
@@ -1507,7 +1521,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("token {jti} revoked")
+                say!("token {jti} revoked")
             }
         }
         Command::Custodian(CustodianCmd::Add { name, groups }) => {
@@ -1517,7 +1531,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("custodian {name} added to {}; next, they run `breakglass custodian enroll {name}` with their own token", groups.join(", "));
+                say!("custodian {name} added to {}; next, they run `breakglass custodian enroll {name}` with their own token", groups.join(", "));
             }
         }
         Command::Custodian(CustodianCmd::List) => {
@@ -1525,7 +1539,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &["custodian", "groups", "status", "locked until", "enrolled"],
@@ -1551,10 +1565,10 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 print_json(&v)
             } else {
                 if let Some(q) = qr(&uri) {
-                    println!("{q}");
+                    say!("{q}");
                 }
-                println!("Scan the QR code with your authenticator app, or add this URI (shown only now):\n\n  {}\n", uri.as_str());
-                println!("Then confirm with the code it shows:  breakglass custodian confirm {name} --code CODE");
+                say!("Scan the QR code with your authenticator app, or add this URI (shown only now):\n\n  {}\n", uri.as_str());
+                say!("Then confirm with the code it shows:  breakglass custodian confirm {name} --code CODE");
             }
         }
         Command::Custodian(CustodianCmd::Confirm { name, code }) => {
@@ -1568,7 +1582,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("custodian {name} is enrolled and can approve requests")
+                say!("custodian {name} is enrolled and can approve requests")
             }
         }
         Command::Credential(CredentialCmd::Deposit {
@@ -1588,7 +1602,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "deposited {name} v1 ({} fields) under policy {policy}",
                     f.len()
                 );
@@ -1611,7 +1625,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "deposited {name} v{}; it is no longer marked exposed",
                     cell(&v["current_version"])
                 )
@@ -1627,7 +1641,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "rotation of {name}: {} (old key {}, new key {}); ran: {}",
                     cell(&v["state"]),
                     cell(&v["old_key_id"]),
@@ -1644,7 +1658,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &[
@@ -1678,7 +1692,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("{}", output::credential_summary(&v))
+                say!("{}", output::credential_summary(&v))
             }
         }
         Command::Policy(PolicyCmd::Propose { file, reason }) => {
@@ -1710,7 +1724,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &["id", "policy", "state", "changes", "approvals", "proposer"],
@@ -1765,7 +1779,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 print_json(&Value::Array(v))
             } else {
                 for p in &v {
-                    println!("{}", cell(&p["satisfiability"]["explanation"]));
+                    say!("{}", cell(&p["satisfiability"]["explanation"]));
                 }
             }
         }
@@ -1783,8 +1797,8 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("{}", cell(&v["id"]));
-                eprintln!(
+                say!("{}", cell(&v["id"]));
+                esay!(
                     "request filed; it needs {} before {}",
                     cell(&v["quorum"]),
                     cell(&v["expires_at"])
@@ -1796,7 +1810,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("{}", output::request_summary(&v))
+                say!("{}", output::request_summary(&v))
             }
         }
         Command::Request(RequestCmd::List { limit }) => {
@@ -1804,7 +1818,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &[
@@ -1840,7 +1854,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "approved: {} of {} approvals; request is {}",
                     v["approvals"],
                     v["approvals_needed"],
@@ -1859,7 +1873,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("denied; request is {}", cell(&v["state"]))
+                say!("denied; request is {}", cell(&v["state"]))
             }
         }
         Command::Release { id } => {
@@ -1887,14 +1901,16 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                     })
                     .collect();
                 if !rows.is_empty() {
-                    println!(
+                    say!(
                         "{}",
                         table(&["severity", "subject", "finding", "fix"], rows)
                     );
                 }
-                println!(
+                say!(
                     "{} high, {} medium, {} low finding(s)",
-                    v["high"], v["medium"], v["low"]
+                    v["high"],
+                    v["medium"],
+                    v["low"]
                 );
             }
             if v["high"].as_u64().unwrap_or(0) > 0 {
@@ -1910,7 +1926,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &["id", "event", "channel", "state", "attempts", "last error"],
@@ -1937,7 +1953,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!("alert {} will be sent again", cell(&v["id"]));
+                say!("alert {} will be sent again", cell(&v["id"]));
             }
         }
         Command::Recovery(RecoveryCmd::Open { request }) => {
@@ -1949,7 +1965,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 .await?;
             print_session(&v, json_out);
             if !json_out {
-                println!(
+                say!(
                     "Each share holder runs: breakglass recovery submit {} THEIR.share.age --identity THEIR-KEY",
                     cell(&v["id"])
                 );
@@ -1984,7 +2000,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "share {} submitted: {} of {} shares; {} more needed",
                     share.index,
                     v["submitted"].as_array().map_or(0, Vec::len),
@@ -2015,7 +2031,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "share {} of set {} is valid (threshold {} of {}); checked {}",
                     v["index"],
                     cell(&v["set_id"]),
@@ -2052,7 +2068,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&Value::Array(v))
             } else {
-                println!(
+                say!(
                     "{}",
                     table(
                         &["seq", "time", "actor", "action", "target", "outcome", "code"],
@@ -2086,7 +2102,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v);
             } else {
-                println!("{}", verdict_line(&v));
+                say!("{}", verdict_line(&v));
             }
             if v["ok"] != Value::Bool(true) {
                 return Err(Failure::Input("the audit chain does not verify".into()));
@@ -2132,7 +2148,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&json!({ "file": out, "records": lines, "bytes": bytes }));
             } else {
-                println!(
+                say!(
                     "exported {lines} records ({bytes} bytes) to {}",
                     out.display()
                 );
@@ -2143,9 +2159,9 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else if v["configured"] == Value::Bool(false) {
-                println!("no audit sink is configured ([audit.sink] in the configuration file)");
+                say!("no audit sink is configured ([audit.sink] in the configuration file)");
             } else {
-                println!(
+                say!(
                     "sink {} ({}): delivered through event {} of {}; backlog {}; last delivery {}",
                     cell(&v["endpoint"]),
                     cell(&v["format"]),
@@ -2155,7 +2171,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                     cell(&v["delivered_at"])
                 );
                 if v["attempts"].as_i64().unwrap_or(0) > 0 {
-                    println!(
+                    say!(
                         "failing: {} attempts, last error: {}; next attempt {}",
                         v["attempts"],
                         cell(&v["last_error"]),
@@ -2169,7 +2185,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             if json_out {
                 print_json(&v)
             } else {
-                println!(
+                say!(
                     "checkpoint signed: event {} with hash {}, key {}",
                     v["seq"],
                     cell(&v["hash"]),

@@ -4,6 +4,7 @@ pub mod names;
 pub mod policy;
 pub mod request;
 pub mod role;
+pub mod text;
 
 pub use names::{AccountId, CredentialName, CustodianName, FieldName, GroupName, PolicyName};
 pub use policy::{Policy, PolicySet, Requirement};

@@ -72,6 +72,25 @@ slug_type!(
     "custodian name",
     64
 );
+
+/// Actor names the service writes into the audit log itself: nobody may
+/// hold them, or their actions would read as the service's own.
+pub const RESERVED_ACTORS: [&str; 2] = ["anonymous", "breakglass"];
+/// The prefix of the host operator's actor names (`host-operator:USER`).
+pub const HOST_OPERATOR_PREFIX: &str = "host-operator:";
+
+impl CustodianName {
+    /// A name a person may hold: a valid slug that is not one of the
+    /// service's own actor names.
+    pub fn parse_person(s: &str) -> Result<Self, NameError> {
+        if RESERVED_ACTORS.contains(&s) || s.starts_with(HOST_OPERATOR_PREFIX) {
+            return Err(NameError(format!(
+                "{s:?} is reserved: the service names itself and unauthenticated callers so in the audit log; choose another name"
+            )));
+        }
+        Self::parse(s)
+    }
+}
 slug_type!(
     /// A credential's name, e.g. `aws-prod-root`.
     CredentialName,
@@ -145,6 +164,14 @@ mod tests {
         for good in ["alice", "sre-1", "a.b_c", "0day"] {
             assert!(CustodianName::parse(good).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn the_service_own_actor_names_are_reserved() {
+        for reserved in ["anonymous", "breakglass", "host-operator:root"] {
+            assert!(CustodianName::parse_person(reserved).is_err(), "{reserved}");
+        }
+        assert!(CustodianName::parse_person("anonymous2").is_ok());
     }
 
     #[test]

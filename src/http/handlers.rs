@@ -1,12 +1,12 @@
 //! One function per operation; each is a thin call into `app`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Body, Caller, ErrorBody};
+use super::{ApiError, AppState, Body, Caller, ErrorBody, Path, Query};
 use crate::app::views::*;
 use crate::crypto::chain::{AuditEvent, Verdict};
 
@@ -222,10 +222,8 @@ pub struct ListQuery {
 pub async fn list_requests(
     State(app): State<AppState>,
     Caller(who): Caller,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Vec<RequestView>> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(Json(app.list_requests(&who, q.limit.unwrap_or(50)).await?))
 }
 
@@ -343,10 +341,8 @@ fn query_word(field: &str, v: &Option<String>) -> Result<Option<String>, ApiErro
 pub async fn audit_events(
     State(app): State<AppState>,
     Caller(who): Caller,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<AuditQuery>,
 ) -> ApiResult<Vec<AuditEvent>> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     if let Some(o) = &q.outcome {
         if !["success", "refused", "error"].contains(&o.as_str()) {
             return Err(ApiError::new(
@@ -395,10 +391,8 @@ pub struct CheckpointQuery {
 pub async fn audit_checkpoints(
     State(app): State<AppState>,
     Caller(who): Caller,
-    q: Result<Query<CheckpointQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<CheckpointQuery>,
 ) -> ApiResult<Vec<crate::crypto::chain::Checkpoint>> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(Json(
         app.audit_checkpoints(&who, q.after.unwrap_or(0), q.limit.unwrap_or(100))
             .await?,
@@ -449,11 +443,9 @@ pub struct ExportQuery {
 pub async fn audit_export(
     State(app): State<AppState>,
     Caller(who): Caller,
-    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use crate::app::audit::ExportFormat;
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let format = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => ExportFormat::Jsonl,
         "ocsf" => ExportFormat::Ocsf,
@@ -645,10 +637,8 @@ pub struct AlertQuery {
 pub async fn list_alerts(
     State(app): State<AppState>,
     Caller(who): Caller,
-    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<AlertQuery>,
 ) -> ApiResult<Vec<crate::app::alerts::AlertView>> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(Json(app.list_alerts(&who, q.state.as_deref()).await?))
 }
 
@@ -694,6 +684,6 @@ pub async fn rotate_keys(
     Path(name): Path<String>,
     Body(b): Body<RotateKeysBody>,
 ) -> ApiResult<crate::app::rotation::RotationView> {
-    let steps = b.max_steps.unwrap_or(3).clamp(1, 3);
+    let steps = b.max_steps.unwrap_or(3);
     Ok(Json(app.rotate_access_key(&who, &name, steps).await?))
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -20,6 +19,7 @@ use crate::auth::Identity;
 pub mod codes;
 pub mod document;
 pub mod handlers;
+pub mod input;
 
 pub type AppState = Arc<App>;
 
@@ -142,6 +142,9 @@ impl FromRequestParts<AppState> for Caller {
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
         let who = app.authenticate(token).await?;
+        // For the extractors after this one: a refused path, query or body
+        // is audited as this caller.
+        parts.extensions.insert(who.clone());
         if let Err(wait) = app.limiters.identity(&who.subject) {
             tracing::warn!(subject = %who.subject, "identity over its request rate");
             return Err(ApiError::rate_limited(
@@ -155,39 +158,196 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// JSON body extractor whose rejections use the error body.
+/// The operation a request was routed to, as the audit log names it
+/// (`POST /v1/requests/{id}/approve`).
+fn route_of(method: &axum::http::Method, ext: &axum::http::Extensions) -> String {
+    let path = ext
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str());
+    format!("{method} {path}")
+}
+
+/// Refuse input at the edge. A body that is not JSON or not of the
+/// operation's shape never reached a use case and is not an action; input
+/// shaped like an attack (a control or bidirectional character, a key given
+/// twice) is audited as the caller, whose token was checked before the
+/// input was read. If even that cannot be written, the caller gets the
+/// audit failure instead.
+async fn refuse_input(
+    app: &App,
+    who: Option<&Identity>,
+    route: &str,
+    (status, code, message): (u16, &'static str, String),
+) -> ApiError {
+    let message = crate::domain::text::escape(&message).into_owned();
+    let err = AppError::Refused(crate::app::Refusal {
+        status,
+        code,
+        message,
+        totp_failure_of: None,
+    });
+    if !matches!(code, "invalid_characters" | "duplicate_key") {
+        return err.into();
+    }
+    let actor = crate::app::actor_of(who);
+    if let Err(e) = app
+        .record_refusal(&actor, "http.input", &format!("route:{route}"), &err)
+        .await
+    {
+        return e.into();
+    }
+    err.into()
+}
+
+type InputProblem = (u16, &'static str, String);
+
+fn finding_problem(f: input::Finding) -> InputProblem {
+    match f {
+        input::Finding::DuplicateKey { path } => (
+            422,
+            "duplicate_key",
+            format!("field {path} is given twice: give each key once"),
+        ),
+        input::Finding::RefusedCharacter { message } => (422, "invalid_characters", message),
+    }
+}
+
+/// `application/json`, or `application/*+json`.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// JSON body extractor: the body must be JSON with no key named twice and
+/// no control character in any name, id or text (tests/hostile_input.rs);
+/// every rejection uses the error body and is audited.
 pub struct Body<T>(pub T);
 
-impl<T, S> FromRequest<S> for Body<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
+impl<T: serde::de::DeserializeOwned + Send> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(rej) => {
-                let (status, code) = match &rej {
-                    _ if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-                    }
-                    JsonRejection::MissingJsonContentType(_) => {
-                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-                    }
-                    JsonRejection::JsonSyntaxError(_) => {
-                        (StatusCode::BAD_REQUEST, "malformed_json")
-                    }
-                    JsonRejection::JsonDataError(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
-                    }
-                    _ => (StatusCode::BAD_REQUEST, "invalid_body"),
-                };
-                // The body text of serde errors names fields, never values.
-                Err(ApiError::new(status, code, rej.body_text()))
-            }
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let who = req.extensions().get::<Identity>().cloned();
+        let route = route_of(req.method(), req.extensions());
+        match read_body::<T>(req, app).await {
+            Ok(v) => Ok(Body(v)),
+            Err(p) => Err(refuse_input(app, who.as_ref(), &route, p).await),
         }
+    }
+}
+
+async fn read_body<T: serde::de::DeserializeOwned + Send>(
+    req: Request,
+    app: &AppState,
+) -> Result<T, InputProblem> {
+    if !json_content_type(req.headers()) {
+        return Err((
+            415,
+            "unsupported_media_type",
+            "Expected request with `Content-Type: application/json`".into(),
+        ));
+    }
+    let bytes = match axum::body::Bytes::from_request(req, app).await {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err((413, "body_too_large", rej.body_text()))
+        }
+        Err(rej) => return Err((400, "invalid_body", rej.body_text())),
+    };
+    match input::check_json(&bytes) {
+        Err(e) => {
+            return Err((
+                400,
+                "malformed_json",
+                format!("Failed to parse the request body as JSON: {e}"),
+            ))
+        }
+        Ok(Some(f)) => return Err(finding_problem(f)),
+        Ok(None) => {}
+    }
+    // The error text of serde names fields and types, never secret values
+    // (secrets are strings, and any string is a valid secret).
+    serde_json::from_slice::<T>(&bytes).map_err(|e| {
+        (
+            422,
+            "invalid_body",
+            format!("Failed to deserialize the JSON body into the target type: {e}"),
+        )
+    })
+}
+
+/// Path parameters, each percent-decoded and checked for refused
+/// characters before the handler sees it.
+pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        use axum::extract::Path as Raw;
+        let raw = Raw::<Vec<(String, String)>>::from_request_parts(parts, app).await;
+        let problem = match raw {
+            Err(rej) => Some((400, "invalid_path", rej.body_text())),
+            Ok(Raw(pairs)) => pairs
+                .iter()
+                .find_map(|(k, v)| input::check_text(&format!("path segment {{{k}}}"), v))
+                .map(finding_problem),
+        };
+        let problem = match problem {
+            Some(p) => p,
+            None => match Raw::<T>::from_request_parts(parts, app).await {
+                Ok(Raw(v)) => return Ok(Path(v)),
+                Err(rej) => (400, "invalid_path", rej.body_text()),
+            },
+        };
+        let who = parts.extensions.get::<Identity>().cloned();
+        let route = route_of(&parts.method, &parts.extensions);
+        Err(refuse_input(app, who.as_ref(), &route, problem).await)
+    }
+}
+
+/// Query parameters, each percent-decoded and checked for refused
+/// characters; a parameter of the wrong type is `invalid_query`.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        use axum::extract::Query as Raw;
+        let raw = Raw::<Vec<(String, String)>>::from_request_parts(parts, app).await;
+        let problem = match raw {
+            Err(rej) => Some((400, "invalid_query", rej.body_text())),
+            Ok(Raw(pairs)) => pairs
+                .iter()
+                .find_map(|(k, v)| {
+                    input::check_text("a query parameter name", k)
+                        .or_else(|| input::check_text(&format!("query parameter {k}"), v))
+                })
+                .map(finding_problem),
+        };
+        let problem = match problem {
+            Some(p) => p,
+            None => match Raw::<T>::from_request_parts(parts, app).await {
+                Ok(Raw(v)) => return Ok(Query(v)),
+                Err(rej) => (400, "invalid_query", rej.body_text()),
+            },
+        };
+        let who = parts.extensions.get::<Identity>().cloned();
+        let route = route_of(&parts.method, &parts.extensions);
+        Err(refuse_input(app, who.as_ref(), &route, problem).await)
     }
 }
 

@@ -345,6 +345,24 @@ impl TestApp {
         self.call("POST", path, Some(token), Some(body)).await
     }
 
+    /// POST a body exactly as written (JSON that a `Value` cannot hold,
+    /// such as a key given twice).
+    pub async fn post_raw(&self, path: impl Into<String>, token: &str, body: &str) -> Resp {
+        let res = self
+            .http
+            .post(format!("{}{}", self.base, path.into()))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp { status, body }
+    }
+
     /// The current code for a custodian, from `oathtool` at the test clock.
     pub fn code(&self, custodian: &str) -> String {
         let secret = self

@@ -53,6 +53,12 @@ impl DataDir {
         self.root.join(AUDIT_KEY_FILE)
     }
 
+    /// The last signed audit checkpoint this service verified, kept
+    /// outside the database.
+    pub fn witness_file(&self) -> PathBuf {
+        self.root.join(crate::app::witness::WITNESS_FILE)
+    }
+
     /// Create the directory (0700) and any missing key file.
     pub fn ensure(&self) -> anyhow::Result<Created> {
         let mut created = Created::default();

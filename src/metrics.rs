@@ -54,6 +54,19 @@ pub struct CustodyGauges {
     pub audit_head_seq: i64,
     /// Events each SIEM sink has yet to receive.
     pub sink_backlog: Vec<(String, i64)>,
+    /// The witness of the audit chain (this process's).
+    pub witness: Option<crate::crypto::chain::Checkpoint>,
+    /// This process found the chain broken and refuses writes.
+    pub chain_broken: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabels {
+    seq: String,
+    hash: String,
+    ts_ms: String,
+    kid: String,
+    signature: String,
 }
 
 pub struct Metrics {
@@ -71,6 +84,9 @@ pub struct Metrics {
     verify_ok: Gauge,
     verify_at: Gauge,
     verify_seq: Gauge,
+    witness_seq: Gauge,
+    witness: Family<WitnessLabels, Gauge>,
+    chain_broken: Gauge,
 }
 
 impl Default for Metrics {
@@ -95,6 +111,9 @@ impl Metrics {
             verify_ok: Gauge::default(),
             verify_at: Gauge::default(),
             verify_seq: Gauge::default(),
+            witness_seq: Gauge::default(),
+            witness: Family::default(),
+            chain_broken: Gauge::default(),
             registry: Registry::with_prefix("breakglass"),
         };
         m.registry.register(
@@ -162,6 +181,21 @@ impl Metrics {
             "The head sequence number the last verification reached",
             m.verify_seq.clone(),
         );
+        m.registry.register(
+            "audit_witness_seq",
+            "Sequence number of the witness: the last signed checkpoint this process verified (0 if none)",
+            m.witness_seq.clone(),
+        );
+        m.registry.register(
+            "audit_witness",
+            "The witness checkpoint itself (seq, hash, time, key id, Ed25519 signature), so that the metrics store keeps a copy outside the database",
+            m.witness.clone(),
+        );
+        m.registry.register(
+            "audit_chain_broken",
+            "1 if this process found the audit chain broken and refuses writes",
+            m.chain_broken.clone(),
+        );
         m.verify_ok.set(-1);
         m
     }
@@ -226,6 +260,21 @@ impl Metrics {
             sink: s.into(),
         });
         self.audit_length.set(g.audit_head_seq);
+        self.witness.clear();
+        self.witness_seq
+            .set(g.witness.as_ref().map_or(0, |w| w.seq));
+        if let Some(w) = &g.witness {
+            self.witness
+                .get_or_create(&WitnessLabels {
+                    seq: w.seq.to_string(),
+                    hash: w.hash.clone(),
+                    ts_ms: w.ts_ms.to_string(),
+                    kid: w.kid.clone(),
+                    signature: w.signature.clone(),
+                })
+                .set(1);
+        }
+        self.chain_broken.set(i64::from(g.chain_broken));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -98,6 +98,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         )),
         _ => Arc::new(DatabaseSecretStore::new(store.clone())),
     };
+    let audit_key = Arc::new(
+        SigningKey::load(&dir.audit_key_file())
+            .context("while loading the audit checkpoint key")?,
+    );
     let review_sdk = if config.settings.review_aws {
         Some(crate::aws::sdk_config(&config.aws).await)
     } else {
@@ -126,10 +130,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .context("while building the HTTP client")?,
-        audit_key: Arc::new(
-            SigningKey::load(&dir.audit_key_file())
-                .context("while loading the audit checkpoint key")?,
+        witness: Arc::new(
+            crate::app::witness::Witness::load(
+                &dir.witness_file(),
+                &crate::crypto::chain::AuditKey::new(audit_key.public_key()),
+            )
+            .context("while loading the audit witness")?,
         ),
+        chain_break: Default::default(),
+        audit_key,
         replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         vault: Arc::default(),
         limiters: Arc::new(crate::limits::Limiters::new(&config.settings.limits)),

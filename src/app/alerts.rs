@@ -257,6 +257,27 @@ impl App {
     async fn send_alert(&self, ch: &AlertChannel, a: &AlertRow) -> Result<(), String> {
         let mut body: Value =
             serde_json::from_str(&a.payload).map_err(|_| "unreadable payload".to_string())?;
+        // Every receiver witnesses the last signed checkpoint, outside the
+        // database: a log later rolled back or rewritten disagrees with it.
+        if let Some(w) = self.witness.current() {
+            let witness = serde_json::to_value(&w).map_err(|e| e.to_string())?;
+            match ch.kind.as_str() {
+                "slack" => {
+                    if let Some(text) = body["text"].as_str() {
+                        body["text"] = json!(format!(
+                            "{text}\n_audit witness: checkpoint of event {} hash {} signature {}_",
+                            w.seq, w.hash, w.signature
+                        ));
+                    }
+                }
+                "pagerduty" => {
+                    if body["payload"].is_object() {
+                        body["payload"]["custom_details"]["audit_witness"] = witness;
+                    }
+                }
+                _ => body["audit_witness"] = witness,
+            }
+        }
         let mut req = self
             .http
             .post(&ch.url)

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{refuse, App, AppResult, Done, Event};
+use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
-use crate::crypto::chain::{AuditEvent, AuditKey, Checkpoint, Verdict, Verifier};
+use crate::crypto::chain::{AuditEvent, AuditKey, Break, Checkpoint, Verdict, Verifier};
 use crate::domain::Role;
 use crate::store::{AuditFilter, Tx};
 
@@ -57,8 +57,10 @@ impl App {
     }
 
     /// Sign the chain head in `tx` (locking it), unless a checkpoint
-    /// already covers it.
-    async fn checkpoint_head(&self, tx: &mut dyn Tx) -> anyhow::Result<Option<Checkpoint>> {
+    /// already covers it. Never over a chain that does not verify from the
+    /// witness: then the break is recorded (writes stop) and returned. The
+    /// caller advances the witness once the checkpoint is committed.
+    async fn checkpoint_head(&self, tx: &mut dyn Tx) -> AppResult<Option<Checkpoint>> {
         let (seq, hash) = tx.audit_head().await?;
         if seq == 0 {
             return Ok(None);
@@ -66,8 +68,64 @@ impl App {
         if tx.last_checkpoint().await?.is_some_and(|c| c.seq >= seq) {
             return Ok(None);
         }
+        self.verify_since_witness(tx, (seq, hash.clone())).await?;
         let c = sign_checkpoint(&self.audit_key, seq, &hash, self.now_ms());
         Ok(tx.insert_checkpoint(&c).await?.then_some(c))
+    }
+
+    /// Verify the chain in `tx` from the witness (or, with none, from the
+    /// base) to `head`. On success the witness moves to the last valid
+    /// checkpoint reached; on a break, the break is recorded and refused.
+    async fn verify_since_witness(&self, tx: &mut dyn Tx, head: (i64, String)) -> AppResult<()> {
+        let base = tx.audit_base().await?;
+        let start = match self.witness.current() {
+            Some(w) if w.seq > base.0 => {
+                if let Some(b) = witness_break(tx, &w, head.0).await? {
+                    return Err(self.chain_broken(b));
+                }
+                (w.seq, w.hash)
+            }
+            _ => base,
+        };
+        let (verdict, reached) = verify_range(tx, self.audit_public_key(), start, head).await?;
+        match verdict.first_break {
+            Some(b) => Err(self.chain_broken(b)),
+            None => {
+                if let Some(c) = reached {
+                    self.advance_witness(&c);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Move the witness forward (a checkpoint is committed and verified).
+    /// A witness file that cannot be written is logged, not fatal: the
+    /// checkpoint is in the database and in memory.
+    pub(crate) fn advance_witness(&self, c: &Checkpoint) {
+        if let Err(e) = self.witness.advance(c) {
+            tracing::error!(error = %format!("{e:#}"), seq = c.seq, "could not record the audit witness in the data directory");
+        }
+    }
+
+    /// Record a break of the chain: from now on this process signs no
+    /// checkpoint and says why in `/readyz` and `/metrics`, until a full
+    /// verification passes again.
+    pub(crate) fn chain_broken(&self, b: Break) -> AppError {
+        let mut known = self.chain_break.lock().unwrap_or_else(|e| e.into_inner());
+        if known.is_none() {
+            tracing::error!(seq = b.seq, reason = %b.reason, "the audit chain is broken: writes are refused");
+            *known = Some(b.clone());
+        }
+        chain_broken_error(&b)
+    }
+
+    /// The break this process knows of, if any.
+    pub fn known_break(&self) -> Option<Break> {
+        self.chain_break
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sign a checkpoint if one is due: the chain moved by the configured
@@ -90,13 +148,62 @@ impl App {
         if !due {
             return Ok(None);
         }
+        if self.known_break().is_some() {
+            return Ok(None);
+        }
         let mut tx = self.store.begin().await?;
-        let c = self.checkpoint_head(tx.as_mut()).await?;
+        let c = match self.checkpoint_head(tx.as_mut()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tx.rollback().await?;
+                if let Some(b) = self.known_break() {
+                    // Audited and alerted once, if the log still takes it.
+                    self.report_break(&b).await;
+                    return Ok(None);
+                }
+                anyhow::bail!("while signing a checkpoint: {e}");
+            }
+        };
         tx.commit().await?;
         if let Some(c) = &c {
+            self.advance_witness(c);
             tracing::info!(seq = c.seq, kid = %c.kid, "signed an audit checkpoint");
         }
         Ok(c)
+    }
+
+    /// Write the `audit.verify` failure event of a break (which alerts).
+    /// If the log cannot take it (an event past the head), the break is
+    /// only logged, and `/readyz` says why.
+    async fn report_break(&self, b: &Break) {
+        let ev = verify_event(&Verdict {
+            ok: false,
+            events_checked: 0,
+            head_seq: 0,
+            head_hash: String::new(),
+            first_break: Some(b.clone()),
+            checkpoints_checked: 0,
+            signed_through: None,
+        });
+        let res = async {
+            let mut tx = self.store.begin().await?;
+            let e = seal_and_insert(
+                tx.as_mut(),
+                self.now_ms(),
+                "breakglass",
+                "success",
+                None,
+                ev,
+            )
+            .await?;
+            self.enqueue_alerts(tx.as_mut(), &e).await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::error!(error = %format!("{e:#}"), "could not audit the break of the audit chain");
+        }
     }
 
     /// Sign the head now (auditor or admin). The request is audited by the
@@ -126,8 +233,11 @@ impl App {
             Ok(Done::new(c, ev))
         }
         .await;
-        self.finish(tx, Some(who), "audit.checkpoint", "audit", res)
-            .await
+        let c = self
+            .finish(tx, Some(who), "audit.checkpoint", "audit", res)
+            .await?;
+        self.advance_witness(&c);
+        Ok(c)
     }
 
     /// Signed checkpoints after `after` (auditor). Audited, like every
@@ -156,41 +266,71 @@ impl App {
     }
 
     /// Verify the whole chain on a consistent snapshot, holding no lock, so
-    /// writers go on while a long chain is verified. The result is what
-    /// `/metrics` reports as the last verification.
+    /// writers go on while a long chain is verified; then check it against
+    /// the witness kept outside the database. The result is what `/metrics`
+    /// reports as the last verification; a break stops writes.
     pub async fn verify_chain(&self) -> AppResult<Verdict> {
         let mut snap = self.store.begin_snapshot().await?;
         let head = snap.audit_head_peek().await?;
         let base = snap.audit_base().await?;
-        let mut v =
-            Verifier::starting_at(base.0 + 1, &base.1).with_keys(vec![self.audit_public_key()]);
-        for c in snap.checkpoints(0, CHECKPOINTS_MAX).await? {
-            v.checkpoint(c);
-        }
-        v.require_signed_start();
-        let mut after = base.0;
-        loop {
-            let batch = snap.audit_events(after, VERIFY_BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            batch.iter().for_each(|e| v.push(e));
-        }
+        let (mut verdict, reached) =
+            verify_range(snap.as_mut(), self.audit_public_key(), base, head.clone()).await?;
+        let witnessed = match self.witness.current() {
+            Some(w) if w.seq > 0 => witness_break(snap.as_mut(), &w, head.0).await?,
+            _ => None,
+        };
         snap.rollback().await?;
-        let verdict = v.finish(Some(head));
+        if let Some(b) = witnessed {
+            if verdict.first_break.as_ref().is_none_or(|f| b.seq < f.seq) {
+                verdict.first_break = Some(b);
+            }
+            verdict.ok = false;
+        }
         self.metrics
             .verified(verdict.ok, verdict.head_seq, self.now_ms());
-        if !verdict.ok {
-            tracing::error!(first_break = ?verdict.first_break, "the audit chain does not verify");
+        match &verdict.first_break {
+            Some(b) => {
+                tracing::error!(first_break = ?verdict.first_break, "the audit chain does not verify");
+                let _ = self.chain_broken(b.clone());
+            }
+            None => {
+                *self.chain_break.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                if let Some(c) = reached {
+                    self.advance_witness(&c);
+                }
+            }
         }
         Ok(verdict)
     }
 
-    /// The database's figures for `/metrics`.
+    /// The database's figures for `/metrics`, and the witness.
     pub async fn custody_gauges(&self) -> AppResult<crate::metrics::CustodyGauges> {
         let mut tx = self.store.begin_read().await?;
-        let g = tx.custody_gauges(self.now_ms()).await?;
+        let mut g = tx.custody_gauges(self.now_ms()).await?;
         tx.rollback().await?;
+        g.witness = self.witness.current();
+        g.chain_broken = self.known_break().is_some();
         Ok(g)
+    }
+
+    /// Whether the chain can take events: no break known to this process,
+    /// and no event recorded past the head (appended outside the service).
+    /// `Err` says why, for `/readyz`.
+    pub async fn chain_ready(&self) -> AppResult<Result<(), String>> {
+        if let Some(b) = self.known_break() {
+            return Ok(Err(format!("broken at {}: {}", b.seq, b.reason)));
+        }
+        let mut tx = self.store.begin_read().await?;
+        let head = tx.audit_head_peek().await?;
+        let past = tx.audit_seq_after(head.0).await?;
+        tx.rollback().await?;
+        Ok(match past {
+            Some(seq) => Err(format!(
+                "broken at {seq}: events after {} are not recorded in the chain head: they were appended outside the service",
+                head.0
+            )),
+            None => Ok(()),
+        })
     }
 
     /// The server's own check of the chain, every `audit.verify_interval`
@@ -203,25 +343,21 @@ impl App {
             return Ok(());
         }
         *last = Some(std::time::Instant::now());
+        let already = self.known_break().is_some();
         let verdict = self
             .verify_chain()
             .await
             .map_err(|e| anyhow::anyhow!("while verifying the audit chain: {e:?}"))?;
-        if !verdict.ok {
-            let mut tx = self.store.begin().await?;
-            self.append(
-                tx.as_mut(),
-                "breakglass",
-                "success",
-                None,
-                verify_event(&verdict),
-            )
-            .await?;
-            tx.commit().await?;
+        if let (false, Some(b)) = (already, &verdict.first_break) {
+            self.report_break(b).await;
         }
         Ok(())
     }
 
+    /// Verify the chain (auditor). Audited; but a broken chain is reported
+    /// even when the log can no longer take the `audit.verify` event
+    /// (an event appended outside the service blocks every append): hiding
+    /// the break would be worse than a read left out of a broken log.
     pub async fn audit_verify(&self, who: &Identity) -> AppResult<Verdict> {
         let checked = async {
             self.require(who, Role::Auditor)?;
@@ -229,12 +365,38 @@ impl App {
         }
         .await;
         let tx = self.store.begin().await?;
-        let res = checked.map(|verdict: Verdict| {
-            let ev = verify_event(&verdict);
-            Done::new(verdict, ev)
-        });
-        self.finish(tx, Some(who), "audit.verify", "audit", res)
-            .await
+        match checked {
+            Ok(verdict) if !verdict.ok => {
+                let res = async {
+                    let mut tx = tx;
+                    let e = seal_and_insert(
+                        tx.as_mut(),
+                        self.now_ms(),
+                        &who.subject,
+                        "success",
+                        None,
+                        verify_event(&verdict),
+                    )
+                    .await?;
+                    self.enqueue_alerts(tx.as_mut(), &e).await?;
+                    tx.commit().await?;
+                    anyhow::Ok(())
+                }
+                .await;
+                if let Err(e) = res {
+                    tracing::error!(error = %format!("{e:#}"), "the audit.verify event of a broken chain could not be appended");
+                }
+                Ok(verdict)
+            }
+            other => {
+                let res = other.map(|verdict| {
+                    let ev = verify_event(&verdict);
+                    Done::new(verdict, ev)
+                });
+                self.finish(tx, Some(who), "audit.verify", "audit", res)
+                    .await
+            }
+        }
     }
 }
 
@@ -284,6 +446,105 @@ impl App {
     }
 }
 
+/// Verify the chain in `tx` from `start` (an event's seq and hash, or the
+/// base) to `head`, with every checkpoint after `start` checked against
+/// `key`. Returns the verdict and the last valid checkpoint reached.
+pub(crate) async fn verify_range(
+    tx: &mut dyn Tx,
+    key: AuditKey,
+    start: (i64, String),
+    head: (i64, String),
+) -> anyhow::Result<(Verdict, Option<Checkpoint>)> {
+    let base = tx.audit_base().await?;
+    let mut v = Verifier::starting_at(start.0 + 1, &start.1).with_keys(vec![key]);
+    let checkpoints = tx.checkpoints(start.0 - 1, CHECKPOINTS_MAX).await?;
+    for c in &checkpoints {
+        v.checkpoint(c.clone());
+    }
+    if start.0 == base.0 {
+        v.require_signed_start();
+    }
+    let mut after = start.0;
+    loop {
+        let batch = tx.audit_events(after, VERIFY_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        batch.iter().for_each(|e| v.push(e));
+    }
+    let verdict = v.finish(Some(head));
+    let reached = verdict
+        .signed_through
+        .and_then(|s| checkpoints.into_iter().find(|c| c.seq == s));
+    Ok((verdict, reached))
+}
+
+/// Whether the database still holds what the witness saw: the signed
+/// checkpoint itself, and the event it signs with the hash it signs. (An
+/// event archived and pruned is vouched for by the base's checkpoint.)
+pub(crate) async fn witness_break(
+    tx: &mut dyn Tx,
+    w: &Checkpoint,
+    head_seq: i64,
+) -> anyhow::Result<Option<Break>> {
+    let base = tx.audit_base().await?;
+    if w.seq <= base.0 {
+        return Ok(None);
+    }
+    if head_seq < w.seq {
+        return Ok(Some(Break {
+            seq: head_seq + 1,
+            reason: format!(
+                "the log ends at event {head_seq}, but this service witnessed a signed checkpoint of event {}: the log was rolled back",
+                w.seq
+            ),
+        }));
+    }
+    let held = tx
+        .checkpoints(w.seq - 1, 1)
+        .await?
+        .into_iter()
+        .find(|c| c.seq == w.seq);
+    if held.as_ref() != Some(w) {
+        return Ok(Some(Break {
+            seq: w.seq,
+            reason: format!(
+                "the signed checkpoint of event {}, which this service witnessed outside the database, is missing from it or differs: checkpoints were erased or rolled back",
+                w.seq
+            ),
+        }));
+    }
+    if tx.audit_hash_at(w.seq).await?.as_deref() != Some(w.hash.as_str()) {
+        return Ok(Some(Break {
+            seq: w.seq,
+            reason: format!(
+                "event {} does not have the hash this service witnessed: the log was rewritten at or before event {}",
+                w.seq, w.seq
+            ),
+        }));
+    }
+    Ok(None)
+}
+
+/// The refusal of every write once the chain is known to be broken.
+pub(crate) fn chain_broken_error(b: &Break) -> AppError {
+    AppError::Unavailable {
+        code: "audit_chain_broken",
+        message: format!(
+            "the audit log is broken at event {}: {}. Nothing can be recorded until an operator restores the log (see `breakglass audit verify`)",
+            b.seq, b.reason
+        ),
+    }
+}
+
+/// An event could not be appended because one is already recorded past
+/// the chain head: it was appended outside the service.
+#[derive(Debug, thiserror::Error)]
+#[error("event {seq} is already in the log, past the chain head at {head}: it was appended outside the service")]
+pub struct AppendedOutside {
+    pub seq: i64,
+    pub head: i64,
+}
+
 /// Sequence, hash and insert one event after the chain head (locked on
 /// PostgreSQL until the transaction ends). The one place events are sealed.
 pub async fn seal_and_insert(
@@ -316,8 +577,16 @@ pub async fn seal_and_insert(
         &prev,
     )
     .map_err(|e| anyhow::anyhow!("while sealing an audit event: {e}"))?;
-    tx.insert_audit(&e).await?;
-    Ok(e)
+    match tx.insert_audit(&e).await {
+        // The head is locked: only a row written around the service can
+        // hold the next sequence number or link to the head.
+        Err(crate::store::StoreError::Conflict(_)) => Err(AppendedOutside {
+            seq: e.seq,
+            head: seq,
+        }
+        .into()),
+        other => other.map(|()| e).map_err(Into::into),
+    }
 }
 
 /// Append one successful event inside `tx` (for work done outside the

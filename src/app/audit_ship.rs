@@ -173,6 +173,11 @@ impl App {
                 "X-Breakglass-Batch",
                 format!("{}-{through}", events.first().map_or(through, |e| e.seq)),
             );
+        // The receiver witnesses the last signed checkpoint too (compact
+        // JSON; its Ed25519 signature makes it self-proving).
+        if let Some(w) = self.witness.current() {
+            req = req.header("X-Breakglass-Audit-Witness", super::witness::compact(&w));
+        }
         if let Some(key) = &sink.hmac_key {
             req = req.header("X-Breakglass-Signature", signature(key, now / 1000, &body));
         }

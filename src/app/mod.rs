@@ -29,6 +29,7 @@ pub mod requests;
 pub mod rewrap;
 pub mod rotation;
 pub mod views;
+pub mod witness;
 
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -59,6 +60,12 @@ pub struct App {
     pub limiters: Arc<crate::limits::Limiters>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The last signed checkpoint this service verified, kept outside the
+    /// database (`witness.rs`).
+    pub witness: Arc<witness::Witness>,
+    /// A break of the audit chain this process found: no checkpoint is
+    /// signed while it is set, and `/readyz` says why.
+    pub chain_break: std::sync::Mutex<Option<crate::crypto::chain::Break>>,
 }
 
 /// A refused action: HTTP status, a stable code, a message for people.
@@ -224,7 +231,21 @@ impl App {
         code: Option<&str>,
         ev: Event,
     ) -> AppResult<AuditEvent> {
-        let e = audit::seal_and_insert(tx, self.now_ms(), actor, outcome, code, ev).await?;
+        let e = match audit::seal_and_insert(tx, self.now_ms(), actor, outcome, code, ev).await {
+            Ok(e) => e,
+            Err(err) => match err.downcast_ref::<audit::AppendedOutside>() {
+                Some(o) => {
+                    return Err(self.chain_broken(crate::crypto::chain::Break {
+                        seq: o.seq,
+                        reason: format!(
+                            "events after {} are not recorded in the chain head: they were appended outside the service",
+                            o.head
+                        ),
+                    }))
+                }
+                None => return Err(err.into()),
+            },
+        };
         // Alerts are written with the event: they exist exactly when it does.
         self.enqueue_alerts(tx, &e).await?;
         Ok(e)

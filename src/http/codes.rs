@@ -26,6 +26,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     // Dependencies.
     ("database_busy", "503: no free database connection within `database.acquire_timeout`"),
     ("database_unavailable", "503: the database does not answer"),
+    ("audit_chain_broken", "503: the audit log is broken (an event appended outside the service, or history that disagrees with the witness): nothing that must be audited can happen, and no checkpoint is signed; `audit verify` and `/readyz` say where"),
     ("key_service_unavailable", "503: the key service (KMS) does not answer"),
     ("key_service_refused", "503: the key service refused the operation"),
     ("secret_store_unavailable", "503: the secret store does not answer"),

@@ -22,6 +22,9 @@ pub struct Health {
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Why not, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -36,19 +39,31 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: database, key service and secret store answer.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
+    let check = |name: String, ok: bool| Check {
+        name,
+        ok,
+        reason: None,
+    };
+    let chain = match app.chain_ready().await {
+        Ok(Ok(())) => check("audit_chain".into(), true),
+        Ok(Err(why)) => Check {
+            name: "audit_chain".into(),
+            ok: false,
+            reason: Some(why),
+        },
+        Err(_) => check("audit_chain".into(), false),
+    };
     let checks = vec![
-        Check {
-            name: "database".into(),
-            ok: app.store.ping().await.is_ok(),
-        },
-        Check {
-            name: format!("key_service:{}", app.keys.kind()),
-            ok: app.keys.health().await.is_ok(),
-        },
-        Check {
-            name: format!("secret_store:{}", app.secrets.kind()),
-            ok: app.secrets.health().await.is_ok(),
-        },
+        check("database".into(), app.store.ping().await.is_ok()),
+        check(
+            format!("key_service:{}", app.keys.kind()),
+            app.keys.health().await.is_ok(),
+        ),
+        check(
+            format!("secret_store:{}", app.secrets.kind()),
+            app.secrets.health().await.is_ok(),
+        ),
+        chain,
     ];
     let ok = checks.iter().all(|c| c.ok);
     let status = if ok {

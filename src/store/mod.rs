@@ -556,6 +556,9 @@ pub trait Tx: Send {
     ) -> Result<Vec<AuditEvent>>;
     /// The first event at or after `ts_ms`.
     async fn first_seq_since(&mut self, ts_ms: i64) -> Result<Option<i64>>;
+    /// The first event after `seq` (after the head: one appended outside
+    /// the service).
+    async fn audit_seq_after(&mut self, seq: i64) -> Result<Option<i64>>;
     /// The `hash` of event `seq` (64 zeros for 0).
     async fn audit_hash_at(&mut self, seq: i64) -> Result<Option<String>>;
     /// Record a signed checkpoint; false if one exists for that event.

@@ -672,6 +672,15 @@ macro_rules! impl_sql_tx {
                 Ok(row.try_get("seq")?)
             }
 
+            async fn audit_seq_after(&mut self, seq: i64) -> $crate::store::Result<Option<i64>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT MIN(seq) AS seq FROM audit_events WHERE seq > $1")
+                    .bind(seq)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok(row.try_get("seq")?)
+            }
+
             async fn audit_hash_at(&mut self, seq: i64) -> $crate::store::Result<Option<String>> {
                 use sqlx::Row;
                 if seq == 0 {
@@ -1413,6 +1422,7 @@ macro_rules! impl_sql_tx {
                     alerts_by_state,
                     audit_head_seq,
                     sink_backlog,
+                    ..Default::default()
                 })
             }
 

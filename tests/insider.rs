@@ -1,0 +1,373 @@
+//! A database writer (an insider, or whoever stole the database's
+//! credentials) tampers with what the service keeps there. What the
+//! database does not hold — the audit key, the witness kept outside it, the
+//! custodians' TOTP seeds behind the key service — catches each attempt.
+
+mod common;
+
+use breakglass::crypto::chain::{seal, AuditEvent, GENESIS};
+use common::{Backend, TestApp, World};
+use serde_json::{json, Value};
+
+both_backends!(
+    erased_checkpoints_and_a_rewritten_chain_are_caught_by_the_witness_and_never_signed_over,
+    a_rolled_back_log_is_caught_by_the_witness,
+    an_event_appended_outside_the_service_is_named_and_writes_fail_closed,
+    every_alert_and_siem_batch_carries_the_witness,
+);
+
+/// Rewrite the chain from `from` with `edit` applied, recomputing every
+/// later hash and the head, as a database writer can: the unsigned chain
+/// stays consistent.
+async fn rewrite_chain(t: &TestApp, from: i64, edit: impl Fn(&mut AuditEvent)) {
+    let mut prev = GENESIS.to_string();
+    let mut sql = String::new();
+    for mut e in t.audit().await {
+        if e.seq == from {
+            edit(&mut e);
+        }
+        if e.seq >= from {
+            e = seal(e, &prev).unwrap();
+            sql += &format!(
+                "UPDATE audit_events SET actor = '{}', details = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};\n",
+                e.actor.replace('\'', "''"),
+                serde_json::to_string(&e.details).unwrap().replace('\'', "''"),
+                e.prev_hash,
+                e.hash,
+                e.seq
+            );
+        }
+        prev = e.hash.clone();
+        sql += &format!(
+            "UPDATE audit_head SET seq = {}, hash = '{}';\n",
+            e.seq, e.hash
+        );
+    }
+    t.raw_sql(&sql).await;
+}
+
+async fn checkpoint(w: &World) -> i64 {
+    w.t.post("/v1/audit/checkpoints", &w.auditor, json!({}))
+        .await
+        .ok()["seq"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn readyz(t: &TestApp) -> (u16, Value) {
+    let r = t.call("GET", "/readyz", None, None).await;
+    let chain = r.body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "audit_chain")
+        .cloned()
+        .unwrap();
+    (r.status, chain)
+}
+
+async fn checkpoints_in_db(t: &TestApp) -> usize {
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let n = tx.checkpoints(0, 1000).await.unwrap().len();
+    tx.rollback().await.unwrap();
+    n
+}
+
+async fn erased_checkpoints_and_a_rewritten_chain_are_caught_by_the_witness_and_never_signed_over(
+    b: Backend,
+) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    w.approved_request().await;
+    let cp = checkpoint(&w).await;
+    // The witness is outside the database: in the data directory and in
+    // /metrics.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.data_dir.join("audit.witness")).unwrap())
+            .unwrap();
+    assert_eq!(file["seq"], cp);
+    let metrics = t.call("GET", "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains(&format!("breakglass_audit_witness_seq {cp}"))
+            && text.contains(&format!("hash=\"{}\"", file["hash"].as_str().unwrap())),
+        "{text}"
+    );
+    w.request().await;
+
+    // Erase every checkpoint and rewrite event 3 with the chain recomputed.
+    t.raw_sql("DELETE FROM audit_checkpoints").await;
+    rewrite_chain(t, 3, |e| e.actor = "mallory".into()).await;
+    assert!(t.verify().await, "the unsigned chain alone passes");
+
+    // The server refuses to sign over it, and signs nothing by itself.
+    t.post("/v1/audit/checkpoints", &w.auditor, json!({}))
+        .await
+        .refused(503, "audit_chain_broken");
+    t.app.checkpoint_if_due().await.unwrap();
+    assert_eq!(
+        checkpoints_in_db(t).await,
+        0,
+        "a checkpoint over a forged head"
+    );
+    // `audit verify` compares against the witness and names the break.
+    let v = t.post("/v1/audit/verify", &w.auditor, json!({})).await.ok();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_break"]["seq"], cp, "{v}");
+    let reason = v["first_break"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("witnessed outside the database"),
+        "{reason}"
+    );
+    let (status, chain) = readyz(t).await;
+    assert_eq!((status, &chain["ok"]), (503, &json!(false)), "{chain}");
+    assert!(chain["reason"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("broken at {cp}")));
+
+    // A server started afresh on the same data directory has only the
+    // witness file to go by, and finds the same.
+    let fresh = t.successor(None).await;
+    let auditor = fresh.token("audrey", &[breakglass::domain::Role::Auditor]);
+    let v = fresh
+        .post("/v1/audit/verify", &auditor, json!({}))
+        .await
+        .ok();
+    assert_eq!(
+        (v["ok"].clone(), v["first_break"]["seq"].clone()),
+        (json!(false), json!(cp))
+    );
+    fresh
+        .post("/v1/audit/checkpoints", &auditor, json!({}))
+        .await
+        .refused(503, "audit_chain_broken");
+    assert_eq!(checkpoints_in_db(t).await, 0);
+}
+
+async fn a_rolled_back_log_is_caught_by_the_witness(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let early = t.audit().await.len() as i64;
+    let hash = t.audit().await.last().unwrap().hash.clone();
+    w.approved_request().await;
+    let cp = checkpoint(&w).await;
+    // Restore an older state of the database: the events, the head and
+    // the checkpoints as they were before the request.
+    t.raw_sql(&format!(
+        "DELETE FROM audit_events WHERE seq > {early};
+         DELETE FROM audit_checkpoints WHERE seq > {early};
+         UPDATE audit_head SET seq = {early}, hash = '{hash}';"
+    ))
+    .await;
+    assert!(t.verify().await, "the unsigned chain alone passes");
+    let v = t.post("/v1/audit/verify", &w.auditor, json!({})).await.ok();
+    assert_eq!(v["ok"], false, "{v}");
+    let reason = v["first_break"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("rolled back") && reason.contains(&format!("event {cp}")),
+        "{reason}"
+    );
+    t.post("/v1/audit/checkpoints", &w.auditor, json!({}))
+        .await
+        .refused(503, "audit_chain_broken");
+}
+
+async fn an_event_appended_outside_the_service_is_named_and_writes_fail_closed(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let id = w.request().await;
+    // A correctly hashed event past the head, the head left alone.
+    let last = t.audit().await.pop().unwrap();
+    let forged = seal(
+        AuditEvent {
+            seq: last.seq + 1,
+            ts_ms: last.ts_ms + 1,
+            actor: "sec".into(),
+            action: "request.approve".into(),
+            target: format!("request:{id}"),
+            outcome: "success".into(),
+            code: None,
+            details: json!({ "credential": "aws-prod-root" }),
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        &last.hash,
+    )
+    .unwrap();
+    t.raw_sql(&format!(
+        "INSERT INTO audit_events (seq, ts_ms, actor, action, target, outcome, code, details, prev_hash, hash) \
+         VALUES ({}, {}, 'sec', 'request.approve', 'request:{id}', 'success', NULL, '{}', '{}', '{}')",
+        forged.seq,
+        forged.ts_ms,
+        serde_json::to_string(&forged.details).unwrap(),
+        forged.prev_hash,
+        forged.hash
+    ))
+    .await;
+    let broken_at = forged.seq;
+    // Every audited write fails closed with its own code, naming the break.
+    for _ in 0..2 {
+        let r = t
+            .post(
+                "/v1/requests",
+                &w.requester,
+                json!({ "credential": "aws-prod-root", "reason": "again" }),
+            )
+            .await;
+        r.refused(503, "audit_chain_broken");
+    }
+    w.approve(&id, "ann", &w.ann)
+        .await
+        .refused(503, "audit_chain_broken");
+    // Verify reports the break instead of failing.
+    let v = t.post("/v1/audit/verify", &w.auditor, json!({})).await.ok();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["first_break"]["seq"], broken_at, "{v}");
+    assert!(v["first_break"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("appended outside the service"));
+    // Reads that need no audit event still answer; /readyz says why.
+    t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    let (status, chain) = readyz(t).await;
+    assert_eq!(status, 503);
+    let reason = chain["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("broken at {broken_at}")) && reason.contains("appended outside"),
+        "{reason}"
+    );
+    // A replica that has not tried to write yet finds it from the database.
+    let other = t.successor(None).await;
+    let (status, chain) = readyz(&other).await;
+    assert_eq!(status, 503);
+    assert!(chain["reason"]
+        .as_str()
+        .unwrap()
+        .contains("appended outside"));
+    // Nothing the refused writes did was kept.
+    assert_eq!(t.audit().await.len() as i64, broken_at);
+}
+
+/// What a receiver was sent: (path, witness header, body).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+async fn witness_receiver() -> (String, Seen) {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    let seen: Seen = Default::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |uri: Uri, headers: HeaderMap, body: String| {
+            let s = s.clone();
+            async move {
+                let w = headers
+                    .get("x-breakglass-audit-witness")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                s.lock().unwrap().push((uri.path().to_string(), w, body));
+                StatusCode::OK
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+async fn every_alert_and_siem_batch_carries_the_witness(b: Backend) {
+    use breakglass::config::{AlertChannel, Alerts, AuditSink};
+    use std::sync::Arc;
+    let (base, seen) = witness_receiver().await;
+    let url = base.clone();
+    let t = TestApp::start_configured(b, &move |c| {
+        let events = |kind: &str| {
+            breakglass::config::default_alert_events(kind)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        let secret = |k: &[u8]| Some(Arc::new(zeroize::Zeroizing::new(k.to_vec())));
+        c.settings.alerts = Some(Alerts {
+            public_url: None,
+            max_attempts: 3,
+            channels: vec![
+                AlertChannel {
+                    name: "chat".into(),
+                    kind: "slack".into(),
+                    url: format!("{url}/slack"),
+                    events: events("slack"),
+                    secret: None,
+                },
+                AlertChannel {
+                    name: "pager".into(),
+                    kind: "pagerduty".into(),
+                    url: format!("{url}/pd"),
+                    events: events("pagerduty"),
+                    secret: secret(b"R0UT1NGKEY0000000000000000000000"),
+                },
+                AlertChannel {
+                    name: "hook".into(),
+                    kind: "webhook".into(),
+                    url: format!("{url}/hook"),
+                    events: events("webhook"),
+                    secret: secret(b"0123456789abcdef0123456789abcdef-webhook"),
+                },
+            ],
+        });
+        c.settings.audit_sink = Some(AuditSink {
+            url: format!("{url}/siem"),
+            ocsf: false,
+            batch_size: 500,
+            hmac_key: None,
+            timeout: std::time::Duration::from_secs(5),
+        });
+    })
+    .await;
+    let w = World::with(t).await;
+    let cp = checkpoint(&w).await;
+    w.request().await;
+    w.t.app.deliver_alerts().await.unwrap();
+    w.t.app.ship_audit_all().await.unwrap();
+    let witness = w.t.app.witness.current().unwrap();
+    assert!(witness.seq >= cp);
+    let seen = seen.lock().unwrap().clone();
+    for path in ["/slack", "/pd", "/hook", "/siem"] {
+        assert!(
+            seen.iter().any(|(p, ..)| p == path),
+            "nothing sent to {path}"
+        );
+    }
+    for (path, header, body) in &seen {
+        match path.as_str() {
+            "/siem" => {
+                let h: breakglass::crypto::chain::Checkpoint =
+                    serde_json::from_str(header).unwrap();
+                assert_eq!(h.seq, witness.seq);
+                let key = w.t.app.audit_public_key();
+                assert!(
+                    h.signature_valid(&key.raw().unwrap()),
+                    "a self-proving witness"
+                );
+            }
+            "/slack" => assert!(
+                body.contains(&witness.hash) && body.contains(&witness.signature),
+                "{body}"
+            ),
+            "/pd" => {
+                let v: Value = serde_json::from_str(body).unwrap();
+                if v["event_action"] == "trigger" {
+                    assert_eq!(
+                        v["payload"]["custom_details"]["audit_witness"]["seq"],
+                        witness.seq
+                    );
+                }
+            }
+            _ => {
+                let v: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(v["audit_witness"]["hash"], witness.hash.as_str(), "{v}");
+            }
+        }
+    }
+}

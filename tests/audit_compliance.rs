@@ -41,6 +41,16 @@ struct Logged {
     key: PathBuf,
     cp1: i64,
     cp2: i64,
+    /// Every signed checkpoint, in order: the two above and those signed
+    /// with each request and decision.
+    checkpoints: Vec<i64>,
+}
+
+impl Logged {
+    /// The first checkpoint after event `seq`.
+    fn first_checkpoint_after(&self, seq: i64) -> i64 {
+        *self.checkpoints.iter().find(|&&c| c > seq).unwrap()
+    }
 }
 
 async fn logged(b: Backend) -> Logged {
@@ -76,12 +86,22 @@ async fn logged(b: Backend) -> Logged {
     let key_json = t.get("/.well-known/breakglass-audit-key", "").await.ok();
     let key = dir.path().join("audit-key.json");
     std::fs::write(&key, key_json.to_string()).unwrap();
+    let mut tx = w.t.app.store.begin_read().await.unwrap();
+    let checkpoints = tx
+        .checkpoints(0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    tx.rollback().await.unwrap();
     Logged {
         w,
         dir,
         key,
         cp1,
         cp2,
+        checkpoints,
     }
 }
 
@@ -179,20 +199,21 @@ impl Logged {
 async fn an_intact_log_verifies_online_offline_and_in_python(b: Backend) {
     let l = logged(b).await;
     let v = l.online().await;
+    let last = *l.checkpoints.last().unwrap();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["signed_through"], l.cp2);
-    assert_eq!(v["checkpoints_checked"], 2);
+    assert_eq!(v["signed_through"], last);
+    assert_eq!(v["checkpoints_checked"], l.checkpoints.len());
     let file = l.export("clean.jsonl", "jsonl");
     let (code, out) = l.offline(&file);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("audit chain OK") && out.contains(&format!("signed through event {}", l.cp2)),
+        out.contains("audit chain OK") && out.contains(&format!("signed through event {last}")),
         "{out}"
     );
     let (code, out) = l.python(&file);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("signed through event {}", l.cp2)),
+        out.contains(&format!("signed through event {last}")),
         "{out}"
     );
 
@@ -317,7 +338,18 @@ async fn two_swapped_events_are_named(b: Backend) {
 async fn a_truncated_tail_with_its_head_moved_back_is_caught_by_a_checkpoint(b: Backend) {
     let l = logged(b).await;
     let t = &l.w.t;
-    let keep = l.cp2 - 3;
+    // Events that no checkpoint signs yet (audited reads), then one that
+    // signs them all: the tail cut three events before it.
+    for _ in 0..5 {
+        t.get("/v1/audit/events", &l.w.auditor).await.ok();
+    }
+    let covering = t
+        .post("/v1/audit/checkpoints", &l.w.auditor, json!({}))
+        .await
+        .ok()["seq"]
+        .as_i64()
+        .unwrap();
+    let keep = covering - 3;
     let hash = t
         .audit()
         .await
@@ -337,7 +369,7 @@ async fn a_truncated_tail_with_its_head_moved_back_is_caught_by_a_checkpoint(b: 
     assert_eq!(v["first_break"]["seq"], keep + 1);
     let reason = v["first_break"]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("truncated") && reason.contains(&format!("covers event {}", l.cp2)),
+        reason.contains("truncated") && reason.contains(&format!("covers event {covering}")),
         "{reason}"
     );
     // The export (after the verification's own event) and both offline
@@ -349,7 +381,7 @@ async fn a_truncated_tail_with_its_head_moved_back_is_caught_by_a_checkpoint(b: 
     }
     let (_, out) = l.offline(&file);
     assert!(
-        out.contains("truncated") && out.contains(&format!("covers event {}", l.cp2)),
+        out.contains("truncated") && out.contains(&format!("covers event {covering}")),
         "{out}"
     );
 }
@@ -381,7 +413,10 @@ async fn a_chain_rehashed_without_the_key_is_caught_by_a_checkpoint(b: Backend) 
     }
     t.raw_sql(&sql).await;
     assert!(t.verify().await, "the unsigned chain alone passes");
-    l.assert_broken_at(l.cp1, "signed checkpoint").await;
+    // The first checkpoint after event 3 (the one signed with the first
+    // request) catches it.
+    l.assert_broken_at(l.first_checkpoint_after(3), "signed checkpoint")
+        .await;
 }
 
 async fn a_forged_checkpoint_is_named(b: Backend) {
@@ -511,21 +546,20 @@ async fn the_auditor_filters_and_pages_stably_and_every_read_is_audited(b: Backe
         .iter()
         .any(|e| e.details["filter"]["credential"] == "aws-prod-root"));
 
-    // Checkpoints are signed in the background when the interval passes.
+    // Checkpoints are signed in the background when the interval passes
+    // (besides those signed with each request and decision).
+    let head = t.audit().await.last().unwrap().seq;
     t.clock.advance_secs(6 * 60);
-    let mut signed = Value::Null;
-    for _ in 0..50 {
-        signed = t.get("/v1/audit/checkpoints", &w.auditor).await.ok();
-        if !signed.as_array().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let cps = signed.as_array().unwrap();
-    assert_eq!(cps.len(), 1, "{signed}");
+    t.app.checkpoint_if_due().await.unwrap();
+    let signed = t
+        .get("/v1/audit/checkpoints?limit=1000", &w.auditor)
+        .await
+        .ok();
+    let last = signed.as_array().unwrap().last().unwrap().clone();
+    assert!(last["seq"].as_i64().unwrap() >= head, "{signed}");
     let v = t.post("/v1/audit/verify", &w.auditor, json!({})).await.ok();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["signed_through"], cps[0]["seq"]);
+    assert_eq!(v["signed_through"], last["seq"]);
 }
 
 async fn the_ocsf_export_validates_against_the_api_activity_class(b: Backend) {

@@ -32,11 +32,11 @@ struct Totals {
 async fn run_schemathesis(t: &TestApp, role: &'static str, token: &str, examples: u32) -> Totals {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let db = t
-        .database_url
-        .strip_prefix("sqlite://")
-        .expect("the contract test runs on SQLite (the hooks read its file)")
-        .to_owned();
+    // The hooks read the database the server uses.
+    let db = match t.database_url.strip_prefix("sqlite://") {
+        Some(file) => file.to_owned(),
+        None => t.database_url.clone(),
+    };
     let out = tokio::process::Command::new("schemathesis")
         .arg("run")
         .arg(format!("{}/openapi.json", t.base))
@@ -50,6 +50,10 @@ async fn run_schemathesis(t: &TestApp, role: &'static str, token: &str, examples
         .args(["--seed", "20261128"])
         .args(["--request-timeout", "30"])
         .args(["--suppress-health-check", "all"])
+        // Strings with NUL and every other control character, on both
+        // databases (PostgreSQL refuses NUL in text: the edge must first).
+        .args(["--generation-allow-x00", "true"])
+        .args(["--generation-codec", "utf-8"])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--report", "json"])
         .arg("--report-json-path")
@@ -89,14 +93,25 @@ async fn run_schemathesis(t: &TestApp, role: &'static str, token: &str, examples
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemathesis_finds_no_server_error_no_contract_violation_and_no_change_on_refusal() {
+async fn schemathesis_finds_no_server_error_no_contract_violation_and_no_change_on_refusal_on_sqlite(
+) {
+    contract(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_no_contract_violation_and_no_change_on_refusal_on_postgres(
+) {
+    contract(Backend::Postgres).await
+}
+
+async fn contract(backend: Backend) {
     let examples: u32 = std::env::var("BREAKGLASS_CONTRACT_EXAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     // The rate limits are the subject of their own tests; here they would
     // only slow the fuzzer down.
-    let t = TestApp::start_configured(Backend::Sqlite, &|c: &mut Config| {
+    let t = TestApp::start_configured(backend, &|c: &mut Config| {
         c.settings.limits.requests_per_minute_per_address = 1_000_000;
         c.settings.limits.requests_per_minute_per_identity = 1_000_000;
     })
@@ -133,17 +148,25 @@ async fn schemathesis_finds_no_server_error_no_contract_violation_and_no_change_
         ("custodian", w.ann.clone()),
         ("auditor", w.auditor.clone()),
     ] {
+        let started = std::time::Instant::now();
         let totals = run_schemathesis(&w.t, role, &token, examples).await;
         eprintln!(
-            "schemathesis as {:<9}: {} operations, {} cases, {} failures",
-            totals.role, totals.operations, totals.cases, totals.failures
+            "schemathesis on {backend:?} as {:<9}: {} operations, {} cases, {} failures ({:.0} s)",
+            totals.role,
+            totals.operations,
+            totals.cases,
+            totals.failures,
+            started.elapsed().as_secs_f64()
         );
+        if std::env::var_os("BREAKGLASS_CONTRACT_VERBOSE").is_some() {
+            eprintln!("{}", totals.output);
+        }
         all.push(totals);
     }
     let operations: u64 = all.iter().map(|t| t.operations).sum();
     let cases: u64 = all.iter().map(|t| t.cases).sum();
     let failures: u64 = all.iter().map(|t| t.failures).sum();
-    eprintln!("schemathesis in all: {operations} operations, {cases} cases, {failures} failures");
+    eprintln!("schemathesis on {backend:?} in all: {operations} operations, {cases} cases, {failures} failures");
     for t in &all {
         assert!(
             t.failures == 0,

@@ -14,6 +14,9 @@ both_backends!(
     a_rolled_back_log_is_caught_by_the_witness,
     an_event_appended_outside_the_service_is_named_and_writes_fail_closed,
     every_alert_and_siem_batch_carries_the_witness,
+    a_database_writer_cannot_fake_a_quorum,
+    a_database_writer_cannot_weaken_move_or_unveto_a_real_request,
+    a_slow_key_service_stalls_only_the_approval_that_waits_for_it,
 );
 
 /// Rewrite the chain from `from` with `edit` applied, recomputing every
@@ -93,7 +96,10 @@ async fn erased_checkpoints_and_a_rewritten_chain_are_caught_by_the_witness_and_
             && text.contains(&format!("hash=\"{}\"", file["hash"].as_str().unwrap())),
         "{text}"
     );
+    // A request is checkpointed in its own transaction: the witness moves.
     w.request().await;
+    let cp = t.app.witness.current().unwrap().seq;
+    assert!(cp > file["seq"].as_i64().unwrap());
 
     // Erase every checkpoint and rewrite event 3 with the chain recomputed.
     t.raw_sql("DELETE FROM audit_checkpoints").await;
@@ -370,4 +376,325 @@ async fn every_alert_and_siem_batch_carries_the_witness(b: Backend) {
             }
         }
     }
+}
+
+async fn release(w: &World, id: &str) -> common::Resp {
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+}
+
+/// A refused release: its code, nothing changed, the credential not
+/// exposed, the refusal audited and naming why.
+async fn assert_unproven(w: &World, id: &str, why: &str) {
+    let t = &w.t;
+    t.assert_refused_and_unchanged(Some(id), 409, "quorum_unproven", || release(w, id))
+        .await;
+    let last = t.audit().await.pop().unwrap();
+    let message = last.details["message"].as_str().unwrap();
+    assert!(message.contains(why), "{message} (expected: {why})");
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let c = tx
+        .credential_by_name("aws-prod-root")
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(!c.exposed, "nothing was released");
+}
+
+/// The review's attack: a pending request set to `approved` with three
+/// made-up decisions. Then the same with plausible steps and codes and
+/// matching `request.approve` events appended to the chain (recomputed):
+/// without the audit key they are covered by no signed checkpoint, and
+/// without the seeds the codes are guesses.
+async fn a_database_writer_cannot_fake_a_quorum(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let now = t.clock_ms();
+    let forge = |id: &str, step: i64, code: &str| {
+        let mut sql = format!(
+            "UPDATE requests SET state = 'approved', approved_at = {now}, release_deadline = {} WHERE id = '{id}';\n",
+            now + 300_000
+        );
+        for (name, group) in [("ann", "sre"), ("bob", "sre"), ("sec", "security")] {
+            sql += &format!(
+                "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code) \
+                 VALUES ('{id}', '{name}', 'approve', NULL, '[\"{group}\"]', {step}, {now}, '{code}');\n"
+            );
+        }
+        sql
+    };
+    // As the review did it: step 1, no code.
+    let id = w.request().await;
+    t.raw_sql(&forge(&id, 1, "000000").replace(", '000000')", ", NULL)"))
+        .await;
+    assert!(t.verify().await, "the chain was not touched");
+    assert_unproven(&w, &id, "has no event in the signed audit chain").await;
+
+    // With the current step, a guessed code, and the events appended.
+    let id = w.request().await;
+    let step = t.clock_ms() / 30_000;
+    t.raw_sql(&forge(&id, step, "123456")).await;
+    let mut events = t.audit().await;
+    let mut prev = events.last().unwrap().clone();
+    let mut sql = String::new();
+    for (name, group) in [("ann", "sre"), ("bob", "sre"), ("sec", "security")] {
+        let e = seal(
+            AuditEvent {
+                seq: prev.seq + 1,
+                ts_ms: now,
+                actor: name.into(),
+                action: "request.approve".into(),
+                target: format!("request:{id}"),
+                outcome: "success".into(),
+                code: None,
+                details: json!({ "credential": "aws-prod-root", "step": step, "groups": [group] }),
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            &prev.hash,
+        )
+        .unwrap();
+        sql += &format!(
+            "INSERT INTO audit_events (seq, ts_ms, actor, action, target, outcome, code, details, prev_hash, hash) \
+             VALUES ({}, {}, '{}', 'request.approve', '{}', 'success', NULL, '{}', '{}', '{}');\n",
+            e.seq, e.ts_ms, e.actor, e.target, serde_json::to_string(&e.details).unwrap(), e.prev_hash, e.hash
+        );
+        events.push(e.clone());
+        prev = e;
+    }
+    sql += &format!(
+        "UPDATE audit_head SET seq = {}, hash = '{}';",
+        prev.seq, prev.hash
+    );
+    t.raw_sql(&sql).await;
+    assert!(t.verify().await, "a consistent chain, unsigned at its tail");
+    assert_unproven(&w, &id, "has no event in the signed audit chain").await;
+
+    // A real quorum whose kept code was changed: the chain agrees, the
+    // seed does not. (On a fresh step: the forged rows above claim this
+    // one, and a step counts once.)
+    t.next_step();
+    let id = w.approved_request().await;
+    t.raw_sql(&format!(
+        "UPDATE decisions SET totp_code = '{}' WHERE request_id = '{id}' AND custodian = 'bob'",
+        t.wrong_code("bob")
+    ))
+    .await;
+    assert_unproven(&w, &id, "is not bob's TOTP code at its recorded step").await;
+    // And a real one releases.
+    let id = w.approved_request().await;
+    release(&w, &id).await.ok();
+}
+
+/// A real request, tampered with after the fact: a weaker policy
+/// snapshot, approvals regrouped, another credential, a veto removed.
+async fn a_database_writer_cannot_weaken_move_or_unveto_a_real_request(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    // Weaker snapshot: one SRE is enough, and one SRE approved.
+    let id = w.request().await;
+    w.approve(&id, "ann", &w.ann).await.ok();
+    t.next_step();
+    let weaker = r#"{"name":"default","description":"x","require":[{"group":"sre","count":1}],"deny_vetoes":true,"request_ttl_secs":3600,"release_window_secs":900,"release_hours":[],"ticket_pattern":null,"max_open_releases":null,"max_age_secs":null}"#;
+    let now = t.clock_ms();
+    t.raw_sql(&format!(
+        "UPDATE requests SET policy = '{weaker}', state = 'approved', approved_at = {now}, release_deadline = {} WHERE id = '{id}'",
+        now + 300_000
+    ))
+    .await;
+    assert_unproven(
+        &w,
+        &id,
+        "requester, credential, policy or expiry was changed",
+    )
+    .await;
+
+    // Regrouped: bob's SRE approval recorded as security's (sec never
+    // approved).
+    let id = w.request().await;
+    w.approve(&id, "ann", &w.ann).await.ok();
+    w.approve(&id, "bob", &w.bob).await.ok();
+    t.next_step();
+    t.raw_sql(&format!(
+        "UPDATE decisions SET groups = '[\"security\"]' WHERE request_id = '{id}' AND custodian = 'bob';
+         INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code)
+           SELECT request_id, 'cat', decision, reason, '[\"sre\"]', totp_step + 1, at, totp_code FROM decisions WHERE request_id = '{id}' AND custodian = 'ann';
+         UPDATE requests SET state = 'approved', approved_at = {now}, release_deadline = {} WHERE id = '{id}';",
+        now + 300_000
+    ))
+    .await;
+    assert_unproven(
+        &w,
+        &id,
+        "has no event in the signed audit chain, or differs from it",
+    )
+    .await;
+
+    // Another credential: approvals for a sandbox released the root.
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "aws-sandbox", "account_id": "210987654321", "policy": "one-sre", "fields": { "password": "sandbox" } }),
+    )
+    .await
+    .ok();
+    let r = t
+        .post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "aws-sandbox", "reason": "sandbox" }),
+        )
+        .await
+        .ok();
+    let sandbox = r["id"].as_str().unwrap().to_string();
+    w.approve(&sandbox, "ann", &w.ann).await.ok();
+    t.next_step();
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let root = tx
+        .credential_by_name("aws-prod-root")
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    t.raw_sql(&format!(
+        "UPDATE requests SET credential_id = '{}', credential_name = 'aws-prod-root' WHERE id = '{sandbox}'",
+        root.id
+    ))
+    .await;
+    assert_unproven(
+        &w,
+        &sandbox,
+        "requester, credential, policy or expiry was changed",
+    )
+    .await;
+
+    // A veto removed: sec denied; the writer deletes the denial and
+    // approves in sec's name.
+    let id = w.request().await;
+    w.approve(&id, "ann", &w.ann).await.ok();
+    w.approve(&id, "bob", &w.bob).await.ok();
+    t.post(
+        format!("/v1/requests/{id}/deny"),
+        &w.sec,
+        json!({ "code": t.code("sec"), "reason": "not an incident" }),
+    )
+    .await
+    .ok();
+    t.next_step();
+    t.raw_sql(&format!(
+        "UPDATE decisions SET decision = 'approve', reason = NULL WHERE request_id = '{id}' AND custodian = 'sec';
+         UPDATE requests SET state = 'approved', approved_at = {now}, release_deadline = {}, denied_at = NULL, denied_by = NULL WHERE id = '{id}';",
+        now + 300_000
+    ))
+    .await;
+    assert_unproven(&w, &id, "by sec").await;
+    assert!(t.verify().await, "none of this touched the chain");
+}
+
+/// A TCP relay in front of the moto server that can hold every byte sent
+/// to it: the key service stalls for real (the SDK waits on a live
+/// connection), and the test knows when a call is waiting.
+struct Stall {
+    endpoint: String,
+    open: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::Arc<tokio::sync::Notify>,
+}
+
+async fn stall_in_front_of(upstream: &str) -> Stall {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (open, gate) = tokio::sync::watch::channel(true);
+    let waiting = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = waiting.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let mut gate = gate.clone();
+            let notify = notify.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if !*gate.borrow() {
+                        notify.notify_one();
+                        if gate.wait_for(|open| *open).await.is_err() {
+                            break;
+                        }
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            });
+        }
+    });
+    Stall {
+        endpoint,
+        open,
+        waiting,
+    }
+}
+
+/// Approving opens the custodian's seed with the key service; while that
+/// call hangs, no lock is held, so an unrelated audited write goes through
+/// (on SQLite every write transaction takes the one write lock).
+async fn a_slow_key_service_stalls_only_the_approval_that_waits_for_it(b: Backend) {
+    use std::time::Duration;
+    let moto = common::Moto::own().await;
+    let stall = stall_in_front_of(&moto.endpoint).await;
+    let mut aws = moto.setup(Duration::from_secs(120)).await;
+    aws.secrets_manager = false;
+    aws.endpoint = stall.endpoint.clone();
+    let w = World::with(TestApp::start_with(b, Some(aws)).await).await;
+    let t = std::sync::Arc::new(w);
+    let id = t.request().await;
+    // Hold every call to KMS; ann approves, and waits for KMS.
+    stall.open.send(true).unwrap();
+    let _ = stall.open.send(false);
+    let waiting = stall.waiting.notified();
+    let approving = {
+        let w = t.clone();
+        let id = id.clone();
+        tokio::spawn(async move { w.approve(&id, "ann", &w.ann).await })
+    };
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the approval reaches the key service");
+    // Meanwhile, an audited write that needs no key service completes.
+    let added = tokio::time::timeout(
+        Duration::from_secs(60),
+        t.t.post(
+            "/v1/custodians",
+            &t.admin,
+            json!({ "name": "dora", "groups": ["sre"] }),
+        ),
+    )
+    .await
+    .expect("the unrelated write did not wait for the key service");
+    added.ok();
+    assert!(
+        !approving.is_finished(),
+        "the write completed while the approval still waits for KMS"
+    );
+    // KMS answers; the approval completes as if nothing happened.
+    stall.open.send(true).unwrap();
+    let r = approving.await.unwrap().ok();
+    assert_eq!(r["approvals"], 1);
+    assert!(t.t.verify().await);
 }

@@ -14,7 +14,7 @@ use crate::store::{AuditFilter, Tx};
 pub const PAGE_MAX: i64 = 1000;
 const VERIFY_BATCH: i64 = 5000;
 /// Checkpoints read at once (a log of a million events has about 1000).
-const CHECKPOINTS_MAX: i64 = 1_000_000;
+pub(crate) const CHECKPOINTS_MAX: i64 = 1_000_000;
 
 /// Format of `audit export --format jsonl`.
 pub const EXPORT_FORMAT: &str = "breakglass-audit-export-v1";
@@ -60,7 +60,7 @@ impl App {
     /// already covers it. Never over a chain that does not verify from the
     /// witness: then the break is recorded (writes stop) and returned. The
     /// caller advances the witness once the checkpoint is committed.
-    async fn checkpoint_head(&self, tx: &mut dyn Tx) -> AppResult<Option<Checkpoint>> {
+    pub(crate) async fn checkpoint_head(&self, tx: &mut dyn Tx) -> AppResult<Option<Checkpoint>> {
         let (seq, hash) = tx.audit_head().await?;
         if seq == 0 {
             return Ok(None);

@@ -239,8 +239,18 @@ impl App {
         code: &SecretString,
     ) -> AppResult<CustodianView> {
         let target = custodian_target(name);
+        let opened = match who.subject == name {
+            true => self.open_presence(name, code).await,
+            false => Ok(None),
+        };
         let mut tx = self.store.begin().await?;
-        let res = self.confirm_tx(tx.as_mut(), who, name, code).await;
+        let res = match opened {
+            Ok(opened) => {
+                self.confirm_tx(tx.as_mut(), who, name, code, opened.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.finish(tx, Some(who), "custodian.confirm", &target, res)
             .await
     }
@@ -251,6 +261,7 @@ impl App {
         who: &Identity,
         name: &str,
         code: &SecretString,
+        opened: Option<&OpenedSeed>,
     ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Custodian)?;
         if who.subject != name {
@@ -280,7 +291,7 @@ impl App {
             }
             _ => {}
         }
-        let step = self.check_presence(tx, &c, code).await?;
+        let step = self.check_presence(tx, &c, code, opened).await?;
         let now = self.now_ms();
         tx.set_enrollment(
             name,
@@ -296,13 +307,12 @@ impl App {
         // recovery key, so presence can be checked while the key service is
         // down (online recovery).
         if let Some(set) = tx.active_recovery_set().await? {
-            if let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) {
-                let seed = open_seed(self.keys.as_ref(), &c, env, enrollment).await?;
+            if let (Some(o), Some(enrollment)) = (opened, &c.enrollment_id) {
                 let wrap = super::recovery::wrap_seed_for_recovery(
                     &set.recipient,
                     name,
                     enrollment,
-                    &seed,
+                    &o.seed,
                 )?;
                 tx.set_totp_recovery_wrap(name, &set.set_id, &wrap).await?;
             }
@@ -320,14 +330,47 @@ impl App {
         ))
     }
 
+    /// Open the TOTP seed of custodian `name` with the key service, before
+    /// the transaction that checks `code` with it: no key-service call is
+    /// made while the write lock (SQLite) or row locks (PostgreSQL) are
+    /// held, so a slow KMS stalls only this caller. Nothing is opened for a
+    /// malformed code or a custodian without a seed; the checks themselves
+    /// run in the transaction.
+    pub(crate) async fn open_presence(
+        &self,
+        name: &str,
+        code: &SecretString,
+    ) -> AppResult<Option<OpenedSeed>> {
+        if well_formed_code(code).is_err() {
+            return Ok(None);
+        }
+        let mut tx = self.store.begin_read().await?;
+        let c = tx.custodian(name).await?;
+        tx.rollback().await?;
+        let Some(c) = c else { return Ok(None) };
+        let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
+            return Ok(None);
+        };
+        let seed = open_seed(self.keys.as_ref(), &c, env, enrollment).await?;
+        Ok(Some(OpenedSeed {
+            name: c.name.clone(),
+            enrollment_id: enrollment.clone(),
+            envelope: env.clone(),
+            seed,
+        }))
+    }
+
     /// The presence check: not locked out, a valid code for the current
-    /// step ± 1, and a step later than any this custodian used before.
-    /// Returns the matched step (already recorded as used).
+    /// step ± 1, and a step later than any this custodian used before, with
+    /// the seed `open_presence` opened (which must still be the custodian's
+    /// as read in `tx`). Returns the matched step (already recorded as
+    /// used).
     pub(crate) async fn check_presence(
         &self,
         tx: &mut dyn Tx,
         c: &CustodianRow,
         code: &SecretString,
+        opened: Option<&OpenedSeed>,
     ) -> AppResult<i64> {
         let now = self.now_ms();
         refuse_if_locked(c, now)?;
@@ -340,7 +383,21 @@ impl App {
         };
         let code = well_formed_code(code)?;
         self.totp_attempt(&c.name)?;
-        let seed = open_seed(self.keys.as_ref(), c, env, enrollment).await?;
+        let seed = match opened {
+            Some(o) if o.name == c.name && &o.enrollment_id == enrollment && &o.envelope == env => {
+                &o.seed
+            }
+            _ => {
+                return refuse(
+                    409,
+                    "enrollment_changed",
+                    format!(
+                        "the TOTP enrolment of custodian {} changed while the code was checked: send a new code",
+                        c.name
+                    ),
+                )
+            }
+        };
         let unix = u64::try_from(now / 1000).unwrap_or(0);
         let Some(step) = seed.check(code, unix) else {
             return Err(self.wrong_code(tx, &c.name).await?);
@@ -444,6 +501,15 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// A custodian's TOTP seed opened before a transaction (see
+/// `App::open_presence`), with what identifies it.
+pub(crate) struct OpenedSeed {
+    name: String,
+    enrollment_id: String,
+    envelope: Vec<u8>,
+    pub(crate) seed: Seed,
 }
 
 /// A TOTP code as typed: exactly six ASCII digits once surrounding blanks

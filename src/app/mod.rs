@@ -23,6 +23,7 @@ pub mod credentials;
 pub mod custodians;
 pub mod hygiene;
 pub mod policy_changes;
+pub mod proof;
 pub mod recovery;
 pub mod recovery_session;
 pub mod requests;
@@ -182,6 +183,10 @@ impl Event {
 pub struct Done<T> {
     pub value: T,
     pub events: Vec<Event>,
+    /// Sign a checkpoint over the chain head in the same transaction, so
+    /// that its events are vouched for by the audit key at once (requests
+    /// and decisions: what a release must later prove).
+    pub checkpoint: bool,
 }
 
 impl<T> Done<T> {
@@ -189,10 +194,23 @@ impl<T> Done<T> {
         Done {
             value,
             events: vec![event],
+            checkpoint: false,
+        }
+    }
+    pub fn with_events(value: T, events: Vec<Event>) -> Done<T> {
+        Done {
+            value,
+            events,
+            checkpoint: false,
         }
     }
     pub fn and(mut self, event: Event) -> Done<T> {
         self.events.push(event);
+        self
+    }
+    /// Sign a checkpoint over these events in their transaction.
+    pub fn checkpointed(mut self) -> Done<T> {
+        self.checkpoint = true;
         self
     }
 }
@@ -269,7 +287,14 @@ impl App {
                     self.append(tx.as_mut(), &actor, "success", None, ev)
                         .await?;
                 }
+                let signed = match done.checkpoint {
+                    true => self.checkpoint_head(tx.as_mut()).await?,
+                    false => None,
+                };
                 tx.commit().await?;
+                if let Some(c) = signed {
+                    self.advance_witness(&c);
+                }
                 Ok(done.value)
             }
             Err(err) => {

@@ -324,10 +324,15 @@ impl App {
         } else {
             "policy.approve"
         };
+        let opened = self.open_presence(&who.subject, code).await;
         let mut tx = self.store.begin().await?;
-        let res = self
-            .decide_change_tx(tx.as_mut(), who, id, code, deny_reason)
-            .await;
+        let res = match opened {
+            Ok(o) => {
+                self.decide_change_tx(tx.as_mut(), who, id, code, deny_reason, o.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.finish(tx, Some(who), action, &target(id), res).await
     }
 
@@ -338,6 +343,7 @@ impl App {
         id: &str,
         code: &SecretString,
         deny_reason: Option<&str>,
+        opened: Option<&super::custodians::OpenedSeed>,
     ) -> AppResult<Done<PolicyChangeView>> {
         self.require(who, Role::Custodian)?;
         let deny_reason = deny_reason.map(super::requests::reason_of).transpose()?;
@@ -406,7 +412,7 @@ impl App {
                 ),
             );
         }
-        let step = self.check_presence(tx, &c, code).await?;
+        let step = self.check_presence(tx, &c, code, opened).await?;
         let d = DecisionRow {
             request_id: id.into(),
             custodian: c.name.clone(),
@@ -420,6 +426,9 @@ impl App {
             groups: groups.clone(),
             totp_step: step,
             at: now,
+            totp_code: Some(crate::crypto::totp::SpentCode::new(
+                super::custodians::well_formed_code(code)?.to_owned(),
+            )),
         };
         match tx.insert_policy_change_decision(id, &d).await {
             Err(StoreError::Conflict(_)) => {
@@ -464,10 +473,7 @@ impl App {
         }
         let change = tx.policy_change(id).await?.unwrap_or(change);
         let view = self.change_view(tx, &change).await?;
-        Ok(Done {
-            value: view,
-            events,
-        })
+        Ok(Done::with_events(view, events).checkpointed())
     }
 
     /// The quorum is met: the change takes effect, in the approving

@@ -847,9 +847,12 @@ impl App {
         let policy = super::requests::snapshot(&r)?;
         let target = request_target(&r.id);
         let mut events = Vec::new();
+        // The decisions made before the recovery are proved by the signed
+        // chain (the key service may be down: their codes are not opened).
+        let decided = tx.decisions(&r.id).await?;
+        self.prove_by_chain(tx, &r, &decided).await?;
         if state_of(&r, now) == RequestState::Pending {
             // The share holders who proved presence are the approvals.
-            let decided = tx.decisions(&r.id).await?;
             let mut approvers: Vec<Vec<crate::domain::GroupName>> = decided
                 .iter()
                 .filter(|d| d.decision == "approve" && d.custodian != r.requester)
@@ -872,6 +875,9 @@ impl App {
                     groups: c.groups.clone(),
                     totp_step: *step,
                     at: now,
+                    // Proved here by the share and its code, checked
+                    // against the seed the recovery key opened.
+                    totp_code: None,
                 });
             }
             if !policy.is_met(&approvers) {
@@ -891,7 +897,7 @@ impl App {
                 events.push(Event::new(
                     "request.approve",
                     target.clone(),
-                    json!({ "credential": r.credential_name, "via": "recovery-session", "session": s.id }),
+                    json!({ "credential": r.credential_name, "via": "recovery-session", "session": s.id, "step": d.totp_step }),
                 ));
             }
             let deadline = now + policy.release_window_secs as i64 * 1000;
@@ -966,10 +972,7 @@ impl App {
             format!("credential:{}", c.name),
             json!({ "version": version, "request": r.id, "via": "recovery-session" }),
         ));
-        Ok(Done {
-            value: view,
-            events,
-        })
+        Ok(Done::with_events(view, events))
     }
 }
 

@@ -10,6 +10,7 @@ use super::views::{CreateRequestBody, ReleaseView, RequestView};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::crypto::envelope::{credential_aad, Envelope};
+use crate::crypto::totp::SpentCode;
 use crate::domain::request::StoredState;
 use crate::domain::{GroupName, Policy, RequestState, Role};
 use crate::keys::EncryptionContext;
@@ -216,15 +217,20 @@ impl App {
             request_target(&row.id),
             json!({
                 "credential": c.name,
+                "credential_id": c.id,
                 "account_id": c.account_id,
                 "policy": policy.name,
                 "quorum": policy.describe(),
                 "reason": row.reason,
                 "ticket": row.ticket,
                 "expires_at": crate::clock::rfc3339(row.expires_at),
+                // Binds the stored snapshot: a release checks it.
+                "policy_sha256": super::proof::snapshot_digest(&row.policy),
             }),
         );
-        Ok(Done::new(RequestView::new(&row, &policy, &[], now), ev))
+        // Signed at once, so a database writer cannot put a weaker policy
+        // snapshot or another requester in the row.
+        Ok(Done::new(RequestView::new(&row, &policy, &[], now), ev).checkpointed())
     }
 
     pub(crate) async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
@@ -296,8 +302,15 @@ impl App {
         id: &str,
         code: &SecretString,
     ) -> AppResult<RequestView> {
+        let opened = self.open_presence(&who.subject, code).await;
         let mut tx = self.store.begin().await?;
-        let res = self.decide_tx(tx.as_mut(), who, id, code, None).await;
+        let res = match opened {
+            Ok(o) => {
+                self.decide_tx(tx.as_mut(), who, id, code, None, o.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.finish(tx, Some(who), "request.approve", &request_target(id), res)
             .await
     }
@@ -309,10 +322,15 @@ impl App {
         code: &SecretString,
         reason: &str,
     ) -> AppResult<RequestView> {
+        let opened = self.open_presence(&who.subject, code).await;
         let mut tx = self.store.begin().await?;
-        let res = self
-            .decide_tx(tx.as_mut(), who, id, code, Some(reason))
-            .await;
+        let res = match opened {
+            Ok(o) => {
+                self.decide_tx(tx.as_mut(), who, id, code, Some(reason), o.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.finish(tx, Some(who), "request.deny", &request_target(id), res)
             .await
     }
@@ -327,6 +345,7 @@ impl App {
         id: &str,
         code: &SecretString,
         deny_reason: Option<&str>,
+        opened: Option<&super::custodians::OpenedSeed>,
     ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Custodian)?;
         let deny_reason = deny_reason.map(reason_of).transpose()?;
@@ -383,7 +402,7 @@ impl App {
                 );
             }
         }
-        let step = self.check_presence(tx, &c, code).await?;
+        let step = self.check_presence(tx, &c, code, opened).await?;
         let decision = DecisionRow {
             request_id: r.id.clone(),
             custodian: c.name.clone(),
@@ -397,6 +416,9 @@ impl App {
             groups: groups.clone(),
             totp_step: step,
             at: now,
+            totp_code: Some(SpentCode::new(
+                super::custodians::well_formed_code(code)?.to_owned(),
+            )),
         };
         match tx.insert_decision(&decision).await {
             Err(StoreError::Conflict(_)) => {
@@ -418,7 +440,7 @@ impl App {
                 events.push(Event::new(
                     "request.approve",
                     target.clone(),
-                    json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed() }),
+                    json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed(), "step": step, "groups": groups }),
                 ));
                 if policy.is_met(&approvers) {
                     let deadline = now + policy.release_window_secs as i64 * 1000;
@@ -444,7 +466,7 @@ impl App {
                 events.push(Event::new(
                     "request.deny",
                     target.clone(),
-                    json!({ "credential": r.credential_name, "reason": reason, "veto": policy.deny_vetoes }),
+                    json!({ "credential": r.credential_name, "reason": reason, "veto": policy.deny_vetoes, "step": step, "groups": groups }),
                 ));
                 if policy.deny_vetoes {
                     if !tx.mark_denied(&r.id, now, &c.name).await? {
@@ -464,10 +486,8 @@ impl App {
         }
         let r = self.load_request(tx, id).await?;
         let view = self.view(tx, &r).await?;
-        Ok(Done {
-            value: view,
-            events,
-        })
+        // Signed at once: a release proves each decision by this checkpoint.
+        Ok(Done::with_events(view, events).checkpointed())
     }
 
     pub async fn release(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
@@ -573,11 +593,26 @@ impl App {
         Ok((r, c, v))
     }
 
+    /// Phase 1 of a release: its rules, then the proof of its quorum (the
+    /// chain read here; the codes checked against the seeds after the read
+    /// transaction, with the key service), then the credential opened.
     async fn release_open(&self, who: &Identity, id: &str) -> AppResult<Opened> {
         let mut tx = self.store.begin_read().await?;
-        let checked = self.release_check(tx.as_mut(), who, id).await;
+        let checked = async {
+            let (r, c, v) = self.release_check(tx.as_mut(), who, id).await?;
+            let decisions = tx.decisions(&r.id).await?;
+            self.prove_by_chain(tx.as_mut(), &r, &decisions).await?;
+            let mut custodians = Vec::new();
+            for d in super::proof::counted(&r, &decisions) {
+                custodians.extend(tx.custodian(&d.custodian).await?);
+            }
+            AppResult::Ok((r, c, v, decisions, custodians))
+        }
+        .await;
         tx.rollback().await?;
-        let (_, c, v) = checked?;
+        let (r, c, v, decisions, custodians) = checked?;
+        self.prove_by_codes(&r, &decisions, &custodians).await?;
+        let proven = super::proof::state_digest(&r, &decisions);
         let (fields, code_only) = self.open_version(&c, &v).await?;
         let mut fields = fields;
         let (codes, codes_valid_until) =
@@ -587,6 +622,7 @@ impl App {
             fields,
             codes,
             codes_valid_until,
+            proven,
         })
     }
 
@@ -638,6 +674,13 @@ impl App {
         opened: Opened,
     ) -> AppResult<Done<ReleaseView>> {
         let (r, c, v) = self.release_check(tx, who, id).await?;
+        if super::proof::state_digest(&r, &tx.decisions(&r.id).await?) != opened.proven {
+            return refuse(
+                409,
+                "request_changed",
+                "the request or its decisions changed while the release was being proved: release again",
+            );
+        }
         if v.version != opened.version {
             return refuse(
                 409,
@@ -688,4 +731,6 @@ struct Opened {
     fields: BTreeMap<String, SecretString>,
     codes: Vec<String>,
     codes_valid_until: Option<i64>,
+    /// The request and decisions as proved (`proof::state_digest`).
+    proven: String,
 }

@@ -65,6 +65,41 @@ impl Seed {
     }
 }
 
+/// A TOTP code a decision was made with: spent (the custodian's replay
+/// guard is past its step), kept so that a release can re-verify it against
+/// the seed. Its `Debug` shows nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SpentCode(String);
+
+impl SpentCode {
+    pub fn new(code: String) -> SpentCode {
+        SpentCode(code)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SpentCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpentCode(***)")
+    }
+}
+
+impl Seed {
+    /// Whether `code` is this seed's code for exactly `step` (no window):
+    /// the re-verification of a decision at the step it was recorded with.
+    /// Compared in constant time.
+    pub fn verifies_at_step(&self, code: &str, step: u64) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(at) = step.checked_mul(STEP_SECS) else {
+            return false;
+        };
+        let expected = self.code_at(at);
+        code.len() == expected.len() && bool::from(code.as_bytes().ct_eq(expected.as_bytes()))
+    }
+}
+
 /// The current code of a deposited TOTP seed (base32, as an authenticator
 /// app or AWS shows it; at least 128 bits), for releasing the code instead
 /// of the seed. `None` if it is not such a seed.

@@ -16,7 +16,7 @@ use super::ApiDoc;
 const EDGE: &[(&str, &str)] = &[
     ("429", "a rate limit (`rate_limited_address`, `rate_limited_identity`, `totp_rate_limited`); see Retry-After"),
     ("431", "the request head is too large (`headers_too_large`)"),
-    ("503", "a dependency is unavailable or busy, or the request timed out (`database_busy`, `database_unavailable`, `key_service_unavailable`, `secret_store_unavailable`, `request_timeout`)"),
+    ("503", "a dependency is unavailable or busy, or the request timed out (`database_busy`, `database_unavailable`, `key_service_unavailable`, `secret_store_unavailable`, `request_timeout`, `audit_chain_broken`)"),
 ];
 
 /// Responses of an operation that reads a JSON body.
@@ -29,14 +29,29 @@ const WITH_BODY: &[(&str, &str)] = &[
     ),
     (
         "422",
-        "the body does not have the documented shape (`invalid_body`) or a value is invalid",
+        "the body does not have the documented shape (`invalid_body`), names a key twice (`duplicate_key`), holds a control character (`invalid_characters`) or a value is invalid",
     ),
 ];
 
 /// Responses of an operation with query parameters.
 const WITH_QUERY: &[(&str, &str)] = &[
     ("400", "a query parameter is malformed (`invalid_query`)"),
-    ("422", "a query parameter is invalid (`invalid_query`)"),
+    (
+        "422",
+        "a query parameter is invalid (`invalid_query`, `invalid_limit`) or holds a control character (`invalid_characters`)",
+    ),
+];
+
+/// Responses of an operation with path parameters.
+const WITH_PATH: &[(&str, &str)] = &[
+    (
+        "400",
+        "a path segment is not valid percent-encoded UTF-8 (`invalid_path`)",
+    ),
+    (
+        "422",
+        "a path segment holds a control or bidirectional character (`invalid_characters`)",
+    ),
 ];
 
 /// (operation, status, link name, target operation, parameter, where the
@@ -177,10 +192,12 @@ fn complete(mut doc: Value) -> Value {
                             .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
                     });
                 let has_body = op.contains_key("requestBody");
-                let has_query = op
-                    .get("parameters")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                let has_param = |place: &str| {
+                    op.get("parameters")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ps| ps.iter().any(|p| p["in"] == place))
+                };
+                let (has_query, has_path) = (has_param("query"), has_param("path"));
                 let responses = op
                     .entry("responses")
                     .or_insert_with(|| json!({}))
@@ -202,6 +219,9 @@ fn complete(mut doc: Value) -> Value {
                 }
                 if has_query {
                     add(WITH_QUERY);
+                }
+                if has_path {
+                    add(WITH_PATH);
                 }
                 if let Some(id) = op.get("operationId").and_then(Value::as_str) {
                     ops.push((id.to_owned(), format!("{method} {path}")));

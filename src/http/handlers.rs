@@ -374,6 +374,7 @@ pub async fn audit_events(
         action: query_word("action", &q.action)?,
         outcome: q.outcome.clone(),
         credential: query_word("credential", &q.credential)?,
+        target: None,
     };
     Ok(Json(
         app.audit_list(&who, &filter, q.after.unwrap_or(0), q.limit.unwrap_or(100))

@@ -149,6 +149,9 @@ pub struct DecisionRow {
     pub groups: Vec<String>,
     pub totp_step: i64,
     pub at: i64,
+    /// The code the decision was made with (spent), re-verified at release;
+    /// `None` for decisions made before codes were kept.
+    pub totp_code: Option<crate::crypto::totp::SpentCode>,
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +288,8 @@ pub struct AuditFilter {
     /// Events about this credential: its own target, or a request or
     /// recovery naming it in `details.credential`.
     pub credential: Option<String>,
+    /// Events with exactly this target (e.g. `request:ID`).
+    pub target: Option<String>,
 }
 
 impl AuditFilter {
@@ -311,6 +316,9 @@ impl AuditFilter {
         }
         if let Some(o) = &self.outcome {
             add(" AND outcome = ?", SqlValue::Text(o.clone()), &mut values);
+        }
+        if let Some(t) = &self.target {
+            add(" AND target = ?", SqlValue::Text(t.clone()), &mut values);
         }
         if let Some(c) = &self.credential {
             add(
@@ -539,6 +547,9 @@ pub trait Tx: Send {
 
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()>;
     async fn decisions(&mut self, request_id: &str) -> Result<Vec<DecisionRow>>;
+    /// Every TOTP step a custodian decided with, on requests and policy
+    /// changes: (step, at).
+    async fn decision_steps(&mut self, custodian: &str) -> Result<Vec<(i64, i64)>>;
 
     /// The chain head (last sequence number and hash), locked until commit.
     async fn audit_head(&mut self) -> Result<(i64, String)>;

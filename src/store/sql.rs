@@ -177,6 +177,9 @@ macro_rules! impl_sql_tx {
                 groups: $crate::store::sql::parse_list(&r.try_get::<String, _>("groups")?)?,
                 totp_step: r.try_get("totp_step")?,
                 at: r.try_get("at")?,
+                totp_code: r
+                    .try_get::<Option<String>, _>("totp_code")?
+                    .map($crate::crypto::totp::SpentCode::new),
             })
         }
 
@@ -564,8 +567,8 @@ macro_rules! impl_sql_tx {
 
             async fn insert_decision(&mut self, d: &$crate::store::DecisionRow) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&d.request_id)
                 .bind(&d.custodian)
@@ -574,6 +577,7 @@ macro_rules! impl_sql_tx {
                 .bind($crate::store::sql::json_list(&d.groups))
                 .bind(d.totp_step)
                 .bind(d.at)
+                .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
@@ -585,6 +589,20 @@ macro_rules! impl_sql_tx {
                     .fetch_all(&mut *self.tx)
                     .await?;
                 rows.iter().map(decision_from).collect()
+            }
+
+            async fn decision_steps(&mut self, custodian: &str) -> $crate::store::Result<Vec<(i64, i64)>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT totp_step, at FROM decisions WHERE custodian = $1 \
+                     UNION ALL SELECT totp_step, at FROM policy_change_decisions WHERE custodian = $1",
+                )
+                .bind(custodian)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("totp_step")?, r.try_get("at")?)))
+                    .collect()
             }
 
             async fn audit_head(&mut self) -> $crate::store::Result<(i64, String)> {
@@ -984,7 +1002,7 @@ macro_rules! impl_sql_tx {
 
             async fn insert_policy_change_decision(&mut self, change_id: &str, d: &$crate::store::DecisionRow) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at, totp_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(change_id)
                 .bind(&d.custodian)
@@ -993,6 +1011,7 @@ macro_rules! impl_sql_tx {
                 .bind($crate::store::sql::json_list(&d.groups))
                 .bind(d.totp_step)
                 .bind(d.at)
+                .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
@@ -1014,6 +1033,9 @@ macro_rules! impl_sql_tx {
                             groups: $crate::store::sql::parse_list(&r.try_get::<String, _>("groups")?)?,
                             totp_step: r.try_get("totp_step")?,
                             at: r.try_get("at")?,
+                            totp_code: r
+                                .try_get::<Option<String>, _>("totp_code")?
+                                .map($crate::crypto::totp::SpentCode::new),
                         })
                     })
                     .collect()

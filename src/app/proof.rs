@@ -1,0 +1,326 @@
+//! A release re-proves its quorum from what the database does not hold.
+//!
+//! The stored state (`approved`) and the decision rows are what a database
+//! writer can change at will. Before a credential leaves the service, the
+//! request and each of its decisions are proved again:
+//!
+//! - **By the audit chain.** The request's `request.create` event and each
+//!   decision's `request.approve` / `request.deny` event must lie in a part
+//!   of the chain that verifies from the request's creation to the head,
+//!   agrees with the witness, and is covered by a checkpoint signed with the
+//!   audit key (each of those events is checkpointed in its own
+//!   transaction, so a legitimate one always is). The stored request
+//!   (requester, credential, policy snapshot, expiry) and the stored
+//!   decisions (custodian, decision, groups, TOTP step) must be exactly what
+//!   those events record: none added, none removed, none changed.
+//! - **By the custodian's TOTP seed**, opened through the key service: the
+//!   code kept with each counted approval must be the seed's code at its
+//!   recorded step; that step must lie inside the request's lifetime and be
+//!   later than every step the custodian decided with before.
+//!
+//! Whatever fails is refused with `quorum_unproven`, naming what, and the
+//! refusal is audited. What a database writer can and cannot do is in
+//! `docs/threat-model.md`.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use super::requests::request_target;
+use super::{refuse, App, AppResult};
+use crate::crypto::chain::Verifier;
+use crate::store::{AuditFilter, CustodianRow, DecisionRow, RequestRow, Tx};
+
+const STEP_MS: i64 = crate::crypto::totp::STEP_SECS as i64 * 1000;
+
+/// SHA-256 (hex) of a stored policy snapshot, as `request.create` records it.
+pub(crate) fn snapshot_digest(policy_json: &str) -> String {
+    hex::encode(Sha256::digest(policy_json.as_bytes()))
+}
+
+/// A digest of a request and its decisions as proved: the release's own
+/// transaction compares it, so nothing changed between the proof and the
+/// release.
+pub(crate) fn state_digest(r: &RequestRow, decisions: &[DecisionRow]) -> String {
+    let decisions: Vec<_> = decisions
+        .iter()
+        .map(|d| {
+            serde_json::json!([
+                d.custodian,
+                d.decision,
+                d.groups,
+                d.totp_step,
+                d.at,
+                d.totp_code
+                    .as_ref()
+                    .map(|c| hex::encode(Sha256::digest(c.expose().as_bytes()))),
+            ])
+        })
+        .collect();
+    let v = serde_json::json!([
+        r.id,
+        r.credential_id,
+        r.requester,
+        r.policy,
+        r.state,
+        r.created_at,
+        r.expires_at,
+        r.approved_at,
+        r.release_deadline,
+        decisions,
+    ]);
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+/// The approvals that count toward the quorum (never the requester's).
+pub(crate) fn counted<'a>(r: &RequestRow, decisions: &'a [DecisionRow]) -> Vec<&'a DecisionRow> {
+    decisions
+        .iter()
+        .filter(|d| d.decision == "approve" && d.custodian != r.requester)
+        .collect()
+}
+
+fn unproven<T>(r: &RequestRow, why: impl Into<String>) -> AppResult<T> {
+    let why = why.into();
+    tracing::error!(request = %r.id, reason = %why, "a release could not prove its quorum");
+    refuse(
+        409,
+        "quorum_unproven",
+        format!(
+            "the release is refused: {why}. The stored approvals disagree with what the database cannot forge; investigate before anything is released"
+        ),
+    )
+}
+
+/// A decision as the chain records it and as the store holds it.
+type DecisionKey = (String, String, Vec<String>, i64);
+
+fn key_of(d: &DecisionRow) -> DecisionKey {
+    let mut groups = d.groups.clone();
+    groups.sort();
+    (d.custodian.clone(), d.decision.clone(), groups, d.totp_step)
+}
+
+impl App {
+    /// The chain's part of the proof, read in `tx` (no key service): see
+    /// the module's documentation.
+    pub(crate) async fn prove_by_chain(
+        &self,
+        tx: &mut dyn Tx,
+        r: &RequestRow,
+        decisions: &[DecisionRow],
+    ) -> AppResult<()> {
+        let target = request_target(&r.id);
+        let creates = tx
+            .audit_search(
+                &AuditFilter {
+                    action: Some("request.create".into()),
+                    target: Some(target.clone()),
+                    outcome: Some("success".into()),
+                    ..Default::default()
+                },
+                0,
+                2,
+            )
+            .await?;
+        let create = match creates.as_slice() {
+            [one] => one,
+            [] => return unproven(r, "the audit log holds no request.create event for it"),
+            _ => return unproven(r, "the audit log holds two request.create events for it"),
+        };
+        let Some(start_hash) = tx.audit_hash_at(create.seq - 1).await? else {
+            return unproven(
+                r,
+                format!(
+                    "event {} before its request.create event is missing",
+                    create.seq - 1
+                ),
+            );
+        };
+        // Verify from the creation to the head, every checkpoint on the way.
+        let head = tx.audit_head_peek().await?;
+        let mut v =
+            Verifier::starting_at(create.seq, &start_hash).with_keys(vec![self.audit_public_key()]);
+        for c in tx
+            .checkpoints(create.seq - 1, super::audit::CHECKPOINTS_MAX)
+            .await?
+        {
+            v.checkpoint(c);
+        }
+        let mut mine = Vec::new();
+        let mut after = create.seq - 1;
+        loop {
+            let batch = tx.audit_events(after, 5000).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for e in batch {
+                v.push(&e);
+                if e.target == target && e.outcome == "success" {
+                    mine.push(e);
+                }
+            }
+        }
+        let verdict = v.finish(Some(head.clone()));
+        if let Some(b) = verdict.first_break {
+            return unproven(
+                r,
+                format!(
+                    "the audit chain does not verify from its creation (event {}): broken at {}: {}",
+                    create.seq, b.seq, b.reason
+                ),
+            );
+        }
+        if let Some(w) = self.witness.current() {
+            if let Some(b) = super::audit::witness_break(tx, &w, head.0).await? {
+                return unproven(
+                    r,
+                    format!(
+                        "the audit chain disagrees with its witness: broken at {}: {}",
+                        b.seq, b.reason
+                    ),
+                );
+            }
+        }
+        let signed = verdict.signed_through.unwrap_or(0);
+        let covered: Vec<_> = mine.iter().filter(|e| e.seq <= signed).collect();
+        // The request as created.
+        let Some(e0) = covered.iter().find(|e| e.action == "request.create") else {
+            return unproven(
+                r,
+                "its request.create event is not covered by a signed checkpoint",
+            );
+        };
+        let d0 = &e0.details;
+        let same = e0.actor == r.requester
+            && d0["credential_id"].as_str() == Some(r.credential_id.as_str())
+            && d0["credential"].as_str() == Some(r.credential_name.as_str())
+            && d0["policy_sha256"].as_str() == Some(snapshot_digest(&r.policy).as_str())
+            && d0["expires_at"].as_str() == Some(crate::clock::rfc3339(r.expires_at).as_str());
+        if !same {
+            return unproven(
+                r,
+                format!(
+                    "the stored request does not match its signed request.create event (event {}): its requester, credential, policy or expiry was changed",
+                    e0.seq
+                ),
+            );
+        }
+        // The decisions, exactly as recorded.
+        let mut recorded = BTreeSet::new();
+        for e in &covered {
+            let decision = match e.action.as_str() {
+                "request.approve" => "approve",
+                "request.deny" => "deny",
+                _ => continue,
+            };
+            let (Some(step), Some(groups)) =
+                (e.details["step"].as_i64(), e.details["groups"].as_array())
+            else {
+                return unproven(
+                    r,
+                    format!(
+                        "event {} records a decision without its TOTP step and groups (made before decisions were proved): file a new request",
+                        e.seq
+                    ),
+                );
+            };
+            let mut groups: Vec<String> = groups
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect();
+            groups.sort();
+            recorded.insert((e.actor.clone(), decision.to_owned(), groups, step));
+        }
+        let stored: BTreeSet<DecisionKey> = decisions.iter().map(key_of).collect();
+        if let Some((who, what, _, step)) = stored.difference(&recorded).next() {
+            return unproven(
+                r,
+                format!(
+                    "the {what} by {who} (TOTP step {step}) has no event in the signed audit chain, or differs from it"
+                ),
+            );
+        }
+        if let Some((who, what, _, _)) = recorded.difference(&stored).next() {
+            return unproven(
+                r,
+                format!(
+                    "the signed audit chain records a {what} by {who} that the database no longer holds as recorded"
+                ),
+            );
+        }
+        // Each counted approval: inside the request's lifetime, and later
+        // than every step its custodian decided with before.
+        for d in counted(r, decisions) {
+            let inside = (r.created_at..=r.expires_at).contains(&d.at)
+                && d.totp_step >= r.created_at.div_euclid(STEP_MS) - 1
+                && d.totp_step <= d.at.div_euclid(STEP_MS) + 1;
+            if !inside {
+                return unproven(
+                    r,
+                    format!(
+                        "the approval by {} (TOTP step {}) lies outside the request's lifetime",
+                        d.custodian, d.totp_step
+                    ),
+                );
+            }
+            let steps = tx.decision_steps(&d.custodian).await?;
+            let reused = steps.iter().filter(|(s, _)| *s == d.totp_step).count() > 1;
+            let backwards = steps.iter().any(|(s, at)| *at < d.at && *s >= d.totp_step);
+            let guard = tx
+                .custodian(&d.custodian)
+                .await?
+                .and_then(|c| c.last_totp_step);
+            if reused || backwards || guard.is_none_or(|g| g < d.totp_step) {
+                return unproven(
+                    r,
+                    format!(
+                        "the approval by {} (TOTP step {}) is not later than every step {} decided with before",
+                        d.custodian, d.totp_step, d.custodian
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The seeds' part of the proof: each counted approval's kept code is
+    /// the custodian's code at its recorded step. Opens the seeds with the
+    /// key service: call it outside any write transaction.
+    pub(crate) async fn prove_by_codes(
+        &self,
+        r: &RequestRow,
+        decisions: &[DecisionRow],
+        custodians: &[CustodianRow],
+    ) -> AppResult<()> {
+        for d in counted(r, decisions) {
+            let Some(code) = &d.totp_code else {
+                return unproven(
+                    r,
+                    format!(
+                        "the approval by {} kept no TOTP code (made before decisions were proved): file a new request",
+                        d.custodian
+                    ),
+                );
+            };
+            let Some(c) = custodians.iter().find(|c| c.name == d.custodian) else {
+                return unproven(r, format!("custodian {} no longer exists", d.custodian));
+            };
+            let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
+                return unproven(r, format!("custodian {} has no TOTP seed", d.custodian));
+            };
+            let seed = super::custodians::open_seed(self.keys.as_ref(), c, env, enrollment).await?;
+            let verifies = u64::try_from(d.totp_step)
+                .is_ok_and(|step| seed.verifies_at_step(code.expose(), step));
+            if !verifies {
+                return unproven(
+                    r,
+                    format!(
+                        "the code kept with the approval by {} is not {}'s TOTP code at its recorded step",
+                        d.custodian, d.custodian
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -58,8 +58,11 @@ impl SigningKey {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
-        crate::datadir::check_private(path)?;
-        let text = Zeroizing::new(std::fs::read_to_string(path)?);
+        let bytes = crate::datadir::read_key_file(path)?;
+        let text = Zeroizing::new(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| anyhow::anyhow!("{} is not a PEM private key", path.display()))?,
+        );
         let body: Zeroizing<String> =
             Zeroizing::new(text.lines().filter(|l| !l.starts_with("-----")).collect());
         let der = Zeroizing::new(

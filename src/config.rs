@@ -76,6 +76,10 @@ pub struct LimitsFileConfig {
     /// How long one request may take before it is abandoned and rolled back
     /// (default "30s"): `request_timeout`.
     pub request_timeout: Option<String>,
+    /// Refused authentications audited one by one per minute, across
+    /// addresses (default 100): the first of each address and code; the
+    /// rest are counted in per-minute summaries.
+    pub auth_refusal_events_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +114,7 @@ pub struct Limits {
     pub totp_attempts_per_minute: u32,
     pub totp_attempts_per_minute_per_address: u32,
     pub request_timeout: Duration,
+    pub auth_refusal_events_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -122,6 +127,7 @@ impl Default for Limits {
             totp_attempts_per_minute: 10,
             totp_attempts_per_minute_per_address: 50,
             request_timeout: Duration::from_secs(30),
+            auth_refusal_events_per_minute: 100,
         }
     }
 }
@@ -170,6 +176,11 @@ fn limits_from_file(f: LimitsFileConfig) -> anyhow::Result<Limits> {
             "limits.request_timeout",
             f.request_timeout.as_ref(),
             d.request_timeout,
+        )?,
+        auth_refusal_events_per_minute: positive(
+            "auth_refusal_events_per_minute",
+            f.auth_refusal_events_per_minute,
+            d.auth_refusal_events_per_minute,
         )?,
     };
     anyhow::ensure!(

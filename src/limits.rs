@@ -31,7 +31,7 @@ fn per_minute(n: u32) -> Quota {
 /// The key of a client address: IPv6 clients are limited by their /64, the
 /// block one subscriber usually holds, so rotating addresses in it does not
 /// reset the limit.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -75,6 +75,7 @@ pub struct Metrics {
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     limit_refusals: Family<CodeLabels, Counter>,
     lockouts: Counter,
+    auth_refusals: Family<CodeLabels, Counter>,
     requests: Family<StateLabels, Gauge>,
     released: Gauge,
     locked_out: Gauge,
@@ -102,6 +103,7 @@ impl Metrics {
             http_duration: Family::new_with_constructor(latency_histogram),
             limit_refusals: Family::default(),
             lockouts: Counter::default(),
+            auth_refusals: Family::default(),
             requests: Family::default(),
             released: Gauge::default(),
             locked_out: Gauge::default(),
@@ -130,6 +132,11 @@ impl Metrics {
             "limit_refusals",
             "Requests refused by a limit, by error code",
             m.limit_refusals.clone(),
+        );
+        m.registry.register(
+            "auth_refusals",
+            "Refused bearer tokens, by error code (this process; audited per address and minute)",
+            m.auth_refusals.clone(),
         );
         m.registry.register(
             "totp_lockouts",
@@ -218,6 +225,12 @@ impl Metrics {
 
     pub fn limit_refused(&self, code: &str) {
         self.limit_refusals
+            .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    pub fn auth_refused(&self, code: &str) {
+        self.auth_refusals
             .get_or_create(&CodeLabels { code: code.into() })
             .inc();
     }

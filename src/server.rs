@@ -59,6 +59,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
     let dir = DataDir::new(&config.data_dir);
     dir.ensure()?;
+    // Nobody else may read or swap the keys (each key file is checked
+    // again as it is opened).
+    crate::datadir::check_all(&dir.root)?;
     let store =
         crate::store::connect_with(&config.database_url, config.migrate_on_start, &config.pool)
             .await
@@ -138,6 +141,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             .context("while loading the audit witness")?,
         ),
         chain_break: Default::default(),
+        data_dir: config.data_dir.clone(),
+        auth_refusals: Arc::new(crate::app::auth_refusals::AuthRefusals::new(
+            config.settings.limits.auth_refusal_events_per_minute,
+        )),
         audit_key,
         replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         vault: Arc::default(),
@@ -254,6 +261,10 @@ pub async fn serve_with(
     }
     let _ = stop.send(true);
     let _ = ticker.await;
+    // The minute of refused authentications not yet summarised.
+    if let Err(e) = app.flush_auth_refusals(true).await {
+        tracing::warn!(error = %e, "could not audit the last refused authentications");
+    }
     Ok(())
 }
 
@@ -267,6 +278,9 @@ async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<boo
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                if let Err(e) = app.flush_auth_refusals(false).await {
+                    tracing::warn!(error = %e, "could not audit the refused authentications; will retry");
+                }
                 if let Err(e) = app.checkpoint_if_due().await {
                     tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
                 }

@@ -13,6 +13,7 @@ both_backends!(
     control_and_bidi_characters_are_refused_everywhere_and_the_refusal_is_audited,
     the_cli_escapes_what_it_prints_from_the_server,
     a_key_given_twice_and_an_out_of_range_limit_are_refused,
+    an_unauthenticated_flood_costs_a_bounded_number_of_rows_and_every_attempt_is_counted,
 );
 
 /// The characters a hostile string carries, each as it is sent in a JSON
@@ -379,4 +380,92 @@ async fn a_key_given_twice_and_an_out_of_range_limit_are_refused(b: Backend) {
     // At the bounds, accepted.
     t.get("/v1/requests?limit=500", &w.requester).await.ok();
     t.get("/v1/audit/events?limit=1000", &w.auditor).await.ok();
+}
+
+/// 5 addresses × 200 bad tokens, two kinds of refusal: the review saw
+/// 4,000 chained rows for 4,000 attempts. Now: the first refusal of each
+/// address and code within the budget at once, the rest in one summary per
+/// address, code and minute; every attempt counted; a caller with a valid
+/// token unaffected throughout.
+async fn an_unauthenticated_flood_costs_a_bounded_number_of_rows_and_every_attempt_is_counted(
+    b: Backend,
+) {
+    let t = common::TestApp::start_configured(b, &|c| {
+        c.settings.limits.auth_refusal_events_per_minute = 4;
+    })
+    .await;
+    let admin = t.token("root-admin", &[Role::Admin]);
+    let before = t.audit().await.len();
+    let foreign = breakglass::auth::TokenService::new(
+        &breakglass::auth::SigningKey::generate(),
+        "breakglass",
+        "breakglass-api",
+        86400,
+    )
+    .issue("mallory", &[Role::Admin], 3600, t.now_secs())
+    .unwrap()
+    .0;
+    let mut floods = Vec::new();
+    for a in 2..=6u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, a]))
+            .build()
+            .unwrap();
+        let (base, foreign) = (t.base.clone(), foreign.clone());
+        floods.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let token = if i % 2 == 0 {
+                    "not-a-token"
+                } else {
+                    foreign.as_str()
+                };
+                let r = client
+                    .get(format!("{base}/v1/credentials"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 401);
+            }
+        }));
+    }
+    // Meanwhile a caller with a valid token is answered.
+    for _ in 0..20 {
+        t.get("/v1/custodians", &admin).await.ok();
+    }
+    for f in floods {
+        f.await.unwrap();
+    }
+    let during: Vec<_> = t.audit().await.into_iter().skip(before).collect();
+    let firsts: Vec<_> = during.iter().filter(|e| e.action == "auth.token").collect();
+    assert_eq!(firsts.len(), 4, "the budget of first refusals: {firsts:?}");
+    assert!(firsts
+        .iter()
+        .all(|e| e.outcome == "refused" && e.details["address"].is_string()));
+    assert_eq!(during.len(), 4, "nothing else was written during the flood");
+    // The minute ends (the server's ticker, stepped here): the summaries.
+    t.clock.advance_secs(61);
+    t.app.flush_auth_refusals(false).await.unwrap();
+    let after: Vec<_> = t.audit().await.into_iter().skip(before).collect();
+    let summaries: Vec<_> = after
+        .iter()
+        .filter(|e| e.action == "auth.refused_summary")
+        .collect();
+    let attempts: i64 = summaries
+        .iter()
+        .map(|e| e.details["attempts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(attempts, 1000, "every attempt counted");
+    // One per address and code within the budget, one `other` per code.
+    assert!(summaries.len() <= 4 + 2, "{summaries:?}");
+    let others: i64 = summaries
+        .iter()
+        .filter(|e| e.details["address"] == "other")
+        .map(|e| e.details["addresses"].as_i64().unwrap())
+        .sum();
+    assert!(
+        others >= 1,
+        "addresses beyond the budget are counted together"
+    );
+    assert!(t.verify().await);
 }

@@ -419,13 +419,23 @@ async fn every_attack_on_a_token_is_refused_and_audited_for_every_class_of_endpo
         before,
         "no attack changed anything"
     );
-    let refused: Vec<_> = t
-        .audit()
-        .await
-        .into_iter()
+    // Each refusal is counted: the first of each code (from this address,
+    // this minute) at once, all of them in the minute's summaries.
+    t.clock.advance_secs(61);
+    t.app.flush_auth_refusals(false).await.unwrap();
+    let events = t.audit().await;
+    let refused: Vec<_> = events
+        .iter()
         .filter(|e| e.action == "auth.token" && e.outcome == "refused")
         .collect();
-    assert_eq!(refused.len(), expected);
+    let codes: std::collections::BTreeSet<_> = refused.iter().map(|e| e.code.clone()).collect();
+    assert_eq!(refused.len(), codes.len(), "one event per code");
+    let counted: i64 = events
+        .iter()
+        .filter(|e| e.action == "auth.refused_summary")
+        .map(|e| e.details["attempts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, expected);
     for code in [
         "token_wrong_algorithm",
         "token_expired",

@@ -68,6 +68,17 @@ impl App {
                 "check the KMS endpoint, credentials and key policy".into(),
             )),
         }
+        // The data directory and its keys, as the start checks them: a
+        // change made since (a chmod, a swapped file) is found here.
+        for problem in crate::datadir::problems(&self.data_dir) {
+            out.push(f(
+                "high",
+                "datadir.exposed",
+                format!("path:{}", self.data_dir.display()),
+                problem,
+                "restore owner-only permissions (directory 700, key files 600, owned by the service's user, no symbolic links); if a key was replaced, treat it as compromised".into(),
+            ));
+        }
         let mut tx = self.store.begin_read().await?;
         let policies_in_force = self.effective_policies(tx.as_mut()).await?;
         let custodians = tx.custodians().await?;

@@ -19,6 +19,7 @@ use crate::store::{Store, StoreError, Tx};
 pub mod alerts;
 pub mod audit;
 pub mod audit_ship;
+pub mod auth_refusals;
 pub mod credentials;
 pub mod custodians;
 pub mod hygiene;
@@ -67,6 +68,10 @@ pub struct App {
     /// A break of the audit chain this process found: no checkpoint is
     /// signed while it is set, and `/readyz` says why.
     pub chain_break: std::sync::Mutex<Option<crate::crypto::chain::Break>>,
+    /// The data directory (its keys are checked again by the review).
+    pub data_dir: std::path::PathBuf,
+    /// Refused authentications, counted per address and minute.
+    pub auth_refusals: Arc<auth_refusals::AuthRefusals>,
 }
 
 /// A refused action: HTTP status, a stable code, a message for people.
@@ -475,10 +480,58 @@ impl App {
                     message: e.to_string(),
                     totp_failure_of: None,
                 });
-                self.record_refusal("anonymous", "auth.token", "api", &err)
-                    .await?;
+                self.metrics.auth_refused(e.code());
+                let peer = crate::context::current().and_then(|c| c.peer);
+                if let auth_refusals::Counted::First { address } =
+                    self.auth_refusals.count(peer, e.code(), self.now_ms())
+                {
+                    let ev = Event::new(
+                        "auth.token",
+                        "api",
+                        json!({
+                            "message": e.to_string(),
+                            "address": address,
+                            "counting": "the first refusal of this address and code this minute; the minute's total follows in auth.refused_summary",
+                        }),
+                    );
+                    let mut tx = self.store.begin().await?;
+                    self.append(tx.as_mut(), "anonymous", "refused", Some(e.code()), ev)
+                        .await?;
+                    tx.commit().await?;
+                }
                 Err(err)
             }
         }
+    }
+
+    /// Audit the summaries of refused authentications whose minute has
+    /// ended (`all`: the open minute's too, at shutdown). Run every second
+    /// by the server.
+    pub async fn flush_auth_refusals(&self, all: bool) -> anyhow::Result<usize> {
+        let summaries = self.auth_refusals.take(self.now_ms(), all);
+        if summaries.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.store.begin().await?;
+        for s in &summaries {
+            let ev = Event::new(
+                "auth.refused_summary",
+                "api",
+                json!({
+                    "address": s.address,
+                    "addresses": s.addresses,
+                    "attempts": s.attempts,
+                    "window_start": crate::clock::rfc3339(s.window_start),
+                    "window_end": crate::clock::rfc3339(s.window_end),
+                    "first_at": crate::clock::rfc3339(s.first_at),
+                    "last_at": crate::clock::rfc3339(s.last_at),
+                }),
+            );
+            self.append(tx.as_mut(), "breakglass", "refused", Some(s.code), ev)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        tx.commit().await?;
+        Ok(summaries.len())
     }
 }

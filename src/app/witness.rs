@@ -37,11 +37,9 @@ impl Witness {
     /// checkpoint validly signed by `key` stops the start: it was damaged
     /// or replaced, and the chain cannot be trusted without it.
     pub fn load(file: &Path, key: &AuditKey) -> anyhow::Result<Witness> {
-        let last = if file.exists() {
-            crate::datadir::check_private(file)?;
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("while reading {}", file.display()))?;
-            let c: Checkpoint = serde_json::from_str(&text).map_err(|e| {
+        let last = if std::fs::symlink_metadata(file).is_ok() {
+            let bytes = crate::datadir::read_key_file(file)?;
+            let c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is not an audit checkpoint ({e}); it records the last checkpoint this service signed, so restore it from a backup",
                     file.display()

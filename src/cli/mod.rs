@@ -625,6 +625,9 @@ fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Conf
             ..extra
         },
     )?;
+    // Every host command refuses a data directory whose keys another user
+    // could read or swap, as `serve` does.
+    crate::datadir::check_all(&config.data_dir)?;
     // Events appended on the host alert like the server's.
     if let Some(a) = &config.settings.alerts {
         let _ = crate::app::alerts::HOST_ALERTS.set(a.clone());

@@ -45,8 +45,11 @@ impl LocalKeyService {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        crate::datadir::check_private(path)?;
-        let text = Zeroizing::new(std::fs::read_to_string(path)?);
+        let bytes = crate::datadir::read_key_file(path)?;
+        let text = Zeroizing::new(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| anyhow::anyhow!("{} is not text", path.display()))?,
+        );
         let line = text
             .lines()
             .find(|l| !l.starts_with('#') && !l.trim().is_empty())

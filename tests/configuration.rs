@@ -141,3 +141,327 @@ async fn the_review_reports_a_data_directory_opened_after_the_start() {
     chmod(&t.data_dir, 0o700);
     chmod(&t.data_dir.join("local.key"), 0o600);
 }
+
+/// The settings the README's configuration table documents, as paths of
+/// the schema (`[tls] cert_file` is `tls.cert_file`, `[[oidc]] issuer` is
+/// `oidc[].issuer`, `[oidc.roles]` is `oidc[].roles.*`).
+fn documented_settings() -> std::collections::BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let lists = ["oidc", "alerts.channel"];
+    let mut out = std::collections::BTreeSet::new();
+    for line in section.lines() {
+        let Some(cell) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let key = cell.split('`').next().unwrap();
+        if key.starts_with("BREAKGLASS_") || key == "key" {
+            continue;
+        }
+        let path = if let Some(rest) = key.strip_prefix("[[") {
+            let (table, field) = rest.split_once("]] ").unwrap();
+            format!("{table}[].{field}")
+        } else if let Some(rest) = key.strip_prefix('[') {
+            match rest.split_once("] ") {
+                Some((table, field)) => format!("{table}.{field}"),
+                // A map: `[oidc.roles]`.
+                None => {
+                    let table = rest.trim_end_matches(']');
+                    let (list, map) = table.rsplit_once('.').unwrap();
+                    assert!(lists.contains(&list), "{key}");
+                    format!("{list}[].{map}.*")
+                }
+            }
+        } else {
+            key.to_owned()
+        };
+        out.insert(path);
+    }
+    out
+}
+
+#[test]
+fn the_readme_documents_every_setting_and_only_settings() {
+    let documented = documented_settings();
+    let code: std::collections::BTreeSet<String> = breakglass::config::schema::SETTINGS
+        .iter()
+        .map(|s| s.path.to_owned())
+        .collect();
+    let missing: Vec<_> = code.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&code).collect();
+    assert!(
+        missing.is_empty(),
+        "settings the README does not document: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "the README documents settings the code does not read: {unknown:?}"
+    );
+    // Every variable the README names is read (but the misspelt example).
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let re =
+        regex::Regex::new(r"(unknown environment variable\s+)?(BREAKGLASS_[A-Z0-9_]*[A-Z0-9])")
+            .unwrap();
+    for c in re.captures_iter(&readme) {
+        let var = &c[2];
+        if c.get(1).is_some() {
+            continue;
+        }
+        let known = breakglass::config::schema::OTHER_VARIABLES.contains(&var)
+            || breakglass::config::schema::locate(var).is_some()
+            || var.ends_with("_OIDC")
+            || var.ends_with("_ALERTS_CHANNEL");
+        assert!(known, "the README names {var}, which nothing reads");
+    }
+}
+
+#[test]
+fn every_setting_of_the_file_can_come_from_the_environment_and_the_environment_wins() {
+    use breakglass::config::{Config, KeyServiceChoice, Overrides, SecretStoreChoice};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("breakglass.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9000\"\n[totp]\nmax_failures = 9\n",
+    )
+    .unwrap();
+    let env: Vec<(String, String)> = [
+        ("BREAKGLASS_TOTP_MAX_FAILURES", "3"),
+        ("BREAKGLASS_TOTP_LOCKOUT", "45m"),
+        ("BREAKGLASS_KEYS_SERVICE", "aws-kms"),
+        ("BREAKGLASS_KEYS_KMS_KEY_ID", "alias/breakglass"),
+        ("BREAKGLASS_SECRETS_STORE", "aws-secretsmanager"),
+        ("BREAKGLASS_SECRETS_NAME_PREFIX", "bg/"),
+        ("BREAKGLASS_AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ("BREAKGLASS_AWS_REGION", "eu-west-1"),
+        ("BREAKGLASS_ALLOW_PLAIN_HTTP", "true"),
+        ("BREAKGLASS_AUDIT_SINK_URL", "https://siem.example/ingest"),
+        ("BREAKGLASS_AUDIT_SINK_BATCH_SIZE", "50"),
+        ("BREAKGLASS_LIMITS_MAX_BODY_BYTES", "4096"),
+        ("BREAKGLASS_ALERTS_PUBLIC_URL", "https://bg.example"),
+        ("BREAKGLASS_ALERTS_CHANNEL_0_NAME", "chat"),
+        ("BREAKGLASS_ALERTS_CHANNEL_0_KIND", "slack"),
+        ("BREAKGLASS_ALERTS_CHANNEL_0_URL", "https://hooks.example/x"),
+        (
+            "BREAKGLASS_ALERTS_CHANNEL_0_EVENTS",
+            "request.create, request.release",
+        ),
+        ("BREAKGLASS_OIDC_0_ISSUER", "https://login.example"),
+        ("BREAKGLASS_OIDC_0_AUDIENCE", "breakglass"),
+        ("BREAKGLASS_OIDC_0_ALGORITHMS", "ES256"),
+        ("BREAKGLASS_OIDC_0_ROLES_ADMIN", "bg-admins,root-admins"),
+        ("BREAKGLASS_OIDC_0_CUSTODIAN_GROUPS_SRE", "sre-oncall"),
+        ("BREAKGLASS_SERVER", "http://ignored-by-the-server"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let flags = Overrides {
+        listen: Some("127.0.0.1:9100".into()),
+        ..Default::default()
+    };
+    let c = Config::load_from(Some(&file), flags, env).unwrap();
+    assert_eq!(
+        c.listen.to_string(),
+        "127.0.0.1:9100",
+        "a flag wins over the file"
+    );
+    assert_eq!(
+        c.settings.totp_max_failures, 3,
+        "the environment wins over the file"
+    );
+    assert_eq!(c.settings.totp_lockout.as_secs(), 45 * 60);
+    assert_eq!(
+        c.key_service,
+        KeyServiceChoice::AwsKms {
+            key_id: "alias/breakglass".into()
+        }
+    );
+    assert_eq!(
+        c.secret_store,
+        SecretStoreChoice::AwsSecretsManager {
+            name_prefix: "bg/".into(),
+            recovery_window_days: 30
+        }
+    );
+    assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+    assert!(c.allow_plain_http);
+    let sink = c.settings.audit_sink.as_ref().unwrap();
+    assert_eq!(
+        (sink.url.as_str(), sink.batch_size),
+        ("https://siem.example/ingest", 50)
+    );
+    assert_eq!(c.settings.limits.max_body_bytes, 4096);
+    let alerts = c.settings.alerts.as_ref().unwrap();
+    assert_eq!(alerts.public_url.as_deref(), Some("https://bg.example"));
+    assert_eq!(alerts.channels[0].name, "chat");
+    assert!(alerts.channels[0].events.contains("request.release"));
+    assert_eq!(c.oidc[0].issuer, "https://login.example");
+    assert_eq!(c.oidc[0].algorithms, vec![jsonwebtoken::Algorithm::ES256]);
+    assert_eq!(
+        c.oidc[0].roles[&breakglass::domain::Role::Admin],
+        vec!["bg-admins".to_string(), "root-admins".into()]
+    );
+    assert_eq!(
+        c.oidc[0].custodian_groups["sre"],
+        vec!["sre-oncall".to_string()]
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_the_start_with_the_nearest_valid_name() {
+    let (_dir, data) = data_dir();
+    let d = data.to_str().unwrap();
+    // The names the README used to give, and a typo.
+    for (var, nearest) in [
+        ("BREAKGLASS_KEY_SERVICE", "BREAKGLASS_KEYS_SERVICE"),
+        ("BREAKGLASS_SECRET_STORE", "BREAKGLASS_SECRETS_STORE"),
+        ("BREAKGLASS_KMS_KEY_ID", "BREAKGLASS_KEYS_KMS_KEY_ID"),
+        (
+            "BREAKGLASS_AUDIT_CHECKPOINT_EVERY_EVENT",
+            "BREAKGLASS_AUDIT_CHECKPOINT_EVERY_EVENTS",
+        ),
+    ] {
+        let (code, out) = run(
+            &["serve", "--data-dir", d, "--listen", "127.0.0.1:0"],
+            &[(var, "aws-kms")],
+        );
+        assert_eq!(code, 2, "{var}: {out}");
+        assert!(
+            out.contains(&format!("did you mean {nearest}?")),
+            "{var}: {out}"
+        );
+        // Client commands too: nothing falls back to a default unnoticed.
+        let (code, out) = run(&["whoami"], &[(var, "x")]);
+        assert_eq!(code, 2, "{out}");
+    }
+    let (code, out) = run(&["serve", "--data-dir", d], &[("BREAKGLASS_ZZZ", "1")]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("unknown environment variable BREAKGLASS_ZZZ"),
+        "{out}"
+    );
+    // A value of the wrong kind names the variable.
+    let (code, out) = run(
+        &["serve", "--data-dir", d, "--listen", "127.0.0.1:0"],
+        &[("BREAKGLASS_TOTP_MAX_FAILURES", "five")],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("BREAKGLASS_TOTP_MAX_FAILURES: \"five\" is not a whole number"),
+        "{out}"
+    );
+    // A misspelt key of the file.
+    let file = data.parent().unwrap().join("bg.toml");
+    std::fs::write(&file, "[audit]\ncheckpoint_every_event = 5\n").unwrap();
+    let (code, out) = run(
+        &["serve", "--data-dir", d, "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("unknown setting `audit.checkpoint_every_event`: did you mean `audit.checkpoint_every_events`?"),
+        "{out}"
+    );
+    std::fs::write(
+        &file,
+        "[[alerts.channel]]\nname = \"a\"\nkind = \"slack\"\nurl = \"https://x\"\nevnets = []\n",
+    )
+    .unwrap();
+    let (_, out) = run(
+        &["serve", "--data-dir", d, "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.contains("did you mean `alerts.channel.events`?"),
+        "{out}"
+    );
+}
+
+/// The review's finding: an operator who configures AWS through the
+/// environment, as every container platform does, got the local key file
+/// and the database store. Now the server runs on KMS and Secrets Manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_configured_through_the_environment_uses_kms_and_secrets_manager() {
+    let moto = common::Moto::shared_or_own().await;
+    let key = moto.create_key().await;
+    let (_dir, data) = data_dir();
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BREAKGLASS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args([
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .env("BREAKGLASS_KEYS_SERVICE", "aws-kms")
+    .env("BREAKGLASS_KEYS_KMS_KEY_ID", &key)
+    .env("BREAKGLASS_SECRETS_STORE", "aws-secretsmanager")
+    .env(
+        "BREAKGLASS_SECRETS_NAME_PREFIX",
+        format!("bgtest/{}/", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BREAKGLASS_AWS_ENDPOINT_URL", &moto.endpoint)
+    .env("BREAKGLASS_AWS_REGION", "us-east-1");
+    let (mut child, url) = common::spawn_serve(&mut cmd);
+    let ready: serde_json::Value = reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let names: Vec<&str> = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"key_service:aws-kms"), "{ready}");
+    assert!(
+        names.contains(&"secret_store:aws-secretsmanager"),
+        "{ready}"
+    );
+    assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+#[test]
+fn the_configuration_shows_no_password_in_debug_output() {
+    use breakglass::config::{Config, Overrides};
+    let url = "postgres://breakglass:s3cr3t-Pa55@db.internal:5432/breakglass?sslpassword=k3y-Pa55";
+    let o = Overrides {
+        database_url: Some(url.into()),
+        ..Default::default()
+    };
+    let shown = format!("{o:?}");
+    let c = Config::load_from(None, o, Vec::new()).unwrap();
+    let shown = shown + &format!("{c:?}") + &format!("{c:#?}");
+    assert!(
+        !shown.contains("s3cr3t") && !shown.contains("k3y-Pa55"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("db.internal"),
+        "the rest is still shown: {shown}"
+    );
+    assert_eq!(
+        breakglass::config::redacted_url(url),
+        "postgres://breakglass:***@db.internal:5432/breakglass?***"
+    );
+}

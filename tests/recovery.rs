@@ -478,6 +478,38 @@ async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_com
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains(&ann.share) && !all.contains(std::str::from_utf8(&key).unwrap()));
     assert!(t.verify().await);
+    // Every attempt is audited: each refusal above, a file that is no
+    // share, and a recovery wrap changed in the database.
+    let refusals = |events: &[breakglass::crypto::chain::AuditEvent]| {
+        events
+            .iter()
+            .filter(|e| e.action == "recovery.recover" && e.outcome == "refused")
+            .map(|e| e.code.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let before = refusals(&t.audit().await);
+    assert!(before.len() >= 4, "{before:?}");
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, b"{ not a share").unwrap();
+    let (code, _, err) = recover(&[&garbage, &sec_json]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is not a decrypted share"), "{err}");
+    t.raw_sql("UPDATE credential_versions SET recovery_wrap = recovery_envelope WHERE recovery_wrap IS NOT NULL")
+        .await;
+    let (code, _, err) = recover(&[&ann_json, &sec_json]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("recovery_wrap_invalid") && err.contains("altered"),
+        "{err}"
+    );
+    let after = refusals(&t.audit().await);
+    assert_eq!(
+        after[before.len()..],
+        [
+            "share_unreadable".to_string(),
+            "recovery_wrap_invalid".into()
+        ]
+    );
 }
 
 /// A host-side configuration naming the test's KMS key (the ceremony opens

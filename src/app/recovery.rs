@@ -658,7 +658,10 @@ pub async fn recover_offline(
         Ok(s) => s,
         Err(e) => return refuse(refusal_for(&e).1, e.to_string()).await,
     };
-    let identity = identity_from(secret)?;
+    let identity = match identity_from(secret) {
+        Ok(i) => i,
+        Err(e) => return refuse("recovery_key_invalid", format!("{e:#}")).await,
+    };
     let (Some(wrap), Some(env_bytes)) = (&version.recovery_wrap, &version.recovery_envelope) else {
         return refuse(
             "not_recoverable",
@@ -679,7 +682,21 @@ pub async fn recover_offline(
         )
         .await;
     }
-    let p = open_recovered(&identity, wrap, env_bytes, &cred.id, version.version)?;
+    let p = match open_recovered(&identity, wrap, env_bytes, &cred.id, version.version) {
+        Ok(p) => p,
+        // The shares authenticate against the set, so this is the stored
+        // wrap or envelope: changed, or bound to another credential.
+        Err(_) => {
+            return refuse(
+                "recovery_wrap_invalid",
+                format!(
+                    "version {} of {credential} does not open with the rebuilt recovery key: its recovery wrap or envelope was altered or belongs to another credential",
+                    version.version
+                ),
+            )
+            .await
+        }
+    };
     drop(identity);
     let mut tx = store.begin().await?;
     tx.mark_exposed(&cred.id, now_ms).await?;
@@ -701,6 +718,27 @@ pub async fn recover_offline(
         version: version.version,
         fields: p.fields,
     })
+}
+
+/// Audit a refused offline recovery that failed before the shares were
+/// even read (a file that is no share, an identity that does not open it).
+pub async fn refuse_offline(
+    store: &dyn Store,
+    now_ms: i64,
+    actor: &str,
+    credential: &str,
+    code: &str,
+    message: &str,
+) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    let ev = Event::new(
+        "recovery.recover",
+        format!("credential:{}", crate::domain::text::escape(credential)),
+        json!({ "message": crate::domain::text::escape(message) }),
+    );
+    super::audit::append_refusal(tx.as_mut(), now_ms, actor, code, ev).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Format of `backup export`.

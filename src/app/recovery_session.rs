@@ -98,12 +98,18 @@ impl Vault {
         self.lock().remove(id);
     }
 
-    fn open_share(&self, id: &str, sealed: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    /// The share a custodian sealed to this session, decrypted into memory
+    /// that is zeroized when dropped (the plaintext is never copied).
+    fn open_share(
+        &self,
+        id: &str,
+        sealed: &[u8],
+    ) -> Option<Result<zeroize::Zeroizing<Vec<u8>>, ()>> {
         let map = self.lock();
         let h = map.get(id)?;
         Some(
             age::decrypt(&h.identity, sealed)
-                .map(|p| p.to_vec())
+                .map(zeroize::Zeroizing::new)
                 .map_err(|_| ()),
         )
     }
@@ -457,7 +463,7 @@ impl App {
             }
         };
         let plain = match self.vault.open_share(&s.id, &sealed) {
-            Some(Ok(p)) => zeroize::Zeroizing::new(p),
+            Some(Ok(p)) => p,
             Some(Err(())) => {
                 return refuse(
                     422,

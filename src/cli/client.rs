@@ -55,6 +55,22 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// POST a JSON body that holds secrets: the bytes stay in memory that
+    /// is zeroized when the HTTP client is done with them.
+    pub async fn post_secret<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<T, CallError> {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(reqwest::Body::from(bytes::Bytes::from_owner(body))),
+        )
+        .await
+    }
+
     /// GET a long answer, handing each chunk to `sink` as it arrives;
     /// returns the number of bytes.
     pub async fn download(

@@ -232,7 +232,7 @@ enum KeysCmd {
         #[arg(long)]
         to: String,
         /// Target KMS key id, ARN or alias/NAME (with --to aws-kms).
-        #[arg(long, env = "BREAKGLASS_KMS_KEY_ID")]
+        #[arg(long)]
         kms_key_id: Option<String>,
         /// AWS endpoint override (VPC endpoint or emulator).
         #[arg(long, env = "BREAKGLASS_AWS_ENDPOINT_URL")]
@@ -528,6 +528,11 @@ fn exit_for(e: &CallError) -> ExitCode {
 }
 
 pub fn main() -> ExitCode {
+    // A misspelt setting must not fall back to a default unnoticed.
+    if let Err(e) = crate::config::check_environment(std::env::vars()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     rt.block_on(run(cli))
@@ -936,9 +941,9 @@ async fn recover(
     json_out: bool,
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
-    let shares = read_shares(files)?;
     let r = match backup {
         Some(path) => {
+            let shares = read_shares(files)?;
             let text = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
             let file: crate::app::recovery::BackupFile = serde_json::from_slice(&text)
@@ -950,36 +955,68 @@ async fn recover(
             crate::app::recovery::recover_from_backup(&file, credential, &shares)?
         }
         None => {
+            // The database first: every attempt is audited, one whose share
+            // files do not even read included.
             let config = config_from(&base, Overrides::default())?;
             let store = crate::store::connect(&config.database_url, false).await?;
-            let r = crate::app::recovery::recover_offline(
-                store.as_ref(),
-                now_ms(),
-                &operator(),
-                credential,
-                &shares,
-            )
-            .await;
+            let r = match read_shares(files) {
+                Ok(shares) => {
+                    crate::app::recovery::recover_offline(
+                        store.as_ref(),
+                        now_ms(),
+                        &operator(),
+                        credential,
+                        &shares,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    crate::app::recovery::refuse_offline(
+                        store.as_ref(),
+                        now_ms(),
+                        &operator(),
+                        credential,
+                        "share_unreadable",
+                        &message,
+                    )
+                    .await
+                    .and(Err(e))
+                }
+            };
             store.close().await;
             r?
         }
     };
     if json_out {
-        let fields: serde_json::Map<String, Value> = r
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.expose_secret().to_string())))
-            .collect();
-        print_json(
-            &json!({ "credential": r.credential, "account_id": r.account_id, "version": r.version, "fields": fields }),
-        );
+        // Written straight from the zeroizing values to standard output.
+        #[derive(serde::Serialize)]
+        struct Recovered<'a> {
+            credential: &'a str,
+            account_id: &'a str,
+            version: i64,
+            fields: SecretFields<'a, secrecy::SecretString>,
+        }
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Recovered {
+                credential: &r.credential,
+                account_id: &r.account_id,
+                version: r.version,
+                fields: SecretFields(&r.fields),
+            },
+        )?;
+        use std::io::Write;
+        writeln!(out)?;
     } else {
         println!(
             "{} (account {}, version {}) — recovered with {} shares; it is now marked exposed:",
             r.credential,
             r.account_id,
             r.version,
-            shares.len()
+            files.len()
         );
         for (k, v) in &r.fields {
             println!("  {k}: {}", v.expose_secret());
@@ -1116,18 +1153,29 @@ async fn rewrap(
 
 /// Read a secret without echo: from the terminal, or a line of stdin.
 fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
-    let s = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt)
-            .map_err(|e| Failure::Input(format!("cannot read from the terminal: {e}")))?
+    // Wrapped the moment it exists, and trimmed in place: no copy of the
+    // secret is left behind unzeroized.
+    let mut s = if std::io::stdin().is_terminal() {
+        Zeroizing::new(
+            rpassword::prompt_password(prompt)
+                .map_err(|e| Failure::Input(format!("cannot read from the terminal: {e}")))?,
+        )
     } else {
-        let mut line = String::new();
+        let mut line = Zeroizing::new(String::new());
         std::io::stdin()
             .lock()
             .read_line(&mut line)
             .map_err(|e| Failure::Input(e.to_string()))?;
         line
     };
-    Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
+    trim_line_end(&mut s);
+    Ok(s)
+}
+
+/// Drop a trailing line break in place (truncating never reallocates).
+fn trim_line_end(s: &mut Zeroizing<String>) {
+    let keep = s.trim_end_matches(['\r', '\n']).len();
+    s.truncate(keep);
 }
 
 /// `policy check`: the files first (no server needed), then each policy
@@ -1400,16 +1448,19 @@ fn collect_fields(
 ) -> Result<BTreeMap<String, Zeroizing<String>>, Failure> {
     let mut out = BTreeMap::new();
     if let Some(path) = from_file {
-        let text = Zeroizing::new(if path.as_os_str() == "-" {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Failure::Input(e.to_string()))?;
-            s
+        // Read into zeroizing memory sized up front: a growing buffer would
+        // leave copies of the secrets behind as it moves.
+        let mut buf = Zeroizing::new(Vec::with_capacity(1024 * 1024));
+        let read = if path.as_os_str() == "-" {
+            std::io::stdin().take(1024 * 1024).read_to_end(&mut buf)
         } else {
-            std::fs::read_to_string(path)
-                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?
-        });
+            std::fs::File::open(path).and_then(|f| f.take(1024 * 1024).read_to_end(&mut buf))
+        };
+        read.map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?;
+        let text = Zeroizing::new(
+            String::from_utf8(std::mem::take(&mut *buf))
+                .map_err(|_| Failure::Input(format!("{} is not UTF-8 text", path.display())))?,
+        );
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
@@ -1444,9 +1495,12 @@ fn collect_fields(
         let value = if v == "-" {
             read_secret(&format!("{k}: "))?
         } else if let Some(p) = v.strip_prefix('@') {
-            let s = std::fs::read_to_string(p)
-                .map_err(|e| Failure::Input(format!("cannot read {p}: {e}")))?;
-            Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string())
+            let mut s = Zeroizing::new(
+                std::fs::read_to_string(p)
+                    .map_err(|e| Failure::Input(format!("cannot read {p}: {e}")))?,
+            );
+            trim_line_end(&mut s);
+            s
         } else {
             Zeroizing::new(v.to_string())
         };
@@ -1462,13 +1516,60 @@ fn collect_fields(
     Ok(out)
 }
 
-fn fields_json(fields: &BTreeMap<String, Zeroizing<String>>) -> Value {
-    Value::Object(
-        fields
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.as_str().to_owned())))
-            .collect(),
+/// Secret fields, serialised straight from their zeroizing strings.
+struct SecretFields<'a, V>(&'a BTreeMap<String, V>);
+
+impl<V: AsSecretStr> serde::Serialize for SecretFields<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v.secret_str())?;
+        }
+        m.end()
+    }
+}
+
+trait AsSecretStr {
+    fn secret_str(&self) -> &str;
+}
+impl AsSecretStr for Zeroizing<String> {
+    fn secret_str(&self) -> &str {
+        self.as_str()
+    }
+}
+impl AsSecretStr for secrecy::SecretString {
+    fn secret_str(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(self)
+    }
+}
+
+/// A JSON body with secret `fields`, written into zeroizing memory sized
+/// up front (so it never reallocates and leaves a copy behind).
+fn secret_body(
+    mut body: serde_json::Map<String, Value>,
+    fields: &BTreeMap<String, Zeroizing<String>>,
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    #[derive(serde::Serialize)]
+    struct WithFields<'a> {
+        #[serde(flatten)]
+        rest: &'a serde_json::Map<String, Value>,
+        fields: SecretFields<'a, Zeroizing<String>>,
+    }
+    body.remove("fields");
+    let secret_len: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        secret_len * 6 + serde_json::to_vec(&body).map_or(0, |b| b.len()) + 1024,
+    ));
+    serde_json::to_writer(
+        &mut *out,
+        &WithFields {
+            rest: &body,
+            fields: SecretFields(fields),
+        },
     )
+    .map_err(|e| Failure::Input(format!("cannot write the request: {e}")))?;
+    Ok(out)
 }
 
 fn print_json(v: &Value) {
@@ -1599,9 +1700,10 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             drill,
         }) => {
             let f = collect_fields(fields, from_file)?;
-            let body = json!({ "name": name, "account_id": account, "policy": policy, "fields": fields_json(&f),
+            let body = json!({ "name": name, "account_id": account, "policy": policy,
                                "code_only": code_only, "access_key_id": access_key_id, "drill": drill });
-            let v: Value = c.post("/v1/credentials", &body).await?;
+            let body = secret_body(body.as_object().cloned().unwrap_or_default(), &f)?;
+            let v: Value = c.post_secret("/v1/credentials", body).await?;
             if json_out {
                 print_json(&v)
             } else {
@@ -1619,11 +1721,10 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
             access_key_id,
         }) => {
             let f = collect_fields(fields, from_file)?;
+            let body = json!({ "code_only": code_only, "access_key_id": access_key_id });
+            let body = secret_body(body.as_object().cloned().unwrap_or_default(), &f)?;
             let v: Value = c
-                .post(
-                    &format!("/v1/credentials/{}/versions", seg(name)),
-                    &json!({ "fields": fields_json(&f), "code_only": code_only, "access_key_id": access_key_id }),
-                )
+                .post_secret(&format!("/v1/credentials/{}/versions", seg(name)), body)
                 .await?;
             if json_out {
                 print_json(&v)

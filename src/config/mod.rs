@@ -1,6 +1,8 @@
-//! Configuration: a TOML file, then `BREAKGLASS_*` environment variables and
-//! flags (which win). Nothing secret is configured here: keys live in files
-//! of the data directory or in the key service.
+//! Configuration: a TOML file, then `BREAKGLASS_*` environment variables
+//! (every setting of the file, by the rule in `schema.rs`), then flags
+//! (which win). A key or variable that names no setting stops the start,
+//! with the nearest valid name. Nothing secret is configured here: keys
+//! live in files of the data directory or in the key service.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+
+pub mod schema;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
 pub const DEFAULT_DATA_DIR: &str = "./breakglass-data";
@@ -666,8 +670,9 @@ impl Default for Settings {
     }
 }
 
-/// The resolved configuration of `serve`.
-#[derive(Debug, Clone)]
+/// The resolved configuration of `serve`. Its `Debug` hides the database
+/// URL's password.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -689,8 +694,51 @@ pub struct Config {
     pub allow_plain_http: bool,
 }
 
-/// Values given on the command line or in the environment.
-#[derive(Debug, Default, Clone)]
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("policies_dir", &self.policies_dir)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("token_issuer", &self.token_issuer)
+            .field("token_audience", &self.token_audience)
+            .field("token_max_ttl", &self.token_max_ttl)
+            .field("settings", &self.settings)
+            .field("log_json", &self.log_json)
+            .field("key_service", &self.key_service)
+            .field("secret_store", &self.secret_store)
+            .field("aws", &self.aws)
+            .field("oidc", &self.oidc)
+            .field("pool", &self.pool)
+            .field("tls", &self.tls)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
+}
+
+/// A URL as it may be shown: its password (and any query, which can carry
+/// one, e.g. `?password=`) replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("***"));
+            }
+            u.to_string()
+        }
+        // Not a URL: show only its scheme.
+        Err(_) => format!("{}:***", url.split(':').next().unwrap_or("?")),
+    }
+}
+
+/// Values given on the command line or in the environment. Its `Debug`
+/// hides the database URL's password.
+#[derive(Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -705,6 +753,24 @@ pub struct Overrides {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub allow_plain_http: bool,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redacted_url),
+            )
+            .field("policies_dir", &self.policies_dir)
+            .field("key_service", &self.key_service)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("secret_store", &self.secret_store)
+            .field("aws_endpoint_url", &self.aws_endpoint_url)
+            .finish_non_exhaustive()
+    }
 }
 
 fn duration(field: &str, v: Option<&String>, default: Duration) -> anyhow::Result<Duration> {
@@ -730,15 +796,35 @@ impl Config {
         Ok(())
     }
 
+    /// The file, the process's environment and the flags.
     pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
-        let f: FileConfig = match file {
-            None => FileConfig::default(),
+        Self::load_from(file, o, std::env::vars())
+    }
+
+    /// The file, the environment `env` and the flags.
+    pub fn load_from(
+        file: Option<&Path>,
+        o: Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match file {
+            None => toml::Table::new(),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("while reading {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                let t: toml::Table =
+                    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                known_keys(&t, &[], &p.display().to_string())?;
+                t
             }
         };
+        overlay_env(&mut table, env)?;
+        let f: FileConfig = toml::Value::Table(table).try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}",
+                file.map_or("the environment".into(), |p| p.display().to_string())
+            )
+        })?;
         let listen_s = o
             .listen
             .or(f.listen)
@@ -916,4 +1002,189 @@ impl Config {
             log_json: log_format == "json",
         })
     }
+}
+
+/// Refuse a key of the file that names no setting, with the nearest one.
+fn known_keys(t: &toml::Table, prefix: &[&str], file: &str) -> anyhow::Result<()> {
+    let allowed = schema::keys_under(prefix);
+    // The keys of a map (roles, custodian groups) are names, not settings.
+    if allowed.iter().any(|k| k == "*") {
+        return Ok(());
+    }
+    for (k, v) in t {
+        let path = prefix
+            .iter()
+            .copied()
+            .chain([k.as_str()])
+            .collect::<Vec<_>>();
+        if !allowed.iter().any(|a| a == k) {
+            let hint = schema::nearest(k, allowed.iter().map(String::as_str))
+                .map(|n| {
+                    format!(
+                        ": did you mean `{}`?",
+                        prefix
+                            .iter()
+                            .copied()
+                            .chain([n])
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    )
+                })
+                .unwrap_or_else(|| format!(" (valid here: {})", allowed.join(", ")));
+            anyhow::bail!("{file}: unknown setting `{}`{hint}", path.join("."));
+        }
+        match v {
+            toml::Value::Table(inner) => known_keys(inner, &path, file)?,
+            toml::Value::Array(items) => {
+                for item in items {
+                    if let toml::Value::Table(inner) = item {
+                        known_keys(inner, &path, file)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lay the environment's `BREAKGLASS_*` settings over the file's table. A
+/// variable that names no setting stops the start.
+fn overlay_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(schema::PREFIX))
+        .collect();
+    vars.sort();
+    let mut created: Vec<Vec<String>> = Vec::new();
+    let mut filled: Vec<Vec<String>> = Vec::new();
+    for (var, raw) in vars {
+        if schema::OTHER_VARIABLES.contains(&var.as_str()) {
+            continue;
+        }
+        let Some(loc) = schema::locate(&var) else {
+            return Err(unknown_variable(&var));
+        };
+        let value =
+            env_value(loc.setting.kind, &raw).map_err(|why| anyhow::anyhow!("{var}: {why}"))?;
+        set_at(table, &loc.parts, value, &mut created, &mut filled)
+            .map_err(|why| anyhow::anyhow!("{var}: {why}"))?;
+    }
+    for hole in created {
+        if !filled.iter().any(|f| f.starts_with(&hole)) {
+            anyhow::bail!(
+                "entry {} of `{}` is not set by any {}* variable, but a later entry is: number the entries of a list from 0, without gaps",
+                hole.last().map(String::as_str).unwrap_or("?"),
+                hole[..hole.len() - 1].join("."),
+                schema::PREFIX
+            );
+        }
+    }
+    Ok(())
+}
+
+fn unknown_variable(var: &str) -> anyhow::Error {
+    let names = schema::all_variable_names();
+    match schema::nearest(var, names.iter().map(String::as_str)) {
+        Some(n) => anyhow::anyhow!(
+            "unknown environment variable {var}: did you mean {n}? (every setting of the configuration file is BREAKGLASS_ and its path, e.g. BREAKGLASS_KEYS_SERVICE for keys.service)"
+        ),
+        None => anyhow::anyhow!(
+            "unknown environment variable {var}: no setting has that name (every setting of the configuration file is BREAKGLASS_ and its path, e.g. BREAKGLASS_KEYS_SERVICE for keys.service); unset it"
+        ),
+    }
+}
+
+/// Refuse a `BREAKGLASS_*` variable that names nothing (every command
+/// checks, client commands included).
+pub fn check_environment(env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
+    for (var, _) in env {
+        if var.starts_with(schema::PREFIX)
+            && !schema::OTHER_VARIABLES.contains(&var.as_str())
+            && schema::locate(&var).is_none()
+        {
+            return Err(unknown_variable(&var));
+        }
+    }
+    Ok(())
+}
+
+fn env_value(kind: schema::Kind, raw: &str) -> Result<toml::Value, String> {
+    use schema::Kind::*;
+    Ok(match kind {
+        Str | Path | Duration => toml::Value::String(raw.to_owned()),
+        Bool => match raw {
+            "true" => toml::Value::Boolean(true),
+            "false" => toml::Value::Boolean(false),
+            other => return Err(format!("{other:?} is not true or false")),
+        },
+        Int => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a whole number"))?,
+        ),
+        List | MapOfLists => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+/// Set `value` at `parts` (a numeric part indexes a list of tables).
+fn set_at(
+    table: &mut toml::Table,
+    parts: &[String],
+    value: toml::Value,
+    created: &mut Vec<Vec<String>>,
+    filled: &mut Vec<Vec<String>>,
+) -> Result<(), String> {
+    let mut here = table;
+    let mut path: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i + 1 < parts.len() {
+        let name = &parts[i];
+        path.push(name.clone());
+        let is_list = parts[i + 1].bytes().all(|b| b.is_ascii_digit());
+        if is_list {
+            let index: usize = parts[i + 1].parse().map_err(|_| "bad index".to_string())?;
+            let list = here
+                .entry(name.clone())
+                .or_insert_with(|| toml::Value::Array(Vec::new()));
+            let toml::Value::Array(items) = list else {
+                return Err(format!("`{}` is not a list in the file", path.join(".")));
+            };
+            while items.len() <= index {
+                let mut hole = path.clone();
+                hole.push(items.len().to_string());
+                created.push(hole);
+                items.push(toml::Value::Table(toml::Table::new()));
+            }
+            path.push(index.to_string());
+            let toml::Value::Table(t) = &mut items[index] else {
+                return Err(format!("`{}` is not a table", path.join(".")));
+            };
+            here = t;
+            i += 2;
+        } else {
+            let next = here
+                .entry(name.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = next else {
+                return Err(format!("`{}` is not a table in the file", path.join(".")));
+            };
+            here = t;
+            i += 1;
+        }
+    }
+    let last = parts.last().ok_or("no setting")?;
+    path.push(last.clone());
+    here.insert(last.clone(), value);
+    filled.push(path);
+    Ok(())
 }

@@ -17,6 +17,7 @@ both_backends!(
     a_database_writer_cannot_fake_a_quorum,
     a_database_writer_cannot_weaken_move_or_unveto_a_real_request,
     a_slow_key_service_stalls_only_the_approval_that_waits_for_it,
+    a_database_writer_cannot_weaken_the_policy_of_future_requests,
 );
 
 /// Rewrite the chain from `from` with `edit` applied, recomputing every
@@ -697,4 +698,62 @@ async fn a_slow_key_service_stalls_only_the_approval_that_waits_for_it(b: Backen
     let r = approving.await.unwrap().ok();
     assert_eq!(r["approvals"], 1);
     assert!(t.t.verify().await);
+}
+
+/// A weaker policy for the requests to come: a credential pointed at
+/// another policy, or a policy version inserted, around the service. Both
+/// lack the audit key's seal; nothing is decided under them, and the review
+/// says why.
+async fn a_database_writer_cannot_weaken_the_policy_of_future_requests(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let file = || {
+        t.post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "aws-prod-root", "reason": "prod is down", "ticket": "INC-1" }),
+        )
+    };
+    // Through the service, a move is sealed and requests go on.
+    t.raw_sql("UPDATE credentials SET policy = 'one-sre' WHERE name = 'aws-prod-root'")
+        .await;
+    t.assert_refused_and_unchanged(None, 409, "policy_unproven", file)
+        .await;
+    let doctor = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert!(
+        doctor["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "policy.unsealed" && f["subject"] == "credential:aws-prod-root"),
+        "{doctor}"
+    );
+    t.raw_sql("UPDATE credentials SET policy = 'default' WHERE name = 'aws-prod-root'")
+        .await;
+    file().await.ok();
+
+    // A version of the default policy: one SRE, inserted by hand.
+    let weaker = r#"{"name":"default","description":"x","require":[{"group":"sre","count":1}],"deny_vetoes":true,"request_ttl_secs":3600,"release_window_secs":900,"release_hours":[],"ticket_pattern":null,"max_open_releases":null,"max_age_secs":null}"#;
+    t.raw_sql(&format!(
+        "INSERT INTO policy_versions (name, version, body, created_at, created_by, change_id) \
+         VALUES ('default', 1, '{weaker}', 0, 'mallory', 'none')"
+    ))
+    .await;
+    t.assert_refused_and_unchanged(None, 409, "policy_unproven", file)
+        .await;
+    let r = t.get("/v1/policies", &w.admin).await;
+    r.refused(409, "policy_unproven");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("version 1 of policy default"));
+    let doctor = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert!(
+        doctor["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "policy.unsealed" && f["subject"] == "policies"),
+        "{doctor}"
+    );
 }

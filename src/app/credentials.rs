@@ -290,6 +290,11 @@ impl App {
             access_key_id: access_key(body.access_key_id.as_deref())?,
             drill: body.drill,
             reminded_at: None,
+            policy_seal: Some(super::proof::seal_policy_of(
+                &self.audit_key,
+                &id,
+                policy.name.as_str(),
+            )),
         };
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {

@@ -80,7 +80,25 @@ impl App {
             ));
         }
         let mut tx = self.store.begin_read().await?;
-        let policies_in_force = self.effective_policies(tx.as_mut()).await?;
+        // A policy version written around the service stops every decision
+        // under the policies; the review says so instead of failing.
+        let policies_in_force = match self.effective_policies(tx.as_mut()).await {
+            Ok(p) => p,
+            Err(super::AppError::Refused(r)) if r.code == "policy_unproven" => {
+                out.push(f(
+                    "high",
+                    "policy.unsealed",
+                    "policies".into(),
+                    r.message.clone(),
+                    "restore the policy_versions table from a trusted backup, or remove the version written around the service; then change the policy through the service (four-eyes)".into(),
+                ));
+                self.policies
+                    .iter()
+                    .map(|p| (p.name.to_string(), (p.clone(), 0)))
+                    .collect()
+            }
+            Err(e) => return Err(e),
+        };
         let custodians = tx.custodians().await?;
         let credentials = tx.credentials().await?;
         let set = tx.active_recovery_set().await?;
@@ -96,6 +114,24 @@ impl App {
             versions.push(tx.version(&c.id, c.current_version).await?);
         }
         tx.rollback().await?;
+
+        // Which policy each credential is under, as the service set it.
+        let key = self.audit_public_key();
+        for c in credentials
+            .iter()
+            .filter(|c| !super::proof::policy_of_sealed(&key, c))
+        {
+            out.push(f(
+                "high",
+                "policy.unsealed",
+                format!("credential:{}", c.name),
+                format!(
+                    "credential {} is under policy {} without the audit key's seal: the assignment was written around the service, and no request for it is accepted",
+                    c.name, c.policy
+                ),
+                "restore the credential's row from a trusted backup, or move it through the service (a policy change, four-eyes)".into(),
+            ));
+        }
 
         // Recovery: a set, complete, every share checked recently.
         match &set {

@@ -89,7 +89,15 @@ impl App {
             .iter()
             .map(|p| (p.name.to_string(), (p.clone(), 0)))
             .collect();
-        for (name, version, body) in tx.policy_versions().await? {
+        let key = self.audit_public_key();
+        for (name, version, body, seal) in tx.policy_versions().await? {
+            // A version written around the service decides nothing: every
+            // use of the policies refuses until it is restored.
+            if !super::proof::version_sealed(&key, &name, version, &body, seal.as_deref()) {
+                return super::proof::policy_unproven(format!(
+                    "version {version} of policy {name}"
+                ));
+            }
             let p: Policy = serde_json::from_str(&body).map_err(|e| {
                 AppError::Internal(anyhow::anyhow!("stored policy {name} v{version}: {e}"))
             })?;
@@ -229,6 +237,14 @@ impl App {
                         format!("no credential named {cred}"),
                     );
                 };
+                // The quorum that decides the move is that of the policy the
+                // credential is under, which must be the service's doing.
+                if !super::proof::policy_of_sealed(&self.audit_public_key(), &c) {
+                    return super::proof::policy_unproven(format!(
+                        "the assignment of credential {} to policy {}",
+                        c.name, c.policy
+                    ));
+                }
                 let Some((new, _)) = policies.get(to) else {
                     return refuse(404, "unknown_policy", format!("no policy named {to}"));
                 };
@@ -499,17 +515,22 @@ impl App {
                     return superseded();
                 }
                 let body = change.proposed.as_deref().unwrap_or_default();
-                match tx
-                    .insert_policy_version(
-                        &change.policy,
-                        change.base_version + 1,
-                        body,
-                        now,
-                        &change.proposer,
-                        &change.id,
-                    )
-                    .await
-                {
+                let seal = super::proof::seal_version(
+                    &self.audit_key,
+                    &change.policy,
+                    change.base_version + 1,
+                    body,
+                );
+                let row = crate::store::PolicyVersionRow {
+                    name: change.policy.clone(),
+                    version: change.base_version + 1,
+                    body: body.to_owned(),
+                    at: now,
+                    by: change.proposer.clone(),
+                    change_id: change.id.clone(),
+                    seal,
+                };
+                match tx.insert_policy_version(&row).await {
                     Err(StoreError::Conflict(_)) => return superseded(),
                     other => other?,
                 }
@@ -520,8 +541,9 @@ impl App {
                         "a move without its credential"
                     )));
                 };
+                let seal = super::proof::seal_policy_of(&self.audit_key, cred, to);
                 if !tx
-                    .set_credential_policy(cred, &change.policy, to, now)
+                    .set_credential_policy(cred, &change.policy, to, now, &seal)
                     .await?
                 {
                     return superseded();

@@ -29,9 +29,107 @@ use sha2::{Digest, Sha256};
 use super::requests::request_target;
 use super::{refuse, App, AppResult};
 use crate::crypto::chain::Verifier;
-use crate::store::{AuditFilter, CustodianRow, DecisionRow, RequestRow, Tx};
+use crate::store::{AuditFilter, CredentialRow, CustodianRow, DecisionRow, RequestRow, Tx};
 
 const STEP_MS: i64 = crate::crypto::totp::STEP_SECS as i64 * 1000;
+
+/// What a seal signs: the canonical JSON of `fields` with `"type":
+/// "breakglass-seal"`, `"kind"` and `"v": 1`.
+fn seal_bytes(kind: &str, mut fields: serde_json::Value) -> Vec<u8> {
+    fields["type"] = "breakglass-seal".into();
+    fields["kind"] = kind.into();
+    fields["v"] = 1.into();
+    let mut out = String::new();
+    crate::crypto::chain::canonical_json(&fields, &mut out)
+        .expect("seals hold strings and integers only");
+    out.into_bytes()
+}
+
+fn seal(key: &crate::auth::SigningKey, kind: &str, fields: serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(key.sign(&seal_bytes(kind, fields)))
+}
+
+fn seal_valid(
+    key: &crate::crypto::chain::AuditKey,
+    kind: &str,
+    fields: serde_json::Value,
+    seal: Option<&str>,
+) -> bool {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+    use base64::Engine;
+    let (Some(raw), Some(sig)) = (
+        key.raw(),
+        seal.and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()),
+    ) else {
+        return false;
+    };
+    UnparsedPublicKey::new(&ED25519, raw)
+        .verify(&seal_bytes(kind, fields), &sig)
+        .is_ok()
+}
+
+fn policy_of_fields(credential_id: &str, policy: &str) -> serde_json::Value {
+    serde_json::json!({ "credential_id": credential_id, "policy": policy })
+}
+
+fn version_fields(name: &str, version: i64, body: &str) -> serde_json::Value {
+    serde_json::json!({ "policy": name, "version": version, "body_sha256": snapshot_digest(body) })
+}
+
+/// The audit key's seal of "credential `id` is under `policy`".
+pub(crate) fn seal_policy_of(key: &crate::auth::SigningKey, id: &str, policy: &str) -> String {
+    seal(key, "credential-policy", policy_of_fields(id, policy))
+}
+
+/// The audit key's seal of a policy version.
+pub(crate) fn seal_version(
+    key: &crate::auth::SigningKey,
+    name: &str,
+    version: i64,
+    body: &str,
+) -> String {
+    seal(key, "policy-version", version_fields(name, version, body))
+}
+
+/// Whether a credential's policy assignment carries the audit key's seal.
+pub(crate) fn policy_of_sealed(key: &crate::crypto::chain::AuditKey, c: &CredentialRow) -> bool {
+    seal_valid(
+        key,
+        "credential-policy",
+        policy_of_fields(&c.id, &c.policy),
+        c.policy_seal.as_deref(),
+    )
+}
+
+/// Whether a policy version carries the audit key's seal.
+pub(crate) fn version_sealed(
+    key: &crate::crypto::chain::AuditKey,
+    name: &str,
+    version: i64,
+    body: &str,
+    seal: Option<&str>,
+) -> bool {
+    seal_valid(
+        key,
+        "policy-version",
+        version_fields(name, version, body),
+        seal,
+    )
+}
+
+/// The refusal of a credential assignment or policy version written around
+/// the service.
+pub(crate) fn policy_unproven<T>(what: String) -> AppResult<T> {
+    tracing::error!(what = %what, "a policy binding does not carry the audit key's seal");
+    refuse(
+        409,
+        "policy_unproven",
+        format!(
+            "{what} does not carry the audit key's seal: it was written around the service (or before seals existed); nothing is decided under it until it is restored or changed through the service"
+        ),
+    )
+}
 
 /// SHA-256 (hex) of a stored policy snapshot, as `request.create` records it.
 pub(crate) fn snapshot_digest(policy_json: &str) -> String {

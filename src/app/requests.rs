@@ -150,6 +150,12 @@ impl App {
                 format!("no credential named {}", body.credential),
             );
         };
+        if !super::proof::policy_of_sealed(&self.audit_public_key(), &c) {
+            return super::proof::policy_unproven(format!(
+                "the assignment of credential {} to policy {}",
+                c.name, c.policy
+            ));
+        }
         let Some((policy, _)) = self.effective_policy(tx, &c.policy).await? else {
             return refuse(
                 409,

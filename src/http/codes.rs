@@ -58,6 +58,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("not_a_custodian", "403: the caller is not an active custodian"),
     ("not_self", "403: custodians enrol and confirm only themselves"),
     ("enrollment_changed", "409: the custodian's TOTP enrolment changed while the code was being checked; send a new code"),
+    ("policy_unproven", "409: a credential's policy assignment or a policy version does not carry the audit key's seal (written around the service): nothing is decided under it"),
     ("quorum_unproven", "409: a release could not re-prove its quorum from what the database does not hold (the signed audit chain, the custodians' seeds): the stored request or decisions were changed; audited"),
     ("request_changed", "409: the request or its decisions changed between the proof of its quorum and the release; release again"),
     ("invalid_totp", "401: the TOTP code is wrong or outside the accepted window (counts toward lockout; the message says how many tries are left)"),

@@ -97,6 +97,8 @@ pub struct CredentialRow {
     pub drill: bool,
     /// When the last rotation reminder went out.
     pub reminded_at: Option<i64>,
+    /// The audit key's seal of (id, policy) (`proof::seal_policy_of`).
+    pub policy_seal: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +236,20 @@ pub struct AlertRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+}
+
+/// A policy changed at runtime (the files are version 0).
+#[derive(Debug, Clone)]
+pub struct PolicyVersionRow {
+    pub name: String,
+    pub version: i64,
+    /// JSON of the policy.
+    pub body: String,
+    pub at: i64,
+    pub by: String,
+    pub change_id: String,
+    /// The audit key's seal (`proof::seal_version`).
+    pub seal: String,
 }
 
 #[derive(Debug, Clone)]
@@ -508,18 +524,11 @@ pub trait Tx: Send {
     /// dead → pending, attempts reset.
     async fn retry_alert(&mut self, id: &str) -> Result<bool>;
 
-    /// The latest runtime version of every changed policy: (name, version, JSON).
-    async fn policy_versions(&mut self) -> Result<Vec<(String, i64, String)>>;
+    /// The latest runtime version of every changed policy: (name, version,
+    /// JSON, seal).
+    async fn policy_versions(&mut self) -> Result<Vec<(String, i64, String, Option<String>)>>;
     /// Add a version; a conflict means another change won.
-    async fn insert_policy_version(
-        &mut self,
-        name: &str,
-        version: i64,
-        body: &str,
-        at: i64,
-        by: &str,
-        change_id: &str,
-    ) -> Result<()>;
+    async fn insert_policy_version(&mut self, v: &PolicyVersionRow) -> Result<()>;
     async fn insert_policy_change(&mut self, c: &PolicyChangeRow) -> Result<()>;
     /// Read (and on PostgreSQL lock) one change.
     async fn policy_change(&mut self, id: &str) -> Result<Option<PolicyChangeRow>>;
@@ -540,6 +549,7 @@ pub trait Tx: Send {
         from: &str,
         to: &str,
         at: i64,
+        seal: &str,
     ) -> Result<bool>;
 
     /// Each custodian's latest decision on a request: (name, at).

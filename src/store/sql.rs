@@ -125,6 +125,7 @@ macro_rules! impl_sql_tx {
                 access_key_id: r.try_get("access_key_id")?,
                 drill: r.try_get("drill")?,
                 reminded_at: r.try_get("reminded_at")?,
+                policy_seal: r.try_get("policy_seal")?,
             })
         }
 
@@ -318,8 +319,8 @@ macro_rules! impl_sql_tx {
             async fn insert_credential(&mut self, c: &$crate::store::CredentialRow) -> $crate::store::Result<()> {
                 sqlx::query(
                     "INSERT INTO credentials (id, name, account_id, policy, current_version, exposed, exposed_at, \
-                     last_released_at, created_at, created_by, updated_at, access_key_id, drill) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     last_released_at, created_at, created_by, updated_at, access_key_id, drill, policy_seal) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -334,6 +335,7 @@ macro_rules! impl_sql_tx {
                 .bind(c.updated_at)
                 .bind(&c.access_key_id)
                 .bind(c.drill)
+                .bind(&c.policy_seal)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
@@ -921,29 +923,30 @@ macro_rules! impl_sql_tx {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn policy_versions(&mut self) -> $crate::store::Result<Vec<(String, i64, String)>> {
+            async fn policy_versions(&mut self) -> $crate::store::Result<Vec<(String, i64, String, Option<String>)>> {
                 use sqlx::Row;
                 let rows = sqlx::query(
-                    "SELECT v.name, v.version, v.body FROM policy_versions v \
+                    "SELECT v.name, v.version, v.body, v.seal FROM policy_versions v \
                      WHERE v.version = (SELECT MAX(w.version) FROM policy_versions w WHERE w.name = v.name) ORDER BY v.name",
                 )
                 .fetch_all(&mut *self.tx)
                 .await?;
                 rows.iter()
-                    .map(|r| Ok((r.try_get("name")?, r.try_get("version")?, r.try_get("body")?)))
+                    .map(|r| Ok((r.try_get("name")?, r.try_get("version")?, r.try_get("body")?, r.try_get("seal")?)))
                     .collect()
             }
 
-            async fn insert_policy_version(&mut self, name: &str, version: i64, body: &str, at: i64, by: &str, change_id: &str) -> $crate::store::Result<()> {
+            async fn insert_policy_version(&mut self, v: &$crate::store::PolicyVersionRow) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "INSERT INTO policy_versions (name, version, body, created_at, created_by, change_id) VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO policy_versions (name, version, body, created_at, created_by, change_id, seal) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
-                .bind(name)
-                .bind(version)
-                .bind(body)
-                .bind(at)
-                .bind(by)
-                .bind(change_id)
+                .bind(&v.name)
+                .bind(v.version)
+                .bind(&v.body)
+                .bind(v.at)
+                .bind(&v.by)
+                .bind(&v.change_id)
+                .bind(&v.seal)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
@@ -1041,12 +1044,13 @@ macro_rules! impl_sql_tx {
                     .collect()
             }
 
-            async fn set_credential_policy(&mut self, id: &str, from: &str, to: &str, at: i64) -> $crate::store::Result<bool> {
-                let r = sqlx::query("UPDATE credentials SET policy = $1, updated_at = $2 WHERE id = $3 AND policy = $4")
+            async fn set_credential_policy(&mut self, id: &str, from: &str, to: &str, at: i64, seal: &str) -> $crate::store::Result<bool> {
+                let r = sqlx::query("UPDATE credentials SET policy = $1, updated_at = $2, policy_seal = $5 WHERE id = $3 AND policy = $4")
                     .bind(to)
                     .bind(at)
                     .bind(id)
                     .bind(from)
+                    .bind(seal)
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(r.rows_affected() == 1)

@@ -5,6 +5,7 @@
 //! not revoked), a subject and at least one role. Times come from the
 //! service clock, not the system clock, so tests can move time.
 
+use crate::domain::Code;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -51,14 +52,14 @@ impl SigningKey {
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
             B64.encode(key.pkcs8.as_slice())
         ));
-        let mut f = crate::datadir::create_private_file(path)?;
+        let mut f = crate::crypto::private_file::create_private_file(path)?;
         f.write_all(pem.as_bytes())?;
         f.sync_all()?;
         Ok(key)
     }
 
     pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
-        let bytes = crate::datadir::read_key_file(path)?;
+        let bytes = crate::crypto::private_file::read_key_file(path)?;
         let text = Zeroizing::new(
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| anyhow::anyhow!("{} is not a PEM private key", path.display()))?,
@@ -156,21 +157,21 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            TokenError::Missing => "token_missing",
-            TokenError::Malformed => "token_malformed",
-            TokenError::BadSignature => "token_bad_signature",
-            TokenError::WrongAlgorithm => "token_wrong_algorithm",
-            TokenError::UnknownKey => "token_unknown_key",
-            TokenError::IssuerUnreachable => "token_issuer_unreachable",
-            TokenError::WrongIssuer => "token_wrong_issuer",
-            TokenError::WrongAudience => "token_wrong_audience",
-            TokenError::Expired => "token_expired",
-            TokenError::NotYetValid => "token_not_yet_valid",
-            TokenError::LifetimeTooLong => "token_lifetime_too_long",
-            TokenError::NoRole => "token_no_role",
-            TokenError::Revoked => "token_revoked",
+            TokenError::Missing => Code::TokenMissing,
+            TokenError::Malformed => Code::TokenMalformed,
+            TokenError::BadSignature => Code::TokenBadSignature,
+            TokenError::WrongAlgorithm => Code::TokenWrongAlgorithm,
+            TokenError::UnknownKey => Code::TokenUnknownKey,
+            TokenError::IssuerUnreachable => Code::TokenIssuerUnreachable,
+            TokenError::WrongIssuer => Code::TokenWrongIssuer,
+            TokenError::WrongAudience => Code::TokenWrongAudience,
+            TokenError::Expired => Code::TokenExpired,
+            TokenError::NotYetValid => Code::TokenNotYetValid,
+            TokenError::LifetimeTooLong => Code::TokenLifetimeTooLong,
+            TokenError::NoRole => Code::TokenNoRole,
+            TokenError::Revoked => Code::TokenRevoked,
         }
     }
 }

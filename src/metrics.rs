@@ -223,15 +223,19 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn limit_refused(&self, code: &str) {
+    pub fn limit_refused(&self, code: crate::domain::Code) {
         self.limit_refusals
-            .get_or_create(&CodeLabels { code: code.into() })
+            .get_or_create(&CodeLabels {
+                code: code.as_str().into(),
+            })
             .inc();
     }
 
-    pub fn auth_refused(&self, code: &str) {
+    pub fn auth_refused(&self, code: crate::domain::Code) {
         self.auth_refusals
-            .get_or_create(&CodeLabels { code: code.into() })
+            .get_or_create(&CodeLabels {
+                code: code.as_str().into(),
+            })
             .inc();
     }
 

@@ -20,8 +20,8 @@ use std::sync::LazyLock;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use breakglass::app::audit::{sign_checkpoint, ExportHeader, EXPORT_FORMAT};
-use breakglass::app::recovery::{
-    recover_from_backup, wrap_for_recovery, BackupBody, BackupCredential, BackupFile, BACKUP_FORMAT,
+use breakglass::app::recovery::backup::{
+    recover_from_backup, BackupBody, BackupCredential, BackupFile, BACKUP_FORMAT,
 };
 use breakglass::auth::{SigningKey, TokenError, TokenService};
 use breakglass::crypto::chain::{
@@ -29,6 +29,7 @@ use breakglass::crypto::chain::{
     GENESIS,
 };
 use breakglass::crypto::envelope::{credential_aad, Envelope};
+use breakglass::crypto::recovery_wrap::wrap_for_recovery;
 use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData, SHARE_FORMAT};
 use breakglass::domain::policy::{parse_file, HoursWindow};
 use breakglass::domain::{Policy, PolicySet, Role};

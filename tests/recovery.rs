@@ -721,7 +721,7 @@ fn age_encrypt(recipient: &str, plain: &[u8], out: &Path) {
 async fn an_online_session_holds_shares_in_one_process_checks_every_code_and_releases_once(
     b: Backend,
 ) {
-    use breakglass::app::recovery_session::seal_share;
+    use breakglass::app::recovery::session::seal_share;
     use serde_json::json;
     let w = World::new(b).await;
     let t = &w.t;

@@ -8,6 +8,8 @@
 //! nothing lost across restarts. Messages are built from the audit event,
 //! which never holds a secret; keys and URLs are added only when sending.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use serde_json::{json, Value};
 
 use super::{App, AppResult};
@@ -39,8 +41,8 @@ pub struct AlertView {
 }
 
 fn matches(channel: &AlertChannel, e: &AuditEvent) -> bool {
-    if e.action == "audit.verify" && e.details["ok"] == json!(false) {
-        return channel.events.contains("audit.verify.failed");
+    if Action::of(&e.action) == Some(Action::AuditVerify) && e.details["ok"] == json!(false) {
+        return channel.events.contains(crate::config::VERIFY_FAILED_EVENT);
     }
     e.outcome == "success" && channel.events.contains(&e.action)
 }
@@ -59,8 +61,8 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
         (Some(base), Some(id)) => Some(format!("{base}/v1/requests/{id}")),
         _ => None,
     };
-    let what = match e.action.as_str() {
-        "request.create" => format!(
+    let what = match Action::of(&e.action) {
+        Some(Action::RequestCreate) => format!(
             "{} asks to break the glass on {credential} (account {}): \"{}\"{}; needs {}",
             e.actor,
             d["account_id"].as_str().unwrap_or("?"),
@@ -71,11 +73,11 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
                 .unwrap_or_default(),
             d["quorum"].as_str().unwrap_or("its quorum"),
         ),
-        "request.approve" => format!(
+        Some(Action::RequestApprove) => format!(
             "{} approved {credential}: {} of {} approvals",
             e.actor, d["approvals"], d["needed"]
         ),
-        "request.approved" => format!(
+        Some(Action::RequestApproved) => format!(
             "{credential} is approved by {}: it may be released until {}",
             d["approvers"]
                 .as_array()
@@ -87,27 +89,27 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
                 .unwrap_or_default(),
             d["release_deadline"].as_str().unwrap_or("?")
         ),
-        "request.release" => format!(
+        Some(Action::RequestRelease) => format!(
             "{} RELEASED {credential} (account {}, version {}): rotate it after use",
             e.actor,
             d["account_id"].as_str().unwrap_or("?"),
             d["version"]
         ),
-        "request.denied" => format!(
+        Some(Action::RequestDenied) => format!(
             "{} denied the request for {credential}",
             d["by"].as_str().unwrap_or("?")
         ),
-        "custodian.lockout" => format!(
+        Some(Action::CustodianLockout) => format!(
             "{} is locked out after {} wrong TOTP codes, until {}",
             e.target.trim_start_matches("custodian:"),
             d["failures"],
             d["locked_until"].as_str().unwrap_or("?")
         ),
-        "recovery.session_open" => format!(
+        Some(Action::RecoverySessionOpen) => format!(
             "{} opened a Shamir recovery session for {credential}",
             e.actor
         ),
-        "recovery.release" => format!(
+        Some(Action::RecoveryRelease) => format!(
             "{credential} was RELEASED with the recovery key (shares of {})",
             d["shares"]
                 .as_array()
@@ -118,16 +120,16 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
                     .join(", "))
                 .unwrap_or_default()
         ),
-        "recovery.recover" => format!(
+        Some(Action::RecoveryRecover) => format!(
             "{} was RECOVERED offline with the recovery key",
             e.target.trim_start_matches("credential:")
         ),
-        "auth.fallback" => format!(
+        Some(Action::AuthFallback) => format!(
             "{} signed in with a local break-glass token instead of the identity provider",
             d["subject"].as_str().unwrap_or(&e.actor)
         ),
-        "audit.verify" => format!("the audit log does NOT verify: {}", d["first_break"]),
-        "policy.propose" => format!(
+        Some(Action::AuditVerify) => format!("the audit log does NOT verify: {}", d["first_break"]),
+        Some(Action::PolicyPropose) => format!(
             "{} proposes to change policy {}: {}",
             e.actor,
             d["policy"].as_str().unwrap_or("?"),
@@ -140,12 +142,12 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
                     .join("; "))
                 .unwrap_or_default()
         ),
-        "policy.change_applied" => format!(
+        Some(Action::PolicyChangeApplied) => format!(
             "policy {} changed (version {})",
             d["policy"].as_str().unwrap_or("?"),
             d["version"]
         ),
-        other => format!("{} {other} {}", e.actor, e.target),
+        _ => format!("{} {} {}", e.actor, e.action, e.target),
     };
     match channel.kind.as_str() {
         "slack" => {
@@ -156,21 +158,29 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
             json!({ "text": text })
         }
         "pagerduty" => {
-            let (action, dedup) = match (e.action.as_str(), request_id(e)) {
-                ("request.create", Some(id)) => ("trigger", format!("breakglass-request-{id}")),
-                ("request.approve" | "request.approved", Some(id)) => {
+            let (action, dedup) = match (Action::of(&e.action), request_id(e)) {
+                (Some(Action::RequestCreate), Some(id)) => {
+                    ("trigger", format!("breakglass-request-{id}"))
+                }
+                (Some(Action::RequestApprove) | Some(Action::RequestApproved), Some(id)) => {
                     ("acknowledge", format!("breakglass-request-{id}"))
                 }
-                ("request.release" | "request.denied" | "recovery.release", Some(id)) => {
-                    ("resolve", format!("breakglass-request-{id}"))
-                }
+                (
+                    Some(Action::RequestRelease)
+                    | Some(Action::RequestDenied)
+                    | Some(Action::RecoveryRelease),
+                    Some(id),
+                ) => ("resolve", format!("breakglass-request-{id}")),
                 _ => ("trigger", format!("breakglass-event-{}", e.seq)),
             };
-            let severity = match e.action.as_str() {
-                "request.release" | "recovery.release" | "recovery.recover" | "audit.verify" => {
-                    "critical"
-                }
-                "request.create" | "custodian.lockout" | "auth.fallback" => "error",
+            let severity = match Action::of(&e.action) {
+                Some(Action::RequestRelease)
+                | Some(Action::RecoveryRelease)
+                | Some(Action::RecoveryRecover)
+                | Some(Action::AuditVerify) => "critical",
+                Some(Action::RequestCreate)
+                | Some(Action::CustodianLockout)
+                | Some(Action::AuthFallback) => "error",
                 _ => "info",
             };
             let mut v = json!({
@@ -311,6 +321,7 @@ impl App {
     }
 
     /// One delivery round for every channel (the server's ticker).
+    #[tracing::instrument(skip_all)]
     pub async fn deliver_alerts(&self) -> anyhow::Result<()> {
         let Some(alerts) = self.settings.alerts.clone() else {
             return Ok(());
@@ -376,6 +387,7 @@ impl App {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_alerts(
         &self,
         who: &Identity,
@@ -384,7 +396,7 @@ impl App {
         self.require_any(who, &[Role::Admin, Role::Auditor])?;
         if let Some(s) = state {
             if !["pending", "delivered", "dead"].contains(&s) {
-                return super::refuse(400, "invalid_query", "state is pending, delivered or dead");
+                return super::refuse(Code::InvalidQuery, "state is pending, delivered or dead");
             }
         }
         let mut tx = self.store.begin_read().await?;
@@ -410,6 +422,7 @@ impl App {
     }
 
     /// An admin sends a dead letter again (audited).
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn retry_alert(&self, who: &Identity, id: &str) -> AppResult<serde_json::Value> {
         let target = format!("alert:{id}");
         let mut tx = self.store.begin().await?;
@@ -417,18 +430,17 @@ impl App {
             self.require(who, Role::Admin)?;
             if !tx.retry_alert(id).await? {
                 return super::refuse(
-                    409,
-                    "alert_not_dead",
+                    Code::AlertNotDead,
                     format!("no dead-lettered alert with id {id}"),
                 );
             }
             Ok(super::Done::new(
                 json!({ "id": id, "state": "pending" }),
-                super::Event::new("alert.retry", target.clone(), json!({})),
+                super::Event::new(Action::AlertRetry, target.clone(), json!({})),
             ))
         }
         .await;
-        self.finish(tx, Some(who), "alert.retry", &target, res)
+        self.finish(tx, Some(who), Action::AlertRetry, &target, res)
             .await
     }
 }

@@ -1,11 +1,13 @@
 //! Reading and verifying the audit log. Reads of the log are themselves
 //! audited.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{refuse, App, AppError, AppResult, Done, Event};
+use super::{refuse, refuse_as, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::crypto::chain::{AuditEvent, AuditKey, Break, Checkpoint, Verdict, Verifier};
 use crate::domain::Role;
@@ -23,6 +25,7 @@ impl App {
     /// Events in chain order after `after` that match `filter`; the last
     /// `seq` returned is the cursor for the next page, which stays stable
     /// while events are appended.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn audit_list(
         &self,
         who: &Identity,
@@ -36,7 +39,7 @@ impl App {
             let limit = super::limit_in(limit, PAGE_MAX)?;
             let events = tx.audit_search(filter, after.max(0), limit).await?;
             let ev = Event::new(
-                "audit.list",
+                Action::AuditList,
                 "audit",
                 json!({
                     "after": after,
@@ -48,7 +51,8 @@ impl App {
             Ok(Done::new(events, ev))
         }
         .await;
-        self.finish(tx, Some(who), "audit.list", "audit", res).await
+        self.finish(tx, Some(who), Action::AuditList, "audit", res)
+            .await
     }
 
     /// The public half of the checkpoint key.
@@ -132,6 +136,7 @@ impl App {
     /// number of events, or the interval passed since the last one. Run
     /// every second by the server; several replicas may race, and the
     /// checkpoint's primary key lets one win.
+    #[tracing::instrument(skip_all)]
     pub async fn checkpoint_if_due(&self) -> anyhow::Result<Option<Checkpoint>> {
         let (head, last) = {
             let mut tx = self.store.begin_read().await?;
@@ -208,6 +213,7 @@ impl App {
 
     /// Sign the head now (auditor or admin). The request is audited by the
     /// event after the checkpoint.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn checkpoint_now(&self, who: &Identity) -> AppResult<Checkpoint> {
         let mut tx = self.store.begin().await?;
         let res = async {
@@ -217,16 +223,12 @@ impl App {
                 None => match tx.last_checkpoint().await? {
                     Some(c) => c,
                     None => {
-                        return refuse(
-                            409,
-                            "audit_log_empty",
-                            "the audit log has no events to sign",
-                        )
+                        return refuse(Code::AuditLogEmpty, "the audit log has no events to sign")
                     }
                 },
             };
             let ev = Event::new(
-                "audit.checkpoint",
+                Action::AuditCheckpoint,
                 "audit",
                 json!({ "seq": c.seq, "hash": c.hash, "kid": c.kid }),
             );
@@ -234,7 +236,7 @@ impl App {
         }
         .await;
         let c = self
-            .finish(tx, Some(who), "audit.checkpoint", "audit", res)
+            .finish(tx, Some(who), Action::AuditCheckpoint, "audit", res)
             .await?;
         self.advance_witness(&c);
         Ok(c)
@@ -242,6 +244,7 @@ impl App {
 
     /// Signed checkpoints after `after` (auditor). Audited, like every
     /// read of the log.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn audit_checkpoints(
         &self,
         who: &Identity,
@@ -254,14 +257,14 @@ impl App {
             let limit = super::limit_in(limit, PAGE_MAX)?;
             let c = tx.checkpoints(after.max(0), limit).await?;
             let ev = Event::new(
-                "audit.checkpoints",
+                Action::AuditCheckpoints,
                 "audit",
                 json!({ "after": after, "limit": limit, "returned": c.len() }),
             );
             Ok(Done::new(c, ev))
         }
         .await;
-        self.finish(tx, Some(who), "audit.checkpoints", "audit", res)
+        self.finish(tx, Some(who), Action::AuditCheckpoints, "audit", res)
             .await
     }
 
@@ -269,6 +272,7 @@ impl App {
     /// writers go on while a long chain is verified; then check it against
     /// the witness kept outside the database. The result is what `/metrics`
     /// reports as the last verification; a break stops writes.
+    #[tracing::instrument(skip_all)]
     pub async fn verify_chain(&self) -> AppResult<Verdict> {
         let mut snap = self.store.begin_snapshot().await?;
         let head = snap.audit_head_peek().await?;
@@ -358,6 +362,7 @@ impl App {
     /// even when the log can no longer take the `audit.verify` event
     /// (an event appended outside the service blocks every append): hiding
     /// the break would be worse than a read left out of a broken log.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn audit_verify(&self, who: &Identity) -> AppResult<Verdict> {
         let checked = async {
             self.require(who, Role::Auditor)?;
@@ -393,7 +398,7 @@ impl App {
                     let ev = verify_event(&verdict);
                     Done::new(verdict, ev)
                 });
-                self.finish(tx, Some(who), "audit.verify", "audit", res)
+                self.finish(tx, Some(who), Action::AuditVerify, "audit", res)
                     .await
             }
         }
@@ -402,7 +407,7 @@ impl App {
 
 fn verify_event(verdict: &Verdict) -> Event {
     Event::new(
-        "audit.verify",
+        Action::AuditVerify,
         "audit",
         json!({
             "ok": verdict.ok,
@@ -415,6 +420,7 @@ fn verify_event(verdict: &Verdict) -> Event {
 }
 
 impl App {
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn revoke_token(
         &self,
         who: &Identity,
@@ -424,11 +430,11 @@ impl App {
         let res = async {
             self.require(who, Role::Admin)?;
             if uuid::Uuid::parse_str(jti).is_err() {
-                return super::refuse(422, "invalid_jti", "a token id (jti) is a UUID");
+                return super::refuse(Code::InvalidJti, "a token id (jti) is a UUID");
             }
             let revoked = tx.revoke_token(jti, self.now_ms(), &who.subject).await?;
             let ev = Event::new(
-                "token.revoke",
+                Action::TokenRevoke,
                 format!("token:{jti}"),
                 json!({ "newly_revoked": revoked }),
             );
@@ -441,8 +447,14 @@ impl App {
             ))
         }
         .await;
-        self.finish(tx, Some(who), "token.revoke", &format!("token:{jti}"), res)
-            .await
+        self.finish(
+            tx,
+            Some(who),
+            Action::TokenRevoke,
+            &format!("token:{jti}"),
+            res,
+        )
+        .await
     }
 }
 
@@ -528,7 +540,7 @@ pub(crate) async fn witness_break(
 /// The refusal of every write once the chain is known to be broken.
 pub(crate) fn chain_broken_error(b: &Break) -> AppError {
     AppError::Unavailable {
-        code: "audit_chain_broken",
+        code: Code::AuditChainBroken,
         message: format!(
             "the audit log is broken at event {}: {}. Nothing can be recorded until an operator restores the log (see `breakglass audit verify`)",
             b.seq, b.reason
@@ -566,7 +578,7 @@ pub async fn seal_and_insert(
             seq: seq + 1,
             ts_ms: now_ms,
             actor: actor.into(),
-            action: ev.action.into(),
+            action: ev.action.as_str().into(),
             target: ev.target,
             outcome: outcome.into(),
             code: code.map(str::to_owned),
@@ -684,6 +696,7 @@ pub enum ExportFormat {
 /// Stream an export (auditor; audited before it starts, so the export
 /// holds its own `audit.export` event). Lines go through a bounded channel
 /// as they are read from one consistent snapshot.
+#[tracing::instrument(skip_all)]
 pub async fn audit_export(
     app: Arc<App>,
     who: &Identity,
@@ -696,14 +709,14 @@ pub async fn audit_export(
         app.require(who, Role::Auditor)?;
         let after = match (after, since_ms) {
             (Some(_), Some(_)) => {
-                return refuse(422, "invalid_query", "give either after or since, not both")
+                return refuse_as(422, Code::InvalidQuery, "give either after or since, not both")
             }
             (Some(a), None) => a.max(0),
             (None, Some(t)) => tx.first_seq_since(t).await?.map_or(i64::MAX, |s| s - 1),
             (None, None) => 0,
         };
         let ev = Event::new(
-            "audit.export",
+            Action::AuditExport,
             "audit",
             json!({ "format": match format { ExportFormat::Jsonl => "jsonl", ExportFormat::Ocsf => "ocsf" }, "after": after, "since_ms": since_ms }),
         );
@@ -711,7 +724,7 @@ pub async fn audit_export(
     }
     .await;
     let after = app
-        .finish(tx, Some(who), "audit.export", "audit", res)
+        .finish(tx, Some(who), Action::AuditExport, "audit", res)
         .await?;
     let (send, recv) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
@@ -846,6 +859,7 @@ pub struct ArchiveReport {
 /// written, and, with `prune`, delete those events and record the new base
 /// in one audited transaction. The live log stays verifiable: it continues
 /// from `through`'s hash, which the kept checkpoint vouches for.
+#[tracing::instrument(skip_all)]
 pub async fn archive(
     store: &dyn crate::store::Store,
     key: &crate::auth::SigningKey,
@@ -893,7 +907,7 @@ pub async fn archive(
         .filter(|c| c.seq <= through)
         .map(|c| (c.seq, c))
         .collect();
-    let mut f = crate::datadir::create_private_file(out)?;
+    let mut f = crate::crypto::private_file::create_private_file(out)?;
     let mut hasher = Sha256::new();
     let mut write = |v: &serde_json::Value| -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(v)?;
@@ -970,7 +984,7 @@ pub async fn archive(
             now_ms,
             actor,
             Event::new(
-                "audit.prune",
+                Action::AuditPrune,
                 "audit",
                 json!({ "from": base.0 + 1, "through": through, "hash": hash, "events": events, "archive_sha256": file_sha256 }),
             ),

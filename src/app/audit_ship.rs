@@ -89,6 +89,7 @@ impl App {
     /// One shipping round: take the lease, read the next batch, POST it,
     /// move the cursor (or back off). `None` when there is no sink, nothing
     /// to send, or another process holds the lease.
+    #[tracing::instrument(skip_all)]
     pub async fn ship_audit(&self) -> anyhow::Result<Option<Shipped>> {
         let Some(sink) = self.settings.audit_sink.clone() else {
             return Ok(None);
@@ -219,6 +220,7 @@ impl App {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn sink_status(&self, who: &crate::auth::Identity) -> super::AppResult<SinkStatus> {
         self.require(who, crate::domain::Role::Auditor)?;
         let mut tx = self.store.begin().await?;

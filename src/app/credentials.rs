@@ -1,16 +1,19 @@
 //! Deposit, rotation and metadata of credentials.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::collections::BTreeMap;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use super::quorum::enrolled_groups;
 use super::views::{CredentialView, DepositBody, PolicyView, RotateBody};
-use super::{refuse, App, AppError, AppResult, Done, Event};
+use super::{refuse, refuse_as, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::crypto::envelope::{credential_aad, Envelope};
-use crate::domain::{AccountId, CredentialName, FieldName, GroupName, Policy, Role};
+use crate::domain::{AccountId, CredentialName, FieldName, Policy, Role};
 use crate::keys::EncryptionContext;
 use crate::secrets::SecretLocation;
 use crate::store::{CredentialRow, StoreError, Tx, VersionRow};
@@ -68,45 +71,37 @@ fn payload(
     for f in code_only {
         let Some(v) = fields.get(f) else {
             return refuse(
-                422,
-                "invalid_fields",
+                Code::InvalidFields,
                 format!("code_only names {f}, which is not a field"),
             );
         };
         if crate::crypto::totp::code_of_base32_seed(v.expose_secret(), 0).is_none() {
             return refuse(
-                422,
-                "invalid_fields",
+                Code::InvalidFields,
                 format!("field {f} is released as a TOTP code, so it must be a base32 TOTP seed of at least 128 bits"),
             );
         }
     }
     if fields.is_empty() {
         return refuse(
-            422,
-            "invalid_fields",
+            Code::InvalidFields,
             "a credential needs at least one field, e.g. --field password=-",
         );
     }
     if fields.len() > MAX_FIELDS {
-        return refuse(
-            422,
-            "invalid_fields",
-            format!("at most {MAX_FIELDS} fields"),
-        );
+        return refuse(Code::InvalidFields, format!("at most {MAX_FIELDS} fields"));
     }
     let mut names = Vec::new();
     let mut exposed: BTreeMap<&str, &str> = BTreeMap::new();
     for (k, v) in fields {
-        let name = FieldName::parse(k).or_else(|e| refuse(422, "invalid_fields", e.0))?;
+        let name = FieldName::parse(k).or_else(|e| refuse(Code::InvalidFields, e.0))?;
         let v = v.expose_secret();
         if v.is_empty() {
-            return refuse(422, "invalid_fields", format!("field {name} is empty"));
+            return refuse(Code::InvalidFields, format!("field {name} is empty"));
         }
         if v.len() > MAX_FIELD_BYTES {
             return refuse(
-                422,
-                "invalid_fields",
+                Code::InvalidFields,
                 format!("field {name} is longer than {MAX_FIELD_BYTES} bytes"),
             );
         }
@@ -120,21 +115,6 @@ fn payload(
     Ok((names, bytes))
 }
 
-/// Groups of the custodians who can approve today (enrolled), optionally
-/// leaving one person out (the requester never counts).
-pub(crate) async fn enrolled_groups(
-    tx: &mut dyn Tx,
-    except: Option<&str>,
-) -> AppResult<Vec<Vec<GroupName>>> {
-    Ok(tx
-        .custodians()
-        .await?
-        .into_iter()
-        .filter(|c| c.status == "active" && Some(c.name.as_str()) != except)
-        .map(|c| super::requests::groups_of(&c.groups))
-        .collect())
-}
-
 impl App {
     async fn policy(&self, tx: &mut dyn Tx, name: &str) -> AppResult<Policy> {
         let all = self.effective_policies(tx).await?;
@@ -142,15 +122,16 @@ impl App {
             Some((p, _)) => Ok(p.clone()),
             None => {
                 let known: Vec<String> = all.keys().cloned().collect();
-                refuse(
+                refuse_as(
                     422,
-                    "unknown_policy",
+                    Code::UnknownPolicy,
                     format!("no policy named {name:?}; loaded: {}", known.join(", ")),
                 )
             }
         }
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn deposit(&self, who: &Identity, body: DepositBody) -> AppResult<CredentialView> {
         let target = credential_target(&body.name);
         let res = self.deposit_prepare(who, &body).await;
@@ -159,7 +140,7 @@ impl App {
             Ok(prepared) => self.deposit_tx(tx.as_mut(), who, &body, prepared).await,
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "credential.deposit", &target, res)
+        self.finish(tx, Some(who), Action::CredentialDeposit, &target, res)
             .await
     }
 
@@ -172,10 +153,9 @@ impl App {
         body: &DepositBody,
     ) -> AppResult<(String, Vec<String>, Sealed)> {
         self.require(who, Role::Admin)?;
-        let name =
-            CredentialName::parse(&body.name).or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let name = CredentialName::parse(&body.name).or_else(|e| refuse(Code::InvalidName, e.0))?;
         let account =
-            AccountId::parse(&body.account_id).or_else(|e| refuse(422, "invalid_account", e.0))?;
+            AccountId::parse(&body.account_id).or_else(|e| refuse(Code::InvalidAccount, e.0))?;
         let policy = {
             let mut tx = self.store.begin_read().await?;
             let p = self.policy(tx.as_mut(), &body.policy).await;
@@ -190,14 +170,13 @@ impl App {
             tx.rollback().await?;
             if exists {
                 return refuse(
-                    409,
-                    "credential_exists",
+                    Code::CredentialExists,
                     format!("credential {name} already exists: use `breakglass credential rotate` for a new version"),
                 );
             }
             let s = policy.satisfiability(&enrolled);
             if !s.satisfiable {
-                return refuse(422, "policy_unsatisfiable", s.explanation);
+                return refuse(Code::PolicyUnsatisfiable, s.explanation);
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -239,7 +218,12 @@ impl App {
             match set {
                 None => None,
                 Some(set) => Some(super::recovery::RecoveryCopy {
-                    wrap: super::recovery::wrap_for_recovery(&set.recipient, id, version, &key)?,
+                    wrap: crate::crypto::recovery_wrap::wrap_for_recovery(
+                        &set.recipient,
+                        id,
+                        version,
+                        &key,
+                    )?,
                     set_id: set.set_id,
                     envelope: env.to_bytes(),
                 }),
@@ -272,7 +256,7 @@ impl App {
         let policy = self.policy(tx, &body.policy).await?;
         let s = policy.satisfiability(&enrolled_groups(tx, None).await?);
         if !s.satisfiable {
-            return refuse(422, "policy_unsatisfiable", s.explanation);
+            return refuse(Code::PolicyUnsatisfiable, s.explanation);
         }
         let now = self.now_ms();
         let row = CredentialRow {
@@ -299,8 +283,7 @@ impl App {
         match tx.insert_credential(&row).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
-                    409,
-                    "credential_exists",
+                    Code::CredentialExists,
                     format!("credential {} already exists", body.name),
                 )
             }
@@ -317,7 +300,7 @@ impl App {
         let key_id = v.key_id.clone();
         tx.insert_version(&v).await?;
         let ev = Event::new(
-            "credential.deposit",
+            Action::CredentialDeposit,
             credential_target(&body.name),
             json!({
                 "account_id": body.account_id,
@@ -332,6 +315,7 @@ impl App {
     }
 
     /// Store a new version: clears `exposed`.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, name = %name))]
     pub async fn rotate(
         &self,
         who: &Identity,
@@ -358,7 +342,7 @@ impl App {
             },
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "credential.rotate", &target, res)
+        self.finish(tx, Some(who), Action::CredentialRotate, &target, res)
             .await
     }
 
@@ -375,8 +359,7 @@ impl App {
         tx.rollback().await?;
         let Some(c) = c else {
             return refuse(
-                404,
-                "credential_not_found",
+                Code::CredentialNotFound,
                 format!("no credential named {name}"),
             );
         };
@@ -408,8 +391,7 @@ impl App {
             .unwrap_or(false);
         if !tx.advance_credential_version(&c.id, version, now).await? {
             return refuse(
-                409,
-                "concurrent_rotation",
+                Code::ConcurrentRotation,
                 "another version was deposited at the same time: try again",
             );
         }
@@ -428,13 +410,14 @@ impl App {
         })?;
         let versions = tx.versions(&c.id).await?;
         let ev = Event::new(
-            "credential.rotate",
+            Action::CredentialRotate,
             credential_target(&c.name),
             json!({ "version": version, "fields": field_names, "key_id": key_id, "was_exposed": was_exposed }),
         );
         Ok(Done::new(CredentialView::new(&row, &versions), ev))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_credentials(&self, who: &Identity) -> AppResult<Vec<CredentialView>> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
@@ -446,17 +429,17 @@ impl App {
             Ok(out)
         }
         .await;
-        self.finish_read(tx, who, "credential.list", "credentials", res)
+        self.finish_read(tx, who, Action::CredentialList, "credentials", res)
             .await
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, name = %name))]
     pub async fn show_credential(&self, who: &Identity, name: &str) -> AppResult<CredentialView> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
             let Some(c) = tx.credential_by_name(name).await? else {
                 return refuse(
-                    404,
-                    "credential_not_found",
+                    Code::CredentialNotFound,
                     format!("no credential named {name}"),
                 );
             };
@@ -464,10 +447,17 @@ impl App {
             Ok(CredentialView::new(&c, &versions))
         }
         .await;
-        self.finish_read(tx, who, "credential.show", &credential_target(name), res)
-            .await
+        self.finish_read(
+            tx,
+            who,
+            Action::CredentialShow,
+            &credential_target(name),
+            res,
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_policies(&self, who: &Identity) -> AppResult<Vec<PolicyView>> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
@@ -484,38 +474,9 @@ impl App {
                 .collect())
         }
         .await;
-        self.finish_read(tx, who, "policy.list", "policies", res)
+        self.finish_read(tx, who, Action::PolicyList, "policies", res)
             .await
     }
-}
-
-/// Fields released as codes: each TOTP seed named in `code_only` is
-/// replaced by its code for the current step, so the seed never leaves the
-/// service. Returns the fields so replaced and when their codes expire.
-pub(crate) fn release_codes(
-    fields: &mut BTreeMap<String, SecretString>,
-    code_only: &[String],
-    now_ms: i64,
-) -> AppResult<(Vec<String>, Option<i64>)> {
-    if code_only.is_empty() {
-        return Ok((Vec::new(), None));
-    }
-    let unix = u64::try_from(now_ms / 1000).unwrap_or(0);
-    for f in code_only {
-        let Some(seed) = fields.get(f) else { continue };
-        let code = crate::crypto::totp::code_of_base32_seed(seed.expose_secret(), unix)
-            .ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!(
-                    "field {f} is marked code-only but holds no TOTP seed"
-                ))
-            })?;
-        fields.insert(f.clone(), SecretString::from(code.to_string()));
-    }
-    let step = crate::crypto::totp::STEP_SECS as i64 * 1000;
-    Ok((
-        code_only.to_vec(),
-        Some((now_ms.div_euclid(step) + 1) * step),
-    ))
 }
 
 /// An AWS access key id (`AKIA…`, 16 to 128 upper-case letters and digits).
@@ -530,8 +491,7 @@ fn access_key(key: Option<&str>) -> AppResult<Option<String>> {
             Ok(Some(k.to_string()))
         }
         Some(_) => refuse(
-            422,
-            "invalid_access_key_id",
+            Code::InvalidAccessKeyId,
             "access_key_id is an AWS access key id (AKIA…, upper-case letters and digits)",
         ),
     }

@@ -2,6 +2,8 @@
 //! and denial goes through (code for the current step ± 1, never the same
 //! step twice, lockout after repeated failures).
 
+use crate::domain::Action;
+use crate::domain::Code;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -22,8 +24,7 @@ fn custodian_target(name: &str) -> String {
 pub(crate) fn refuse_if_locked(c: &CustodianRow, now: i64) -> AppResult<()> {
     match c.locked_until.filter(|&u| u > now) {
         Some(until) => refuse(
-            423,
-            "custodian_locked",
+            Code::CustodianLocked,
             format!(
                 "custodian {} is locked out after repeated wrong codes until {}",
                 c.name,
@@ -35,6 +36,7 @@ pub(crate) fn refuse_if_locked(c: &CustodianRow, now: i64) -> AppResult<()> {
 }
 
 impl App {
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn add_custodian(
         &self,
         who: &Identity,
@@ -43,7 +45,7 @@ impl App {
         let target = custodian_target(&body.name);
         let mut tx = self.store.begin().await?;
         let res = self.add_custodian_tx(tx.as_mut(), who, body).await;
-        self.finish(tx, Some(who), "custodian.add", &target, res)
+        self.finish(tx, Some(who), Action::CustodianAdd, &target, res)
             .await
     }
 
@@ -54,18 +56,14 @@ impl App {
         body: AddCustodian,
     ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Admin)?;
-        let name = CustodianName::parse_person(&body.name)
-            .or_else(|e| refuse(422, "invalid_name", e.0))?;
+        let name =
+            CustodianName::parse_person(&body.name).or_else(|e| refuse(Code::InvalidName, e.0))?;
         if body.groups.is_empty() {
-            return refuse(
-                422,
-                "invalid_groups",
-                "a custodian needs at least one group",
-            );
+            return refuse(Code::InvalidGroups, "a custodian needs at least one group");
         }
         let mut groups = Vec::new();
         for g in &body.groups {
-            let g = GroupName::parse(g).or_else(|e| refuse(422, "invalid_groups", e.0))?;
+            let g = GroupName::parse(g).or_else(|e| refuse(Code::InvalidGroups, e.0))?;
             if !groups.contains(&g.to_string()) {
                 groups.push(g.to_string());
             }
@@ -88,8 +86,7 @@ impl App {
         match tx.insert_custodian(&row).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
-                    409,
-                    "custodian_exists",
+                    Code::CustodianExists,
                     format!("custodian {name} already exists"),
                 )
             }
@@ -99,13 +96,14 @@ impl App {
         Ok(Done::new(
             view,
             Event::new(
-                "custodian.add",
+                Action::CustodianAdd,
                 custodian_target(name.as_str()),
                 json!({ "groups": groups }),
             ),
         ))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_custodians(&self, who: &Identity) -> AppResult<Vec<CustodianView>> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
@@ -119,10 +117,11 @@ impl App {
                 .collect())
         }
         .await;
-        self.finish_read(tx, who, "custodian.list", "custodians", res)
+        self.finish_read(tx, who, Action::CustodianList, "custodians", res)
             .await
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn whoami(&self, who: &Identity) -> AppResult<WhoAmI> {
         let mut tx = self.store.begin_read().await?;
         let c = tx.custodian(&who.subject).await?;
@@ -144,7 +143,7 @@ impl App {
         &self,
         tx: Box<dyn Tx>,
         who: &Identity,
-        action: &'static str,
+        action: Action,
         target: &str,
         res: AppResult<T>,
     ) -> AppResult<T> {
@@ -161,11 +160,12 @@ impl App {
 
     /// Start (or restart, while unconfirmed) TOTP enrolment. Only the
     /// custodian themselves may enrol: the seed is shown to the caller.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, name = %name))]
     pub async fn enroll(&self, who: &Identity, name: &str) -> AppResult<EnrollmentView> {
         let target = custodian_target(name);
         let mut tx = self.store.begin().await?;
         let res = self.enroll_tx(tx.as_mut(), who, name).await;
-        self.finish(tx, Some(who), "custodian.enroll", &target, res)
+        self.finish(tx, Some(who), Action::CustodianEnroll, &target, res)
             .await
     }
 
@@ -178,22 +178,19 @@ impl App {
         self.require(who, Role::Custodian)?;
         if who.subject != name {
             return refuse(
-                403,
-                "not_self",
+                Code::NotSelf,
                 "custodians enrol themselves: the token's subject must be the custodian",
             );
         }
         let Some(c) = tx.custodian(name).await? else {
             return refuse(
-                404,
-                "custodian_not_found",
+                Code::CustodianNotFound,
                 format!("no custodian named {name}: an admin adds custodians first"),
             );
         };
         if c.status == "active" {
             return refuse(
-                409,
-                "already_enrolled",
+                Code::AlreadyEnrolled,
                 format!("custodian {name} is already enrolled"),
             );
         }
@@ -225,13 +222,14 @@ impl App {
         Ok(Done::new(
             view,
             Event::new(
-                "custodian.enroll",
+                Action::CustodianEnroll,
                 custodian_target(name),
                 json!({ "enrollment_id": enrollment_id }),
             ),
         ))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, name = %name))]
     pub async fn confirm(
         &self,
         who: &Identity,
@@ -251,7 +249,7 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "custodian.confirm", &target, res)
+        self.finish(tx, Some(who), Action::CustodianConfirm, &target, res)
             .await
     }
 
@@ -265,27 +263,24 @@ impl App {
     ) -> AppResult<Done<CustodianView>> {
         self.require(who, Role::Custodian)?;
         if who.subject != name {
-            return refuse(403, "not_self", "custodians confirm their own enrolment");
+            return refuse(Code::NotSelf, "custodians confirm their own enrolment");
         }
         let Some(c) = tx.custodian(name).await? else {
             return refuse(
-                404,
-                "custodian_not_found",
+                Code::CustodianNotFound,
                 format!("no custodian named {name}"),
             );
         };
         match c.status.as_str() {
             "active" => {
                 return refuse(
-                    409,
-                    "already_enrolled",
+                    Code::AlreadyEnrolled,
                     format!("custodian {name} is already enrolled"),
                 )
             }
             "new" => {
                 return refuse(
-                    409,
-                    "not_enrolled",
+                    Code::NotEnrolled,
                     "start with `breakglass custodian enroll`",
                 )
             }
@@ -308,7 +303,7 @@ impl App {
         // down (online recovery).
         if let Some(set) = tx.active_recovery_set().await? {
             if let (Some(o), Some(enrollment)) = (opened, &c.enrollment_id) {
-                let wrap = super::recovery::wrap_seed_for_recovery(
+                let wrap = crate::crypto::recovery_wrap::wrap_seed_for_recovery(
                     &set.recipient,
                     name,
                     enrollment,
@@ -323,7 +318,7 @@ impl App {
         Ok(Done::new(
             CustodianView::from_row(&row, now),
             Event::new(
-                "custodian.confirm",
+                Action::CustodianConfirm,
                 custodian_target(name),
                 json!({ "groups": c.groups }),
             ),
@@ -376,8 +371,7 @@ impl App {
         refuse_if_locked(c, now)?;
         let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
             return refuse(
-                409,
-                "not_enrolled",
+                Code::NotEnrolled,
                 format!("custodian {} has not enrolled TOTP", c.name),
             );
         };
@@ -389,8 +383,7 @@ impl App {
             }
             _ => {
                 return refuse(
-                    409,
-                    "enrollment_changed",
+                    Code::EnrollmentChanged,
                     format!(
                         "the TOTP enrolment of custodian {} changed while the code was checked: send a new code",
                         c.name
@@ -406,8 +399,7 @@ impl App {
             .map_err(|_| AppError::Internal(anyhow::anyhow!("TOTP step out of range")))?;
         if !tx.advance_totp_step(&c.name, step).await? {
             return refuse(
-                409,
-                "totp_replayed",
+                Code::TotpReplayed,
                 "this code (or a later one) was already used: wait for the next code",
             );
         }
@@ -439,7 +431,7 @@ impl App {
         };
         Ok(AppError::Refused(Refusal {
             status: 401,
-            code: "invalid_totp",
+            code: Code::InvalidTotp,
             message: format!(
                 "the TOTP code is wrong or outside the accepted time window; {consequence}"
             ),
@@ -456,10 +448,9 @@ impl App {
         match self.limiters.totp(custodian, peer) {
             Ok(()) => Ok(()),
             Err(wait) => {
-                self.metrics.limit_refused("totp_rate_limited");
+                self.metrics.limit_refused(Code::TotpRateLimited);
                 refuse(
-                    429,
-                    "totp_rate_limited",
+                    Code::TotpRateLimited,
                     format!(
                         "too many TOTP codes for custodian {custodian} or from this address; try again in {} s",
                         crate::limits::retry_after_secs(wait)
@@ -488,7 +479,7 @@ impl App {
             tx.set_locked_until(name, Some(until)).await?;
             tx.clear_totp_failures(name).await?;
             let ev = Event::new(
-                "custodian.lockout",
+                Action::CustodianLockout,
                 custodian_target(name),
                 json!({ "failures": n, "locked_until": crate::clock::rfc3339(until) }),
             );
@@ -521,8 +512,7 @@ pub(crate) fn well_formed_code(code: &SecretString) -> AppResult<&str> {
         Ok(c)
     } else {
         refuse(
-            422,
-            "invalid_totp_format",
+            Code::InvalidTotpFormat,
             "a TOTP code is exactly 6 digits, as the authenticator app shows it",
         )
     }
@@ -565,15 +555,13 @@ pub(crate) fn deciding_groups(c: &CustodianRow, who: &Identity) -> Vec<String> {
 pub(crate) async fn active_custodian(tx: &mut dyn Tx, who: &Identity) -> AppResult<CustodianRow> {
     let Some(c) = tx.custodian(&who.subject).await? else {
         return refuse(
-            403,
-            "not_a_custodian",
+            Code::NotACustodian,
             format!("{} is not an enrolled custodian", who.subject),
         );
     };
     if c.status != "active" {
         return refuse(
-            409,
-            "not_enrolled",
+            Code::NotEnrolled,
             format!("custodian {} has not confirmed TOTP enrolment", c.name),
         );
     }

@@ -2,6 +2,8 @@
 //! this service and its custodians needs attention, each finding with the
 //! fix. `breakglass doctor` prints it and fails on any high finding.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use serde_json::json;
 
 use super::{App, AppResult, Done, Event};
@@ -45,6 +47,7 @@ fn f(severity: &str, check: &str, subject: String, finding: String, fix: String)
 
 impl App {
     /// The review (auditor or admin). Audited.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn hygiene(&self, who: &Identity) -> AppResult<HygieneReport> {
         self.require_any(who, &[Role::Auditor, Role::Admin])?;
         let now = self.now_ms();
@@ -84,7 +87,7 @@ impl App {
         // under the policies; the review says so instead of failing.
         let policies_in_force = match self.effective_policies(tx.as_mut()).await {
             Ok(p) => p,
-            Err(super::AppError::Refused(r)) if r.code == "policy_unproven" => {
+            Err(super::AppError::Refused(r)) if r.code == Code::PolicyUnproven => {
                 out.push(f(
                     "high",
                     "policy.unsealed",
@@ -360,7 +363,7 @@ impl App {
         };
         let tx = self.store.begin().await?;
         let ev = Event::new(
-            "hygiene.report",
+            Action::HygieneReport,
             "hygiene",
             json!({ "high": report.high, "medium": report.medium, "low": report.low,
                     "checks": report.findings.iter().map(|x| x.check.clone()).collect::<Vec<_>>() }),
@@ -368,7 +371,7 @@ impl App {
         self.finish(
             tx,
             Some(who),
-            "hygiene.report",
+            Action::HygieneReport,
             "hygiene",
             Ok(Done::new(report, ev)),
         )

@@ -3,6 +3,7 @@
 //! event (and, for a wrong TOTP code, the failure that counts toward
 //! lockout).
 
+use crate::domain::Action;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -11,7 +12,7 @@ use crate::auth::{Identity, TokenService};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::chain::AuditEvent;
-use crate::domain::{PolicySet, Role};
+use crate::domain::{Code, PolicySet, Role};
 use crate::keys::{KeyError, KeyService};
 use crate::secrets::{SecretStore, SecretStoreError};
 use crate::store::{Store, StoreError, Tx};
@@ -25,8 +26,9 @@ pub mod custodians;
 pub mod hygiene;
 pub mod policy_changes;
 pub mod proof;
+pub mod quorum;
 pub mod recovery;
-pub mod recovery_session;
+pub mod release;
 pub mod requests;
 pub mod rewrap;
 pub mod rotation;
@@ -57,7 +59,7 @@ pub struct App {
     /// Signs audit checkpoints.
     pub audit_key: Arc<crate::auth::SigningKey>,
     /// The recovery sessions this process opened (memory only).
-    pub vault: Arc<recovery_session::Vault>,
+    pub vault: Arc<recovery::session::Vault>,
     /// Rate limits (this process's buckets).
     pub limiters: Arc<crate::limits::Limiters>,
     /// What `/metrics` reports.
@@ -74,14 +76,26 @@ pub struct App {
     pub auth_refusals: Arc<auth_refusals::AuthRefusals>,
 }
 
-/// A refused action: HTTP status, a stable code, a message for people.
+/// A refused action: a stable code, the HTTP status it is answered with
+/// (one of the code's own), a message for people.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub status: u16,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// A wrong TOTP code by this custodian: counts toward lockout.
     pub totp_failure_of: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: code.status(),
+            code,
+            message: message.into(),
+            totp_failure_of: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,19 +104,28 @@ pub enum AppError {
     Refused(Refusal),
     /// A dependency (key service, secret store, database) is down.
     #[error("{code}: {message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable { code: Code, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
-pub fn refuse<T>(status: u16, code: &'static str, message: impl Into<String>) -> AppResult<T> {
+/// Refuse with the code's usual status.
+pub fn refuse<T>(code: Code, message: impl Into<String>) -> AppResult<T> {
+    Err(AppError::Refused(Refusal::new(code, message)))
+}
+
+/// Refuse with another of the code's statuses (an unknown policy named in
+/// a body rather than a path, a query read rather than parsed).
+pub fn refuse_as<T>(status: u16, code: Code, message: impl Into<String>) -> AppResult<T> {
+    debug_assert!(
+        code.statuses().contains(&status),
+        "{code} is never {status}"
+    );
     Err(AppError::Refused(Refusal {
         status,
-        code,
-        message: message.into(),
-        totp_failure_of: None,
+        ..Refusal::new(code, message)
     }))
 }
 
@@ -110,11 +133,11 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => AppError::Unavailable {
-                code: "database_unavailable",
+                code: Code::DatabaseUnavailable,
                 message: m,
             },
             StoreError::Busy => AppError::Unavailable {
-                code: "database_busy",
+                code: Code::DatabaseBusy,
                 message: "no free database connection within the acquire timeout".into(),
             },
             other => AppError::Internal(anyhow::anyhow!(other)),
@@ -126,11 +149,11 @@ impl From<KeyError> for AppError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Unavailable(_) => AppError::Unavailable {
-                code: "key_service_unavailable",
+                code: Code::KeyServiceUnavailable,
                 message: e.to_string(),
             },
             KeyError::Refused(_) => AppError::Unavailable {
-                code: "key_service_refused",
+                code: Code::KeyServiceRefused,
                 message: e.to_string(),
             },
             KeyError::InvalidCiphertext | KeyError::UnknownKey(_) => {
@@ -144,11 +167,11 @@ impl From<SecretStoreError> for AppError {
     fn from(e: SecretStoreError) -> Self {
         match e {
             SecretStoreError::Unavailable(_) => AppError::Unavailable {
-                code: "secret_store_unavailable",
+                code: Code::SecretStoreUnavailable,
                 message: e.to_string(),
             },
             SecretStoreError::Refused(_) => AppError::Unavailable {
-                code: "secret_store_refused",
+                code: Code::SecretStoreRefused,
                 message: e.to_string(),
             },
             SecretStoreError::NotFound => AppError::Internal(anyhow::anyhow!(e)),
@@ -168,13 +191,13 @@ impl From<crate::crypto::envelope::EnvelopeError> for AppError {
 /// An audit event to append, before sequencing and hashing.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub action: &'static str,
+    pub action: Action,
     pub target: String,
     pub details: Value,
 }
 
 impl Event {
-    pub fn new(action: &'static str, target: impl Into<String>, details: Value) -> Event {
+    pub fn new(action: Action, target: impl Into<String>, details: Value) -> Event {
         Event {
             action,
             target: target.into(),
@@ -227,8 +250,7 @@ pub fn limit_in(limit: i64, max: i64) -> AppResult<i64> {
         Ok(limit)
     } else {
         refuse(
-            422,
-            "invalid_limit",
+            Code::InvalidLimit,
             format!("limit must be 1 to {max}; page with `after` for more"),
         )
     }
@@ -280,7 +302,7 @@ impl App {
         &self,
         tx: Box<dyn Tx>,
         who: Option<&Identity>,
-        action: &'static str,
+        action: Action,
         target: &str,
         result: AppResult<Done<T>>,
     ) -> AppResult<T> {
@@ -316,7 +338,7 @@ impl App {
     pub async fn record_refusal(
         &self,
         actor: &str,
-        action: &'static str,
+        action: Action,
         target: &str,
         err: &AppError,
     ) -> AppResult<()> {
@@ -324,8 +346,9 @@ impl App {
             AppError::Refused(r) => ("refused", r.code, r.message.clone()),
             AppError::Unavailable { code, message } => ("refused", *code, message.clone()),
             AppError::Internal(e) => {
-                tracing::error!(action, target, error = %format!("{e:#}"), "internal error");
-                ("error", "internal", "internal error".to_string())
+                let request_id = crate::context::current().map_or_else(|| "-".into(), |c| c.id);
+                tracing::error!(%request_id, %action, target, error = %format!("{e:#}"), "internal error");
+                ("error", Code::Internal, "internal error".to_string())
             }
         };
         let mut tx = self.store.begin().await?;
@@ -339,7 +362,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(action, target, code, "refused");
+        tracing::info!(%action, target, %code, "refused");
         Ok(())
     }
 
@@ -350,10 +373,10 @@ impl App {
         &self,
         tx: &mut dyn Tx,
         actor: &str,
-        action: &'static str,
+        action: Action,
         target: &str,
         err: &AppError,
-        (outcome, code, message): (&str, &str, String),
+        (outcome, code, message): (&str, Code, String),
     ) -> AppResult<()> {
         if let AppError::Refused(Refusal {
             totp_failure_of: Some(name),
@@ -369,7 +392,8 @@ impl App {
             crate::domain::text::escape(target).into_owned(),
             json!({ "message": crate::domain::text::escape(&message) }),
         );
-        self.append(tx, actor, outcome, Some(code), ev).await?;
+        self.append(tx, actor, outcome, Some(code.as_str()), ev)
+            .await?;
         Ok(())
     }
 
@@ -379,8 +403,7 @@ impl App {
             Ok(())
         } else {
             refuse(
-                403,
-                "forbidden_role",
+                Code::ForbiddenRole,
                 format!("this action needs the {role} role"),
             )
         }
@@ -393,8 +416,7 @@ impl App {
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             refuse(
-                403,
-                "forbidden_role",
+                Code::ForbiddenRole,
                 format!("this action needs one of the roles {}", names.join(", ")),
             )
         }
@@ -417,7 +439,7 @@ impl App {
         tracing::warn!(subject = %id.subject, "a local break-glass token was used instead of the identity provider");
         let mut tx = self.store.begin().await?;
         let ev = Event::new(
-            "auth.fallback",
+            Action::AuthFallback,
             format!("token:{}", id.jti),
             json!({
                 "subject": id.subject,
@@ -431,6 +453,7 @@ impl App {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, token: Option<&str>) -> AppResult<Identity> {
         let now = self.now_ms() / 1000;
         let checked = match token {
@@ -483,10 +506,11 @@ impl App {
                 self.metrics.auth_refused(e.code());
                 let peer = crate::context::current().and_then(|c| c.peer);
                 if let auth_refusals::Counted::First { address } =
-                    self.auth_refusals.count(peer, e.code(), self.now_ms())
+                    self.auth_refusals
+                        .count(peer, e.code().as_str(), self.now_ms())
                 {
                     let ev = Event::new(
-                        "auth.token",
+                        Action::AuthToken,
                         "api",
                         json!({
                             "message": e.to_string(),
@@ -495,8 +519,14 @@ impl App {
                         }),
                     );
                     let mut tx = self.store.begin().await?;
-                    self.append(tx.as_mut(), "anonymous", "refused", Some(e.code()), ev)
-                        .await?;
+                    self.append(
+                        tx.as_mut(),
+                        "anonymous",
+                        "refused",
+                        Some(e.code().as_str()),
+                        ev,
+                    )
+                    .await?;
                     tx.commit().await?;
                 }
                 Err(err)
@@ -507,6 +537,7 @@ impl App {
     /// Audit the summaries of refused authentications whose minute has
     /// ended (`all`: the open minute's too, at shutdown). Run every second
     /// by the server.
+    #[tracing::instrument(skip_all)]
     pub async fn flush_auth_refusals(&self, all: bool) -> anyhow::Result<usize> {
         let summaries = self.auth_refusals.take(self.now_ms(), all);
         if summaries.is_empty() {
@@ -515,7 +546,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         for s in &summaries {
             let ev = Event::new(
-                "auth.refused_summary",
+                Action::AuthRefusedSummary,
                 "api",
                 json!({
                     "address": s.address,

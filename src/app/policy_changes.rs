@@ -9,12 +9,14 @@
 //! change adds a version in the database, and the latest version is the
 //! one in force on every replica.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::requests::{approvers_of, groups_of};
+use super::quorum::{approvers_of, groups_of};
 use super::views::{PolicyChangeView, ProposeBody};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
@@ -160,6 +162,7 @@ impl App {
 
     /// An admin proposes a change; it waits for the quorum of the policy it
     /// changes.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn propose_policy_change(
         &self,
         who: &Identity,
@@ -167,7 +170,7 @@ impl App {
     ) -> AppResult<PolicyChangeView> {
         let mut tx = self.store.begin().await?;
         let res = self.propose_tx(tx.as_mut(), who, body).await;
-        self.finish(tx, Some(who), "policy.propose", "policies", res)
+        self.finish(tx, Some(who), Action::PolicyPropose, "policies", res)
             .await
     }
 
@@ -188,16 +191,12 @@ impl App {
         ) {
             (Some(src), None, None) => {
                 if src.len() > 64 * 1024 {
-                    return refuse(
-                        422,
-                        "invalid_policy",
-                        "the policy text is larger than 64 KiB",
-                    );
+                    return refuse(Code::InvalidPolicy, "the policy text is larger than 64 KiB");
                 }
                 let parsed = parse_file(std::path::Path::new("proposal"), src).map_err(|e| {
                     AppError::Refused(super::Refusal {
                         status: 422,
-                        code: "invalid_policy",
+                        code: Code::InvalidPolicy,
                         message: format!("line {}: {}", e.line, e.reason),
                         totp_failure_of: None,
                     })
@@ -205,7 +204,7 @@ impl App {
                 let [(new, _)] = <[_; 1]>::try_from(parsed).map_err(|_| {
                     AppError::Refused(super::Refusal {
                         status: 422,
-                        code: "invalid_policy",
+                        code: Code::InvalidPolicy,
                         message: "propose exactly one [[policy]]".into(),
                         totp_failure_of: None,
                     })
@@ -213,16 +212,14 @@ impl App {
                 let name = new.name.to_string();
                 let Some((old, _)) = policies.get(&name) else {
                     return refuse(
-                        404,
-                        "unknown_policy",
+                        Code::UnknownPolicy,
                         format!("no policy named {name}: new policies come from the policy files"),
                     );
                 };
                 let changes = diff(old, &new);
                 if changes.is_empty() {
                     return refuse(
-                        422,
-                        "no_change",
+                        Code::NoChange,
                         format!("the proposal is policy {name} as it is"),
                     );
                 }
@@ -232,8 +229,7 @@ impl App {
             (None, Some(cred), Some(to)) => {
                 let Some(c) = tx.credential_by_name(cred).await? else {
                     return refuse(
-                        404,
-                        "credential_not_found",
+                        Code::CredentialNotFound,
                         format!("no credential named {cred}"),
                     );
                 };
@@ -246,12 +242,11 @@ impl App {
                     ));
                 }
                 let Some((new, _)) = policies.get(to) else {
-                    return refuse(404, "unknown_policy", format!("no policy named {to}"));
+                    return refuse(Code::UnknownPolicy, format!("no policy named {to}"));
                 };
                 if &c.policy == to {
                     return refuse(
-                        422,
-                        "no_change",
+                        Code::NoChange,
                         format!("{cred} is already under policy {to}"),
                     );
                 }
@@ -274,15 +269,13 @@ impl App {
                 )
             }
             _ => return refuse(
-                422,
-                "invalid_body",
+                Code::InvalidBody,
                 "give either policy_toml (a changed policy), or credential and to_policy (a move)",
             ),
         };
         let Some((quorum, base_version)) = policies.get(&name).cloned() else {
             return refuse(
-                409,
-                "policy_missing",
+                Code::PolicyMissing,
                 format!("policy {name} is not loaded: the change has no quorum to ask"),
             );
         };
@@ -306,13 +299,14 @@ impl App {
         tx.insert_policy_change(&row).await?;
         let view = self.change_view(tx, &row).await?;
         let ev = Event::new(
-            "policy.propose",
+            Action::PolicyPropose,
             target(&row.id),
             json!({ "kind": kind, "policy": name, "base_version": base_version, "changes": changes, "reason": row.reason, "quorum": quorum.describe() }),
         );
         Ok(Done::new(view, ev))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_policy_changes(&self, who: &Identity) -> AppResult<Vec<PolicyChangeView>> {
         self.require_any(who, &[Role::Admin, Role::Custodian, Role::Auditor])?;
         let mut tx = self.store.begin_read().await?;
@@ -328,6 +322,7 @@ impl App {
         res
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn decide_policy_change(
         &self,
         who: &Identity,
@@ -336,9 +331,9 @@ impl App {
         deny_reason: Option<&str>,
     ) -> AppResult<PolicyChangeView> {
         let action = if deny_reason.is_some() {
-            "policy.deny"
+            Action::PolicyDeny
         } else {
-            "policy.approve"
+            Action::PolicyApprove
         };
         let opened = self.open_presence(&who.subject, code).await;
         let mut tx = self.store.begin().await?;
@@ -365,23 +360,20 @@ impl App {
         let deny_reason = deny_reason.map(super::requests::reason_of).transpose()?;
         let Some(change) = tx.policy_change(id).await? else {
             return refuse(
-                404,
-                "policy_change_not_found",
+                Code::PolicyChangeNotFound,
                 format!("no policy change with id {id}"),
             );
         };
         let now = self.now_ms();
         if change.state != "pending" {
             return refuse(
-                409,
-                "policy_change_closed",
+                Code::PolicyChangeClosed,
                 format!("the change is already {}", change.state),
             );
         }
         if now >= change.expires_at {
             return refuse(
-                409,
-                "policy_change_expired",
+                Code::PolicyChangeExpired,
                 "the change expired before its quorum was met: propose it again",
             );
         }
@@ -390,8 +382,7 @@ impl App {
         let groups = super::custodians::deciding_groups(&c, who);
         if change.proposer == who.subject {
             return refuse(
-                403,
-                "self_approval",
+                Code::SelfApproval,
                 "the proposer cannot approve or deny their own change",
             );
         }
@@ -399,8 +390,7 @@ impl App {
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored quorum snapshot: {e}")))?;
         if !quorum.is_eligible(&groups_of(&groups)) {
             return refuse(
-                403,
-                "not_eligible",
+                Code::NotEligible,
                 format!(
                     "custodian {} is in none of the groups policy {} needs ({})",
                     c.name,
@@ -412,16 +402,14 @@ impl App {
         let decisions = tx.policy_change_decisions(id).await?;
         if decisions.iter().any(|d| d.custodian == c.name) {
             return refuse(
-                409,
-                "already_decided",
+                Code::AlreadyDecided,
                 format!("custodian {} has already decided on this change", c.name),
             );
         }
         let approvers = approvers_of(&decisions, Some(&change.proposer));
         if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&groups)) {
             return refuse(
-                409,
-                "approval_not_needed",
+                Code::ApprovalNotNeeded,
                 format!(
                     "the approvals so far already cover your groups: it is waiting for {}",
                     quorum.missing(&approvers)
@@ -449,8 +437,7 @@ impl App {
         match tx.insert_policy_change_decision(id, &d).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
-                    409,
-                    "already_decided",
+                    Code::AlreadyDecided,
                     format!("custodian {} has already decided on this change", c.name),
                 )
             }
@@ -460,14 +447,14 @@ impl App {
         match &deny_reason {
             Some(reason) => {
                 events.push(Event::new(
-                    "policy.deny",
+                    Action::PolicyDeny,
                     target(id),
                     json!({ "reason": reason, "veto": quorum.deny_vetoes }),
                 ));
                 if quorum.deny_vetoes {
                     tx.close_policy_change(id, "denied", now).await?;
                     events.push(Event::new(
-                        "policy.denied",
+                        Action::PolicyDenied,
                         target(id),
                         json!({ "by": c.name }),
                     ));
@@ -478,7 +465,7 @@ impl App {
                 all.push(d);
                 let approvers = approvers_of(&all, Some(&change.proposer));
                 events.push(Event::new(
-                    "policy.approve",
+                    Action::PolicyApprove,
                     target(id),
                     json!({ "approvals": approvers.len(), "needed": quorum.approvals_needed() }),
                 ));
@@ -504,8 +491,7 @@ impl App {
         let current = self.effective_policy(tx, &change.policy).await?;
         let superseded = || {
             refuse::<Event>(
-                409,
-                "policy_changed_meanwhile",
+                Code::PolicyChangedMeanwhile,
                 "the policy changed after this proposal was made: propose again against the policy in force",
             )
         };
@@ -557,7 +543,7 @@ impl App {
         }
         tx.close_policy_change(&change.id, "applied", now).await?;
         Ok(Event::new(
-            "policy.change_applied",
+            Action::PolicyChangeApplied,
             target(&change.id),
             json!({
                 "kind": change.kind,

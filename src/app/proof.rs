@@ -22,13 +22,14 @@
 //! refusal is audited. What a database writer can and cannot do is in
 //! `docs/threat-model.md`.
 
+use crate::domain::{Action, Code};
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use super::requests::request_target;
 use super::{refuse, App, AppResult};
 use crate::crypto::chain::Verifier;
+use crate::domain::request::request_target;
 use crate::store::{AuditFilter, CredentialRow, CustodianRow, DecisionRow, RequestRow, Tx};
 
 const STEP_MS: i64 = crate::crypto::totp::STEP_SECS as i64 * 1000;
@@ -123,8 +124,7 @@ pub(crate) fn version_sealed(
 pub(crate) fn policy_unproven<T>(what: String) -> AppResult<T> {
     tracing::error!(what = %what, "a policy binding does not carry the audit key's seal");
     refuse(
-        409,
-        "policy_unproven",
+        Code::PolicyUnproven,
         format!(
             "{what} does not carry the audit key's seal: it was written around the service (or before seals existed); nothing is decided under it until it is restored or changed through the service"
         ),
@@ -182,8 +182,7 @@ fn unproven<T>(r: &RequestRow, why: impl Into<String>) -> AppResult<T> {
     let why = why.into();
     tracing::error!(request = %r.id, reason = %why, "a release could not prove its quorum");
     refuse(
-        409,
-        "quorum_unproven",
+        Code::QuorumUnproven,
         format!(
             "the release is refused: {why}. The stored approvals disagree with what the database cannot forge; investigate before anything is released"
         ),
@@ -212,7 +211,7 @@ impl App {
         let creates = tx
             .audit_search(
                 &AuditFilter {
-                    action: Some("request.create".into()),
+                    action: Some(Action::RequestCreate.as_str().into()),
                     target: Some(target.clone()),
                     outcome: Some("success".into()),
                     ..Default::default()
@@ -282,7 +281,10 @@ impl App {
         let signed = verdict.signed_through.unwrap_or(0);
         let covered: Vec<_> = mine.iter().filter(|e| e.seq <= signed).collect();
         // The request as created.
-        let Some(e0) = covered.iter().find(|e| e.action == "request.create") else {
+        let Some(e0) = covered
+            .iter()
+            .find(|e| e.action == Action::RequestCreate.as_str())
+        else {
             return unproven(
                 r,
                 "its request.create event is not covered by a signed checkpoint",
@@ -306,9 +308,9 @@ impl App {
         // The decisions, exactly as recorded.
         let mut recorded = BTreeSet::new();
         for e in &covered {
-            let decision = match e.action.as_str() {
-                "request.approve" => "approve",
-                "request.deny" => "deny",
+            let decision = match Action::of(&e.action) {
+                Some(Action::RequestApprove) => "approve",
+                Some(Action::RequestDeny) => "deny",
                 _ => continue,
             };
             let (Some(step), Some(groups)) =

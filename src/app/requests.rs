@@ -1,18 +1,21 @@
 //! Break glass: request → approvals with TOTP (or a veto) → one release.
 
+pub(crate) use crate::domain::request::request_target;
+use crate::domain::Action;
+use crate::domain::Code;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::credentials::enrolled_groups;
+use super::quorum::{approvers_of, enrolled_groups, groups_of};
 use super::views::{CreateRequestBody, ReleaseView, RequestView};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::crypto::envelope::{credential_aad, Envelope};
 use crate::crypto::totp::SpentCode;
 use crate::domain::request::StoredState;
-use crate::domain::{GroupName, Policy, RequestState, Role};
+use crate::domain::{Policy, RequestState, Role};
 use crate::keys::EncryptionContext;
 use crate::secrets::{SecretLocation, SecretRef};
 use crate::store::{
@@ -21,10 +24,6 @@ use crate::store::{
 
 pub const MAX_REASON: usize = 2000;
 pub const MAX_TICKET: usize = 200;
-
-pub(crate) fn request_target(id: &str) -> String {
-    format!("request:{id}")
-}
 
 pub(crate) fn snapshot(r: &RequestRow) -> AppResult<Policy> {
     serde_json::from_str(&r.policy)
@@ -49,13 +48,12 @@ pub(crate) fn reason_of(raw: &str) -> AppResult<String> {
     let r = raw.trim();
     if r.is_empty() || r.chars().count() > MAX_REASON {
         return refuse(
-            422,
-            "invalid_reason",
+            Code::InvalidReason,
             format!("give a reason of 1 to {MAX_REASON} characters"),
         );
     }
     if let Some(why) = crate::domain::text::check("the reason", r, false) {
-        return refuse(422, "invalid_characters", why);
+        return refuse(Code::InvalidCharacters, why);
     }
     Ok(r.to_owned())
 }
@@ -64,22 +62,17 @@ pub(crate) fn reason_of(raw: &str) -> AppResult<String> {
 pub(crate) fn not_pending<T>(state: RequestState) -> AppResult<T> {
     match state {
         RequestState::Expired => refuse(
-            409,
-            "request_expired",
+            Code::RequestExpired,
             "the request expired before its quorum was met",
         ),
-        RequestState::Denied => refuse(409, "request_denied", "the request was denied"),
-        RequestState::Released => {
-            refuse(409, "request_released", "the request was already released")
-        }
+        RequestState::Denied => refuse(Code::RequestDenied, "the request was denied"),
+        RequestState::Released => refuse(Code::RequestReleased, "the request was already released"),
         RequestState::Approved => refuse(
-            409,
-            "request_already_approved",
+            Code::RequestAlreadyApproved,
             "the request already has its quorum",
         ),
         RequestState::ReleaseWindowClosed => refuse(
-            409,
-            "release_window_closed",
+            Code::ReleaseWindowClosed,
             "the request was approved but its release window has closed",
         ),
         RequestState::Pending => {
@@ -88,25 +81,8 @@ pub(crate) fn not_pending<T>(state: RequestState) -> AppResult<T> {
     }
 }
 
-/// Stored group names as validated names (an unparsable one counts for nothing).
-pub(crate) fn groups_of(names: &[String]) -> Vec<GroupName> {
-    names
-        .iter()
-        .filter_map(|g| GroupName::parse(g).ok())
-        .collect()
-}
-
-/// The groups of each approver (as recorded when they decided), leaving out
-/// `except` (the requester never counts).
-pub(crate) fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> Vec<Vec<GroupName>> {
-    decisions
-        .iter()
-        .filter(|d| d.decision == "approve" && Some(d.custodian.as_str()) != except)
-        .map(|d| groups_of(&d.groups))
-        .collect()
-}
-
 impl App {
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn create_request(
         &self,
         who: &Identity,
@@ -115,7 +91,7 @@ impl App {
         let target = format!("credential:{}", body.credential);
         let mut tx = self.store.begin().await?;
         let res = self.create_request_tx(tx.as_mut(), who, body).await;
-        self.finish(tx, Some(who), "request.create", &target, res)
+        self.finish(tx, Some(who), Action::RequestCreate, &target, res)
             .await
     }
 
@@ -134,19 +110,17 @@ impl App {
         if let Some(t) = &ticket {
             if t.chars().count() > MAX_TICKET {
                 return refuse(
-                    422,
-                    "invalid_ticket",
+                    Code::InvalidTicket,
                     format!("a ticket reference is at most {MAX_TICKET} characters"),
                 );
             }
             if let Some(why) = crate::domain::text::check("the ticket", t, false) {
-                return refuse(422, "invalid_characters", why);
+                return refuse(Code::InvalidCharacters, why);
             }
         }
         let Some(c) = tx.credential_by_name(&body.credential).await? else {
             return refuse(
-                404,
-                "credential_not_found",
+                Code::CredentialNotFound,
                 format!("no credential named {}", body.credential),
             );
         };
@@ -158,8 +132,7 @@ impl App {
         }
         let Some((policy, _)) = self.effective_policy(tx, &c.policy).await? else {
             return refuse(
-                409,
-                "policy_missing",
+                Code::PolicyMissing,
                 format!(
                     "the credential's policy {:?} is not loaded: fix policies/ first",
                     c.policy
@@ -168,8 +141,7 @@ impl App {
         };
         if !policy.ticket_allowed(ticket.as_deref()) {
             return refuse(
-                422,
-                "ticket_required",
+                Code::TicketRequired,
                 format!(
                     "policy {} releases only during a declared incident: give a ticket matching {}",
                     policy.name,
@@ -181,8 +153,7 @@ impl App {
             let open = tx.count_open_requests(&c.policy, self.now_ms()).await?;
             if open >= i64::from(max) {
                 return refuse(
-                    409,
-                    "too_many_open_requests",
+                    Code::TooManyOpenRequests,
                     format!(
                         "policy {} allows {max} open request(s) at once and {open} are open: wait for one to be released, denied or to expire",
                         policy.name
@@ -193,8 +164,7 @@ impl App {
         let s = policy.satisfiability(&enrolled_groups(tx, Some(&who.subject)).await?);
         if !s.satisfiable {
             return refuse(
-                422,
-                "policy_unsatisfiable",
+                Code::PolicyUnsatisfiable,
                 format!("{} (not counting you, the requester)", s.explanation),
             );
         }
@@ -219,7 +189,7 @@ impl App {
         };
         tx.insert_request(&row).await?;
         let ev = Event::new(
-            "request.create",
+            Action::RequestCreate,
             request_target(&row.id),
             json!({
                 "credential": c.name,
@@ -241,15 +211,11 @@ impl App {
 
     pub(crate) async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
         if uuid::Uuid::parse_str(id).is_err() {
-            return refuse(
-                404,
-                "request_not_found",
-                format!("no request with id {id:?}"),
-            );
+            return refuse(Code::RequestNotFound, format!("no request with id {id:?}"));
         }
         match tx.request(id).await? {
             Some(r) => Ok(r),
-            None => refuse(404, "request_not_found", format!("no request with id {id}")),
+            None => refuse(Code::RequestNotFound, format!("no request with id {id}")),
         }
     }
 
@@ -263,17 +229,18 @@ impl App {
         ))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn show_request(&self, who: &Identity, id: &str) -> AppResult<RequestView> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
             let r = self.load_request(tx.as_mut(), id).await?;
             if !self.sees_all_requests(who) && r.requester != who.subject {
-                return refuse(404, "request_not_found", format!("no request with id {id}"));
+                return refuse(Code::RequestNotFound, format!("no request with id {id}"));
             }
             self.view(tx.as_mut(), &r).await
         }
         .await;
-        self.finish_read(tx, who, "request.show", &request_target(id), res)
+        self.finish_read(tx, who, Action::RequestShow, &request_target(id), res)
             .await
     }
 
@@ -283,6 +250,7 @@ impl App {
             .any(|r| who.has(*r))
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn list_requests(&self, who: &Identity, limit: i64) -> AppResult<Vec<RequestView>> {
         let mut tx = self.store.begin_read().await?;
         let res = async {
@@ -298,10 +266,11 @@ impl App {
             Ok(out)
         }
         .await;
-        self.finish_read(tx, who, "request.list", "requests", res)
+        self.finish_read(tx, who, Action::RequestList, "requests", res)
             .await
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn approve(
         &self,
         who: &Identity,
@@ -317,10 +286,17 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "request.approve", &request_target(id), res)
-            .await
+        self.finish(
+            tx,
+            Some(who),
+            Action::RequestApprove,
+            &request_target(id),
+            res,
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn deny(
         &self,
         who: &Identity,
@@ -337,7 +313,7 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        self.finish(tx, Some(who), "request.deny", &request_target(id), res)
+        self.finish(tx, Some(who), Action::RequestDeny, &request_target(id), res)
             .await
     }
 
@@ -366,16 +342,14 @@ impl App {
         }
         if r.requester == who.subject {
             return refuse(
-                403,
-                "self_approval",
+                Code::SelfApproval,
                 "the requester cannot approve or deny their own request",
             );
         }
         let policy = snapshot(&r)?;
         if !policy.is_eligible(&groups_of(&groups)) {
             return refuse(
-                403,
-                "not_eligible",
+                Code::NotEligible,
                 format!(
                     "custodian {} is in none of the groups policy {} needs ({})",
                     c.name,
@@ -387,8 +361,7 @@ impl App {
         let decisions = tx.decisions(&r.id).await?;
         if decisions.iter().any(|d| d.custodian == c.name) {
             return refuse(
-                409,
-                "already_decided",
+                Code::AlreadyDecided,
                 format!("custodian {} has already decided on this request", c.name),
             );
         }
@@ -396,8 +369,7 @@ impl App {
             let approvers = approvers_of(&decisions, None);
             if !policy.contributes(&approvers, &groups_of(&groups)) {
                 return refuse(
-                    409,
-                    "approval_not_needed",
+                    Code::ApprovalNotNeeded,
                     format!(
                         "policy {} needs {}; the approvals so far already cover your groups ({}): it is waiting for {}",
                         policy.name,
@@ -429,8 +401,7 @@ impl App {
         match tx.insert_decision(&decision).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
-                    409,
-                    "already_decided",
+                    Code::AlreadyDecided,
                     format!("custodian {} has already decided on this request", c.name),
                 )
             }
@@ -444,7 +415,7 @@ impl App {
         match &deny_reason {
             None => {
                 events.push(Event::new(
-                    "request.approve",
+                    Action::RequestApprove,
                     target.clone(),
                     json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed(), "step": step, "groups": groups }),
                 ));
@@ -452,13 +423,12 @@ impl App {
                     let deadline = now + policy.release_window_secs as i64 * 1000;
                     if !tx.mark_approved(&r.id, now, deadline).await? {
                         return refuse(
-                            409,
-                            "request_expired",
+                            Code::RequestExpired,
                             "the request expired before its quorum was met",
                         );
                     }
                     events.push(Event::new(
-                        "request.approved",
+                        Action::RequestApproved,
                         target.clone(),
                         json!({
                             "credential": r.credential_name,
@@ -470,20 +440,19 @@ impl App {
             }
             Some(reason) => {
                 events.push(Event::new(
-                    "request.deny",
+                    Action::RequestDeny,
                     target.clone(),
                     json!({ "credential": r.credential_name, "reason": reason, "veto": policy.deny_vetoes, "step": step, "groups": groups }),
                 ));
                 if policy.deny_vetoes {
                     if !tx.mark_denied(&r.id, now, &c.name).await? {
                         return refuse(
-                            409,
-                            "request_expired",
+                            Code::RequestExpired,
                             "the request expired before the denial",
                         );
                     }
                     events.push(Event::new(
-                        "request.denied",
+                        Action::RequestDenied,
                         target.clone(),
                         json!({ "credential": r.credential_name, "by": c.name }),
                     ));
@@ -496,6 +465,7 @@ impl App {
         Ok(Done::with_events(view, events).checkpointed())
     }
 
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn release(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
         let target = request_target(id);
         // Phase 1, holding no lock: check, fetch the envelope, decrypt. A
@@ -505,7 +475,7 @@ impl App {
         let opened = match opened {
             Ok(o) => o,
             Err(e) => {
-                self.record_refusal(&who.subject, "request.release", &target, &e)
+                self.record_refusal(&who.subject, Action::RequestRelease, &target, &e)
                     .await?;
                 return Err(e);
             }
@@ -514,7 +484,7 @@ impl App {
         // `exposed`, and the audit event, in one transaction.
         let mut tx = self.store.begin().await?;
         let res = self.release_tx(tx.as_mut(), who, id, opened).await;
-        self.finish(tx, Some(who), "request.release", &target, res)
+        self.finish(tx, Some(who), Action::RequestRelease, &target, res)
             .await
     }
 
@@ -530,8 +500,7 @@ impl App {
         let r = self.load_request(tx, id).await?;
         if r.requester != who.subject {
             return refuse(
-                403,
-                "not_requester",
+                Code::NotRequester,
                 "only the requester can release an approved request",
             );
         }
@@ -539,22 +508,19 @@ impl App {
             RequestState::Approved => {}
             RequestState::Pending => {
                 return refuse(
-                    409,
-                    "request_not_approved",
+                    Code::RequestNotApproved,
                     "the request does not have its quorum yet",
                 )
             }
             RequestState::Released => {
                 return refuse(
-                    409,
-                    "request_released",
+                    Code::RequestReleased,
                     "the request was already released; a release happens once",
                 )
             }
             RequestState::ReleaseWindowClosed => {
                 return refuse(
-                    409,
-                    "release_window_closed",
+                    Code::ReleaseWindowClosed,
                     "the release window has closed: file a new request",
                 )
             }
@@ -565,8 +531,7 @@ impl App {
         let policy = snapshot(&r)?;
         if !policy.release_allowed_at(self.now_ms()) {
             return refuse(
-                409,
-                "outside_release_hours",
+                Code::OutsideReleaseHours,
                 format!(
                     "policy {} allows releases only {} (UTC)",
                     policy.name,
@@ -580,8 +545,7 @@ impl App {
         if !policy.is_met(&approvers) || vetoed {
             tracing::error!(request = %r.id, "request is marked approved but its recorded decisions do not meet its policy");
             return refuse(
-                409,
-                "quorum_not_met",
+                Code::QuorumNotMet,
                 "the request's recorded approvals do not meet its policy: the release is refused",
             );
         }
@@ -622,7 +586,7 @@ impl App {
         let (fields, code_only) = self.open_version(&c, &v).await?;
         let mut fields = fields;
         let (codes, codes_valid_until) =
-            super::credentials::release_codes(&mut fields, &code_only, self.now_ms())?;
+            super::release::release_codes(&mut fields, &code_only, self.now_ms())?;
         Ok(Opened {
             version: v.version,
             fields,
@@ -682,29 +646,26 @@ impl App {
         let (r, c, v) = self.release_check(tx, who, id).await?;
         if super::proof::state_digest(&r, &tx.decisions(&r.id).await?) != opened.proven {
             return refuse(
-                409,
-                "request_changed",
+                Code::RequestChanged,
                 "the request or its decisions changed while the release was being proved: release again",
             );
         }
         if v.version != opened.version {
             return refuse(
-                409,
-                "concurrent_rotation",
+                Code::ConcurrentRotation,
                 "the credential was rotated during the release: release again",
             );
         }
         let now = self.now_ms();
         if !tx.mark_released(&r.id, now, v.version).await? {
             return refuse(
-                409,
-                "request_released",
+                Code::RequestReleased,
                 "the request was already released; a release happens once",
             );
         }
         tx.mark_exposed(&c.id, now).await?;
         let ev = Event::new(
-            "request.release",
+            Action::RequestRelease,
             request_target(&r.id),
             json!({
                 "credential": c.name,
@@ -723,7 +684,7 @@ impl App {
             codes_valid_until: opened.codes_valid_until.map(crate::clock::rfc3339),
         };
         Ok(Done::new(view, ev).and(Event::new(
-            "credential.exposed",
+            Action::CredentialExposed,
             format!("credential:{}", c.name),
             json!({ "version": v.version, "request": r.id }),
         )))

@@ -7,6 +7,7 @@
 //! audit event, and envelopes already under the target are skipped, so an
 //! interrupted run is resumed by running it again.
 
+use crate::domain::Action;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::json;
@@ -58,6 +59,7 @@ async fn rewrapped(
 }
 
 impl Rewrap<'_> {
+    #[tracing::instrument(skip_all)]
     pub async fn run(
         &self,
         progress: &mut (dyn FnMut(String) + Send),
@@ -133,7 +135,7 @@ impl Rewrap<'_> {
                     anyhow::bail!("{label} changed during the re-wrap; run `keys rewrap` again");
                 }
                 let ev = Event::new(
-                    "keys.rewrap",
+                    Action::KeysRewrap,
                     format!("credential:{}", c.name),
                     json!({ "version": v.version, "from_key": from, "to_key": self.target_key_id }),
                 );
@@ -171,7 +173,7 @@ impl Rewrap<'_> {
                 );
             }
             let ev = Event::new(
-                "keys.rewrap",
+                Action::KeysRewrap,
                 format!("custodian:{}", cu.name),
                 json!({ "seed": true, "from_key": env.kid, "to_key": self.target_key_id }),
             );

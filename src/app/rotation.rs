@@ -14,6 +14,8 @@
 //! 3. `verified` → `done`: `iam:DeleteAccessKey` of the old key, with the
 //!    new one.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::collections::BTreeMap;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -43,7 +45,7 @@ pub struct RotationView {
 
 fn aws_error(what: &str) -> AppError {
     AppError::Unavailable {
-        code: "aws_unavailable",
+        code: Code::AwsUnavailable,
         message: format!(
             "AWS refused or did not answer {what}: the rotation stopped and resumes from here"
         ),
@@ -54,8 +56,7 @@ impl App {
     fn iam_as(&self, key_id: &str, secret: &SecretString) -> AppResult<aws_sdk_iam::Client> {
         let Some(sdk) = &self.aws_sdk else {
             return refuse(
-                409,
-                "aws_not_configured",
+                Code::AwsNotConfigured,
                 "key rotation needs AWS: set [review] aws = true or an AWS key service",
             );
         };
@@ -75,7 +76,7 @@ impl App {
 
     fn sts_as(&self, key_id: &str, secret: &SecretString) -> AppResult<aws_sdk_sts::Client> {
         let Some(sdk) = &self.aws_sdk else {
-            return refuse(409, "aws_not_configured", "key rotation needs AWS");
+            return refuse(Code::AwsNotConfigured, "key rotation needs AWS");
         };
         let creds = aws_sdk_sts::config::Credentials::new(
             key_id,
@@ -95,7 +96,7 @@ impl App {
         &self,
         who: &Identity,
         credential: &str,
-        action: &'static str,
+        action: Action,
         details: serde_json::Value,
     ) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
@@ -120,7 +121,7 @@ impl App {
         rotation: &str,
         (from, to): (&str, &str),
         new_key_id: Option<&str>,
-        action: &'static str,
+        action: Action,
         details: serde_json::Value,
     ) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
@@ -129,8 +130,7 @@ impl App {
             .await?
         {
             return refuse(
-                409,
-                "rotation_in_progress",
+                Code::RotationInProgress,
                 "another run moved this rotation on: run it again to resume",
             );
         }
@@ -148,6 +148,7 @@ impl App {
 
     /// Run (or resume) the rotation of `name`'s root access keys, at most
     /// `max_steps` steps (admin).
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, name = %name))]
     pub async fn rotate_access_key(
         &self,
         who: &Identity,
@@ -157,7 +158,7 @@ impl App {
         let target = format!("credential:{name}");
         let r = self.rotate_access_key_inner(who, name, max_steps).await;
         if let Err(e) = &r {
-            self.record_refusal(&who.subject, "rotation.run", &target, e)
+            self.record_refusal(&who.subject, Action::RotationRun, &target, e)
                 .await?;
         }
         r
@@ -172,8 +173,7 @@ impl App {
         self.require(who, Role::Admin)?;
         if !(1..=3).contains(&max_steps) {
             return refuse(
-                422,
-                "invalid_max_steps",
+                Code::InvalidMaxSteps,
                 "max_steps is 1 to 3 (create and deposit, verify, delete the old key)",
             );
         }
@@ -182,8 +182,7 @@ impl App {
             let mut tx = self.store.begin().await?;
             let Some(c) = tx.credential_by_name(name).await? else {
                 return refuse(
-                    404,
-                    "credential_not_found",
+                    Code::CredentialNotFound,
                     format!("no credential named {name}"),
                 );
             };
@@ -197,8 +196,7 @@ impl App {
                 None => {
                     let Some(old) = c.access_key_id.clone() else {
                         return refuse(
-                            409,
-                            "no_access_key",
+                            Code::NoAccessKey,
                             format!(
                                 "{name} holds no root access key (deposit it with --access-key-id)"
                             ),
@@ -221,7 +219,7 @@ impl App {
                         "success",
                         None,
                         Event::new(
-                            "rotation.start",
+                            Action::RotationStart,
                             format!("credential:{name}"),
                             json!({ "rotation": r.id, "old_key_id": r.old_key_id }),
                         ),
@@ -240,7 +238,7 @@ impl App {
         let secret_of = |f: &BTreeMap<String, SecretString>, id: &str| -> AppResult<SecretString> {
             match (f.get(KEY_ID), f.get(SECRET)) {
                 (Some(k), Some(s)) if k.expose_secret() == id => Ok(s.clone()),
-                _ => refuse(409, "no_access_key", format!("the current version of {name} does not hold access key {id} with its secret")),
+                _ => refuse(Code::NoAccessKey, format!("the current version of {name} does not hold access key {id} with its secret")),
             }
         };
         while (steps.len() as u8) < max_steps && state != "done" {
@@ -288,7 +286,7 @@ impl App {
                             self.audit_step(
                                 who,
                                 name,
-                                "rotation.orphan_deleted",
+                                Action::RotationOrphanDeleted,
                                 json!({ "key_id": id }),
                             )
                             .await?;
@@ -320,7 +318,7 @@ impl App {
                         &rotation.id,
                         ("started", "deposited"),
                         Some(&nid),
-                        "rotation.deposited",
+                        Action::RotationDeposited,
                         json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
@@ -343,7 +341,7 @@ impl App {
                         &rotation.id,
                         ("deposited", "verified"),
                         None,
-                        "rotation.verified",
+                        Action::RotationVerified,
                         json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
@@ -374,7 +372,7 @@ impl App {
                         &rotation.id,
                         ("verified", "done"),
                         None,
-                        "rotation.old_key_deleted",
+                        Action::RotationOldKeyDeleted,
                         json!({ "rotation": rotation.id, "old_key_id": rotation.old_key_id }),
                     )
                     .await?;
@@ -417,6 +415,7 @@ impl App {
     /// The server's ticker: remind to rotate exposed credentials, rotate
     /// root access keys a while after a release, and resume rotations that
     /// stopped. One process at a time, under a lease.
+    #[tracing::instrument(skip_all)]
     pub async fn rotation_round(&self) -> anyhow::Result<()> {
         let now = self.now_ms();
         let interval = self.settings.reminder_interval.as_millis() as i64;
@@ -500,7 +499,7 @@ impl App {
             let mut tx = self.store.begin().await?;
             if tx.mark_reminded(&c.id, now, now - interval).await? {
                 self.append(tx.as_mut(), &who.subject, "success", None, Event::new(
-                    "credential.rotation_reminder",
+                    Action::CredentialRotationReminder,
                     format!("credential:{}", c.name),
                     json!({
                         "credential": c.name,

@@ -38,7 +38,7 @@ impl Witness {
     /// or replaced, and the chain cannot be trusted without it.
     pub fn load(file: &Path, key: &AuditKey) -> anyhow::Result<Witness> {
         let last = if std::fs::symlink_metadata(file).is_ok() {
-            let bytes = crate::datadir::read_key_file(file)?;
+            let bytes = crate::crypto::private_file::read_key_file(file)?;
             let c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is not an audit checkpoint ({e}); it records the last checkpoint this service signed, so restore it from a backup",
@@ -79,7 +79,7 @@ impl Witness {
             let _ = std::fs::remove_file(&tmp);
             {
                 use std::io::Write;
-                let mut f = crate::datadir::create_private_file(&tmp)?;
+                let mut f = crate::crypto::private_file::create_private_file(&tmp)?;
                 f.write_all(&serde_json::to_vec(c)?)?;
                 f.sync_all()?;
             }

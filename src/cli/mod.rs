@@ -1,6 +1,7 @@
 //! The `breakglass` command: the server (`serve`, `migrate`, `token issue`)
 //! and a client for every user action, speaking to the server over HTTP.
 
+use crate::domain::Action;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
@@ -703,7 +704,7 @@ async fn issue_token(
         now,
         &operator(),
         crate::app::Event::new(
-            "token.issue",
+            Action::TokenIssue,
             format!("token:{}", claims.jti),
             json!({
                 "subject": claims.sub,
@@ -915,10 +916,11 @@ async fn export_backup(base: ServerConfigArgs, out: &std::path::Path) -> anyhow:
     let signer = crate::auth::SigningKey::load(&dir.signing_key_file())?;
     let store = crate::store::connect(&config.database_url, false).await?;
     let file =
-        crate::app::recovery::export_backup(store.as_ref(), &signer, now_ms(), &operator()).await;
+        crate::app::recovery::backup::export_backup(store.as_ref(), &signer, now_ms(), &operator())
+            .await;
     store.close().await;
     let file = file?;
-    let mut f = crate::datadir::create_private_file(out)?;
+    let mut f = crate::crypto::private_file::create_private_file(out)?;
     f.write_all(&serde_json::to_vec_pretty(&file)?)?;
     f.sync_all()?;
     println!(
@@ -946,13 +948,13 @@ async fn recover(
             let shares = read_shares(files)?;
             let text = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            let file: crate::app::recovery::BackupFile = serde_json::from_slice(&text)
+            let file: crate::app::recovery::backup::BackupFile = serde_json::from_slice(&text)
                 .map_err(|e| anyhow::anyhow!("{} is not a backup file: {e}", path.display()))?;
             eprintln!(
                 "backup signed by key {} (compare with the service's key id); not audited: there is no database here",
                 file.signer_kid
             );
-            crate::app::recovery::recover_from_backup(&file, credential, &shares)?
+            crate::app::recovery::backup::recover_from_backup(&file, credential, &shares)?
         }
         None => {
             // The database first: every attempt is audited, one whose share
@@ -961,7 +963,7 @@ async fn recover(
             let store = crate::store::connect(&config.database_url, false).await?;
             let r = match read_shares(files) {
                 Ok(shares) => {
-                    crate::app::recovery::recover_offline(
+                    crate::app::recovery::offline::recover_offline(
                         store.as_ref(),
                         now_ms(),
                         &operator(),
@@ -972,7 +974,7 @@ async fn recover(
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
-                    crate::app::recovery::refuse_offline(
+                    crate::app::recovery::offline::refuse_offline(
                         store.as_ref(),
                         now_ms(),
                         &operator(),
@@ -2092,7 +2094,7 @@ async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<(), Failure
                 .get(&format!("/v1/recovery/sessions/{}", seg(session)))
                 .await?;
             let recipient = s["recipient"].as_str().unwrap_or_default();
-            let sealed = crate::app::recovery_session::seal_share(recipient, &share)
+            let sealed = crate::app::recovery::session::seal_share(recipient, &share)
                 .map_err(|e| Failure::Input(e.to_string()))?;
             let code = code_or_prompt(code)?;
             let v: Value = c

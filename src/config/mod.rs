@@ -276,40 +276,50 @@ pub struct Alerts {
 }
 
 /// What a channel hears about by default.
+/// The alert event for an `audit.verify` that found the chain broken (not
+/// an audit action of its own).
+pub const VERIFY_FAILED_EVENT: &str = "audit.verify.failed";
+
+/// The events a channel of this kind alerts on when it names none.
 pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
-    match kind {
+    use crate::domain::Action::*;
+    let actions = match kind {
         "pagerduty" => vec![
-            "request.create",
-            "request.approve",
-            "request.approved",
-            "request.release",
-            "request.denied",
-            "recovery.release",
+            RequestCreate,
+            RequestApprove,
+            RequestApproved,
+            RequestRelease,
+            RequestDenied,
+            RecoveryRelease,
         ],
         _ => vec![
-            "request.create",
-            "request.approved",
-            "request.release",
-            "request.denied",
-            "custodian.lockout",
-            "recovery.session_open",
-            "recovery.release",
-            "recovery.recover",
-            "auth.fallback",
-            "audit.verify.failed",
-            "policy.propose",
-            "policy.change_applied",
-            "credential.rotation_reminder",
-            "rotation.old_key_deleted",
+            RequestCreate,
+            RequestApproved,
+            RequestRelease,
+            RequestDenied,
+            CustodianLockout,
+            RecoverySessionOpen,
+            RecoveryRelease,
+            RecoveryRecover,
+            AuthFallback,
+            PolicyPropose,
+            PolicyChangeApplied,
+            CredentialRotationReminder,
+            RotationOldKeyDeleted,
         ],
+    };
+    let mut names: Vec<&'static str> = actions.into_iter().map(|a| a.as_str()).collect();
+    if kind != "pagerduty" {
+        names.push(VERIFY_FAILED_EVENT);
     }
+    names
 }
 
 fn read_secret_file(
     p: &Path,
     what: &str,
 ) -> anyhow::Result<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>> {
-    crate::datadir::check_private(p)?;
+    crate::crypto::private_file::check_private(p)?;
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(p).with_context(|| format!("while reading {}", p.display()))?,
     );
@@ -537,7 +547,7 @@ impl AuditSink {
         let hmac_key = match f.hmac_key_file {
             None => None,
             Some(p) => {
-                crate::datadir::check_private(&p)?;
+                crate::crypto::private_file::check_private(&p)?;
                 let key = zeroize::Zeroizing::new(
                     std::fs::read(&p).with_context(|| format!("while reading {}", p.display()))?,
                 );

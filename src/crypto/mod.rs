@@ -1,7 +1,10 @@
-//! The only room that touches key bytes: envelopes, TOTP, the audit chain.
+//! The only room that touches key bytes: envelopes, TOTP, the audit chain,
+//! Shamir shares, recovery wraps and the files that hold keys.
 
 pub mod chain;
 pub mod envelope;
+pub mod private_file;
+pub mod recovery_wrap;
 pub mod shamir;
 pub mod totp;
 

@@ -65,6 +65,11 @@ impl RequestState {
     }
 }
 
+/// How the audit log names a request (`request:ID`).
+pub fn request_target(id: &str) -> String {
+    format!("request:{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

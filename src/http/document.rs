@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
-use super::codes::ERROR_CODES;
 use super::ApiDoc;
 
 /// Responses the edge can give to any operation, whatever the handler does.
@@ -166,11 +165,8 @@ fn error_response(description: &str) -> Value {
 }
 
 fn complete(mut doc: Value) -> Value {
-    let codes: Vec<&str> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
-    let table: String = ERROR_CODES
-        .iter()
-        .map(|(c, d)| format!("- `{c}`: {d}\n"))
-        .collect();
+    let codes = super::codes::names();
+    let table = super::codes::described();
     if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
         code["enum"] = json!(codes);
         code["description"] = json!(format!("Stable, machine-readable; one of:\n\n{table}"));
@@ -257,4 +253,50 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(|| {
         complete(serde_json::to_value(ApiDoc::openapi()).expect("the document serialises"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document is the one recorded in `tests/vectors/openapi.json`:
+    /// the same operations, schemas, statuses and codes. A change to the
+    /// API shows up here as a diff to review; run with
+    /// `BREAKGLASS_WRITE_OPENAPI=1` to record it.
+    #[test]
+    fn the_document_is_the_recorded_one() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/openapi.json");
+        let now = super::document();
+        if std::env::var_os("BREAKGLASS_WRITE_OPENAPI").is_some() {
+            let text = serde_json::to_string_pretty(now).unwrap();
+            std::fs::write(&path, text + "\n").unwrap();
+            return;
+        }
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (mut ops_now, mut ops_then) = (vec![], vec![]);
+        for (doc, ops) in [(now, &mut ops_now), (&recorded, &mut ops_then)] {
+            for (p, item) in doc["paths"].as_object().unwrap() {
+                for m in item.as_object().unwrap().keys() {
+                    ops.push(format!("{m} {p}"));
+                }
+            }
+        }
+        let hint = "record it with BREAKGLASS_WRITE_OPENAPI=1 and review the diff";
+        assert_eq!(ops_now, ops_then, "the operations differ: {hint}");
+        for (p, item) in now["paths"].as_object().unwrap() {
+            assert!(
+                item == &recorded["paths"][p],
+                "operation {p} differs: {hint}"
+            );
+        }
+        let schemas = now["components"]["schemas"].as_object().unwrap();
+        for (name, s) in schemas {
+            let then = &recorded["components"]["schemas"][name];
+            assert!(s == then, "schema {name} differs: {hint}");
+        }
+        assert!(
+            now == &recorded,
+            "the document differs outside its operations and schemas: {hint}"
+        );
+    }
 }

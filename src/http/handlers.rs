@@ -1,5 +1,6 @@
 //! One function per operation; each is a thin call into `app`.
 
+use crate::domain::Code;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -328,7 +329,7 @@ fn query_time(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> 
         Some(s) => crate::clock::parse_rfc3339(s).map(Some).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                Code::InvalidQuery,
                 format!("{field} must be an RFC 3339 time like 2026-11-28T10:00:00Z"),
             )
         }),
@@ -340,7 +341,7 @@ fn query_word(field: &str, v: &Option<String>) -> Result<Option<String>, ApiErro
         Some(s) if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) => {
             Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                Code::InvalidQuery,
                 format!("{field} must be 1 to 200 printable characters"),
             ))
         }
@@ -362,7 +363,7 @@ pub async fn audit_events(
         if !["success", "refused", "error"].contains(&o.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                Code::InvalidQuery,
                 "outcome is success, refused or error",
             ));
         }
@@ -468,7 +469,7 @@ pub async fn audit_export(
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                Code::InvalidQuery,
                 "format is jsonl or ocsf",
             ))
         }

@@ -1,7 +1,10 @@
 //! The HTTP edge: routing, bearer authentication, one error type, and the
 //! OpenAPI document generated from the handlers.
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -41,29 +44,29 @@ pub struct ErrorDetail {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: Code,
     pub message: String,
     /// Seconds for `Retry-After` (rate limits).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
             retry_after: None,
         }
     }
 
     /// A refusal by one of the limits: counted for `/metrics`.
-    fn limited(app: &App, status: StatusCode, code: &str, message: String) -> Self {
+    fn limited(app: &App, status: StatusCode, code: Code, message: String) -> Self {
         app.metrics.limit_refused(code);
         ApiError::new(status, code, message)
     }
 
-    fn rate_limited(app: &App, code: &str, what: &str, wait: std::time::Duration) -> Self {
+    fn rate_limited(app: &App, code: Code, what: &str, wait: std::time::Duration) -> Self {
         let secs = crate::limits::retry_after_secs(wait);
         ApiError {
             retry_after: Some(secs),
@@ -86,7 +89,7 @@ impl From<AppError> for ApiError {
                 r.message,
             ),
             AppError::Unavailable { code, message } => {
-                tracing::warn!(code, %message, "dependency unavailable");
+                tracing::warn!(%code, %message, "dependency unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     code,
@@ -94,10 +97,11 @@ impl From<AppError> for ApiError {
                 )
             }
             AppError::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "internal error");
+                let request_id = crate::context::current().map_or_else(|| "-".into(), |c| c.id);
+                tracing::error!(%request_id, error = %format!("{e:#}"), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    Code::Internal,
                     "internal error; the operators have the details",
                 )
             }
@@ -109,7 +113,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.as_str().to_owned(),
                 message: self.message,
             },
         };
@@ -149,7 +153,7 @@ impl FromRequestParts<AppState> for Caller {
             tracing::warn!(subject = %who.subject, "identity over its request rate");
             return Err(ApiError::rate_limited(
                 app,
-                "rate_limited_identity",
+                Code::RateLimitedIdentity,
                 "for this identity",
                 wait,
             ));
@@ -177,7 +181,7 @@ async fn refuse_input(
     app: &App,
     who: Option<&Identity>,
     route: &str,
-    (status, code, message): (u16, &'static str, String),
+    (status, code, message): InputProblem,
 ) -> ApiError {
     let message = crate::domain::text::escape(&message).into_owned();
     let err = AppError::Refused(crate::app::Refusal {
@@ -186,12 +190,12 @@ async fn refuse_input(
         message,
         totp_failure_of: None,
     });
-    if !matches!(code, "invalid_characters" | "duplicate_key") {
+    if !matches!(code, Code::InvalidCharacters | Code::DuplicateKey) {
         return err.into();
     }
     let actor = crate::app::actor_of(who);
     if let Err(e) = app
-        .record_refusal(&actor, "http.input", &format!("route:{route}"), &err)
+        .record_refusal(&actor, Action::HttpInput, &format!("route:{route}"), &err)
         .await
     {
         return e.into();
@@ -199,16 +203,16 @@ async fn refuse_input(
     err.into()
 }
 
-type InputProblem = (u16, &'static str, String);
+type InputProblem = (u16, Code, String);
 
 fn finding_problem(f: input::Finding) -> InputProblem {
     match f {
         input::Finding::DuplicateKey { path } => (
             422,
-            "duplicate_key",
+            Code::DuplicateKey,
             format!("field {path} is given twice: give each key once"),
         ),
-        input::Finding::RefusedCharacter { message } => (422, "invalid_characters", message),
+        input::Finding::RefusedCharacter { message } => (422, Code::InvalidCharacters, message),
     }
 }
 
@@ -255,22 +259,22 @@ async fn read_body<T: serde::de::DeserializeOwned + Send>(
     if !json_content_type(req.headers()) {
         return Err((
             415,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "Expected request with `Content-Type: application/json`".into(),
         ));
     }
     let bytes = match axum::body::Bytes::from_request(req, app).await {
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err((413, "body_too_large", rej.body_text()))
+            return Err((413, Code::BodyTooLarge, rej.body_text()))
         }
-        Err(rej) => return Err((400, "invalid_body", rej.body_text())),
+        Err(rej) => return Err((400, Code::InvalidBody, rej.body_text())),
     };
     match input::check_json(&bytes) {
         Err(e) => {
             return Err((
                 400,
-                "malformed_json",
+                Code::MalformedJson,
                 format!("Failed to parse the request body as JSON: {e}"),
             ))
         }
@@ -282,7 +286,7 @@ async fn read_body<T: serde::de::DeserializeOwned + Send>(
     serde_json::from_slice::<T>(&bytes).map_err(|e| {
         (
             422,
-            "invalid_body",
+            Code::InvalidBody,
             format!("Failed to deserialize the JSON body into the target type: {e}"),
         )
     })
@@ -299,7 +303,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Path<
         use axum::extract::Path as Raw;
         let raw = Raw::<Vec<(String, String)>>::from_request_parts(parts, app).await;
         let problem = match raw {
-            Err(rej) => Some((400, "invalid_path", rej.body_text())),
+            Err(rej) => Some((400, Code::InvalidPath, rej.body_text())),
             Ok(Raw(pairs)) => pairs
                 .iter()
                 .find_map(|(k, v)| input::check_text(&format!("path segment {{{k}}}"), v))
@@ -309,7 +313,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Path<
             Some(p) => p,
             None => match Raw::<T>::from_request_parts(parts, app).await {
                 Ok(Raw(v)) => return Ok(Path(v)),
-                Err(rej) => (400, "invalid_path", rej.body_text()),
+                Err(rej) => (400, Code::InvalidPath, rej.body_text()),
             },
         };
         let who = parts.extensions.get::<Identity>().cloned();
@@ -329,7 +333,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Query
         use axum::extract::Query as Raw;
         let raw = Raw::<Vec<(String, String)>>::from_request_parts(parts, app).await;
         let problem = match raw {
-            Err(rej) => Some((400, "invalid_query", rej.body_text())),
+            Err(rej) => Some((400, Code::InvalidQuery, rej.body_text())),
             Ok(Raw(pairs)) => pairs
                 .iter()
                 .find_map(|(k, v)| {
@@ -342,7 +346,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Query
             Some(p) => p,
             None => match Raw::<T>::from_request_parts(parts, app).await {
                 Ok(Raw(v)) => return Ok(Query(v)),
-                Err(rej) => (400, "invalid_query", rej.body_text()),
+                Err(rej) => (400, Code::InvalidQuery, rej.body_text()),
             },
         };
         let who = parts.extensions.get::<Identity>().cloned();
@@ -442,12 +446,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/recovery/sessions/{id}/shares", post(submit_share))
         .route("/v1/recovery/sessions/{id}/release", post(release_recovery))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such endpoint")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "this endpoint does not accept that method",
             )
         })
@@ -531,7 +535,7 @@ async fn edge(
         ApiError::limited(
             &app,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            Code::HeadersTooLarge,
             format!(
                 "the request line and headers exceed {} bytes",
                 limits.max_header_bytes
@@ -540,14 +544,17 @@ async fn edge(
         .into_response()
     } else if let Some(wait) = peer.and_then(|ip| app.limiters.address(ip).err()) {
         tracing::warn!(peer = ?peer, "address over its request rate");
-        ApiError::rate_limited(&app, "rate_limited_address", "from this address", wait)
+        ApiError::rate_limited(&app, Code::RateLimitedAddress, "from this address", wait)
             .into_response()
     } else {
         let ctx = crate::context::RequestContext {
             id: id.clone(),
             peer,
         };
-        let work = crate::context::scope(ctx, next.run(req));
+        // Every log line of the work carries the request's id, internal
+        // errors included.
+        let span = tracing::info_span!("request", request_id = %id, %method, %route);
+        let work = crate::context::scope(ctx, next.run(req).instrument(span));
         match tokio::time::timeout(limits.request_timeout, work).await {
             Ok(res) => res,
             // Dropping the work rolls back its open transaction: a timed-out
@@ -557,7 +564,7 @@ async fn edge(
                 ApiError::limited(
                     &app,
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "request_timeout",
+                    Code::RequestTimeout,
                     format!(
                         "the request took longer than {} and was abandoned; its transaction was rolled back unless it had committed",
                         humantime::format_duration(limits.request_timeout)
@@ -568,7 +575,7 @@ async fn edge(
         }
     };
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        app.metrics.limit_refused("body_too_large");
+        app.metrics.limit_refused(Code::BodyTooLarge);
     }
     secure(res.headers_mut());
     if let Ok(v) = HeaderValue::from_str(&id) {

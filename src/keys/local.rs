@@ -36,7 +36,7 @@ impl LocalKeyService {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         let kek = random_bytes::<32>();
         let hexed = Zeroizing::new(hex::encode(&kek[..]));
-        let mut f = crate::datadir::create_private_file(path)?;
+        let mut f = crate::crypto::private_file::create_private_file(path)?;
         f.write_all(FILE_HEADER.as_bytes())?;
         f.write_all(hexed.as_bytes())?;
         f.write_all(b"\n")?;
@@ -45,7 +45,7 @@ impl LocalKeyService {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes = crate::datadir::read_key_file(path)?;
+        let bytes = crate::crypto::private_file::read_key_file(path)?;
         let text = Zeroizing::new(
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| anyhow::anyhow!("{} is not text", path.display()))?,

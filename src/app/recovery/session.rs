@@ -25,6 +25,8 @@
 //! answers `recovery_session_elsewhere`, and a restarted one has lost the
 //! session (open a new one: opening supersedes the old).
 
+use crate::domain::Action;
+use crate::domain::Code;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -32,11 +34,14 @@ use std::sync::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::recovery::{open_recovered, refusal_for, set_info, unwrap_seed_for_recovery};
-use super::requests::{groups_of, request_target, state_of};
-use super::views::{RecoverySessionView, ReleaseView, SubmissionView, SubmitShareBody};
-use super::{refuse, App, AppError, AppResult, Done, Event, Refusal};
+use super::offline::refusal_for;
+use super::{open_recovered, set_info};
+use crate::app::quorum::groups_of;
+use crate::app::requests::{request_target, state_of};
+use crate::app::views::{RecoverySessionView, ReleaseView, SubmissionView, SubmitShareBody};
+use crate::app::{refuse, App, AppError, AppResult, Done, Event, Refusal};
 use crate::auth::Identity;
+use crate::crypto::recovery_wrap::unwrap_seed_for_recovery;
 use crate::crypto::shamir::{self, ShareData};
 use crate::domain::{RequestState, Role};
 use crate::store::{
@@ -139,16 +144,14 @@ impl App {
     async fn load_session(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RecoverySessionRow> {
         if id.len() > 64 {
             return refuse(
-                404,
-                "recovery_session_not_found",
+                Code::RecoverySessionNotFound,
                 format!("no recovery session with id {id}"),
             );
         }
         match tx.recovery_session(id).await? {
             Some(s) => Ok(s),
             None => refuse(
-                404,
-                "recovery_session_not_found",
+                Code::RecoverySessionNotFound,
                 format!("no recovery session with id {id}"),
             ),
         }
@@ -158,18 +161,15 @@ impl App {
         match s.state.as_str() {
             "open" if now < s.expires_at => Ok(()),
             "open" => refuse(
-                409,
-                "recovery_session_expired",
+                Code::RecoverySessionExpired,
                 "the recovery session has expired: the requester opens a new one",
             ),
             "released" => refuse(
-                409,
-                "request_released",
+                Code::RequestReleased,
                 "this session already released its credential; a release happens once",
             ),
             _ => refuse(
-                409,
-                "recovery_session_closed",
+                Code::RecoverySessionClosed,
                 "this recovery session was superseded by a newer one for the same request",
             ),
         }
@@ -185,7 +185,7 @@ impl App {
     fn elsewhere(&self, s: &RecoverySessionRow) -> AppError {
         AppError::Refused(Refusal {
             status: 409,
-            code: "recovery_session_elsewhere",
+            code: Code::RecoverySessionElsewhere,
             message: format!(
                 "this session's key is held by server process {}, not this one ({}), or was lost when that process stopped: \
                  send the request to the process that opened it, or open a new session",
@@ -241,6 +241,7 @@ impl App {
 
     /// The requester opens a recovery session for their pending or
     /// approved request. Any open session of the request is superseded.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
     pub async fn open_recovery_session(
         &self,
         who: &Identity,
@@ -254,7 +255,7 @@ impl App {
             Err(e) => (Err(e), None),
         };
         let view = self
-            .finish(tx, Some(who), "recovery.session_open", &target, res)
+            .finish(tx, Some(who), Action::RecoverySessionOpen, &target, res)
             .await?;
         if let Some((identity, expires_at)) = identity {
             self.vault.lock().insert(
@@ -283,8 +284,7 @@ impl App {
         let r = self.load_request(tx, request_id).await?;
         if r.requester != who.subject {
             return refuse(
-                403,
-                "not_requester",
+                Code::NotRequester,
                 "only the requester can open a recovery session for a request",
             );
         }
@@ -292,12 +292,11 @@ impl App {
         let deadline = match state_of(&r, now) {
             RequestState::Pending => r.expires_at,
             RequestState::Approved => r.release_deadline.unwrap_or(now),
-            other => return super::requests::not_pending(other),
+            other => return crate::app::requests::not_pending(other),
         };
         let Some(set) = tx.active_recovery_set().await? else {
             return refuse(
-                409,
-                "no_recovery_set",
+                Code::NoRecoverySet,
                 "no recovery share set is active: run the `init` ceremony",
             );
         };
@@ -314,8 +313,7 @@ impl App {
         });
         if !recoverable {
             return refuse(
-                409,
-                "not_recoverable",
+                Code::NotRecoverable,
                 format!(
                     "the current version of {} is not wrapped to the active recovery set: rotate it",
                     c.name
@@ -339,7 +337,7 @@ impl App {
         tx.insert_recovery_session(&row).await?;
         let view = self.session_view(tx, &row, &r).await?;
         let ev = Event::new(
-            "recovery.session_open",
+            Action::RecoverySessionOpen,
             session_target(&row.id),
             json!({
                 "request": r.id,
@@ -354,6 +352,7 @@ impl App {
     }
 
     /// A session as its requester, a custodian or an auditor sees it.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn show_recovery_session(
         &self,
         who: &Identity,
@@ -367,8 +366,7 @@ impl App {
             let only_requester = !who.has(Role::Custodian) && !who.has(Role::Auditor);
             if only_requester && r.requester != who.subject {
                 return refuse(
-                    404,
-                    "recovery_session_not_found",
+                    Code::RecoverySessionNotFound,
                     format!("no recovery session with id {id}"),
                 );
             }
@@ -381,6 +379,7 @@ impl App {
 
     /// A custodian submits their share, sealed to the session's recipient,
     /// with a TOTP code.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn submit_share(
         &self,
         who: &Identity,
@@ -396,7 +395,7 @@ impl App {
             Err(e) => (Err(e), None),
         };
         let view = self
-            .finish(tx, Some(who), "recovery.share_submit", &target, res)
+            .finish(tx, Some(who), Action::RecoveryShareSubmit, &target, res)
             .await?;
         if let Some((idx, h)) = held {
             if let Some(s) = self.vault.lock().get_mut(id) {
@@ -420,23 +419,21 @@ impl App {
         let r = self.load_request(tx, &s.request_id).await?;
         match state_of(&r, now) {
             RequestState::Pending | RequestState::Approved => {}
-            other => return super::requests::not_pending(other),
+            other => return crate::app::requests::not_pending(other),
         }
-        let c = super::custodians::active_custodian(tx, who).await?;
-        super::custodians::refuse_if_locked(&c, now)?;
+        let c = crate::app::custodians::active_custodian(tx, who).await?;
+        crate::app::custodians::refuse_if_locked(&c, now)?;
         let rows = tx.recovery_shares(&s.set_id).await?;
         let Some(mine) = rows.iter().find(|x| x.custodian == c.name) else {
             return refuse(
-                403,
-                "not_a_shareholder",
+                Code::NotAShareholder,
                 format!("custodian {} holds no share of set {}", c.name, s.set_id),
             );
         };
         let subs = tx.recovery_submissions(&s.id).await?;
         if subs.iter().any(|x| x.custodian == c.name) {
             return refuse(
-                409,
-                "share_already_submitted",
+                Code::ShareAlreadySubmitted,
                 format!(
                     "custodian {} has already submitted their share to this session",
                     c.name
@@ -444,19 +441,18 @@ impl App {
             );
         }
         self.require_here(&s)?;
-        let code = super::custodians::well_formed_code(&body.code)?;
+        let code = crate::app::custodians::well_formed_code(&body.code)?;
         self.totp_attempt(&c.name)?;
         let sealed = {
             use base64::Engine;
             if body.sealed_share.len() > MAX_SEALED * 2 {
-                return refuse(413, "share_too_large", "the sealed share is too large");
+                return refuse(Code::ShareTooLarge, "the sealed share is too large");
             }
             match base64::engine::general_purpose::STANDARD.decode(body.sealed_share.trim()) {
                 Ok(b) if b.len() <= MAX_SEALED => b,
                 _ => {
                     return refuse(
-                        422,
-                        "share_unreadable",
+                        Code::ShareUnreadable,
                         "sealed_share is not base64 of an age file",
                     )
                 }
@@ -466,8 +462,7 @@ impl App {
             Some(Ok(p)) => p,
             Some(Err(())) => {
                 return refuse(
-                    422,
-                    "share_unreadable",
+                    Code::ShareUnreadable,
                     format!(
                         "the sealed share does not open with this session's key: encrypt it to {}",
                         s.recipient
@@ -478,30 +473,26 @@ impl App {
         };
         let Ok(share) = serde_json::from_slice::<ShareData>(&plain) else {
             return refuse(
-                422,
-                "share_malformed",
+                Code::ShareMalformed,
                 "the submitted share is not a breakglass share",
             );
         };
         let Some(set) = tx.active_recovery_set().await? else {
-            return refuse(409, "no_recovery_set", "no recovery share set is active");
+            return refuse(Code::NoRecoverySet, "no recovery share set is active");
         };
         if set.set_id != s.set_id {
             return refuse(
-                409,
-                "recovery_session_closed",
+                Code::RecoverySessionClosed,
                 "the recovery set was re-split after this session opened: open a new one",
             );
         }
         let info = set_info(&set, &rows);
         if let Err(e) = shamir::check(&info, &share) {
-            let (status, code) = refusal_for(&e);
-            return refuse(status, code, e.to_string());
+            return refuse(refusal_for(&e), e.to_string());
         }
         if i64::from(share.index) != mine.idx {
             return refuse(
-                403,
-                "not_your_share",
+                Code::NotYourShare,
                 format!(
                     "share {} was made for another custodian; {} holds share {}",
                     share.index, c.name, mine.idx
@@ -514,8 +505,7 @@ impl App {
         let window_end = now.div_euclid(STEP_MS) + 1;
         if !tx.advance_totp_step(&c.name, window_end).await? {
             return refuse(
-                409,
-                "totp_replayed",
+                Code::TotpReplayed,
                 "a code of this time window was already used: wait for the next code",
             );
         }
@@ -529,8 +519,7 @@ impl App {
         match tx.insert_recovery_submission(&sub).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
-                    409,
-                    "share_already_submitted",
+                    Code::ShareAlreadySubmitted,
                     format!("share {} is already submitted to this session", mine.idx),
                 )
             }
@@ -538,7 +527,7 @@ impl App {
         }
         let view = self.session_view(tx, &s, &r).await?;
         let ev = Event::new(
-            "recovery.share_submit",
+            Action::RecoveryShareSubmit,
             session_target(&s.id),
             json!({
                 "request": r.id,
@@ -558,6 +547,7 @@ impl App {
     }
 
     /// The requester releases the credential with the submitted shares.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn release_recovery(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
         let target = session_target(id);
         self.vault.sweep(self.now_ms());
@@ -565,7 +555,7 @@ impl App {
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                self.record_refusal(&who.subject, "recovery.release", &target, &e)
+                self.record_refusal(&who.subject, Action::RecoveryRelease, &target, &e)
                     .await?;
                 return Err(e);
             }
@@ -576,7 +566,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let res = self.release_recovery_tx(tx.as_mut(), who, prepared).await;
         let out = self
-            .finish(tx, Some(who), "recovery.release", &target, res)
+            .finish(tx, Some(who), Action::RecoveryRelease, &target, res)
             .await;
         match &out {
             // Released: the shares and the session key go (zeroized).
@@ -608,8 +598,7 @@ impl App {
             };
             if h.busy {
                 return refuse(
-                    409,
-                    "recovery_in_progress",
+                    Code::RecoveryInProgress,
                     "a release of this session is already running",
                 );
             }
@@ -617,8 +606,7 @@ impl App {
             let have = h.shares.len() as i64;
             if have < need {
                 return refuse(
-                    409,
-                    "shares_not_enough",
+                    Code::SharesNotEnough,
                     format!(
                         "{have} of {need} shares submitted; {} more needed",
                         need - have
@@ -643,16 +631,9 @@ impl App {
         let result = (|| -> AppResult<Prepared> {
             let info = set_info(&set, &rows);
             let shares: Vec<ShareData> = taken.iter().map(|t| t.2.clone()).collect();
-            let secret = shamir::combine(&info, &shares).map_err(|e| {
-                let (status, code) = refusal_for(&e);
-                AppError::Refused(Refusal {
-                    status,
-                    code,
-                    message: e.to_string(),
-                    totp_failure_of: None,
-                })
-            })?;
-            let identity = super::recovery::identity_from(secret)?;
+            let secret = shamir::combine(&info, &shares)
+                .map_err(|e| AppError::Refused(Refusal::new(refusal_for(&e), e.to_string())))?;
+            let identity = crate::app::recovery::identity_from(secret)?;
             let mut valid = Vec::new();
             let mut failed = Vec::new();
             for (idx, name, _, code, at, prior) in &taken {
@@ -682,8 +663,7 @@ impl App {
                 let (Some(wrap), Some(env)) = (&version.recovery_wrap, &version.recovery_envelope)
                 else {
                     return refuse(
-                        409,
-                        "not_recoverable",
+                        Code::NotRecoverable,
                         "the credential's current version is not wrapped to the recovery set: rotate it",
                     );
                 };
@@ -696,7 +676,7 @@ impl App {
                 )?;
                 let mut fields = p.fields;
                 let codes =
-                    super::credentials::release_codes(&mut fields, &p.code_only, self.now_ms())?;
+                    crate::app::release::release_codes(&mut fields, &p.code_only, self.now_ms())?;
                 Some((
                     version.credential_id.clone(),
                     request.credential_name.clone(),
@@ -743,23 +723,21 @@ impl App {
         let r = self.load_request(tx, &s.request_id).await?;
         if r.requester != who.subject {
             return refuse(
-                403,
-                "not_requester",
+                Code::NotRequester,
                 "only the requester can release with a recovery session",
             );
         }
         self.require_open(&s, now)?;
         match state_of(&r, now) {
             RequestState::Pending | RequestState::Approved => {}
-            other => return super::requests::not_pending(other),
+            other => return crate::app::requests::not_pending(other),
         }
         let Some(set) = tx.active_recovery_set().await? else {
-            return refuse(409, "no_recovery_set", "no recovery share set is active");
+            return refuse(Code::NoRecoverySet, "no recovery share set is active");
         };
         if set.set_id != s.set_id {
             return refuse(
-                409,
-                "recovery_session_closed",
+                Code::RecoverySessionClosed,
                 "the recovery set was re-split after this session opened: open a new one",
             );
         }
@@ -795,7 +773,7 @@ impl App {
             );
         let err = AppError::Refused(Refusal {
             status: 401,
-            code: "invalid_totp",
+            code: Code::InvalidTotp,
             message: message.clone(),
             totp_failure_of: None,
         });
@@ -810,14 +788,14 @@ impl App {
         self.refusal_in(
             tx.as_mut(),
             &who.subject,
-            "recovery.release",
+            Action::RecoveryRelease,
             &session_target(id),
             &err,
-            ("refused", "invalid_totp", message),
+            ("refused", Code::InvalidTotp, message),
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(code = "invalid_totp", "recovery release refused");
+        tracing::info!(code = %Code::InvalidTotp, "recovery release refused");
         {
             let mut map = self.vault.lock();
             if let Some(h) = map.get_mut(id) {
@@ -850,7 +828,7 @@ impl App {
                 "a release without an opened credential"
             )));
         };
-        let policy = super::requests::snapshot(&r)?;
+        let policy = crate::app::requests::snapshot(&r)?;
         let target = request_target(&r.id);
         let mut events = Vec::new();
         // The decisions made before the recovery are proved by the signed
@@ -888,8 +866,7 @@ impl App {
             }
             if !policy.is_met(&approvers) {
                 return refuse(
-                    409,
-                    "quorum_not_met",
+                    Code::QuorumNotMet,
                     format!(
                         "policy {} needs {}; the approvals and share holders so far leave it waiting for {}",
                         policy.name,
@@ -901,7 +878,7 @@ impl App {
             for d in &added {
                 tx.insert_decision(d).await?;
                 events.push(Event::new(
-                    "request.approve",
+                    Action::RequestApprove,
                     target.clone(),
                     json!({ "credential": r.credential_name, "via": "recovery-session", "session": s.id, "step": d.totp_step }),
                 ));
@@ -909,13 +886,12 @@ impl App {
             let deadline = now + policy.release_window_secs as i64 * 1000;
             if !tx.mark_approved(&r.id, now, deadline).await? {
                 return refuse(
-                    409,
-                    "request_expired",
+                    Code::RequestExpired,
                     "the request expired before the release",
                 );
             }
             events.push(Event::new(
-                "request.approved",
+                Action::RequestApproved,
                 target.clone(),
                 json!({
                     "credential": r.credential_name,
@@ -929,28 +905,25 @@ impl App {
         let (r, c, v) = self.release_check(tx, who, &r.id).await?;
         if v.version != version || c.id != credential_id {
             return refuse(
-                409,
-                "concurrent_rotation",
+                Code::ConcurrentRotation,
                 "the credential was rotated during the recovery: open a new session",
             );
         }
         if !tx.mark_released(&r.id, now, version).await? {
             return refuse(
-                409,
-                "request_released",
+                Code::RequestReleased,
                 "the request was already released; a release happens once",
             );
         }
         tx.mark_exposed(&c.id, now).await?;
         if !tx.close_recovery_session(&s.id, "released", now).await? {
             return refuse(
-                409,
-                "recovery_session_closed",
+                Code::RecoverySessionClosed,
                 "the session was closed during the release",
             );
         }
         let ev = Event::new(
-            "recovery.release",
+            Action::RecoveryRelease,
             session_target(&s.id),
             json!({
                 "request": r.id,
@@ -974,7 +947,7 @@ impl App {
         // The approvals the share holders gave come first in the chain.
         events.push(ev);
         events.push(Event::new(
-            "credential.exposed",
+            Action::CredentialExposed,
             format!("credential:{}", c.name),
             json!({ "version": version, "request": r.id, "via": "recovery-session" }),
         ));

@@ -31,8 +31,6 @@ pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
     )
 }
 
-/// Build the application from its configuration. Creates the data
-/// directory's keys on first start.
 /// The configured key service: the local key file, or AWS KMS with the
 /// local key file kept readable for envelopes wrapped before the move.
 pub async fn key_service(config: &Config) -> anyhow::Result<Arc<dyn KeyService>> {
@@ -52,6 +50,8 @@ pub async fn key_service(config: &Config) -> anyhow::Result<Arc<dyn KeyService>>
     })
 }
 
+/// Build the application from its configuration. Creates the data
+/// directory's keys on first start.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
     // Policies first: an invalid policy stops the server before it creates
     // or opens anything.
@@ -268,39 +268,13 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Every second: sign due audit checkpoints, ship the log, deliver alerts,
-/// run due rotations, verify the chain when due; every minute, forget idle
-/// rate-limit buckets. Errors are logged and retried.
+/// Every second, one round of the background work (`app/ticker.rs`).
 async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut last_verified = None;
-    let mut ticks: u64 = 0;
+    let mut ticker = crate::app::ticker::Ticker::default();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                if let Err(e) = app.flush_auth_refusals(false).await {
-                    tracing::warn!(error = %e, "could not audit the refused authentications; will retry");
-                }
-                if let Err(e) = app.checkpoint_if_due().await {
-                    tracing::warn!(error = %e, "could not sign an audit checkpoint; will retry");
-                }
-                if let Err(e) = app.ship_audit_all().await {
-                    tracing::warn!(error = %e, "could not ship audit events; will retry");
-                }
-                if let Err(e) = app.deliver_alerts().await {
-                    tracing::warn!(error = %e, "could not deliver alerts; will retry");
-                }
-                if let Err(e) = app.rotation_round().await {
-                    tracing::warn!(error = %e, "rotation round failed; will retry");
-                }
-                if let Err(e) = app.verify_if_due(&mut last_verified).await {
-                    tracing::warn!(error = %format!("{e:#}"), "could not verify the audit chain; will retry");
-                }
-                ticks += 1;
-                if ticks % 60 == 0 {
-                    app.limiters.forget_idle();
-                }
-            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => app.tick(&mut ticker).await,
         }
     }
 }

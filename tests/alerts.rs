@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use breakglass::app::ticker::Ticker;
 use breakglass::config::{AlertChannel, Alerts, Config};
 use breakglass::domain::Role;
 use common::{Backend, TestApp, World};
@@ -321,8 +322,12 @@ async fn two_replicas_on_one_postgresql_database_deliver_each_alert_once() {
             && bodies(&r, "/hook").len() == 8
     })
     .await;
-    // Give both replicas a few more rounds to misbehave.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Both replicas run more rounds of their own: neither delivers again.
+    let (mut mine, mut theirs) = (Ticker::default(), Ticker::default());
+    for _ in 0..3 {
+        t.app.tick(&mut mine).await;
+        other.app.tick(&mut theirs).await;
+    }
     let log = r.accepted.lock().unwrap().clone();
     assert_eq!(log.len(), 24, "each alert exactly once");
     let mut ids: Vec<&String> = log.iter().map(|(_, id, ..)| id).collect();

@@ -32,6 +32,7 @@ pub mod release;
 pub mod requests;
 pub mod rewrap;
 pub mod rotation;
+pub mod ticker;
 pub mod views;
 pub mod witness;
 
@@ -422,8 +423,6 @@ impl App {
         }
     }
 
-    /// Check a bearer token: signature, claims, then revocation. A refused
-    /// token is audited.
     /// A local token used while OIDC is configured: the identity provider
     /// fallback. Audited (and logged as a warning) the first time this
     /// process sees the token.
@@ -453,6 +452,8 @@ impl App {
         Ok(())
     }
 
+    /// Check a bearer token: signature, claims, then revocation. A refused
+    /// token is audited.
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, token: Option<&str>) -> AppResult<Identity> {
         let now = self.now_ms() / 1000;

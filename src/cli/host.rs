@@ -1,0 +1,545 @@
+//! The host commands: they run on the server's host, against its
+//! configuration, database and keys (`serve`, `migrate`, `token issue`, the
+//! recovery ceremony, `recover`, `backup export`, `keys rewrap`, `audit
+//! archive`).
+
+use super::*;
+
+pub(super) fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Config> {
+    let config = Config::load(
+        base.config.as_deref(),
+        Overrides {
+            data_dir: base.data_dir.clone(),
+            database_url: base.database_url.clone(),
+            ..extra
+        },
+    )?;
+    // Every host command refuses a data directory whose keys another user
+    // could read or swap, as `serve` does.
+    crate::datadir::check_all(&config.data_dir)?;
+    // Events appended on the host alert like the server's.
+    if let Some(a) = &config.settings.alerts {
+        let _ = crate::app::alerts::HOST_ALERTS.set(a.clone());
+    }
+    Ok(config)
+}
+
+pub(super) async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let config = config_from(
+        &a.base,
+        Overrides {
+            listen: a.listen,
+            policies_dir: a.policies_dir,
+            no_migrate: a.no_migrate,
+            log_format: a.log_format,
+            tls_cert_file: a.tls_cert,
+            tls_key_file: a.tls_key,
+            allow_plain_http: a.allow_plain_http,
+            ..Default::default()
+        },
+    )?;
+    crate::server::run(config).await
+}
+
+pub(super) async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
+    let config = config_from(&a, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    if config.database_url == dir.database_url() && !config.data_dir.exists() {
+        // The embedded database lives in the data directory; create only the
+        // directory (keys are created by `serve`).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)?;
+    }
+    let store = crate::store::connect(&config.database_url, true).await?;
+    store.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// Mint a token with the data directory's key, and audit it: a token is
+/// the one thing the host operator can create without the API.
+pub(super) async fn issue_token(
+    base: ServerConfigArgs,
+    subject: &str,
+    roles: &[Role],
+    ttl: std::time::Duration,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    // Never create keys here: a mistyped --data-dir would mint tokens the
+    // server rejects and audit them into a stray database.
+    anyhow::ensure!(
+        dir.signing_key_file().exists(),
+        "{} holds no signing key: start the server once with `breakglass serve --data-dir {}`, or fix --data-dir",
+        config.data_dir.display(),
+        config.data_dir.display()
+    );
+    let key = crate::auth::SigningKey::load(&dir.signing_key_file())?;
+    let svc = crate::server::token_service(&config, &key);
+    let now = now_ms();
+    let (token, claims) = svc.issue(subject, roles, ttl.as_secs() as i64, now / 1000)?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    crate::app::audit::append_standalone(
+        store.as_ref(),
+        now,
+        &operator(),
+        crate::app::Event::new(
+            Action::TokenIssue,
+            format!("token:{}", claims.jti),
+            json!({
+                "subject": claims.sub,
+                "roles": claims.roles,
+                "expires_at": crate::clock::rfc3339(claims.exp * 1000),
+            }),
+        ),
+    )
+    .await?;
+    store.close().await;
+    println!("{token}");
+    eprintln!(
+        "token for {subject} ({}) expires {}; id {}",
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        crate::clock::rfc3339(claims.exp * 1000),
+        claims.jti
+    );
+    Ok(())
+}
+
+pub(super) fn custodian_pairs(custodians: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    custodians
+        .iter()
+        .map(|c| {
+            c.split_once('=')
+                .map(|(n, r)| (n.trim().to_string(), r.trim().to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--custodian {c:?} is not NAME=AGE_RECIPIENT"))
+        })
+        .collect()
+}
+
+pub(super) fn read_shares(
+    files: &[PathBuf],
+) -> anyhow::Result<Vec<crate::crypto::shamir::ShareData>> {
+    files
+        .iter()
+        .map(|f| {
+            let text = Zeroizing::new(
+                std::fs::read(f)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+            );
+            serde_json::from_slice(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a decrypted share (decrypt it first: age -d -i KEY FILE)",
+                    f.display()
+                )
+            })
+        })
+        .collect()
+}
+
+pub(super) fn print_set(
+    report: &crate::app::recovery::InitReport,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    if json_out {
+        print_json(&serde_json::to_value(report)?);
+    } else {
+        println!(
+            "recovery share set {}: any {} of {} custodians can rebuild the recovery key",
+            report.set_id,
+            report.threshold,
+            report.files.len()
+        );
+        println!(
+            "{}",
+            table(
+                &["custodian", "share file (encrypted to their age key)"],
+                report
+                    .files
+                    .iter()
+                    .map(|(n, p)| vec![n.clone(), p.display().to_string()])
+                    .collect()
+            )
+        );
+        println!("Hand each file to its custodian; each runs `breakglass share check FILE --identity KEY`.");
+    }
+    Ok(())
+}
+
+/// The host operator's name for the audit log.
+pub(super) fn operator() -> String {
+    format!(
+        "host-operator:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+pub(super) fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
+
+pub(super) async fn init(
+    base: ServerConfigArgs,
+    threshold: u8,
+    custodians: &[String],
+    out: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let pairs = custodian_pairs(custodians)?;
+    let store = crate::store::connect(&config.database_url, true).await?;
+    let keys = crate::server::key_service(&config).await?;
+    let report = crate::app::recovery::init(
+        store.as_ref(),
+        keys.as_ref(),
+        now_ms(),
+        &operator(),
+        threshold,
+        &pairs,
+        out,
+    )
+    .await;
+    store.close().await;
+    print_set(&report?, json_out)
+}
+
+pub(super) async fn rekey(
+    base: ServerConfigArgs,
+    files: &[PathBuf],
+    threshold: u8,
+    custodians: &[String],
+    out: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let pairs = custodian_pairs(custodians)?;
+    let shares = read_shares(files)?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let report = crate::app::recovery::rekey(
+        store.as_ref(),
+        now_ms(),
+        &operator(),
+        &shares,
+        threshold,
+        &pairs,
+        out,
+    )
+    .await;
+    store.close().await;
+    print_set(&report?, json_out)
+}
+
+pub(super) async fn archive(
+    base: ServerConfigArgs,
+    through: i64,
+    out: &std::path::Path,
+    prune: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    let key = crate::auth::SigningKey::load(&dir.audit_key_file())?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let result = async {
+        let sink_cursor = match &config.settings.audit_sink {
+            None => None,
+            Some(_) => {
+                let mut tx = store.begin().await?;
+                let c = tx.sink_cursor(crate::app::audit_ship::SINK).await?;
+                tx.commit().await?;
+                Some(c.events_through)
+            }
+        };
+        crate::app::audit::archive(
+            store.as_ref(),
+            &key,
+            sink_cursor,
+            now_ms(),
+            &operator(),
+            &crate::app::audit::Archive {
+                through,
+                out,
+                prune,
+            },
+        )
+        .await
+    }
+    .await;
+    store.close().await;
+    let r = result?;
+    if json_out {
+        print_json(&serde_json::to_value(&r)?);
+    } else {
+        println!(
+            "archived events {} to {} ({} events, sha256 {}) to {}; signed checkpoint at event {}",
+            r.from_seq,
+            r.through_seq,
+            r.events,
+            r.file_sha256,
+            out.display(),
+            r.through_seq
+        );
+        if r.pruned {
+            println!(
+                "pruned them from the database; the log now continues from event {}'s hash",
+                r.through_seq
+            );
+        } else {
+            println!("nothing was deleted (add --prune to delete the archived events)");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn export_backup(
+    base: ServerConfigArgs,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let config = config_from(&base, Overrides::default())?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    let signer = crate::auth::SigningKey::load(&dir.signing_key_file())?;
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let file =
+        crate::app::recovery::backup::export_backup(store.as_ref(), &signer, now_ms(), &operator())
+            .await;
+    store.close().await;
+    let file = file?;
+    let mut f = crate::crypto::private_file::create_private_file(out)?;
+    f.write_all(&serde_json::to_vec_pretty(&file)?)?;
+    f.sync_all()?;
+    println!(
+        "backup {}: {} recoverable credentials, {} not recoverable ({}), audit head at event {}; signed by key {}",
+        out.display(),
+        file.body.credentials.len(),
+        file.body.not_recoverable.len(),
+        file.body.not_recoverable.join(", "),
+        file.body.audit_head.0,
+        file.signer_kid
+    );
+    Ok(())
+}
+
+pub(super) async fn recover(
+    base: ServerConfigArgs,
+    credential: &str,
+    files: &[PathBuf],
+    backup: Option<&std::path::Path>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let r = match backup {
+        Some(path) => {
+            let shares = read_shares(files)?;
+            let text = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let file: crate::app::recovery::backup::BackupFile = serde_json::from_slice(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a backup file: {e}", path.display()))?;
+            eprintln!(
+                "backup signed by key {} (compare with the service's key id); not audited: there is no database here",
+                file.signer_kid
+            );
+            crate::app::recovery::backup::recover_from_backup(&file, credential, &shares)?
+        }
+        None => {
+            // The database first: every attempt is audited, one whose share
+            // files do not even read included.
+            let config = config_from(&base, Overrides::default())?;
+            let store = crate::store::connect(&config.database_url, false).await?;
+            let r = match read_shares(files) {
+                Ok(shares) => {
+                    crate::app::recovery::offline::recover_offline(
+                        store.as_ref(),
+                        now_ms(),
+                        &operator(),
+                        credential,
+                        &shares,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    crate::app::recovery::offline::refuse_offline(
+                        store.as_ref(),
+                        now_ms(),
+                        &operator(),
+                        credential,
+                        "share_unreadable",
+                        &message,
+                    )
+                    .await
+                    .and(Err(e))
+                }
+            };
+            store.close().await;
+            r?
+        }
+    };
+    if json_out {
+        // Written straight from the zeroizing values to standard output.
+        #[derive(serde::Serialize)]
+        struct Recovered<'a> {
+            credential: &'a str,
+            account_id: &'a str,
+            version: i64,
+            fields: SecretFields<'a, secrecy::SecretString>,
+        }
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Recovered {
+                credential: &r.credential,
+                account_id: &r.account_id,
+                version: r.version,
+                fields: SecretFields(&r.fields),
+            },
+        )?;
+        use std::io::Write;
+        writeln!(out)?;
+    } else {
+        println!(
+            "{} (account {}, version {}) — recovered with {} shares; it is now marked exposed:",
+            r.credential,
+            r.account_id,
+            r.version,
+            files.len()
+        );
+        for (k, v) in &r.fields {
+            println!("  {k}: {}", v.expose_secret());
+        }
+    }
+    Ok(())
+}
+
+/// Decrypt a share file with an age identity file, locally.
+pub(super) fn open_share(
+    file: &std::path::Path,
+    identity: &std::path::Path,
+) -> Result<crate::crypto::shamir::ShareData, Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(identity)
+            .map_err(|e| Failure::Input(format!("cannot read {}: {e}", identity.display())))?,
+    );
+    let id = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .and_then(|l| <age::x25519::Identity as std::str::FromStr>::from_str(l.trim()).ok())
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "{} holds no age X25519 identity",
+                identity.display()
+            ))
+        })?;
+    let sealed = std::fs::read(file)
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+    let plain = Zeroizing::new(age::decrypt(&id, &sealed).map_err(|_| {
+        Failure::Input(format!(
+            "{} does not open with this identity",
+            file.display()
+        ))
+    })?);
+    serde_json::from_slice(&plain)
+        .map_err(|_| Failure::Input(format!("{} is not a breakglass share", file.display())))
+}
+
+/// `keys rewrap`: the configured secret store, every key service the
+/// envelopes may name as the source, and the target.
+pub(super) async fn rewrap(
+    base: ServerConfigArgs,
+    to: &str,
+    kms_key_id: Option<String>,
+    aws_endpoint_url: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use crate::config::{KeyServiceChoice, SecretStoreChoice};
+    use crate::keys::{kms::KmsKeyService, local::LocalKeyService, KeyRing, KeyService};
+
+    let config = config_from(
+        &base,
+        Overrides {
+            aws_endpoint_url,
+            ..Default::default()
+        },
+    )?;
+    let dir = crate::datadir::DataDir::new(&config.data_dir);
+    anyhow::ensure!(
+        dir.key_file().exists(),
+        "{} holds no local key file: give the data directory the server uses",
+        config.data_dir.display()
+    );
+    let local: Arc<dyn KeyService> = Arc::new(LocalKeyService::load(&dir.key_file())?);
+    let store = crate::store::connect(&config.database_url, false).await?;
+    let sdk = crate::aws::sdk_config(&config.aws).await;
+    let mut sources: Vec<Arc<dyn KeyService>> = Vec::new();
+    if let KeyServiceChoice::AwsKms { key_id } = &config.key_service {
+        sources.push(Arc::new(KmsKeyService::new(&sdk, key_id)));
+    }
+    let (target, target_key_id): (Arc<dyn KeyService>, String) = match to {
+        "local" => (local.clone(), local.key_id().to_string()),
+        "aws-kms" => {
+            let id = kms_key_id
+                .or(match &config.key_service {
+                    KeyServiceChoice::AwsKms { key_id } => Some(key_id.clone()),
+                    KeyServiceChoice::Local => None,
+                })
+                .ok_or_else(|| anyhow::anyhow!("--to aws-kms needs --kms-key-id"))?;
+            let kms = KmsKeyService::new(&sdk, &id);
+            let arn = kms
+                .arn()
+                .await
+                .map_err(|e| anyhow::anyhow!("the target KMS key: {e}"))?;
+            let kms: Arc<dyn KeyService> = Arc::new(kms);
+            sources.push(kms.clone());
+            (kms, arn)
+        }
+        other => anyhow::bail!("--to {other:?} is not local or aws-kms"),
+    };
+    let source = KeyRing::new(local, sources);
+    let secrets: Arc<dyn crate::secrets::SecretStore> = match &config.secret_store {
+        SecretStoreChoice::Database => Arc::new(
+            crate::secrets::database::DatabaseSecretStore::new(store.clone()),
+        ),
+        SecretStoreChoice::AwsSecretsManager {
+            name_prefix,
+            recovery_window_days,
+        } => Arc::new(crate::secrets::aws::SecretsManagerStore::new(
+            &sdk,
+            name_prefix,
+            *recovery_window_days,
+        )),
+    };
+    let now = now_ms;
+    let job = crate::app::rewrap::Rewrap {
+        store: store.as_ref(),
+        secrets: secrets.as_ref(),
+        source: &source,
+        target: target.as_ref(),
+        target_key_id,
+        actor: operator(),
+        now_ms: &now,
+    };
+    let report = job.run(&mut |line| eprintln!("{line}")).await;
+    store.close().await;
+    let report = report?;
+    if json_out {
+        print_json(&serde_json::to_value(&report)?);
+    } else {
+        println!(
+            "re-wrapped {} credential versions and {} TOTP seeds under {} ({} already there)",
+            report.credential_versions_rewrapped,
+            report.seeds_rewrapped,
+            report.target_key,
+            report.already_under_target
+        );
+    }
+    Ok(())
+}

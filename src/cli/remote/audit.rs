@@ -1,0 +1,162 @@
+//! The client commands for the audit log: list, verify, export, the SIEM sink, checkpoints.
+
+use super::*;
+
+pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<(), Failure> {
+    match cmd {
+        AuditCmd::List {
+            after,
+            limit,
+            since,
+            until,
+            actor,
+            action,
+            outcome,
+            credential,
+        } => {
+            let mut path = format!("/v1/audit/events?after={after}&limit={limit}");
+            for (k, v) in [
+                ("since", since),
+                ("until", until),
+                ("actor", actor),
+                ("action", action),
+                ("outcome", outcome),
+                ("credential", credential),
+            ] {
+                if let Some(v) = v {
+                    path.push_str(&format!("&{k}={}", seg(v)));
+                }
+            }
+            let v: Vec<Value> = c.get(&path).await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                say!(
+                    "{}",
+                    table(
+                        &["seq", "time", "actor", "action", "target", "outcome", "code"],
+                        v.iter()
+                            .map(|e| {
+                                let t = e["ts_ms"]
+                                    .as_i64()
+                                    .map(crate::clock::rfc3339)
+                                    .unwrap_or_default();
+                                vec![
+                                    cell(&e["seq"]),
+                                    t,
+                                    cell(&e["actor"]),
+                                    cell(&e["action"]),
+                                    cell(&e["target"]),
+                                    cell(&e["outcome"]),
+                                    cell(&e["code"]),
+                                ]
+                            })
+                            .collect(),
+                    )
+                );
+            }
+        }
+        AuditCmd::Verify {
+            file: Some(file),
+            public_key,
+        } => verify_export(file, public_key.as_deref(), json_out)?,
+        AuditCmd::Verify { file: None, .. } => {
+            let v: Value = c.post("/v1/audit/verify", &json!({})).await?;
+            if json_out {
+                print_json(&v);
+            } else {
+                say!("{}", verdict_line(&v));
+            }
+            if v["ok"] != Value::Bool(true) {
+                return Err(Failure::Input("the audit chain does not verify".into()));
+            }
+        }
+        AuditCmd::Export {
+            format,
+            after,
+            since,
+            out,
+        } => {
+            let mut path = format!("/v1/audit/export?format={}", seg(format));
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            if let Some(t) = since {
+                path.push_str(&format!("&since={}", seg(t)));
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(out)
+                .map_err(|e| Failure::Input(format!("cannot create {}: {e}", out.display())))?;
+            let tty = std::io::stderr().is_terminal();
+            let mut lines = 0u64;
+            let mut last = std::time::Instant::now();
+            let bytes = c
+                .download(&path, |chunk| {
+                    use std::io::Write;
+                    lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                    if tty && last.elapsed() > std::time::Duration::from_millis(500) {
+                        eprint!("\r{lines} records…");
+                        last = std::time::Instant::now();
+                    }
+                    f.write_all(chunk)
+                })
+                .await?;
+            if tty {
+                eprint!("\r");
+            }
+            f.sync_all()
+                .map_err(|e| Failure::Input(format!("cannot write {}: {e}", out.display())))?;
+            if json_out {
+                print_json(&json!({ "file": out, "records": lines, "bytes": bytes }));
+            } else {
+                say!(
+                    "exported {lines} records ({bytes} bytes) to {}",
+                    out.display()
+                );
+            }
+        }
+        AuditCmd::Sink => {
+            let v: Value = c.get("/v1/audit/sink").await?;
+            if json_out {
+                print_json(&v)
+            } else if v["configured"] == Value::Bool(false) {
+                say!("no audit sink is configured ([audit.sink] in the configuration file)");
+            } else {
+                say!(
+                    "sink {} ({}): delivered through event {} of {}; backlog {}; last delivery {}",
+                    cell(&v["endpoint"]),
+                    cell(&v["format"]),
+                    v["events_through"],
+                    v["head_seq"],
+                    v["backlog"],
+                    cell(&v["delivered_at"])
+                );
+                if v["attempts"].as_i64().unwrap_or(0) > 0 {
+                    say!(
+                        "failing: {} attempts, last error: {}; next attempt {}",
+                        v["attempts"],
+                        cell(&v["last_error"]),
+                        cell(&v["next_attempt_at"])
+                    );
+                }
+            }
+        }
+        AuditCmd::Checkpoint => {
+            let v: Value = c.post("/v1/audit/checkpoints", &json!({})).await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                say!(
+                    "checkpoint signed: event {} with hash {}, key {}",
+                    v["seq"],
+                    cell(&v["hash"]),
+                    cell(&v["kid"])
+                );
+            }
+        }
+        AuditCmd::Archive { .. } => unreachable!("handled locally"),
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The client commands for policies and policy changes.
+
+use super::*;
+
+pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(), Failure> {
+    match cmd {
+        PolicyCmd::Propose { file, reason } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+            let v: Value = c
+                .post(
+                    "/v1/policy-changes",
+                    &json!({ "policy_toml": text, "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        PolicyCmd::Move {
+            credential,
+            to_policy,
+            reason,
+        } => {
+            let v: Value = c
+                .post(
+                    "/v1/policy-changes",
+                    &json!({ "credential": credential, "to_policy": to_policy, "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        PolicyCmd::Changes => {
+            let v: Vec<Value> = c.get("/v1/policy-changes").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                say!(
+                    "{}",
+                    table(
+                        &["id", "policy", "state", "changes", "approvals", "proposer"],
+                        v.iter()
+                            .map(|x| {
+                                vec![
+                                    cell(&x["id"]),
+                                    cell(&x["policy"]),
+                                    cell(&x["state"]),
+                                    x["changes"]
+                                        .as_array()
+                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join("; "))
+                                        .unwrap_or_default(),
+                                    x["approvals"]
+                                        .as_array()
+                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
+                                        .unwrap_or_default(),
+                                    cell(&x["proposer"]),
+                                ]
+                            })
+                            .collect(),
+                    )
+                );
+            }
+        }
+        PolicyCmd::Approve { id, code } => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/policy-changes/{}/approve", seg(id)),
+                    &json!({ "code": code.as_str() }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        PolicyCmd::Deny { id, reason, code } => {
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/policy-changes/{}/deny", seg(id)),
+                    &json!({ "code": code.as_str(), "reason": reason }),
+                )
+                .await?;
+            print_change(&v, json_out);
+        }
+        PolicyCmd::Check { dir } => policy_check(c, dir.as_deref(), json_out).await?,
+        PolicyCmd::List => {
+            let v: Vec<Value> = c.get("/v1/policies").await?;
+            if json_out {
+                print_json(&Value::Array(v))
+            } else {
+                for p in &v {
+                    say!("{}", cell(&p["satisfiability"]["explanation"]));
+                }
+            }
+        }
+    }
+    Ok(())
+}

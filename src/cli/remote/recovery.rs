@@ -1,0 +1,71 @@
+//! The client commands for recovery sessions: open, show, submit a share, release.
+
+use super::*;
+
+pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result<(), Failure> {
+    match cmd {
+        RecoveryCmd::Open { request } => {
+            let v: Value = c
+                .post(
+                    &format!("/v1/requests/{}/recovery", seg(request)),
+                    &json!({}),
+                )
+                .await?;
+            print_session(&v, json_out);
+            if !json_out {
+                say!(
+                "Each share holder runs: breakglass recovery submit {} THEIR.share.age --identity THEIR-KEY",
+                cell(&v["id"])
+            );
+            }
+        }
+        RecoveryCmd::Show { session } => {
+            let v: Value = c
+                .get(&format!("/v1/recovery/sessions/{}", seg(session)))
+                .await?;
+            print_session(&v, json_out);
+        }
+        RecoveryCmd::Submit {
+            session,
+            file,
+            identity,
+            code,
+        } => {
+            let share = open_share(file, identity)?;
+            let s: Value = c
+                .get(&format!("/v1/recovery/sessions/{}", seg(session)))
+                .await?;
+            let recipient = s["recipient"].as_str().unwrap_or_default();
+            let sealed = crate::app::recovery::session::seal_share(recipient, &share)
+                .map_err(|e| Failure::Input(e.to_string()))?;
+            let code = code_or_prompt(code)?;
+            let v: Value = c
+                .post(
+                    &format!("/v1/recovery/sessions/{}/shares", seg(session)),
+                    &json!({ "code": code.as_str(), "sealed_share": sealed }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                say!(
+                    "share {} submitted: {} of {} shares; {} more needed",
+                    share.index,
+                    v["submitted"].as_array().map_or(0, Vec::len),
+                    v["threshold"],
+                    v["needed"]
+                );
+            }
+        }
+        RecoveryCmd::Release { session } => {
+            let v: Value = c
+                .post(
+                    &format!("/v1/recovery/sessions/{}/release", seg(session)),
+                    &json!({}),
+                )
+                .await?;
+            print_release(&v, json_out, "released once with the recovery key");
+        }
+    }
+    Ok(())
+}

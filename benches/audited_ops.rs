@@ -134,6 +134,9 @@ async fn bench_backend(label: &str, secs: u64) -> Vec<(usize, Cell)> {
     let mut config = config;
     config.settings.limits.requests_per_minute_per_identity = u32::MAX;
     config.settings.limits.requests_per_minute_per_address = u32::MAX;
+    if std::env::var_os("BENCH_NO_CHECKPOINTS").is_some() {
+        config.settings.audit_checkpoint_every_events = i64::MAX;
+    }
     let app = breakglass::server::build(&config, Arc::new(breakglass::clock::SystemClock))
         .await
         .unwrap();

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::policy::Satisfiability;
+use crate::domain::states::Decision;
 use crate::domain::{Policy, RequestState, Role};
 use crate::store::{CredentialRow, CustodianRow, DecisionRow, RequestRow, VersionRow};
 
@@ -34,7 +35,7 @@ impl CustodianView {
         CustodianView {
             name: c.name.clone(),
             groups: c.groups.clone(),
-            status: c.status.clone(),
+            status: c.status.to_string(),
             locked_until: c.locked_until.filter(|&u| u > now).map(rfc3339),
             enrolled_at: ts(c.enrolled_at),
             created_at: rfc3339(c.created_at),
@@ -212,7 +213,7 @@ impl From<&DecisionRow> for DecisionView {
     fn from(d: &DecisionRow) -> Self {
         DecisionView {
             custodian: d.custodian.clone(),
-            decision: d.decision.clone(),
+            decision: d.decision.to_string(),
             reason: d.reason.clone(),
             at: rfc3339(d.at),
         }
@@ -245,7 +246,7 @@ impl RequestView {
     pub fn new(r: &RequestRow, policy: &Policy, decisions: &[DecisionRow], now: i64) -> Self {
         let state = RequestState::effective(
             crate::domain::request::StoredState {
-                state: &r.state,
+                state: r.state,
                 expires_at: r.expires_at,
                 release_deadline: r.release_deadline,
             },
@@ -260,7 +261,10 @@ impl RequestView {
             state,
             policy: policy.name.to_string(),
             quorum: policy.describe(),
-            approvals: decisions.iter().filter(|d| d.decision == "approve").count(),
+            approvals: decisions
+                .iter()
+                .filter(|d| d.decision == Decision::Approve)
+                .count(),
             approvals_needed: policy.approvals_needed(),
             decisions: decisions.iter().map(DecisionView::from).collect(),
             created_at: rfc3339(r.created_at),

@@ -659,27 +659,30 @@ impl TestApp {
     /// Run raw SQL against the test's database, bypassing the service: how
     /// an attacker with database access would tamper.
     pub async fn raw_sql(&self, sql: &str) {
+        if let Err(e) = self.try_raw_sql(sql).await {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    /// `raw_sql`, returning the database's refusal instead of failing.
+    pub async fn try_raw_sql(&self, sql: &str) -> Result<(), String> {
         use sqlx::Connection;
-        match self.backend {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let done = match self.backend {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.database_url)
                     .await
                     .unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.database_url)
                     .await
                     .unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
             }
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod offline;
 pub mod session;
 
+use crate::domain::states::{CustodianStatus, RecoverySetState};
 use crate::domain::Action;
 use crate::domain::Code;
 use std::io::Write;
@@ -57,7 +58,7 @@ async fn wrap_seeds_with_keys(
         let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
             continue;
         };
-        if c.status != "active" {
+        if c.status != CustodianStatus::Active {
             continue;
         }
         let seed = super::custodians::open_seed(keys, &c, env, enrollment)
@@ -238,7 +239,7 @@ async fn record_set(
         share_count: set.shares.len() as i64,
         recipient: set.recipient.clone(),
         key_check: set.info.key_check.clone(),
-        state: "active".into(),
+        state: RecoverySetState::Active,
         created_at: now_ms,
         created_by: actor.into(),
     })

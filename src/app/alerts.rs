@@ -24,7 +24,7 @@ const LEASE_MS: i64 = 60_000;
 const BACKOFF_MAX_MS: i64 = 10 * 60 * 1000;
 
 /// A delivery, as admins see it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub id: String,
     pub seq: i64,
@@ -223,11 +223,6 @@ fn outcome(res: reqwest::Result<reqwest::Response>) -> Result<(), String> {
         Err(_) => Err("the receiver cannot be reached".into()),
     }
 }
-
-/// The alert channels of a host command (`recover`, `rekey`, `init`…),
-/// set once from its configuration: events it appends on the host get
-/// their outbox rows too, and the server delivers them.
-pub static HOST_ALERTS: std::sync::OnceLock<Alerts> = std::sync::OnceLock::new();
 
 impl App {
     /// Write the outbox rows for `e` (in the event's transaction).

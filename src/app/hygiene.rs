@@ -14,7 +14,7 @@ use crate::domain::Role;
 /// How long a share, an approval or a credential may go unreviewed.
 pub const REVIEW_PERIOD_MS: i64 = 90 * 86_400_000;
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// `high`, `medium` or `low`.
     pub severity: String,
@@ -27,7 +27,7 @@ pub struct Finding {
     pub fix: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HygieneReport {
     pub generated_at: String,
     pub high: usize,

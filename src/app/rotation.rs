@@ -32,7 +32,7 @@ const KEY_ID: &str = "access_key_id";
 const SECRET: &str = "secret_access_key";
 
 /// Where a rotation stands.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RotationView {
     pub credential: String,
     pub id: String,

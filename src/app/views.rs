@@ -18,7 +18,7 @@ fn ts(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CustodianView {
     pub name: String,
     pub groups: Vec<String>,
@@ -52,7 +52,7 @@ pub struct AddCustodian {
 }
 
 /// Shown once: the otpauth URI carries the TOTP seed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EnrollmentView {
     pub custodian: String,
     /// `otpauth://totp/...` for an authenticator app (160-bit secret, SHA-1,
@@ -128,7 +128,7 @@ pub struct RotateBody {
     pub access_key_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionView {
     pub version: i64,
     pub field_names: Vec<String>,
@@ -152,7 +152,7 @@ impl From<&VersionRow> for VersionView {
 }
 
 /// Credential metadata; never a value.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CredentialView {
     pub name: String,
     pub account_id: String,
@@ -200,7 +200,7 @@ pub struct CreateRequestBody {
     pub ticket: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DecisionView {
     pub custodian: String,
     /// `approve` or `deny`.
@@ -220,7 +220,7 @@ impl From<&DecisionRow> for DecisionView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
     pub id: String,
     pub credential: String,
@@ -279,7 +279,7 @@ impl RequestView {
 
 /// The released credential. Serialised once into the response, then
 /// dropped (the values are zeroized).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ReleaseView {
     pub request_id: String,
     pub credential: String,
@@ -317,7 +317,7 @@ fn expose_map<S: Serializer>(
     out.end()
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyView {
     #[serde(flatten)]
     pub policy: Policy,
@@ -325,7 +325,7 @@ pub struct PolicyView {
     pub satisfiability: Satisfiability,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     pub subject: String,
     /// The token's id (`jti`), for `breakglass token revoke`.
@@ -346,7 +346,7 @@ pub struct ShareCheckBody {
     pub commitment: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareCheckView {
     pub set_id: String,
     pub index: u8,
@@ -362,14 +362,14 @@ pub struct RevokeBody {
     pub jti: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevokedView {
     pub jti: String,
     pub revoked: bool,
 }
 
 /// An online recovery session.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecoverySessionView {
     pub id: String,
     pub request_id: String,
@@ -395,7 +395,7 @@ pub struct RecoverySessionView {
     pub held_here: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubmissionView {
     pub index: i64,
     pub custodian: String,
@@ -426,7 +426,7 @@ pub struct ProposeBody {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyChangeView {
     pub id: String,
     /// `update` or `move`.

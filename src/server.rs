@@ -1,6 +1,6 @@
-//! Start-up: resolve configuration, open the data directory and the store,
-//! load policies, and serve on whatever listener we are given (tests bind
-//! port 0 and run many servers at once).
+//! Start-up: build the application from its configuration (`wiring.rs`)
+//! and serve on whatever listener we are given (tests bind port 0 and run
+//! many servers at once).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,148 +9,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::auth::{SigningKey, TokenService};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::config::{KeyServiceChoice, SecretStoreChoice};
 use crate::datadir::DataDir;
-use crate::domain::PolicySet;
-use crate::keys::kms::KmsKeyService;
-use crate::keys::local::LocalKeyService;
-use crate::keys::{KeyRing, KeyService};
-use crate::secrets::aws::SecretsManagerStore;
-use crate::secrets::database::DatabaseSecretStore;
-use crate::secrets::SecretStore;
+use crate::wiring::{Purpose, Wiring};
 
-pub fn token_service(config: &Config, key: &SigningKey) -> TokenService {
-    TokenService::new(
-        key,
-        &config.token_issuer,
-        &config.token_audience,
-        config.token_max_ttl.as_secs() as i64,
-    )
-}
-
-/// The configured key service: the local key file, or AWS KMS with the
-/// local key file kept readable for envelopes wrapped before the move.
-pub async fn key_service(config: &Config) -> anyhow::Result<Arc<dyn KeyService>> {
-    let dir = DataDir::new(&config.data_dir);
-    let local: Arc<dyn KeyService> = Arc::new(
-        LocalKeyService::load(&dir.key_file()).context("while loading the local key file")?,
-    );
-    Ok(match &config.key_service {
-        KeyServiceChoice::AwsKms { key_id } => {
-            let sdk = crate::aws::sdk_config(&config.aws).await;
-            Arc::new(KeyRing::new(
-                Arc::new(KmsKeyService::new(&sdk, key_id)),
-                vec![local],
-            ))
-        }
-        KeyServiceChoice::Local => Arc::new(KeyRing::new(local, vec![])),
-    })
-}
-
-/// Build the application from its configuration. Creates the data
-/// directory's keys on first start.
+/// Build the application from its configuration (`wiring.rs`). Creates
+/// the data directory's keys on first start.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
-    // Policies first: an invalid policy stops the server before it creates
-    // or opens anything.
-    let policies = PolicySet::load_dir(&config.policies_dir)
-        .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
-    let dir = DataDir::new(&config.data_dir);
-    dir.ensure()?;
-    // Nobody else may read or swap the keys (each key file is checked
-    // again as it is opened).
-    crate::datadir::check_all(&dir.root)?;
-    let store =
-        crate::store::connect_with(&config.database_url, config.migrate_on_start, &config.pool)
-            .await
-            .context("while opening the database")?;
-    let keys = key_service(config).await?;
-    let signing =
-        SigningKey::load(&dir.signing_key_file()).context("while loading the token signing key")?;
-    if config.database_url == dir.database_url() {
-        // The database holds envelopes and the audit log: owner-only, like the keys.
-        use std::os::unix::fs::PermissionsExt;
-        for f in [
-            dir.db_path(),
-            dir.db_path().with_extension("db-wal"),
-            dir.db_path().with_extension("db-shm"),
-        ] {
-            if f.exists() {
-                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
-            }
-        }
-    }
-    let sdk = if config.secret_store != SecretStoreChoice::Database {
-        Some(crate::aws::sdk_config(&config.aws).await)
-    } else {
-        None
-    };
-    let secrets: Arc<dyn SecretStore> = match (&config.secret_store, &sdk) {
-        (
-            SecretStoreChoice::AwsSecretsManager {
-                name_prefix,
-                recovery_window_days,
-            },
-            Some(sdk),
-        ) => Arc::new(SecretsManagerStore::new(
-            sdk,
-            name_prefix,
-            *recovery_window_days,
-        )),
-        _ => Arc::new(DatabaseSecretStore::new(store.clone())),
-    };
-    let audit_key = Arc::new(
-        SigningKey::load(&dir.audit_key_file())
-            .context("while loading the audit checkpoint key")?,
-    );
-    let review_sdk = if config.settings.review_aws {
-        Some(crate::aws::sdk_config(&config.aws).await)
-    } else {
-        None
-    };
-    Ok(Arc::new(App {
-        store,
-        keys,
-        secrets,
-        policies: Arc::new(policies),
-        clock,
-        tokens: Arc::new(token_service(config, &signing)),
-        settings: config.settings.clone(),
-        oidc: config
-            .oidc
-            .iter()
-            .cloned()
-            .map(|c| crate::oidc::OidcIssuer::new(c).map(Arc::new))
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        fallback_seen: Default::default(),
-        aws_review: review_sdk
-            .as_ref()
-            .map(|sdk| (aws_sdk_iam::Client::new(sdk), aws_sdk_sts::Client::new(sdk))),
-        aws_sdk: review_sdk,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .context("while building the HTTP client")?,
-        witness: Arc::new(
-            crate::app::witness::Witness::load(
-                &dir.witness_file(),
-                &crate::crypto::chain::AuditKey::new(audit_key.public_key()),
-            )
-            .context("while loading the audit witness")?,
-        ),
-        chain_break: Default::default(),
-        data_dir: config.data_dir.clone(),
-        auth_refusals: Arc::new(crate::app::auth_refusals::AuthRefusals::new(
-            config.settings.limits.auth_refusal_events_per_minute,
-        )),
-        audit_key,
-        replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-        vault: Arc::default(),
-        limiters: Arc::new(crate::limits::Limiters::new(&config.settings.limits)),
-        metrics: Arc::default(),
-    }))
+    Wiring::new(config).app(clock, Purpose::Serve).await
 }
 
 pub async fn serve(

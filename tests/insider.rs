@@ -18,6 +18,7 @@ both_backends!(
     a_database_writer_cannot_weaken_move_or_unveto_a_real_request,
     a_slow_key_service_stalls_only_the_approval_that_waits_for_it,
     a_database_writer_cannot_weaken_the_policy_of_future_requests,
+    a_state_outside_its_closed_set_is_never_acted_on,
 );
 
 /// Rewrite the chain from `from` with `edit` applied, recomputing every
@@ -756,4 +757,46 @@ async fn a_database_writer_cannot_weaken_the_policy_of_future_requests(b: Backen
             .any(|f| f["check"] == "policy.unsealed" && f["subject"] == "policies"),
         "{doctor}"
     );
+}
+
+/// A request whose stored state is set to a value outside the closed set
+/// (`releasable`). Both databases refuse the write (a CHECK constraint); a
+/// writer who gets around it (SQLite's `ignore_check_constraints`, or the
+/// constraint dropped on PostgreSQL) gets a row the service refuses to read:
+/// the request is not released, the credential not exposed, and the value
+/// is not echoed.
+async fn a_state_outside_its_closed_set_is_never_acted_on(b: Backend) {
+    let w = World::new(b).await;
+    let t = &w.t;
+    let id = w.request().await;
+    let forge = format!(
+        "UPDATE requests SET state = 'releasable', release_deadline = {} WHERE id = '{id}'",
+        t.clock_ms() + 300_000
+    );
+    let e = t
+        .try_raw_sql(&forge)
+        .await
+        .expect_err("the database keeps states in their closed set");
+    assert!(e.to_lowercase().contains("check constraint"), "{e}");
+    let around = match b {
+        Backend::Sqlite => format!("PRAGMA ignore_check_constraints = ON; {forge}"),
+        Backend::Postgres => {
+            format!("ALTER TABLE requests DROP CONSTRAINT requests_state_check; {forge}")
+        }
+    };
+    t.raw_sql(&around).await;
+    let r = release(&w, &id).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.code(), "internal", "{}", r.body);
+    assert!(!r.body.to_string().contains("releasable"), "{}", r.body);
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await;
+    assert_eq!(shown.status, 500, "{}", shown.body);
+    let mut tx = t.app.store.begin_read().await.unwrap();
+    let c = tx
+        .credential_by_name("aws-prod-root")
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(!c.exposed, "nothing was released");
 }

@@ -8,6 +8,7 @@
 //! nothing lost across restarts. Messages are built from the audit event,
 //! which never holds a secret; keys and URLs are added only when sending.
 
+use crate::domain::states::AlertState;
 use crate::domain::Action;
 use crate::domain::Code;
 use serde_json::{json, Value};
@@ -23,7 +24,7 @@ const LEASE_MS: i64 = 60_000;
 const BACKOFF_MAX_MS: i64 = 10 * 60 * 1000;
 
 /// A delivery, as admins see it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub id: String,
     pub seq: i64,
@@ -223,11 +224,6 @@ fn outcome(res: reqwest::Result<reqwest::Response>) -> Result<(), String> {
     }
 }
 
-/// The alert channels of a host command (`recover`, `rekey`, `init`…),
-/// set once from its configuration: events it appends on the host get
-/// their outbox rows too, and the server delivers them.
-pub static HOST_ALERTS: std::sync::OnceLock<Alerts> = std::sync::OnceLock::new();
-
 impl App {
     /// Write the outbox rows for `e` (in the event's transaction).
     pub(crate) async fn enqueue_alerts(
@@ -251,7 +247,7 @@ pub async fn enqueue(tx: &mut dyn Tx, alerts: &Alerts, e: &AuditEvent) -> anyhow
             channel: ch.name.clone(),
             kind: ch.kind.clone(),
             payload: render(ch, e, alerts.public_url.as_deref()).to_string(),
-            state: "pending".into(),
+            state: AlertState::Pending,
             attempts: 0,
             next_attempt_at: 0,
             last_error: None,
@@ -351,20 +347,34 @@ impl App {
                 let mut tx = self.store.begin().await?;
                 let stop = match &outcome {
                     Ok(()) => {
-                        tx.set_alert_state(&a.id, "delivered", a.attempts + 1, 0, None, Some(now))
-                            .await?;
+                        tx.set_alert_state(
+                            &a.id,
+                            AlertState::Delivered,
+                            a.attempts + 1,
+                            0,
+                            None,
+                            Some(now),
+                        )
+                        .await?;
                         false
                     }
                     Err(why) if a.attempts + 1 >= alerts.max_attempts => {
-                        tx.set_alert_state(&a.id, "dead", a.attempts + 1, 0, Some(why), None)
-                            .await?;
+                        tx.set_alert_state(
+                            &a.id,
+                            AlertState::Dead,
+                            a.attempts + 1,
+                            0,
+                            Some(why),
+                            None,
+                        )
+                        .await?;
                         tracing::error!(channel = %ch.name, alert = %a.id, error = %why, "alert dead-lettered");
                         false
                     }
                     Err(why) => {
                         tx.set_alert_state(
                             &a.id,
-                            "pending",
+                            AlertState::Pending,
                             a.attempts + 1,
                             now + super::audit_ship::backoff_ms(a.attempts, BACKOFF_MAX_MS),
                             Some(why),
@@ -394,11 +404,12 @@ impl App {
         state: Option<&str>,
     ) -> AppResult<Vec<AlertView>> {
         self.require_any(who, &[Role::Admin, Role::Auditor])?;
-        if let Some(s) = state {
-            if !["pending", "delivered", "dead"].contains(&s) {
-                return super::refuse(Code::InvalidQuery, "state is pending, delivered or dead");
+        let state = match state.map(str::parse::<AlertState>).transpose() {
+            Ok(state) => state,
+            Err(_) => {
+                return super::refuse(Code::InvalidQuery, "state is pending, delivered or dead")
             }
-        }
+        };
         let mut tx = self.store.begin_read().await?;
         let rows = tx.alerts(state, 500).await;
         tx.rollback().await?;
@@ -410,7 +421,7 @@ impl App {
                 seq: a.seq,
                 channel: a.channel,
                 kind: a.kind,
-                state: a.state,
+                state: a.state.to_string(),
                 attempts: a.attempts,
                 last_error: a.last_error,
                 created_at: crate::clock::rfc3339(a.created_at),

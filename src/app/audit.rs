@@ -601,45 +601,34 @@ pub async fn seal_and_insert(
     }
 }
 
-/// Append one successful event inside `tx` (for work done outside the
-/// server: the host operator's `token issue`, `keys rewrap`, recovery).
-pub async fn append_with(
-    tx: &mut dyn crate::store::Tx,
-    now_ms: i64,
-    actor: &str,
-    ev: Event,
-) -> anyhow::Result<()> {
-    let e = seal_and_insert(tx, now_ms, actor, "success", None, ev).await?;
-    if let Some(alerts) = super::alerts::HOST_ALERTS.get() {
-        super::alerts::enqueue(tx, alerts, &e).await?;
+impl App {
+    /// Mint a token with the data directory's key, and audit it: a token is
+    /// the one thing the host operator can create without the API.
+    #[tracing::instrument(skip_all, fields(subject))]
+    pub async fn issue_host_token(
+        &self,
+        actor: &str,
+        subject: &str,
+        roles: &[crate::domain::Role],
+        ttl_secs: i64,
+    ) -> anyhow::Result<(String, crate::auth::Claims)> {
+        let (token, claims) = self
+            .tokens
+            .issue(subject, roles, ttl_secs, self.now_ms() / 1000)?;
+        let mut tx = self.store.begin().await?;
+        let ev = Event::new(
+            Action::TokenIssue,
+            format!("token:{}", claims.jti),
+            json!({
+                "subject": claims.sub,
+                "roles": claims.roles,
+                "expires_at": crate::clock::rfc3339(claims.exp * 1000),
+            }),
+        );
+        self.append(tx.as_mut(), actor, "success", None, ev).await?;
+        tx.commit().await?;
+        Ok((token, claims))
     }
-    Ok(())
-}
-
-/// Append a refused attempt inside `tx` (for work outside the server).
-pub async fn append_refusal(
-    tx: &mut dyn crate::store::Tx,
-    now_ms: i64,
-    actor: &str,
-    code: &str,
-    ev: Event,
-) -> anyhow::Result<()> {
-    seal_and_insert(tx, now_ms, actor, "refused", Some(code), ev)
-        .await
-        .map(|_| ())
-}
-
-/// Append one event outside the server (the host operator's `token issue`).
-pub async fn append_standalone(
-    store: &dyn crate::store::Store,
-    now_ms: i64,
-    actor: &str,
-    ev: Event,
-) -> anyhow::Result<()> {
-    let mut tx = store.begin().await?;
-    append_with(tx.as_mut(), now_ms, actor, ev).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Sign `(seq, hash, ts_ms)` with the audit key.
@@ -853,151 +842,158 @@ pub struct ArchiveReport {
     pub pruned: bool,
 }
 
-/// Retention (host operator): write the events after the current base up
-/// to `through` to `out` as a verifiable export (ending at a signed
-/// checkpoint of `through`, made now if there is none), verify the file as
-/// written, and, with `prune`, delete those events and record the new base
-/// in one audited transaction. The live log stays verifiable: it continues
-/// from `through`'s hash, which the kept checkpoint vouches for.
-#[tracing::instrument(skip_all)]
-pub async fn archive(
-    store: &dyn crate::store::Store,
-    key: &crate::auth::SigningKey,
-    sink_cursor: Option<i64>,
-    now_ms: i64,
-    actor: &str,
-    what: &Archive<'_>,
-) -> anyhow::Result<ArchiveReport> {
-    use sha2::{Digest, Sha256};
-    let (through, out, prune) = (what.through, what.out, what.prune);
-    use std::io::Write;
-    let public = AuditKey::new(key.public_key());
-    // A checkpoint of the cut, made in a write transaction if missing.
-    let (base, hash) = {
-        let mut tx = store.begin().await?;
-        let base = tx.audit_base().await?;
-        let head = tx.audit_head_peek().await?;
-        anyhow::ensure!(
-            through > base.0 && through <= head.0,
-            "--through must be an event after {} (already archived) and at most {} (the last event)",
-            base.0,
-            head.0
-        );
-        let Some(hash) = tx.audit_hash_at(through).await? else {
-            anyhow::bail!("event {through} is not in the log");
+impl App {
+    /// Retention (host operator): write the events after the current base up
+    /// to `through` to `out` as a verifiable export (ending at a signed
+    /// checkpoint of `through`, made now if there is none), verify the file as
+    /// written, and, with `prune`, delete those events and record the new base
+    /// in one audited transaction. The live log stays verifiable: it continues
+    /// from `through`'s hash, which the kept checkpoint vouches for.
+    #[tracing::instrument(skip_all)]
+    pub async fn archive(&self, actor: &str, what: &Archive<'_>) -> anyhow::Result<ArchiveReport> {
+        let (store, key, now_ms) = (self.store.as_ref(), self.audit_key.as_ref(), self.now_ms());
+        // What the audit sink has received: pruning must not lose the rest.
+        let sink_cursor = match &self.settings.audit_sink {
+            None => None,
+            Some(_) => {
+                let mut tx = store.begin().await?;
+                let c = tx.sink_cursor(super::audit_ship::SINK).await?;
+                tx.commit().await?;
+                Some(c.events_through)
+            }
         };
-        let have = tx
-            .checkpoints(through - 1, 1)
+        use sha2::{Digest, Sha256};
+        let (through, out, prune) = (what.through, what.out, what.prune);
+        use std::io::Write;
+        let public = AuditKey::new(key.public_key());
+        // A checkpoint of the cut, made in a write transaction if missing.
+        let (base, hash) = {
+            let mut tx = store.begin().await?;
+            let base = tx.audit_base().await?;
+            let head = tx.audit_head_peek().await?;
+            anyhow::ensure!(
+                through > base.0 && through <= head.0,
+                "--through must be an event after {} (already archived) and at most {} (the last event)",
+                base.0,
+                head.0
+            );
+            let Some(hash) = tx.audit_hash_at(through).await? else {
+                anyhow::bail!("event {through} is not in the log");
+            };
+            let have = tx
+                .checkpoints(through - 1, 1)
+                .await?
+                .into_iter()
+                .any(|c| c.seq == through && c.hash == hash);
+            if !have {
+                tx.insert_checkpoint(&sign_checkpoint(key, through, &hash, now_ms))
+                    .await?;
+            }
+            tx.commit().await?;
+            (base, hash)
+        };
+        // The archive: an export of (base, through], from one snapshot.
+        let mut snap = store.begin_snapshot().await?;
+        let mut cps: std::collections::BTreeMap<i64, Checkpoint> = snap
+            .checkpoints(base.0 - 1, CHECKPOINTS_MAX)
             .await?
             .into_iter()
-            .any(|c| c.seq == through && c.hash == hash);
-        if !have {
-            tx.insert_checkpoint(&sign_checkpoint(key, through, &hash, now_ms))
-                .await?;
+            .filter(|c| c.seq <= through)
+            .map(|c| (c.seq, c))
+            .collect();
+        let mut f = crate::crypto::private_file::create_private_file(out)?;
+        let mut hasher = Sha256::new();
+        let mut write = |v: &serde_json::Value| -> anyhow::Result<()> {
+            let mut line = serde_json::to_vec(v)?;
+            line.push(b'\n');
+            hasher.update(&line);
+            f.write_all(&line)?;
+            Ok(())
+        };
+        write(&serde_json::to_value(ExportHeader {
+            record: "header".into(),
+            format: EXPORT_FORMAT.into(),
+            exported_at: crate::clock::rfc3339(now_ms),
+            after_seq: base.0,
+            prev_hash: base.1.clone(),
+            audit_keys: vec![public.clone()],
+        })?)?;
+        let record = |c: &Checkpoint| -> anyhow::Result<serde_json::Value> {
+            let mut v = serde_json::to_value(c)?;
+            v["record"] = json!("checkpoint");
+            Ok(v)
+        };
+        if let Some(c) = cps.remove(&base.0) {
+            write(&record(&c)?)?;
         }
-        tx.commit().await?;
-        (base, hash)
-    };
-    // The archive: an export of (base, through], from one snapshot.
-    let mut snap = store.begin_snapshot().await?;
-    let mut cps: std::collections::BTreeMap<i64, Checkpoint> = snap
-        .checkpoints(base.0 - 1, CHECKPOINTS_MAX)
-        .await?
-        .into_iter()
-        .filter(|c| c.seq <= through)
-        .map(|c| (c.seq, c))
-        .collect();
-    let mut f = crate::crypto::private_file::create_private_file(out)?;
-    let mut hasher = Sha256::new();
-    let mut write = |v: &serde_json::Value| -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(v)?;
-        line.push(b'\n');
-        hasher.update(&line);
-        f.write_all(&line)?;
-        Ok(())
-    };
-    write(&serde_json::to_value(ExportHeader {
-        record: "header".into(),
-        format: EXPORT_FORMAT.into(),
-        exported_at: crate::clock::rfc3339(now_ms),
-        after_seq: base.0,
-        prev_hash: base.1.clone(),
-        audit_keys: vec![public.clone()],
-    })?)?;
-    let record = |c: &Checkpoint| -> anyhow::Result<serde_json::Value> {
-        let mut v = serde_json::to_value(c)?;
-        v["record"] = json!("checkpoint");
-        Ok(v)
-    };
-    if let Some(c) = cps.remove(&base.0) {
-        write(&record(&c)?)?;
-    }
-    let mut cursor = base.0;
-    let mut events = 0i64;
-    while cursor < through {
-        let batch = snap
-            .audit_events(cursor, VERIFY_BATCH.min(through - cursor))
-            .await?;
-        let Some(last) = batch.last() else { break };
-        cursor = last.seq;
-        for e in &batch {
-            let mut v = serde_json::to_value(e)?;
-            v["record"] = json!("event");
-            write(&v)?;
-            events += 1;
-            if let Some(c) = cps.remove(&e.seq) {
-                write(&record(&c)?)?;
+        let mut cursor = base.0;
+        let mut events = 0i64;
+        while cursor < through {
+            let batch = snap
+                .audit_events(cursor, VERIFY_BATCH.min(through - cursor))
+                .await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.seq;
+            for e in &batch {
+                let mut v = serde_json::to_value(e)?;
+                v["record"] = json!("event");
+                write(&v)?;
+                events += 1;
+                if let Some(c) = cps.remove(&e.seq) {
+                    write(&record(&c)?)?;
+                }
             }
         }
-    }
-    snap.rollback().await?;
-    write(&json!({ "record": "head", "seq": through, "hash": hash }))?;
-    f.sync_all()?;
-    drop(f);
-    let file_sha256 = hex::encode(hasher.finalize());
-    // Read the file back and verify it before anything is deleted.
-    let check = crate::crypto::chain::verify_jsonl(
-        std::io::BufReader::new(std::fs::File::open(out)?),
-        Some(vec![public]),
-        |_| {},
-    )
-    .map_err(|e| anyhow::anyhow!("the archive does not read back: {e}"))?;
-    anyhow::ensure!(
-        check.verdict.ok && check.verdict.signed_through == Some(through),
-        "the archive does not verify ({:?}); nothing was pruned",
-        check.verdict.first_break
-    );
-    if prune {
-        if let Some(delivered) = sink_cursor {
-            anyhow::ensure!(
-                delivered >= through,
-                "the audit sink has received events up to {delivered} only: pruning up to {through} would lose events it has not shipped"
-            );
-        }
-        let mut tx = store.begin().await?;
-        anyhow::ensure!(
-            tx.prune_audit(through, &hash).await?,
-            "event {through} changed while archiving; nothing was pruned"
-        );
-        append_with(
-            tx.as_mut(),
-            now_ms,
-            actor,
-            Event::new(
-                Action::AuditPrune,
-                "audit",
-                json!({ "from": base.0 + 1, "through": through, "hash": hash, "events": events, "archive_sha256": file_sha256 }),
-            ),
+        snap.rollback().await?;
+        write(&json!({ "record": "head", "seq": through, "hash": hash }))?;
+        f.sync_all()?;
+        drop(f);
+        let file_sha256 = hex::encode(hasher.finalize());
+        // Read the file back and verify it before anything is deleted.
+        let check = crate::crypto::chain::verify_jsonl(
+            std::io::BufReader::new(std::fs::File::open(out)?),
+            Some(vec![public]),
+            |_| {},
         )
-        .await?;
-        tx.commit().await?;
+        .map_err(|e| anyhow::anyhow!("the archive does not read back: {e}"))?;
+        anyhow::ensure!(
+            check.verdict.ok && check.verdict.signed_through == Some(through),
+            "the archive does not verify ({:?}); nothing was pruned",
+            check.verdict.first_break
+        );
+        if prune {
+            if let Some(delivered) = sink_cursor {
+                anyhow::ensure!(
+                    delivered >= through,
+                    "the audit sink has received events up to {delivered} only: pruning up to {through} would lose events it has not shipped"
+                );
+            }
+            let mut tx = store.begin().await?;
+            anyhow::ensure!(
+                tx.prune_audit(through, &hash).await?,
+                "event {through} changed while archiving; nothing was pruned"
+            );
+            self.append(
+                tx.as_mut(),
+                actor,
+                "success",
+                None,
+                Event::new(
+                    Action::AuditPrune,
+                    "audit",
+                    json!({ "from": base.0 + 1, "through": through, "hash": hash, "events": events, "archive_sha256": file_sha256 }),
+                ),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(ArchiveReport {
+            from_seq: base.0 + 1,
+            through_seq: through,
+            through_hash: hash,
+            events,
+            file_sha256,
+            pruned: prune,
+        })
     }
-    Ok(ArchiveReport {
-        from_seq: base.0 + 1,
-        through_seq: through,
-        through_hash: hash,
-        events,
-        file_sha256,
-        pruned: prune,
-    })
 }

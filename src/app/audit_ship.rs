@@ -33,7 +33,7 @@ pub enum Shipped {
 }
 
 /// Status of the sink, for auditors.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SinkStatus {
     pub configured: bool,
     /// The receiver's scheme, host and port (never its path or query,

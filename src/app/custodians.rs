@@ -2,6 +2,7 @@
 //! and denial goes through (code for the current step ± 1, never the same
 //! step twice, lockout after repeated failures).
 
+use crate::domain::states::CustodianStatus;
 use crate::domain::Action;
 use crate::domain::Code;
 use secrecy::{ExposeSecret, SecretString};
@@ -72,7 +73,7 @@ impl App {
         let row = CustodianRow {
             name: name.to_string(),
             groups: groups.clone(),
-            status: "new".into(),
+            status: CustodianStatus::New,
             enrollment_id: None,
             totp_envelope: None,
             last_totp_step: None,
@@ -188,7 +189,7 @@ impl App {
                 format!("no custodian named {name}: an admin adds custodians first"),
             );
         };
-        if c.status == "active" {
+        if c.status == CustodianStatus::Active {
             return refuse(
                 Code::AlreadyEnrolled,
                 format!("custodian {name} is already enrolled"),
@@ -205,7 +206,7 @@ impl App {
         .await?;
         tx.set_enrollment(
             name,
-            "pending",
+            CustodianStatus::Pending,
             Some(&enrollment_id),
             Some(&env.to_bytes()),
             None,
@@ -271,26 +272,26 @@ impl App {
                 format!("no custodian named {name}"),
             );
         };
-        match c.status.as_str() {
-            "active" => {
+        match c.status {
+            CustodianStatus::Active => {
                 return refuse(
                     Code::AlreadyEnrolled,
                     format!("custodian {name} is already enrolled"),
                 )
             }
-            "new" => {
+            CustodianStatus::New => {
                 return refuse(
                     Code::NotEnrolled,
                     "start with `breakglass custodian enroll`",
                 )
             }
-            _ => {}
+            CustodianStatus::Pending => {}
         }
         let step = self.check_presence(tx, &c, code, opened).await?;
         let now = self.now_ms();
         tx.set_enrollment(
             name,
-            "active",
+            CustodianStatus::Active,
             c.enrollment_id.as_deref(),
             c.totp_envelope.as_deref(),
             Some(now),
@@ -313,7 +314,7 @@ impl App {
             }
         }
         let mut row = c.clone();
-        row.status = "active".into();
+        row.status = CustodianStatus::Active;
         row.enrolled_at = Some(now);
         Ok(Done::new(
             CustodianView::from_row(&row, now),
@@ -559,7 +560,7 @@ pub(crate) async fn active_custodian(tx: &mut dyn Tx, who: &Identity) -> AppResu
             format!("{} is not an enrolled custodian", who.subject),
         );
     };
-    if c.status != "active" {
+    if c.status != CustodianStatus::Active {
         return refuse(
             Code::NotEnrolled,
             format!("custodian {} has not confirmed TOTP enrolment", c.name),

@@ -2,6 +2,7 @@
 //! this service and its custodians needs attention, each finding with the
 //! fix. `breakglass doctor` prints it and fails on any high finding.
 
+use crate::domain::states::{AlertState, CustodianStatus};
 use crate::domain::Action;
 use crate::domain::Code;
 use serde_json::json;
@@ -13,7 +14,7 @@ use crate::domain::Role;
 /// How long a share, an approval or a credential may go unreviewed.
 pub const REVIEW_PERIOD_MS: i64 = 90 * 86_400_000;
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// `high`, `medium` or `low`.
     pub severity: String,
@@ -26,7 +27,7 @@ pub struct Finding {
     pub fix: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HygieneReport {
     pub generated_at: String,
     pub high: usize,
@@ -111,7 +112,7 @@ impl App {
         };
         let decided: std::collections::BTreeMap<String, i64> =
             tx.last_decisions().await?.into_iter().collect();
-        let dead = tx.alerts(Some("dead"), 1000).await?.len();
+        let dead = tx.alerts(Some(AlertState::Dead), 1000).await?.len();
         let mut versions = Vec::new();
         for c in &credentials {
             versions.push(tx.version(&c.id, c.current_version).await?);
@@ -173,7 +174,7 @@ impl App {
                     }
                     if !custodians
                         .iter()
-                        .any(|c| c.name == sh.custodian && c.status == "active")
+                        .any(|c| c.name == sh.custodian && c.status == CustodianStatus::Active)
                     {
                         out.push(f(
                             "high",
@@ -191,7 +192,7 @@ impl App {
         }
         // Custodians: enrolled, not locked, active within the period.
         for c in &custodians {
-            if c.status != "active" {
+            if c.status != CustodianStatus::Active {
                 out.push(f(
                     "medium",
                     "custodian.not_enrolled",
@@ -222,7 +223,9 @@ impl App {
                 .filter_map(|s| s.checked_at)
                 .max();
             let last = approved.into_iter().chain(checked).max();
-            if c.status == "active" && now - last.unwrap_or(c.created_at) > REVIEW_PERIOD_MS {
+            if c.status == CustodianStatus::Active
+                && now - last.unwrap_or(c.created_at) > REVIEW_PERIOD_MS
+            {
                 out.push(f(
                     "low",
                     "custodian.idle",

@@ -9,6 +9,7 @@
 //! change adds a version in the database, and the latest version is the
 //! one in force on every replica.
 
+use crate::domain::states::{Decision, PolicyChangeKind, PolicyChangeState};
 use crate::domain::Action;
 use crate::domain::Code;
 use std::collections::BTreeMap;
@@ -131,7 +132,7 @@ impl App {
         };
         Ok(PolicyChangeView {
             id: c.id.clone(),
-            kind: c.kind.clone(),
+            kind: c.kind.to_string(),
             policy: c.policy.clone(),
             base_version: c.base_version,
             quorum: quorum.describe(),
@@ -140,17 +141,17 @@ impl App {
             to_policy: c.to_policy.clone(),
             reason: c.reason.clone(),
             proposer: c.proposer.clone(),
-            state: if c.state == "pending" && self.now_ms() >= c.expires_at {
+            state: if c.state == PolicyChangeState::Pending && self.now_ms() >= c.expires_at {
                 "expired".into()
             } else {
-                c.state.clone()
+                c.state.to_string()
             },
             approvals: decisions
                 .iter()
-                .filter(|d| d.decision == "approve")
+                .filter(|d| d.decision == Decision::Approve)
                 .map(|d| d.custodian.clone())
                 .collect(),
-            waiting_for: if c.state == "pending" {
+            waiting_for: if c.state == PolicyChangeState::Pending {
                 Some(quorum.missing(&approvers))
             } else {
                 None
@@ -224,7 +225,14 @@ impl App {
                     );
                 }
                 let json = serde_json::to_string(&new).expect("a policy serialises");
-                ("update", name, Some(json), None, None, changes)
+                (
+                    PolicyChangeKind::Update,
+                    name,
+                    Some(json),
+                    None,
+                    None,
+                    changes,
+                )
             }
             (None, Some(cred), Some(to)) => {
                 let Some(c) = tx.credential_by_name(cred).await? else {
@@ -260,7 +268,7 @@ impl App {
                     new.describe()
                 )];
                 (
-                    "move",
+                    PolicyChangeKind::Move,
                     c.policy.clone(),
                     None,
                     Some(c.id.clone()),
@@ -281,7 +289,7 @@ impl App {
         };
         let row = PolicyChangeRow {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.into(),
+            kind,
             policy: name.clone(),
             base_version,
             quorum: serde_json::to_string(&quorum).expect("a policy serialises"),
@@ -291,7 +299,7 @@ impl App {
             diff: serde_json::to_string(&changes).expect("strings serialise"),
             reason,
             proposer: who.subject.clone(),
-            state: "pending".into(),
+            state: PolicyChangeState::Pending,
             created_at: now,
             expires_at: now + quorum.request_ttl_secs as i64 * 1000,
             decided_at: None,
@@ -365,7 +373,7 @@ impl App {
             );
         };
         let now = self.now_ms();
-        if change.state != "pending" {
+        if change.state != PolicyChangeState::Pending {
             return refuse(
                 Code::PolicyChangeClosed,
                 format!("the change is already {}", change.state),
@@ -421,11 +429,10 @@ impl App {
             request_id: id.into(),
             custodian: c.name.clone(),
             decision: if deny_reason.is_some() {
-                "deny"
+                Decision::Deny
             } else {
-                "approve"
-            }
-            .into(),
+                Decision::Approve
+            },
             reason: deny_reason.clone(),
             groups: groups.clone(),
             totp_step: step,
@@ -452,7 +459,8 @@ impl App {
                     json!({ "reason": reason, "veto": quorum.deny_vetoes }),
                 ));
                 if quorum.deny_vetoes {
-                    tx.close_policy_change(id, "denied", now).await?;
+                    tx.close_policy_change(id, PolicyChangeState::Denied, now)
+                        .await?;
                     events.push(Event::new(
                         Action::PolicyDenied,
                         target(id),
@@ -495,8 +503,8 @@ impl App {
                 "the policy changed after this proposal was made: propose again against the policy in force",
             )
         };
-        match change.kind.as_str() {
-            "update" => {
+        match change.kind {
+            PolicyChangeKind::Update => {
                 if current.as_ref().map(|(_, v)| *v) != Some(change.base_version) {
                     return superseded();
                 }
@@ -521,7 +529,7 @@ impl App {
                     other => other?,
                 }
             }
-            "move" => {
+            PolicyChangeKind::Move => {
                 let (Some(cred), Some(to)) = (&change.credential_id, &change.to_policy) else {
                     return Err(AppError::Internal(anyhow::anyhow!(
                         "a move without its credential"
@@ -535,13 +543,9 @@ impl App {
                     return superseded();
                 }
             }
-            other => {
-                return Err(AppError::Internal(anyhow::anyhow!(
-                    "unknown change kind {other}"
-                )));
-            }
         }
-        tx.close_policy_change(&change.id, "applied", now).await?;
+        tx.close_policy_change(&change.id, PolicyChangeState::Applied, now)
+            .await?;
         Ok(Event::new(
             Action::PolicyChangeApplied,
             target(&change.id),
@@ -551,7 +555,7 @@ impl App {
                 "version": change.base_version + 1,
                 "changes": serde_json::from_str::<serde_json::Value>(&change.diff).unwrap_or_default(),
                 "proposer": change.proposer,
-                "approvers": decisions.iter().filter(|d| d.decision == "approve").map(|d| d.custodian.clone()).collect::<Vec<_>>(),
+                "approvers": decisions.iter().filter(|d| d.decision == Decision::Approve).map(|d| d.custodian.clone()).collect::<Vec<_>>(),
             }),
         ))
     }

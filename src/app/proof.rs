@@ -22,6 +22,7 @@
 //! refusal is audited. What a database writer can and cannot do is in
 //! `docs/threat-model.md`.
 
+use crate::domain::states::Decision;
 use crate::domain::{Action, Code};
 use std::collections::BTreeSet;
 
@@ -174,7 +175,7 @@ pub(crate) fn state_digest(r: &RequestRow, decisions: &[DecisionRow]) -> String 
 pub(crate) fn counted<'a>(r: &RequestRow, decisions: &'a [DecisionRow]) -> Vec<&'a DecisionRow> {
     decisions
         .iter()
-        .filter(|d| d.decision == "approve" && d.custodian != r.requester)
+        .filter(|d| d.decision == Decision::Approve && d.custodian != r.requester)
         .collect()
 }
 
@@ -190,12 +191,12 @@ fn unproven<T>(r: &RequestRow, why: impl Into<String>) -> AppResult<T> {
 }
 
 /// A decision as the chain records it and as the store holds it.
-type DecisionKey = (String, String, Vec<String>, i64);
+type DecisionKey = (String, Decision, Vec<String>, i64);
 
 fn key_of(d: &DecisionRow) -> DecisionKey {
     let mut groups = d.groups.clone();
     groups.sort();
-    (d.custodian.clone(), d.decision.clone(), groups, d.totp_step)
+    (d.custodian.clone(), d.decision, groups, d.totp_step)
 }
 
 impl App {
@@ -309,8 +310,8 @@ impl App {
         let mut recorded = BTreeSet::new();
         for e in &covered {
             let decision = match Action::of(&e.action) {
-                Some(Action::RequestApprove) => "approve",
-                Some(Action::RequestDeny) => "deny",
+                Some(Action::RequestApprove) => Decision::Approve,
+                Some(Action::RequestDeny) => Decision::Deny,
                 _ => continue,
             };
             let (Some(step), Some(groups)) =
@@ -329,7 +330,7 @@ impl App {
                 .filter_map(|g| g.as_str().map(str::to_owned))
                 .collect();
             groups.sort();
-            recorded.insert((e.actor.clone(), decision.to_owned(), groups, step));
+            recorded.insert((e.actor.clone(), decision, groups, step));
         }
         let stored: BTreeSet<DecisionKey> = decisions.iter().map(key_of).collect();
         if let Some((who, what, _, step)) = stored.difference(&recorded).next() {

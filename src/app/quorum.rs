@@ -2,6 +2,7 @@
 //! approvers, read as validated names.
 
 use super::AppResult;
+use crate::domain::states::{CustodianStatus, Decision};
 use crate::domain::GroupName;
 use crate::store::{DecisionRow, Tx};
 
@@ -18,7 +19,7 @@ pub(crate) fn groups_of(names: &[String]) -> Vec<GroupName> {
 pub(crate) fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> Vec<Vec<GroupName>> {
     decisions
         .iter()
-        .filter(|d| d.decision == "approve" && Some(d.custodian.as_str()) != except)
+        .filter(|d| d.decision == Decision::Approve && Some(d.custodian.as_str()) != except)
         .map(|d| groups_of(&d.groups))
         .collect()
 }
@@ -33,7 +34,7 @@ pub(crate) async fn enrolled_groups(
         .custodians()
         .await?
         .into_iter()
-        .filter(|c| c.status == "active" && Some(c.name.as_str()) != except)
+        .filter(|c| c.status == CustodianStatus::Active && Some(c.name.as_str()) != except)
         .map(|c| groups_of(&c.groups))
         .collect())
 }

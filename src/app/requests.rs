@@ -1,6 +1,7 @@
 //! Break glass: request → approvals with TOTP (or a veto) → one release.
 
 pub(crate) use crate::domain::request::request_target;
+use crate::domain::states::{Decision, StoredRequestState};
 use crate::domain::Action;
 use crate::domain::Code;
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ pub(crate) fn snapshot(r: &RequestRow) -> AppResult<Policy> {
 pub(crate) fn state_of(r: &RequestRow, now: i64) -> RequestState {
     RequestState::effective(
         StoredState {
-            state: &r.state,
+            state: r.state,
             expires_at: r.expires_at,
             release_deadline: r.release_deadline,
         },
@@ -177,7 +178,7 @@ impl App {
             reason,
             ticket,
             policy: serde_json::to_string(&policy).expect("a policy always serialises"),
-            state: "pending".into(),
+            state: StoredRequestState::Pending,
             created_at: now,
             expires_at: now + policy.request_ttl_secs as i64 * 1000,
             approved_at: None,
@@ -385,11 +386,10 @@ impl App {
             request_id: r.id.clone(),
             custodian: c.name.clone(),
             decision: if deny_reason.is_some() {
-                "deny"
+                Decision::Deny
             } else {
-                "approve"
-            }
-            .into(),
+                Decision::Approve
+            },
             reason: deny_reason.clone(),
             groups: groups.clone(),
             totp_step: step,
@@ -432,7 +432,7 @@ impl App {
                         target.clone(),
                         json!({
                             "credential": r.credential_name,
-                            "approvers": decisions.iter().filter(|d| d.decision == "approve").map(|d| d.custodian.clone()).collect::<Vec<_>>(),
+                            "approvers": decisions.iter().filter(|d| d.decision == Decision::Approve).map(|d| d.custodian.clone()).collect::<Vec<_>>(),
                             "release_deadline": crate::clock::rfc3339(deadline),
                         }),
                     ));
@@ -541,7 +541,7 @@ impl App {
         }
         let decisions = tx.decisions(&r.id).await?;
         let approvers = approvers_of(&decisions, Some(&r.requester));
-        let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == "deny");
+        let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == Decision::Deny);
         if !policy.is_met(&approvers) || vetoed {
             tracing::error!(request = %r.id, "request is marked approved but its recorded decisions do not meet its policy");
             return refuse(

@@ -12,12 +12,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::json;
 
-use super::audit::append_with;
-use super::Event;
+use super::{App, Event};
 use crate::crypto::envelope::Envelope;
 use crate::keys::{EncryptionContext, KeyService};
-use crate::secrets::{SecretLocation, SecretRef, SecretStore};
-use crate::store::Store;
+use crate::secrets::{SecretLocation, SecretRef};
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct RewrapReport {
@@ -28,8 +26,8 @@ pub struct RewrapReport {
 }
 
 pub struct Rewrap<'a> {
-    pub store: &'a dyn Store,
-    pub secrets: &'a dyn SecretStore,
+    /// The store, the secret store and the audit path.
+    pub app: &'a App,
     /// Unwraps: every key service the envelopes may name.
     pub source: &'a dyn KeyService,
     /// Wraps: the key service and key to move to.
@@ -37,7 +35,6 @@ pub struct Rewrap<'a> {
     /// The id the target records in envelopes (a KMS key's ARN).
     pub target_key_id: String,
     pub actor: String,
-    pub now_ms: &'a (dyn Fn() -> i64 + Sync),
 }
 
 /// Re-wrap one envelope's data key under the target.
@@ -69,7 +66,7 @@ impl Rewrap<'_> {
             ..Default::default()
         };
         let (credentials, custodians) = {
-            let mut tx = self.store.begin_read().await?;
+            let mut tx = self.app.store.begin_read().await?;
             let mut creds = Vec::new();
             for c in tx.credentials().await? {
                 let versions = tx.versions(&c.id).await?;
@@ -98,7 +95,7 @@ impl Rewrap<'_> {
                 };
                 let label = format!("credential {} v{}", c.name, v.version);
                 let old_ref = SecretRef(v.secret_ref.clone());
-                let old_bytes = self.secrets.get(&loc, &old_ref).await?;
+                let old_bytes = self.app.secrets.get(&loc, &old_ref).await?;
                 let env = Envelope::from_bytes(&old_bytes)?;
                 let (new_ref, from) = if env.kid == self.target_key_id {
                     if v.key_id == self.target_key_id {
@@ -115,12 +112,13 @@ impl Rewrap<'_> {
                     let new_env = rewrapped(self, &env, &ctx).await?;
                     let current = v.version == c.current_version;
                     let new_ref = self
+                        .app
                         .secrets
                         .replace(&loc, &old_ref, &old_bytes, &new_env.to_bytes(), current)
                         .await?;
                     (new_ref, env.kid.clone())
                 };
-                let mut tx = self.store.begin().await?;
+                let mut tx = self.app.store.begin().await?;
                 if !tx
                     .set_version_location(
                         &c.id,
@@ -139,7 +137,9 @@ impl Rewrap<'_> {
                     format!("credential:{}", c.name),
                     json!({ "version": v.version, "from_key": from, "to_key": self.target_key_id }),
                 );
-                append_with(tx.as_mut(), (self.now_ms)(), &self.actor, ev).await?;
+                self.app
+                    .append(tx.as_mut(), &self.actor, "success", None, ev)
+                    .await?;
                 tx.commit().await?;
                 report.credential_versions_rewrapped += 1;
                 progress(format!("[{done}/{total}] {label}: re-wrapped"));
@@ -162,7 +162,7 @@ impl Rewrap<'_> {
             }
             let ctx = EncryptionContext::totp_seed(&cu.name, enrollment);
             let new_env = rewrapped(self, &env, &ctx).await?;
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.app.store.begin().await?;
             if !tx
                 .replace_totp_envelope(&cu.name, bytes, &new_env.to_bytes())
                 .await?
@@ -177,7 +177,9 @@ impl Rewrap<'_> {
                 format!("custodian:{}", cu.name),
                 json!({ "seed": true, "from_key": env.kid, "to_key": self.target_key_id }),
             );
-            append_with(tx.as_mut(), (self.now_ms)(), &self.actor, ev).await?;
+            self.app
+                .append(tx.as_mut(), &self.actor, "success", None, ev)
+                .await?;
             tx.commit().await?;
             report.seeds_rewrapped += 1;
             progress(format!("[{done}/{total}] {label}: re-wrapped"));

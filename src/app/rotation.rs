@@ -14,6 +14,7 @@
 //! 3. `verified` → `done`: `iam:DeleteAccessKey` of the old key, with the
 //!    new one.
 
+use crate::domain::states::RotationState;
 use crate::domain::Action;
 use crate::domain::Code;
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ const KEY_ID: &str = "access_key_id";
 const SECRET: &str = "secret_access_key";
 
 /// Where a rotation stands.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RotationView {
     pub credential: String,
     pub id: String,
@@ -119,7 +120,7 @@ impl App {
         who: &Identity,
         credential: &str,
         rotation: &str,
-        (from, to): (&str, &str),
+        (from, to): (RotationState, RotationState),
         new_key_id: Option<&str>,
         action: Action,
         details: serde_json::Value,
@@ -205,7 +206,7 @@ impl App {
                     let r = KeyRotationRow {
                         id: uuid::Uuid::new_v4().to_string(),
                         credential_id: c.id.clone(),
-                        state: "started".into(),
+                        state: RotationState::Started,
                         old_key_id: old,
                         new_key_id: None,
                         started_by: who.subject.clone(),
@@ -231,7 +232,7 @@ impl App {
             tx.commit().await?;
             (c, v, rotation)
         };
-        let mut state = rotation.state.clone();
+        let mut state = rotation.state;
         let mut new_key_id = rotation.new_key_id.clone();
         let mut steps = Vec::new();
         let (mut fields, code_only) = self.open_version(&c, &v).await?;
@@ -241,9 +242,9 @@ impl App {
                 _ => refuse(Code::NoAccessKey, format!("the current version of {name} does not hold access key {id} with its secret")),
             }
         };
-        while (steps.len() as u8) < max_steps && state != "done" {
-            match state.as_str() {
-                "started" => {
+        while (steps.len() as u8) < max_steps && state != RotationState::Done {
+            match state {
+                RotationState::Started => {
                     let current = fields.get(KEY_ID).map(|k| k.expose_secret().to_string());
                     if current.as_deref() != Some(rotation.old_key_id.as_str())
                         && current.is_some()
@@ -254,16 +255,16 @@ impl App {
                         let mut tx = self.store.begin().await?;
                         tx.advance_key_rotation(
                             &rotation.id,
-                            "started",
-                            "deposited",
+                            RotationState::Started,
+                            RotationState::Deposited,
                             Some(&nid),
                             self.now_ms(),
                         )
                         .await?;
                         tx.commit().await?;
                         new_key_id = Some(nid);
-                        state = "deposited".into();
-                        steps.push(state.clone());
+                        state = RotationState::Deposited;
+                        steps.push(state.to_string());
                         continue;
                     }
                     let old_secret = secret_of(&fields, &rotation.old_key_id)?;
@@ -316,16 +317,16 @@ impl App {
                         who,
                         name,
                         &rotation.id,
-                        ("started", "deposited"),
+                        (RotationState::Started, RotationState::Deposited),
                         Some(&nid),
                         Action::RotationDeposited,
                         json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
                     new_key_id = Some(nid);
-                    state = "deposited".into();
+                    state = RotationState::Deposited;
                 }
-                "deposited" => {
+                RotationState::Deposited => {
                     let nid = new_key_id.clone().ok_or_else(|| {
                         AppError::Internal(anyhow::anyhow!("no new key recorded"))
                     })?;
@@ -339,15 +340,15 @@ impl App {
                         who,
                         name,
                         &rotation.id,
-                        ("deposited", "verified"),
+                        (RotationState::Deposited, RotationState::Verified),
                         None,
                         Action::RotationVerified,
                         json!({ "rotation": rotation.id, "new_key_id": nid }),
                     )
                     .await?;
-                    state = "verified".into();
+                    state = RotationState::Verified;
                 }
-                "verified" => {
+                RotationState::Verified => {
                     let nid = new_key_id.clone().ok_or_else(|| {
                         AppError::Internal(anyhow::anyhow!("no new key recorded"))
                     })?;
@@ -370,26 +371,22 @@ impl App {
                         who,
                         name,
                         &rotation.id,
-                        ("verified", "done"),
+                        (RotationState::Verified, RotationState::Done),
                         None,
                         Action::RotationOldKeyDeleted,
                         json!({ "rotation": rotation.id, "old_key_id": rotation.old_key_id }),
                     )
                     .await?;
-                    state = "done".into();
+                    state = RotationState::Done;
                 }
-                other => {
-                    return Err(AppError::Internal(anyhow::anyhow!(
-                        "unknown rotation state {other}"
-                    )))
-                }
+                RotationState::Done => {}
             }
-            steps.push(state.clone());
+            steps.push(state.to_string());
         }
         Ok(RotationView {
             credential: name.into(),
             id: rotation.id,
-            state,
+            state: state.to_string(),
             old_key_id: rotation.old_key_id,
             new_key_id,
             steps,

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::policy::Satisfiability;
+use crate::domain::states::Decision;
 use crate::domain::{Policy, RequestState, Role};
 use crate::store::{CredentialRow, CustodianRow, DecisionRow, RequestRow, VersionRow};
 
@@ -17,7 +18,7 @@ fn ts(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CustodianView {
     pub name: String,
     pub groups: Vec<String>,
@@ -34,7 +35,7 @@ impl CustodianView {
         CustodianView {
             name: c.name.clone(),
             groups: c.groups.clone(),
-            status: c.status.clone(),
+            status: c.status.to_string(),
             locked_until: c.locked_until.filter(|&u| u > now).map(rfc3339),
             enrolled_at: ts(c.enrolled_at),
             created_at: rfc3339(c.created_at),
@@ -51,7 +52,7 @@ pub struct AddCustodian {
 }
 
 /// Shown once: the otpauth URI carries the TOTP seed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EnrollmentView {
     pub custodian: String,
     /// `otpauth://totp/...` for an authenticator app (160-bit secret, SHA-1,
@@ -127,7 +128,7 @@ pub struct RotateBody {
     pub access_key_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionView {
     pub version: i64,
     pub field_names: Vec<String>,
@@ -151,7 +152,7 @@ impl From<&VersionRow> for VersionView {
 }
 
 /// Credential metadata; never a value.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CredentialView {
     pub name: String,
     pub account_id: String,
@@ -199,7 +200,7 @@ pub struct CreateRequestBody {
     pub ticket: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DecisionView {
     pub custodian: String,
     /// `approve` or `deny`.
@@ -212,14 +213,14 @@ impl From<&DecisionRow> for DecisionView {
     fn from(d: &DecisionRow) -> Self {
         DecisionView {
             custodian: d.custodian.clone(),
-            decision: d.decision.clone(),
+            decision: d.decision.to_string(),
             reason: d.reason.clone(),
             at: rfc3339(d.at),
         }
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
     pub id: String,
     pub credential: String,
@@ -245,7 +246,7 @@ impl RequestView {
     pub fn new(r: &RequestRow, policy: &Policy, decisions: &[DecisionRow], now: i64) -> Self {
         let state = RequestState::effective(
             crate::domain::request::StoredState {
-                state: &r.state,
+                state: r.state,
                 expires_at: r.expires_at,
                 release_deadline: r.release_deadline,
             },
@@ -260,7 +261,10 @@ impl RequestView {
             state,
             policy: policy.name.to_string(),
             quorum: policy.describe(),
-            approvals: decisions.iter().filter(|d| d.decision == "approve").count(),
+            approvals: decisions
+                .iter()
+                .filter(|d| d.decision == Decision::Approve)
+                .count(),
             approvals_needed: policy.approvals_needed(),
             decisions: decisions.iter().map(DecisionView::from).collect(),
             created_at: rfc3339(r.created_at),
@@ -275,7 +279,7 @@ impl RequestView {
 
 /// The released credential. Serialised once into the response, then
 /// dropped (the values are zeroized).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ReleaseView {
     pub request_id: String,
     pub credential: String,
@@ -313,7 +317,7 @@ fn expose_map<S: Serializer>(
     out.end()
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyView {
     #[serde(flatten)]
     pub policy: Policy,
@@ -321,7 +325,7 @@ pub struct PolicyView {
     pub satisfiability: Satisfiability,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     pub subject: String,
     /// The token's id (`jti`), for `breakglass token revoke`.
@@ -342,7 +346,7 @@ pub struct ShareCheckBody {
     pub commitment: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareCheckView {
     pub set_id: String,
     pub index: u8,
@@ -358,14 +362,14 @@ pub struct RevokeBody {
     pub jti: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevokedView {
     pub jti: String,
     pub revoked: bool,
 }
 
 /// An online recovery session.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecoverySessionView {
     pub id: String,
     pub request_id: String,
@@ -391,7 +395,7 @@ pub struct RecoverySessionView {
     pub held_here: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubmissionView {
     pub index: i64,
     pub custodian: String,
@@ -422,7 +426,7 @@ pub struct ProposeBody {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyChangeView {
     pub id: String,
     /// `update` or `move`.

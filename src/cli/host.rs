@@ -17,11 +17,22 @@ pub(super) fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::
     // Every host command refuses a data directory whose keys another user
     // could read or swap, as `serve` does.
     crate::datadir::check_all(&config.data_dir)?;
-    // Events appended on the host alert like the server's.
-    if let Some(a) = &config.settings.alerts {
-        let _ = crate::app::alerts::HOST_ALERTS.set(a.clone());
-    }
     Ok(config)
+}
+
+/// The application a host command runs through: wired from the
+/// configuration like the server's, on the data directory's existing keys.
+/// Its events are audited, and alerted, as the server's are.
+pub(super) async fn host_app(
+    config: &Config,
+    migrate: bool,
+) -> anyhow::Result<std::sync::Arc<crate::app::App>> {
+    Wiring::new(config)
+        .app(
+            std::sync::Arc::new(crate::clock::SystemClock),
+            Purpose::Host { migrate },
+        )
+        .await
 }
 
 pub(super) async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -53,7 +64,7 @@ pub(super) async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
             .mode(0o700)
             .create(&config.data_dir)?;
     }
-    let store = crate::store::connect(&config.database_url, true).await?;
+    let store = Wiring::new(&config).store(true).await?;
     store.close().await;
     println!("migrations applied");
     Ok(())
@@ -68,36 +79,15 @@ pub(super) async fn issue_token(
     ttl: std::time::Duration,
 ) -> anyhow::Result<()> {
     let config = config_from(&base, Overrides::default())?;
-    let dir = crate::datadir::DataDir::new(&config.data_dir);
     // Never create keys here: a mistyped --data-dir would mint tokens the
-    // server rejects and audit them into a stray database.
-    anyhow::ensure!(
-        dir.signing_key_file().exists(),
-        "{} holds no signing key: start the server once with `breakglass serve --data-dir {}`, or fix --data-dir",
-        config.data_dir.display(),
-        config.data_dir.display()
-    );
-    let key = crate::auth::SigningKey::load(&dir.signing_key_file())?;
-    let svc = crate::server::token_service(&config, &key);
-    let now = now_ms();
-    let (token, claims) = svc.issue(subject, roles, ttl.as_secs() as i64, now / 1000)?;
-    let store = crate::store::connect(&config.database_url, true).await?;
-    crate::app::audit::append_standalone(
-        store.as_ref(),
-        now,
-        &operator(),
-        crate::app::Event::new(
-            Action::TokenIssue,
-            format!("token:{}", claims.jti),
-            json!({
-                "subject": claims.sub,
-                "roles": claims.roles,
-                "expires_at": crate::clock::rfc3339(claims.exp * 1000),
-            }),
-        ),
-    )
-    .await?;
-    store.close().await;
+    // server rejects and audit them into a stray database (the host
+    // application requires the server's keys).
+    let app = host_app(&config, true).await?;
+    let issued = app
+        .issue_host_token(&operator(), subject, roles, ttl.as_secs() as i64)
+        .await;
+    app.store.close().await;
+    let (token, claims) = issued?;
     println!("{token}");
     eprintln!(
         "token for {subject} ({}) expires {}; id {}",
@@ -180,10 +170,6 @@ pub(super) fn operator() -> String {
     )
 }
 
-pub(super) fn now_ms() -> i64 {
-    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
-}
-
 pub(super) async fn init(
     base: ServerConfigArgs,
     threshold: u8,
@@ -193,19 +179,9 @@ pub(super) async fn init(
 ) -> anyhow::Result<()> {
     let config = config_from(&base, Overrides::default())?;
     let pairs = custodian_pairs(custodians)?;
-    let store = crate::store::connect(&config.database_url, true).await?;
-    let keys = crate::server::key_service(&config).await?;
-    let report = crate::app::recovery::init(
-        store.as_ref(),
-        keys.as_ref(),
-        now_ms(),
-        &operator(),
-        threshold,
-        &pairs,
-        out,
-    )
-    .await;
-    store.close().await;
+    let app = host_app(&config, true).await?;
+    let report = app.recovery_init(&operator(), threshold, &pairs, out).await;
+    app.store.close().await;
     print_set(&report?, json_out)
 }
 
@@ -220,18 +196,11 @@ pub(super) async fn rekey(
     let config = config_from(&base, Overrides::default())?;
     let pairs = custodian_pairs(custodians)?;
     let shares = read_shares(files)?;
-    let store = crate::store::connect(&config.database_url, false).await?;
-    let report = crate::app::recovery::rekey(
-        store.as_ref(),
-        now_ms(),
-        &operator(),
-        &shares,
-        threshold,
-        &pairs,
-        out,
-    )
-    .await;
-    store.close().await;
+    let app = host_app(&config, false).await?;
+    let report = app
+        .recovery_rekey(&operator(), &shares, threshold, &pairs, out)
+        .await;
+    app.store.close().await;
     print_set(&report?, json_out)
 }
 
@@ -243,24 +212,9 @@ pub(super) async fn archive(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let config = config_from(&base, Overrides::default())?;
-    let dir = crate::datadir::DataDir::new(&config.data_dir);
-    let key = crate::auth::SigningKey::load(&dir.audit_key_file())?;
-    let store = crate::store::connect(&config.database_url, false).await?;
-    let result = async {
-        let sink_cursor = match &config.settings.audit_sink {
-            None => None,
-            Some(_) => {
-                let mut tx = store.begin().await?;
-                let c = tx.sink_cursor(crate::app::audit_ship::SINK).await?;
-                tx.commit().await?;
-                Some(c.events_through)
-            }
-        };
-        crate::app::audit::archive(
-            store.as_ref(),
-            &key,
-            sink_cursor,
-            now_ms(),
+    let app = host_app(&config, false).await?;
+    let result = app
+        .archive(
             &operator(),
             &crate::app::audit::Archive {
                 through,
@@ -268,10 +222,8 @@ pub(super) async fn archive(
                 prune,
             },
         )
-        .await
-    }
-    .await;
-    store.close().await;
+        .await;
+    app.store.close().await;
     let r = result?;
     if json_out {
         print_json(&serde_json::to_value(&r)?);
@@ -305,11 +257,9 @@ pub(super) async fn export_backup(
     let config = config_from(&base, Overrides::default())?;
     let dir = crate::datadir::DataDir::new(&config.data_dir);
     let signer = crate::auth::SigningKey::load(&dir.signing_key_file())?;
-    let store = crate::store::connect(&config.database_url, false).await?;
-    let file =
-        crate::app::recovery::backup::export_backup(store.as_ref(), &signer, now_ms(), &operator())
-            .await;
-    store.close().await;
+    let app = host_app(&config, false).await?;
+    let file = app.export_backup(&signer, &operator()).await;
+    app.store.close().await;
     let file = file?;
     let mut f = crate::crypto::private_file::create_private_file(out)?;
     f.write_all(&serde_json::to_vec_pretty(&file)?)?;
@@ -351,33 +301,17 @@ pub(super) async fn recover(
             // The database first: every attempt is audited, one whose share
             // files do not even read included.
             let config = config_from(&base, Overrides::default())?;
-            let store = crate::store::connect(&config.database_url, false).await?;
+            let app = host_app(&config, false).await?;
             let r = match read_shares(files) {
-                Ok(shares) => {
-                    crate::app::recovery::offline::recover_offline(
-                        store.as_ref(),
-                        now_ms(),
-                        &operator(),
-                        credential,
-                        &shares,
-                    )
-                    .await
-                }
+                Ok(shares) => app.recover_offline(&operator(), credential, &shares).await,
                 Err(e) => {
                     let message = format!("{e:#}");
-                    crate::app::recovery::offline::refuse_offline(
-                        store.as_ref(),
-                        now_ms(),
-                        &operator(),
-                        credential,
-                        "share_unreadable",
-                        &message,
-                    )
-                    .await
-                    .and(Err(e))
+                    app.refuse_offline(&operator(), credential, "share_unreadable", &message)
+                        .await
+                        .and(Err(e))
                 }
             };
-            store.close().await;
+            app.store.close().await;
             r?
         }
     };
@@ -460,8 +394,8 @@ pub(super) async fn rewrap(
 ) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use crate::config::{KeyServiceChoice, SecretStoreChoice};
-    use crate::keys::{kms::KmsKeyService, local::LocalKeyService, KeyRing, KeyService};
+    use crate::config::KeyServiceChoice;
+    use crate::keys::{kms::KmsKeyService, KeyRing, KeyService};
 
     let config = config_from(
         &base,
@@ -476,8 +410,8 @@ pub(super) async fn rewrap(
         "{} holds no local key file: give the data directory the server uses",
         config.data_dir.display()
     );
-    let local: Arc<dyn KeyService> = Arc::new(LocalKeyService::load(&dir.key_file())?);
-    let store = crate::store::connect(&config.database_url, false).await?;
+    let app = host_app(&config, false).await?;
+    let local = Wiring::new(&config).local_keys()?;
     let sdk = crate::aws::sdk_config(&config.aws).await;
     let mut sources: Vec<Arc<dyn KeyService>> = Vec::new();
     if let KeyServiceChoice::AwsKms { key_id } = &config.key_service {
@@ -504,31 +438,15 @@ pub(super) async fn rewrap(
         other => anyhow::bail!("--to {other:?} is not local or aws-kms"),
     };
     let source = KeyRing::new(local, sources);
-    let secrets: Arc<dyn crate::secrets::SecretStore> = match &config.secret_store {
-        SecretStoreChoice::Database => Arc::new(
-            crate::secrets::database::DatabaseSecretStore::new(store.clone()),
-        ),
-        SecretStoreChoice::AwsSecretsManager {
-            name_prefix,
-            recovery_window_days,
-        } => Arc::new(crate::secrets::aws::SecretsManagerStore::new(
-            &sdk,
-            name_prefix,
-            *recovery_window_days,
-        )),
-    };
-    let now = now_ms;
     let job = crate::app::rewrap::Rewrap {
-        store: store.as_ref(),
-        secrets: secrets.as_ref(),
+        app: &app,
         source: &source,
         target: target.as_ref(),
         target_key_id,
         actor: operator(),
-        now_ms: &now,
     };
     let report = job.run(&mut |line| eprintln!("{line}")).await;
-    store.close().await;
+    app.store.close().await;
     let report = report?;
     if json_out {
         print_json(&serde_json::to_value(&report)?);

@@ -6,7 +6,6 @@
 //! `output.rs` prints). This file dispatches, and its imports are the ones
 //! the three share.
 
-use crate::domain::Action;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
@@ -18,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, Overrides};
 use crate::domain::Role;
+use crate::wiring::{Purpose, Wiring};
 use crate::{esay, say};
 
 mod args;
@@ -29,7 +29,7 @@ mod remote;
 use args::*;
 use client::{CallError, Client};
 use host::*;
-use output::{cell, table};
+use output::table;
 use remote::*;
 
 /// Exit codes: 0 done, 1 refused by the server or bad input, 2 usage, 3

@@ -1,17 +1,101 @@
-//! Human output: tables and one-line summaries. `--json` prints the
-//! server's JSON instead.
+//! Human output: tables and one-line summaries, from the API's own view
+//! types. `--json` prints the server's JSON instead.
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use serde_json::Value;
 
+use crate::app::views::{CredentialView, RequestView};
+
+/// The widest a table is drawn on a terminal: long cells wrap inside their
+/// column.
+pub const TABLE_WIDTH: u16 = 100;
+
+/// A table for standard output: at most `TABLE_WIDTH` columns on a
+/// terminal; piped, its lines are not wrapped, so a search through the
+/// output never misses a value split across two lines.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    use std::io::IsTerminal;
+    let width = std::io::stdout().is_terminal().then_some(TABLE_WIDTH);
+    table_within(headers, rows, width)
+}
+
+/// A table at most `width` columns wide (`None`: as wide as its cells).
+pub fn table_within(headers: &[&str], rows: Vec<Vec<String>>, width: Option<u16>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
+    if let Some(w) = width {
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(w);
+    }
     t.set_header(headers.to_vec());
     for r in rows {
         t.add_row(r);
     }
     t.to_string()
+}
+
+/// A value from the server as a table cell or summary field: a string is
+/// escaped whole (a line feed in it cannot fake a line of the table),
+/// nothing is `-`, a list is joined.
+pub trait Cell {
+    fn cell(&self) -> String;
+}
+
+impl Cell for str {
+    fn cell(&self) -> String {
+        crate::domain::text::escape(self).into_owned()
+    }
+}
+
+impl Cell for String {
+    fn cell(&self) -> String {
+        self.as_str().cell()
+    }
+}
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        match self {
+            Some(v) => v.cell(),
+            None => "-".into(),
+        }
+    }
+}
+
+impl<T: Cell> Cell for [T] {
+    fn cell(&self) -> String {
+        self.iter().map(Cell::cell).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl<T: Cell> Cell for Vec<T> {
+    fn cell(&self) -> String {
+        self.as_slice().cell()
+    }
+}
+
+macro_rules! number_cells {
+    ($($t:ty),*) => {
+        $(impl Cell for $t {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+
+number_cells!(i64, u64, u32, u8, usize, bool);
+
+impl Cell for crate::domain::Role {
+    fn cell(&self) -> String {
+        self.as_str().into()
+    }
+}
+
+impl Cell for crate::domain::RequestState {
+    fn cell(&self) -> String {
+        self.as_str().into()
+    }
 }
 
 /// `println!`, with every character a terminal could act on escaped (line
@@ -31,17 +115,6 @@ macro_rules! esay {
     };
 }
 
-/// A JSON value as a table cell; a string from the server is escaped whole
-/// (a line feed in it cannot fake a line of the table).
-pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => crate::domain::text::escape(s).into_owned(),
-        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
-}
-
 pub fn kv(pairs: &[(&str, String)]) -> String {
     let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     pairs
@@ -51,38 +124,39 @@ pub fn kv(pairs: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-pub fn request_summary(r: &Value) -> String {
+pub fn request_summary(r: &RequestView) -> String {
     let mut out = kv(&[
-        ("request", cell(&r["id"])),
-        ("credential", cell(&r["credential"])),
-        ("requester", cell(&r["requester"])),
-        ("reason", cell(&r["reason"])),
-        ("ticket", cell(&r["ticket"])),
-        ("state", cell(&r["state"])),
+        ("request", r.id.cell()),
+        ("credential", r.credential.cell()),
+        ("requester", r.requester.cell()),
+        ("reason", r.reason.cell()),
+        ("ticket", r.ticket.cell()),
+        ("state", r.state.cell()),
         (
             "quorum",
             format!(
                 "{} ({} of {} approvals)",
-                cell(&r["quorum"]),
-                r["approvals"],
-                r["approvals_needed"]
+                r.quorum.cell(),
+                r.approvals,
+                r.approvals_needed
             ),
         ),
-        ("expires", cell(&r["expires_at"])),
-        ("release by", cell(&r["release_deadline"])),
-        ("released", cell(&r["released_at"])),
+        ("expires", r.expires_at.cell()),
+        ("release by", r.release_deadline.cell()),
+        ("released", r.released_at.cell()),
     ]);
-    if let Some(ds) = r["decisions"].as_array().filter(|d| !d.is_empty()) {
+    if !r.decisions.is_empty() {
         out.push('\n');
         out.push_str(&table(
             &["custodian", "decision", "reason", "at"],
-            ds.iter()
+            r.decisions
+                .iter()
                 .map(|d| {
                     vec![
-                        cell(&d["custodian"]),
-                        cell(&d["decision"]),
-                        cell(&d["reason"]),
-                        cell(&d["at"]),
+                        d.custodian.cell(),
+                        d.decision.cell(),
+                        d.reason.cell(),
+                        d.at.cell(),
                     ]
                 })
                 .collect(),
@@ -91,40 +165,39 @@ pub fn request_summary(r: &Value) -> String {
     out
 }
 
-pub fn credential_summary(c: &Value) -> String {
+pub fn credential_summary(c: &CredentialView) -> String {
     let mut out = kv(&[
-        ("credential", cell(&c["name"])),
-        ("account", cell(&c["account_id"])),
-        ("policy", cell(&c["policy"])),
-        ("version", cell(&c["current_version"])),
+        ("credential", c.name.cell()),
+        ("account", c.account_id.cell()),
+        ("policy", c.policy.cell()),
+        ("version", c.current_version.cell()),
         (
             "exposed",
-            if c["exposed"] == Value::Bool(true) {
-                format!("YES since {} — rotate it", cell(&c["exposed_at"]))
+            if c.exposed {
+                format!("YES since {} — rotate it", c.exposed_at.cell())
             } else {
                 "no".into()
             },
         ),
-        ("last release", cell(&c["last_released_at"])),
+        ("last release", c.last_released_at.cell()),
     ]);
-    if let Some(vs) = c["versions"].as_array() {
-        out.push('\n');
-        out.push_str(&table(
-            &["version", "fields", "key", "store", "created", "by"],
-            vs.iter()
-                .map(|v| {
-                    vec![
-                        cell(&v["version"]),
-                        cell(&v["field_names"]),
-                        cell(&v["key_id"]),
-                        cell(&v["secret_store"]),
-                        cell(&v["created_at"]),
-                        cell(&v["created_by"]),
-                    ]
-                })
-                .collect(),
-        ));
-    }
+    out.push('\n');
+    out.push_str(&table(
+        &["version", "fields", "key", "store", "created", "by"],
+        c.versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.version.cell(),
+                    v.field_names.cell(),
+                    v.key_id.cell(),
+                    v.secret_store.cell(),
+                    v.created_at.cell(),
+                    v.created_by.cell(),
+                ]
+            })
+            .collect(),
+    ));
     out
 }
 
@@ -230,12 +303,57 @@ mod tests {
 
     #[test]
     fn a_cell_from_the_server_cannot_drive_the_terminal() {
-        let c = cell(&Value::String(
-            "aws-prod-root\u{1b}]0;pwned\u{7}\nfake line".into(),
-        ));
+        let c = "aws-prod-root\u{1b}]0;pwned\u{7}\nfake line".cell();
         assert_eq!(
             c,
             "aws-prod-root\\u{001b}]0;pwned\\u{0007}\\u{000a}fake line"
+        );
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn a_table_fits_the_width_whatever_its_cells_hold() {
+        let long = "x".repeat(300);
+        let words = "a reason of many words that goes on and on ".repeat(6);
+        let rows = vec![
+            vec![
+                long.clone(),
+                "aws-prod-root".into(),
+                words.clone(),
+                "pending".into(),
+            ],
+            vec!["short".into(), long.clone(), words, "released".into()],
+        ];
+        let headers = ["request", "credential", "reason", "state"];
+        let t = table_within(&headers, rows.clone(), Some(TABLE_WIDTH));
+        for line in t.lines() {
+            assert!(
+                line.chars().count() <= TABLE_WIDTH as usize,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(t.contains("pending") && t.contains("released"), "{t}");
+        // Unbounded (piped), a value is never split across lines.
+        let piped = table_within(&headers, rows, None);
+        assert!(piped.lines().any(|l| l.contains(&long)), "{piped}");
+    }
+
+    #[test]
+    fn cells_of_the_typed_views() {
+        assert_eq!(None::<String>.cell(), "-");
+        assert_eq!(
+            vec!["sre".to_string(), "security".into()].cell(),
+            "sre, security"
+        );
+        assert_eq!(Some(3i64).cell(), "3");
+        assert_eq!(
+            crate::domain::RequestState::ReleaseWindowClosed.cell(),
+            "release_window_closed"
         );
     }
 }

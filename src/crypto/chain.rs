@@ -197,14 +197,14 @@ pub fn kid_of(public_key: &[u8]) -> String {
 }
 
 /// The first problem found in a chain, by sequence number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Break {
     pub seq: i64,
     pub reason: String,
 }
 
 /// Result of checking a chain from its first event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub ok: bool,
     pub events_checked: i64,

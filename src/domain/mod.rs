@@ -6,6 +6,7 @@ pub mod names;
 pub mod policy;
 pub mod request;
 pub mod role;
+pub mod states;
 pub mod text;
 
 pub use action::Action;

@@ -60,7 +60,7 @@ pub struct Policy {
 }
 
 /// Whether the enrolled custodians can meet a policy, and why.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Satisfiability {
     pub satisfiable: bool,
     pub explanation: String,

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
+use crate::domain::states::StoredRequestState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -27,8 +28,8 @@ pub enum RequestState {
 
 /// The columns that decide a request's state.
 #[derive(Debug, Clone, Copy)]
-pub struct StoredState<'a> {
-    pub state: &'a str,
+pub struct StoredState {
+    pub state: StoredRequestState,
     pub expires_at: Millis,
     pub release_deadline: Option<Millis>,
 }
@@ -45,18 +46,18 @@ impl RequestState {
         }
     }
 
-    /// The state as of `now`. An unknown stored value is treated as denied:
-    /// a corrupted row never becomes releasable.
-    pub fn effective(s: StoredState<'_>, now: Millis) -> RequestState {
+    /// The state as of `now`. (A stored value outside the closed set is
+    /// refused when the row is read, so a corrupted row never gets here.)
+    pub fn effective(s: StoredState, now: Millis) -> RequestState {
         match s.state {
-            "pending" if now >= s.expires_at => RequestState::Expired,
-            "pending" => RequestState::Pending,
-            "approved" => match s.release_deadline {
+            StoredRequestState::Pending if now >= s.expires_at => RequestState::Expired,
+            StoredRequestState::Pending => RequestState::Pending,
+            StoredRequestState::Approved => match s.release_deadline {
                 Some(d) if now < d => RequestState::Approved,
                 _ => RequestState::ReleaseWindowClosed,
             },
-            "released" => RequestState::Released,
-            _ => RequestState::Denied,
+            StoredRequestState::Released => RequestState::Released,
+            StoredRequestState::Denied => RequestState::Denied,
         }
     }
 
@@ -74,9 +75,9 @@ pub fn request_target(id: &str) -> String {
 mod tests {
     use super::*;
 
-    fn st(state: &str, release_deadline: Option<Millis>) -> StoredState<'_> {
+    fn st(state: &str, release_deadline: Option<Millis>) -> StoredState {
         StoredState {
-            state,
+            state: state.parse().unwrap(),
             expires_at: 1000,
             release_deadline,
         }
@@ -111,9 +112,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_stored_state_fails_closed() {
+    fn an_unknown_stored_state_is_not_a_state() {
+        // The row holding it is refused when read (`store::rows`).
+        assert!("garbage".parse::<StoredRequestState>().is_err());
         assert_eq!(
-            RequestState::effective(st("garbage", Some(9999)), 0),
+            RequestState::effective(st("denied", Some(9999)), 0),
             RequestState::Denied
         );
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+pub mod absent;
 pub mod kms;
 pub mod local;
 

@@ -659,27 +659,30 @@ impl TestApp {
     /// Run raw SQL against the test's database, bypassing the service: how
     /// an attacker with database access would tamper.
     pub async fn raw_sql(&self, sql: &str) {
+        if let Err(e) = self.try_raw_sql(sql).await {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    /// `raw_sql`, returning the database's refusal instead of failing.
+    pub async fn try_raw_sql(&self, sql: &str) -> Result<(), String> {
         use sqlx::Connection;
-        match self.backend {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let done = match self.backend {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.database_url)
                     .await
                     .unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.database_url)
                     .await
                     .unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
             }
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 }
 
@@ -705,32 +708,43 @@ impl Moto {
     /// A server of the test's own (for outages: pausing it disturbs no one).
     pub async fn own() -> Moto {
         aws_test_credentials();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server must be installed (scripts/test installs moto[server])");
-        // Owned by the guard from here on: dropped (and killed) on any exit.
-        let moto = Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-        };
-        for _ in 0..200 {
-            if reqwest::get(format!("{}/moto-api/", moto.endpoint))
-                .await
-                .is_ok()
-            {
-                return moto;
+        // A free port is free only until someone binds it: another test's
+        // server may take it before moto does. Then moto exits (or the port
+        // answers as something else), and we start again on a new port.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("moto_server must be installed (scripts/test installs moto[server])");
+            // Owned by the guard from here on: dropped (and killed) on any exit.
+            let mut moto = Moto {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                child: Some(child),
+            };
+            for _ in 0..200 {
+                let exited = moto
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    break;
+                }
+                match reqwest::get(format!("{}/moto-api/", moto.endpoint)).await {
+                    Ok(r) if r.status().is_success() => return moto,
+                    // Another process holds the port.
+                    Ok(_) => break,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("moto_server did not start on {}", moto.endpoint);
+        panic!("moto_server did not start on a free port in five attempts");
     }
 
     pub fn pid(&self) -> u32 {

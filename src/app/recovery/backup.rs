@@ -5,11 +5,10 @@ use serde_json::json;
 
 use super::offline::Recovered;
 use super::{identity_from, open_recovered};
-use crate::app::audit::append_with;
+use crate::app::App;
 use crate::app::Event;
 use crate::crypto::shamir;
 use crate::domain::Action;
-use crate::store::Store;
 
 /// Format of `backup export`.
 pub const BACKUP_FORMAT: &str = "breakglass-backup-v1";
@@ -61,89 +60,91 @@ fn backup_bytes(body: &BackupBody) -> anyhow::Result<Vec<u8>> {
     Ok(s.into_bytes())
 }
 
-/// `backup export`: everything recovery needs, without the database.
-#[tracing::instrument(skip_all)]
-pub async fn export_backup(
-    store: &dyn Store,
-    signer: &crate::auth::SigningKey,
-    now_ms: i64,
-    actor: &str,
-) -> anyhow::Result<BackupFile> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    // One consistent read; on PostgreSQL the set row is read FOR UPDATE
-    // (released at once by the rollback below).
-    let mut tx = store.begin_read().await?;
-    let set = tx.active_recovery_set().await?;
-    let Some(set) = set else {
-        tx.rollback().await?;
-        anyhow::bail!("no recovery share set is active: run `breakglass init` first");
-    };
-    let rows = tx.recovery_shares(&set.set_id).await?;
-    let custodians = tx.custodians().await?.into_iter().map(|c| c.name).collect();
-    let head = tx.audit_head_peek().await?;
-    let mut credentials = Vec::new();
-    let mut not_recoverable = Vec::new();
-    for c in tx.credentials().await? {
-        let Some(v) = tx.version(&c.id, c.current_version).await? else {
-            continue;
+impl App {
+    /// `backup export`: everything recovery needs, without the database.
+    #[tracing::instrument(skip_all)]
+    pub async fn export_backup(
+        &self,
+        signer: &crate::auth::SigningKey,
+        actor: &str,
+    ) -> anyhow::Result<BackupFile> {
+        let (store, now_ms) = (self.store.as_ref(), self.now_ms());
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        // One consistent read; on PostgreSQL the set row is read FOR UPDATE
+        // (released at once by the rollback below).
+        let mut tx = store.begin_read().await?;
+        let set = tx.active_recovery_set().await?;
+        let Some(set) = set else {
+            tx.rollback().await?;
+            anyhow::bail!("no recovery share set is active: run `breakglass init` first");
         };
-        match (
-            &v.recovery_wrap,
-            &v.recovery_envelope,
-            v.recovery_set.as_deref() == Some(set.set_id.as_str()),
-        ) {
-            (Some(w), Some(e), true) => credentials.push(BackupCredential {
-                credential_id: c.id.clone(),
-                name: c.name.clone(),
-                account_id: c.account_id.clone(),
-                policy: c.policy.clone(),
-                version: v.version,
-                recovery_wrap: b64.encode(w),
-                envelope: b64.encode(e),
-            }),
-            _ => not_recoverable.push(c.name.clone()),
+        let rows = tx.recovery_shares(&set.set_id).await?;
+        let custodians = tx.custodians().await?.into_iter().map(|c| c.name).collect();
+        let head = tx.audit_head_peek().await?;
+        let mut credentials = Vec::new();
+        let mut not_recoverable = Vec::new();
+        for c in tx.credentials().await? {
+            let Some(v) = tx.version(&c.id, c.current_version).await? else {
+                continue;
+            };
+            match (
+                &v.recovery_wrap,
+                &v.recovery_envelope,
+                v.recovery_set.as_deref() == Some(set.set_id.as_str()),
+            ) {
+                (Some(w), Some(e), true) => credentials.push(BackupCredential {
+                    credential_id: c.id.clone(),
+                    name: c.name.clone(),
+                    account_id: c.account_id.clone(),
+                    policy: c.policy.clone(),
+                    version: v.version,
+                    recovery_wrap: b64.encode(w),
+                    envelope: b64.encode(e),
+                }),
+                _ => not_recoverable.push(c.name.clone()),
+            }
         }
+        tx.rollback().await?;
+        let body = BackupBody {
+            format: BACKUP_FORMAT.into(),
+            created_at: crate::clock::rfc3339(now_ms),
+            set: shamir::SetInfo {
+                set_id: set.set_id.clone(),
+                threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
+                commitments: rows
+                    .iter()
+                    .map(|r| (r.idx as u8, r.commitment.clone()))
+                    .collect(),
+                key_check: set.key_check.clone(),
+            },
+            recovery_recipient: set.recipient.clone(),
+            custodians,
+            audit_head: head,
+            credentials,
+            not_recoverable,
+        };
+        let signature = signer.sign(&backup_bytes(&body)?);
+        let file = BackupFile {
+            signer_kid: signer.kid(),
+            signer_public_key: b64.encode(signer.public_key()),
+            signature: b64.encode(signature),
+            body,
+        };
+        let mut tx = store.begin().await?;
+        let ev = Event::new(
+            Action::BackupExport,
+            format!("recovery-set:{}", set.set_id),
+            json!({
+                "credentials": file.body.credentials.iter().map(|c| json!({ "name": c.name, "version": c.version })).collect::<Vec<_>>(),
+                "not_recoverable": file.body.not_recoverable,
+                "audit_head_seq": file.body.audit_head.0,
+            }),
+        );
+        self.append(tx.as_mut(), actor, "success", None, ev).await?;
+        tx.commit().await?;
+        Ok(file)
     }
-    tx.rollback().await?;
-    let body = BackupBody {
-        format: BACKUP_FORMAT.into(),
-        created_at: crate::clock::rfc3339(now_ms),
-        set: shamir::SetInfo {
-            set_id: set.set_id.clone(),
-            threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
-            commitments: rows
-                .iter()
-                .map(|r| (r.idx as u8, r.commitment.clone()))
-                .collect(),
-            key_check: set.key_check.clone(),
-        },
-        recovery_recipient: set.recipient.clone(),
-        custodians,
-        audit_head: head,
-        credentials,
-        not_recoverable,
-    };
-    let signature = signer.sign(&backup_bytes(&body)?);
-    let file = BackupFile {
-        signer_kid: signer.kid(),
-        signer_public_key: b64.encode(signer.public_key()),
-        signature: b64.encode(signature),
-        body,
-    };
-    let mut tx = store.begin().await?;
-    let ev = Event::new(
-        Action::BackupExport,
-        format!("recovery-set:{}", set.set_id),
-        json!({
-            "credentials": file.body.credentials.iter().map(|c| json!({ "name": c.name, "version": c.version })).collect::<Vec<_>>(),
-            "not_recoverable": file.body.not_recoverable,
-            "audit_head_seq": file.body.audit_head.0,
-        }),
-    );
-    append_with(tx.as_mut(), now_ms, actor, ev).await?;
-    tx.commit().await?;
-    Ok(file)
 }
 
 /// `recover --backup`: no database, no server, no network.

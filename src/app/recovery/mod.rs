@@ -15,6 +15,7 @@ pub mod backup;
 pub mod offline;
 pub mod session;
 
+use crate::domain::states::{CustodianStatus, RecoverySetState};
 use crate::domain::Action;
 use crate::domain::Code;
 use std::io::Write;
@@ -25,7 +26,6 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::audit::append_with;
 use super::views::{ShareCheckBody, ShareCheckView};
 use super::{refuse, App, AppResult, Done, Event};
 use crate::auth::Identity;
@@ -57,7 +57,7 @@ async fn wrap_seeds_with_keys(
         let (Some(env), Some(enrollment)) = (&c.totp_envelope, &c.enrollment_id) else {
             continue;
         };
-        if c.status != "active" {
+        if c.status != CustodianStatus::Active {
             continue;
         }
         let seed = super::custodians::open_seed(keys, &c, env, enrollment)
@@ -238,7 +238,7 @@ async fn record_set(
         share_count: set.shares.len() as i64,
         recipient: set.recipient.clone(),
         key_check: set.info.key_check.clone(),
-        state: "active".into(),
+        state: RecoverySetState::Active,
         created_at: now_ms,
         created_by: actor.into(),
     })
@@ -266,142 +266,149 @@ fn set_details(set: &NewSet) -> serde_json::Value {
     })
 }
 
-/// The ceremony, run on the host by the operator (`breakglass init`).
-#[tracing::instrument(skip_all)]
-pub async fn init(
-    store: &dyn Store,
-    keys: &dyn crate::keys::KeyService,
-    now_ms: i64,
-    actor: &str,
-    threshold: u8,
-    custodians: &[(String, String)],
-    out: &Path,
-) -> anyhow::Result<InitReport> {
-    let recipients = parse_custodians(store, custodians).await?;
-    {
-        let mut tx = store.begin_read().await?;
-        let active = tx.active_recovery_set().await?;
-        tx.rollback().await?;
-        if let Some(s) = active {
-            anyhow::bail!("a recovery share set ({}) is already active: use `breakglass rekey` to re-split it", s.set_id);
-        }
-    }
-    let set = make_set(threshold, &recipients, out)?;
-    let mut tx = store.begin().await?;
-    record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
-    let seeds = wrap_seeds_with_keys(tx.as_mut(), keys, &set.info.set_id, &set.recipient).await?;
-    let mut details = set_details(&set);
-    details["totp_seeds_wrapped"] = json!(seeds);
-    let ev = Event::new(
-        Action::RecoveryInit,
-        format!("recovery-set:{}", set.info.set_id),
-        details,
-    );
-    append_with(tx.as_mut(), now_ms, actor, ev).await?;
-    tx.commit().await?;
-    Ok(InitReport {
-        set_id: set.info.set_id,
-        threshold,
-        recipient: set.recipient,
-        files: set.files,
-    })
-}
-
-/// Re-split for a new custodian set or threshold (`breakglass rekey`):
-/// needs k shares of the current set; writes the new share files first;
-/// then, in one transaction, re-wraps every data key to the new recovery
-/// key, records the new set and retires the old one. An interruption before
-/// that commit leaves the old set valid and the new files useless.
-#[tracing::instrument(skip_all)]
-pub async fn rekey(
-    store: &dyn Store,
-    now_ms: i64,
-    actor: &str,
-    old_shares: &[shamir::ShareData],
-    threshold: u8,
-    custodians: &[(String, String)],
-    out: &Path,
-) -> anyhow::Result<InitReport> {
-    let recipients = parse_custodians(store, custodians).await?;
-    let (old, rows, versions) = {
-        let mut tx = store.begin_read().await?;
-        let Some(old) = tx.active_recovery_set().await? else {
+impl App {
+    /// The ceremony, run on the host by the operator (`breakglass init`).
+    #[tracing::instrument(skip_all)]
+    pub async fn recovery_init(
+        &self,
+        actor: &str,
+        threshold: u8,
+        custodians: &[(String, String)],
+        out: &Path,
+    ) -> anyhow::Result<InitReport> {
+        let (store, now_ms) = (self.store.as_ref(), self.now_ms());
+        let recipients = parse_custodians(store, custodians).await?;
+        {
+            let mut tx = store.begin_read().await?;
+            let active = tx.active_recovery_set().await?;
             tx.rollback().await?;
-            anyhow::bail!("no recovery share set is active: run `breakglass init`");
-        };
-        let rows = tx.recovery_shares(&old.set_id).await?;
-        let mut versions = Vec::new();
-        for c in tx.credentials().await? {
-            for v in tx.versions(&c.id).await? {
-                if v.recovery_set.as_deref() == Some(old.set_id.as_str()) {
-                    versions.push(v);
-                }
+            if let Some(s) = active {
+                anyhow::bail!("a recovery share set ({}) is already active: use `breakglass rekey` to re-split it", s.set_id);
             }
         }
-        tx.rollback().await?;
-        (old, rows, versions)
-    };
-    let info = set_info(&old, &rows);
-    let secret = shamir::combine(&info, old_shares)
-        .map_err(|e| anyhow::anyhow!("the current set's shares: {e}"))?;
-    let old_identity = identity_from(secret)?;
-
-    let set = make_set(threshold, &recipients, out)?;
-    let mut rewrapped = Vec::new();
-    for v in &versions {
-        let Some(wrap) = &v.recovery_wrap else {
-            continue;
-        };
-        let key = unwrap_for_recovery(&old_identity, wrap, &v.credential_id, v.version)?;
-        rewrapped.push((
-            v.credential_id.clone(),
-            v.version,
-            wrap_for_recovery(&set.recipient, &v.credential_id, v.version, &key)?,
-        ));
+        let set = make_set(threshold, &recipients, out)?;
+        let mut tx = store.begin().await?;
+        record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
+        let seeds = wrap_seeds_with_keys(
+            tx.as_mut(),
+            self.keys.as_ref(),
+            &set.info.set_id,
+            &set.recipient,
+        )
+        .await?;
+        let mut details = set_details(&set);
+        details["totp_seeds_wrapped"] = json!(seeds);
+        let ev = Event::new(
+            Action::RecoveryInit,
+            format!("recovery-set:{}", set.info.set_id),
+            details,
+        );
+        self.append(tx.as_mut(), actor, "success", None, ev).await?;
+        tx.commit().await?;
+        Ok(InitReport {
+            set_id: set.info.set_id,
+            threshold,
+            recipient: set.recipient,
+            files: set.files,
+        })
     }
 
-    let mut tx = store.begin().await?;
-    if !tx.retire_recovery_set(&old.set_id).await? {
-        tx.rollback().await?;
-        anyhow::bail!("the recovery set changed during the rekey; nothing was changed");
-    }
-    record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
-    let seeds = rewrap_seeds(
-        tx.as_mut(),
-        &old_identity,
-        &old.set_id,
-        &set.info.set_id,
-        &set.recipient,
-    )
-    .await?;
-    drop(old_identity);
-    for (credential_id, version, wrap) in &rewrapped {
-        if !tx
-            .set_recovery_wrap(credential_id, *version, &old.set_id, &set.info.set_id, wrap)
-            .await?
-        {
+    /// Re-split for a new custodian set or threshold (`breakglass rekey`):
+    /// needs k shares of the current set; writes the new share files first;
+    /// then, in one transaction, re-wraps every data key to the new recovery
+    /// key, records the new set and retires the old one. An interruption before
+    /// that commit leaves the old set valid and the new files useless.
+    #[tracing::instrument(skip_all)]
+    pub async fn recovery_rekey(
+        &self,
+        actor: &str,
+        old_shares: &[shamir::ShareData],
+        threshold: u8,
+        custodians: &[(String, String)],
+        out: &Path,
+    ) -> anyhow::Result<InitReport> {
+        let (store, now_ms) = (self.store.as_ref(), self.now_ms());
+        let recipients = parse_custodians(store, custodians).await?;
+        let (old, rows, versions) = {
+            let mut tx = store.begin_read().await?;
+            let Some(old) = tx.active_recovery_set().await? else {
+                tx.rollback().await?;
+                anyhow::bail!("no recovery share set is active: run `breakglass init`");
+            };
+            let rows = tx.recovery_shares(&old.set_id).await?;
+            let mut versions = Vec::new();
+            for c in tx.credentials().await? {
+                for v in tx.versions(&c.id).await? {
+                    if v.recovery_set.as_deref() == Some(old.set_id.as_str()) {
+                        versions.push(v);
+                    }
+                }
+            }
             tx.rollback().await?;
-            anyhow::bail!("a credential version changed during the rekey; nothing was changed");
+            (old, rows, versions)
+        };
+        let info = set_info(&old, &rows);
+        let secret = shamir::combine(&info, old_shares)
+            .map_err(|e| anyhow::anyhow!("the current set's shares: {e}"))?;
+        let old_identity = identity_from(secret)?;
+
+        let set = make_set(threshold, &recipients, out)?;
+        let mut rewrapped = Vec::new();
+        for v in &versions {
+            let Some(wrap) = &v.recovery_wrap else {
+                continue;
+            };
+            let key = unwrap_for_recovery(&old_identity, wrap, &v.credential_id, v.version)?;
+            rewrapped.push((
+                v.credential_id.clone(),
+                v.version,
+                wrap_for_recovery(&set.recipient, &v.credential_id, v.version, &key)?,
+            ));
         }
+
+        let mut tx = store.begin().await?;
+        if !tx.retire_recovery_set(&old.set_id).await? {
+            tx.rollback().await?;
+            anyhow::bail!("the recovery set changed during the rekey; nothing was changed");
+        }
+        record_set(tx.as_mut(), &set, &recipients, now_ms, actor).await?;
+        let seeds = rewrap_seeds(
+            tx.as_mut(),
+            &old_identity,
+            &old.set_id,
+            &set.info.set_id,
+            &set.recipient,
+        )
+        .await?;
+        drop(old_identity);
+        for (credential_id, version, wrap) in &rewrapped {
+            if !tx
+                .set_recovery_wrap(credential_id, *version, &old.set_id, &set.info.set_id, wrap)
+                .await?
+            {
+                tx.rollback().await?;
+                anyhow::bail!("a credential version changed during the rekey; nothing was changed");
+            }
+        }
+        let mut details = set_details(&set);
+        details["retired_set"] = json!(old.set_id);
+        details["rewrapped_versions"] = json!(rewrapped.len());
+        details["totp_seeds_wrapped"] = json!(seeds);
+        details["old_shares_used"] = json!(old_shares.iter().map(|s| s.index).collect::<Vec<_>>());
+        let ev = Event::new(
+            Action::RecoveryRekey,
+            format!("recovery-set:{}", set.info.set_id),
+            details,
+        );
+        self.append(tx.as_mut(), actor, "success", None, ev).await?;
+        tx.commit().await?;
+        Ok(InitReport {
+            set_id: set.info.set_id,
+            threshold,
+            recipient: set.recipient,
+            files: set.files,
+        })
     }
-    let mut details = set_details(&set);
-    details["retired_set"] = json!(old.set_id);
-    details["rewrapped_versions"] = json!(rewrapped.len());
-    details["totp_seeds_wrapped"] = json!(seeds);
-    details["old_shares_used"] = json!(old_shares.iter().map(|s| s.index).collect::<Vec<_>>());
-    let ev = Event::new(
-        Action::RecoveryRekey,
-        format!("recovery-set:{}", set.info.set_id),
-        details,
-    );
-    append_with(tx.as_mut(), now_ms, actor, ev).await?;
-    tx.commit().await?;
-    Ok(InitReport {
-        set_id: set.info.set_id,
-        threshold,
-        recipient: set.recipient,
-        files: set.files,
-    })
 }
 
 impl App {

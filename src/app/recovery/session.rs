@@ -25,6 +25,7 @@
 //! answers `recovery_session_elsewhere`, and a restarted one has lost the
 //! session (open a new one: opening supersedes the old).
 
+use crate::domain::states::{Decision, SessionState};
 use crate::domain::Action;
 use crate::domain::Code;
 use std::collections::{BTreeMap, HashMap};
@@ -158,17 +159,17 @@ impl App {
     }
 
     fn require_open(&self, s: &RecoverySessionRow, now: i64) -> AppResult<()> {
-        match s.state.as_str() {
-            "open" if now < s.expires_at => Ok(()),
-            "open" => refuse(
+        match s.state {
+            SessionState::Open if now < s.expires_at => Ok(()),
+            SessionState::Open => refuse(
                 Code::RecoverySessionExpired,
                 "the recovery session has expired: the requester opens a new one",
             ),
-            "released" => refuse(
+            SessionState::Released => refuse(
                 Code::RequestReleased,
                 "this session already released its credential; a release happens once",
             ),
-            _ => refuse(
+            SessionState::Superseded => refuse(
                 Code::RecoverySessionClosed,
                 "this recovery session was superseded by a newer one for the same request",
             ),
@@ -228,7 +229,7 @@ impl App {
             threshold,
             share_holders: set.iter().map(|x| x.custodian.clone()).collect(),
             recipient: s.recipient.clone(),
-            state: s.state.clone(),
+            state: s.state.to_string(),
             opened_by: s.opened_by.clone(),
             opened_at: crate::clock::rfc3339(s.opened_at),
             expires_at: crate::clock::rfc3339(s.expires_at),
@@ -331,7 +332,7 @@ impl App {
             opened_by: who.subject.clone(),
             opened_at: now,
             expires_at: deadline.min(now + SESSION_TTL_MS),
-            state: "open".into(),
+            state: SessionState::Open,
             closed_at: None,
         };
         tx.insert_recovery_session(&row).await?;
@@ -839,7 +840,7 @@ impl App {
             // The share holders who proved presence are the approvals.
             let mut approvers: Vec<Vec<crate::domain::GroupName>> = decided
                 .iter()
-                .filter(|d| d.decision == "approve" && d.custodian != r.requester)
+                .filter(|d| d.decision == Decision::Approve && d.custodian != r.requester)
                 .map(|d| groups_of(&d.groups))
                 .collect();
             let mut added = Vec::new();
@@ -854,7 +855,7 @@ impl App {
                 added.push(DecisionRow {
                     request_id: r.id.clone(),
                     custodian: c.name.clone(),
-                    decision: "approve".into(),
+                    decision: Decision::Approve,
                     reason: Some(format!("recovery session {}", s.id)),
                     groups: c.groups.clone(),
                     totp_step: *step,
@@ -916,7 +917,10 @@ impl App {
             );
         }
         tx.mark_exposed(&c.id, now).await?;
-        if !tx.close_recovery_session(&s.id, "released", now).await? {
+        if !tx
+            .close_recovery_session(&s.id, SessionState::Released, now)
+            .await?
+        {
             return refuse(
                 Code::RecoverySessionClosed,
                 "the session was closed during the release",

@@ -1,6 +1,8 @@
 //! The client commands for the alert outbox: list, retry.
 
 use super::*;
+use crate::app::alerts::AlertView;
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &AlertsCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -9,23 +11,24 @@ pub(super) async fn run(c: &Client, cmd: &AlertsCmd, json_out: bool) -> Result<(
                 Some(st) => format!("/v1/alerts?state={}", seg(st)),
                 None => "/v1/alerts".into(),
             };
-            let v: Vec<Value> = c.get(&path).await?;
+            let v: Value = c.get(&path).await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
+                let list: Vec<AlertView> = view(&v)?;
                 say!(
                     "{}",
                     table(
                         &["id", "event", "channel", "state", "attempts", "last error"],
-                        v.iter()
+                        list.iter()
                             .map(|a| {
                                 vec![
-                                    cell(&a["id"]),
-                                    a["seq"].to_string(),
-                                    cell(&a["channel"]),
-                                    cell(&a["state"]),
-                                    a["attempts"].to_string(),
-                                    cell(&a["last_error"]),
+                                    a.id.cell(),
+                                    a.seq.cell(),
+                                    a.channel.cell(),
+                                    a.state.cell(),
+                                    a.attempts.cell(),
+                                    a.last_error.cell(),
                                 ]
                             })
                             .collect(),
@@ -40,7 +43,7 @@ pub(super) async fn run(c: &Client, cmd: &AlertsCmd, json_out: bool) -> Result<(
             if json_out {
                 print_json(&v)
             } else {
-                say!("alert {} will be sent again", cell(&v["id"]));
+                say!("alert {} will be sent again", id.cell());
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The client commands for the audit log: list, verify, export, the SIEM sink, checkpoints.
 
 use super::*;
+use crate::app::audit_ship::SinkStatus;
+use crate::crypto::chain::{AuditEvent, Checkpoint, Verdict};
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -27,33 +30,11 @@ pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<()
                     path.push_str(&format!("&{k}={}", seg(v)));
                 }
             }
-            let v: Vec<Value> = c.get(&path).await?;
+            let v: Value = c.get(&path).await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
-                say!(
-                    "{}",
-                    table(
-                        &["seq", "time", "actor", "action", "target", "outcome", "code"],
-                        v.iter()
-                            .map(|e| {
-                                let t = e["ts_ms"]
-                                    .as_i64()
-                                    .map(crate::clock::rfc3339)
-                                    .unwrap_or_default();
-                                vec![
-                                    cell(&e["seq"]),
-                                    t,
-                                    cell(&e["actor"]),
-                                    cell(&e["action"]),
-                                    cell(&e["target"]),
-                                    cell(&e["outcome"]),
-                                    cell(&e["code"]),
-                                ]
-                            })
-                            .collect(),
-                    )
-                );
+                print_events(&view::<Vec<AuditEvent>>(&v)?);
             }
         }
         AuditCmd::Verify {
@@ -62,12 +43,13 @@ pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<()
         } => verify_export(file, public_key.as_deref(), json_out)?,
         AuditCmd::Verify { file: None, .. } => {
             let v: Value = c.post("/v1/audit/verify", &json!({})).await?;
+            let verdict: Verdict = view(&v)?;
             if json_out {
                 print_json(&v);
             } else {
-                say!("{}", verdict_line(&v));
+                say!("{}", verdict_line(&verdict));
             }
-            if v["ok"] != Value::Bool(true) {
+            if !verdict.ok {
                 return Err(Failure::Input("the audit chain does not verify".into()));
             }
         }
@@ -121,26 +103,8 @@ pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<()
             let v: Value = c.get("/v1/audit/sink").await?;
             if json_out {
                 print_json(&v)
-            } else if v["configured"] == Value::Bool(false) {
-                say!("no audit sink is configured ([audit.sink] in the configuration file)");
             } else {
-                say!(
-                    "sink {} ({}): delivered through event {} of {}; backlog {}; last delivery {}",
-                    cell(&v["endpoint"]),
-                    cell(&v["format"]),
-                    v["events_through"],
-                    v["head_seq"],
-                    v["backlog"],
-                    cell(&v["delivered_at"])
-                );
-                if v["attempts"].as_i64().unwrap_or(0) > 0 {
-                    say!(
-                        "failing: {} attempts, last error: {}; next attempt {}",
-                        v["attempts"],
-                        cell(&v["last_error"]),
-                        cell(&v["next_attempt_at"])
-                    );
-                }
+                print_sink(&view(&v)?);
             }
         }
         AuditCmd::Checkpoint => {
@@ -148,15 +112,63 @@ pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<()
             if json_out {
                 print_json(&v)
             } else {
+                let cp: Checkpoint = view(&v)?;
                 say!(
                     "checkpoint signed: event {} with hash {}, key {}",
-                    v["seq"],
-                    cell(&v["hash"]),
-                    cell(&v["kid"])
+                    cp.seq,
+                    cp.hash.cell(),
+                    cp.kid.cell()
                 );
             }
         }
         AuditCmd::Archive { .. } => unreachable!("handled locally"),
     }
     Ok(())
+}
+
+fn print_events(events: &[AuditEvent]) {
+    say!(
+        "{}",
+        table(
+            &["seq", "time", "actor", "action", "target", "outcome", "code"],
+            events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.seq.cell(),
+                        crate::clock::rfc3339(e.ts_ms),
+                        e.actor.cell(),
+                        e.action.cell(),
+                        e.target.cell(),
+                        e.outcome.cell(),
+                        e.code.cell(),
+                    ]
+                })
+                .collect(),
+        )
+    );
+}
+
+fn print_sink(s: &SinkStatus) {
+    if !s.configured {
+        say!("no audit sink is configured ([audit.sink] in the configuration file)");
+        return;
+    }
+    say!(
+        "sink {} ({}): delivered through event {} of {}; backlog {}; last delivery {}",
+        s.endpoint.cell(),
+        s.format.cell(),
+        s.events_through,
+        s.head_seq,
+        s.backlog,
+        s.delivered_at.cell()
+    );
+    if s.attempts > 0 {
+        say!(
+            "failing: {} attempts, last error: {}; next attempt {}",
+            s.attempts,
+            s.last_error.cell(),
+            s.next_attempt_at.cell()
+        );
+    }
 }

@@ -1,6 +1,9 @@
 //! The client commands for credentials: deposit, rotate, rotate keys, list, show.
 
 use super::*;
+use crate::app::rotation::RotationView;
+use crate::app::views::CredentialView;
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -44,9 +47,10 @@ pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Resu
             if json_out {
                 print_json(&v)
             } else {
+                let cred: CredentialView = view(&v)?;
                 say!(
                     "deposited {name} v{}; it is no longer marked exposed",
-                    cell(&v["current_version"])
+                    cred.current_version
                 )
             }
         }
@@ -60,23 +64,22 @@ pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Resu
             if json_out {
                 print_json(&v)
             } else {
+                let r: RotationView = view(&v)?;
                 say!(
                     "rotation of {name}: {} (old key {}, new key {}); ran: {}",
-                    cell(&v["state"]),
-                    cell(&v["old_key_id"]),
-                    cell(&v["new_key_id"]),
-                    v["steps"]
-                        .as_array()
-                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default()
+                    r.state.cell(),
+                    r.old_key_id.cell(),
+                    r.new_key_id.cell(),
+                    r.steps.cell()
                 );
             }
         }
         CredentialCmd::List => {
-            let v: Vec<Value> = c.get("/v1/credentials").await?;
+            let v: Value = c.get("/v1/credentials").await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
+                let list: Vec<CredentialView> = view(&v)?;
                 say!(
                     "{}",
                     table(
@@ -88,18 +91,14 @@ pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Resu
                             "exposed",
                             "last release"
                         ],
-                        v.iter()
+                        list.iter()
                             .map(|x| vec![
-                                cell(&x["name"]),
-                                cell(&x["account_id"]),
-                                cell(&x["policy"]),
-                                cell(&x["current_version"]),
-                                if x["exposed"] == Value::Bool(true) {
-                                    "YES".to_string()
-                                } else {
-                                    "no".to_string()
-                                },
-                                cell(&x["last_released_at"])
+                                x.name.cell(),
+                                x.account_id.cell(),
+                                x.policy.cell(),
+                                x.current_version.cell(),
+                                if x.exposed { "YES" } else { "no" }.to_string(),
+                                x.last_released_at.cell()
                             ])
                             .collect(),
                     )
@@ -111,7 +110,7 @@ pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Resu
             if json_out {
                 print_json(&v)
             } else {
-                say!("{}", output::credential_summary(&v))
+                say!("{}", output::credential_summary(&view(&v)?))
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The client commands for custodians: add, list, enrol, confirm.
 
 use super::*;
+use crate::app::views::{CustodianView, EnrollmentView};
+use output::Cell;
+use secrecy::ExposeSecret;
 
 pub(super) async fn run(c: &Client, cmd: &CustodianCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -15,21 +18,22 @@ pub(super) async fn run(c: &Client, cmd: &CustodianCmd, json_out: bool) -> Resul
             }
         }
         CustodianCmd::List => {
-            let v: Vec<Value> = c.get("/v1/custodians").await?;
+            let v: Value = c.get("/v1/custodians").await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
+                let list: Vec<CustodianView> = view(&v)?;
                 say!(
                     "{}",
                     table(
                         &["custodian", "groups", "status", "locked until", "enrolled"],
-                        v.iter()
+                        list.iter()
                             .map(|x| vec![
-                                cell(&x["name"]),
-                                cell(&x["groups"]),
-                                cell(&x["status"]),
-                                cell(&x["locked_until"]),
-                                cell(&x["enrolled_at"])
+                                x.name.cell(),
+                                x.groups.cell(),
+                                x.status.cell(),
+                                x.locked_until.cell(),
+                                x.enrolled_at.cell()
                             ])
                             .collect(),
                     )
@@ -40,14 +44,15 @@ pub(super) async fn run(c: &Client, cmd: &CustodianCmd, json_out: bool) -> Resul
             let v: Value = c
                 .post(&format!("/v1/custodians/{}/enroll", seg(name)), &json!({}))
                 .await?;
-            let uri = Zeroizing::new(v["otpauth_uri"].as_str().unwrap_or_default().to_string());
             if json_out {
                 print_json(&v)
             } else {
-                if let Some(q) = qr(&uri) {
+                let enrolment: EnrollmentView = view(&v)?;
+                let uri = enrolment.otpauth_uri.expose_secret();
+                if let Some(q) = qr(uri) {
                     say!("{q}");
                 }
-                say!("Scan the QR code with your authenticator app, or add this URI (shown only now):\n\n  {}\n", uri.as_str());
+                say!("Scan the QR code with your authenticator app, or add this URI (shown only now):\n\n  {uri}\n");
                 say!("Then confirm with the code it shows:  breakglass custodian confirm {name} --code CODE");
             }
         }

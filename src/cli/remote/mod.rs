@@ -10,6 +10,14 @@ mod recovery;
 mod requests;
 
 use super::*;
+use crate::app::hygiene::HygieneReport;
+use crate::app::views::{
+    CredentialView, CustodianView, PolicyChangeView, RecoverySessionView, ReleaseView, RequestView,
+    ShareCheckView, WhoAmI,
+};
+use crate::crypto::chain::Verdict;
+use crate::domain::states::CustodianStatus;
+use output::Cell;
 
 /// Read a secret without echo: from the terminal, or a line of stdin.
 pub(super) fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
@@ -49,19 +57,17 @@ pub(super) async fn policy_check(
     let dir = dir.unwrap_or(std::path::Path::new("policies"));
     let set =
         PolicySet::load_dir(dir).map_err(|e| Failure::Input(format!("invalid policy: {e}")))?;
-    let custodians: Result<Vec<Value>, CallError> = c.get("/v1/custodians").await;
-    let credentials: Result<Vec<Value>, CallError> = c.get("/v1/credentials").await;
+    let custodians: Result<Vec<CustodianView>, CallError> = c.get("/v1/custodians").await;
+    let credentials: Result<Vec<CredentialView>, CallError> = c.get("/v1/credentials").await;
     let mut problems = Vec::new();
     let mut report = Vec::new();
     let enrolled: Option<Vec<Vec<GroupName>>> = custodians.as_ref().ok().map(|cs| {
         cs.iter()
-            .filter(|c| c["status"] == "active")
+            .filter(|c| c.status == CustodianStatus::Active.as_str())
             .map(|c| {
-                c["groups"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|g| g.as_str().and_then(|g| GroupName::parse(g).ok()))
+                c.groups
+                    .iter()
+                    .filter_map(|g| GroupName::parse(g).ok())
                     .collect()
             })
             .collect()
@@ -81,15 +87,15 @@ pub(super) async fn policy_check(
         if !conditions.is_empty() {
             line.push_str(&format!("; and {}", conditions.join(", ")));
         }
-        report.push(json!({ "policy": p.name.to_string(), "explanation": line }));
+        report.push((p.name.to_string(), line));
     }
     if let Ok(creds) = &credentials {
         for cr in creds {
-            let policy = cr["policy"].as_str().unwrap_or_default();
-            if set.get(policy).is_none() {
+            if set.get(&cr.policy).is_none() {
                 problems.push(format!(
-                    "credential {} uses policy {policy}, which {} does not define",
-                    cell(&cr["name"]),
+                    "credential {} uses policy {}, which {} does not define",
+                    cr.name.cell(),
+                    cr.policy.cell(),
                     dir.display()
                 ));
             }
@@ -99,14 +105,17 @@ pub(super) async fn policy_check(
     if json_out {
         print_json(&json!({
             "dir": dir,
-            "policies": report,
+            "policies": report
+                .iter()
+                .map(|(policy, explanation)| json!({ "policy": policy, "explanation": explanation }))
+                .collect::<Vec<_>>(),
             "problems": problems,
             "not_explained": unexplained,
         }));
     } else {
         say!("{}: {} valid policies", dir.display(), set.len());
-        for r in &report {
-            say!("  {}", cell(&r["explanation"]));
+        for (_, explanation) in &report {
+            say!("  {}", explanation.cell());
         }
         if let Some(why) = &unexplained {
             say!("(not checked against the enrolled custodians and credentials: {why})");
@@ -126,47 +135,57 @@ pub(super) async fn policy_check(
     }
 }
 
-pub(super) fn print_change(v: &Value, json_out: bool) {
+/// The server's answer read as the API's own view type (a field renamed
+/// or retyped there fails to compile here); `--json` prints the answer as
+/// it came.
+pub(super) fn view<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Failure> {
+    T::deserialize(v).map_err(|e| {
+        Failure::Input(format!(
+            "the server's answer is not what this client reads ({e}): run a client of the server's version, or use --json"
+        ))
+    })
+}
+
+pub(super) fn print_change(v: &Value, json_out: bool) -> Result<(), Failure> {
     if json_out {
-        return print_json(v);
+        print_json(v);
+        return Ok(());
     }
+    let c: PolicyChangeView = view(v)?;
     say!(
         "policy change {} ({} of policy {}): {}",
-        cell(&v["id"]),
-        cell(&v["kind"]),
-        cell(&v["policy"]),
-        cell(&v["state"])
+        c.id.cell(),
+        c.kind.cell(),
+        c.policy.cell(),
+        c.state.cell()
     );
-    for ch in v["changes"].as_array().into_iter().flatten() {
-        say!("  {}", cell(ch));
+    for ch in &c.changes {
+        say!("  {}", ch.cell());
     }
-    if let Some(w) = v["waiting_for"].as_str() {
-        say!("needs {}; waiting for {w}", cell(&v["quorum"]));
+    if let Some(w) = &c.waiting_for {
+        say!("needs {}; waiting for {w}", c.quorum.cell());
     }
+    Ok(())
 }
 
 /// The one-line verdict of a verification.
-pub(super) fn verdict_line(v: &Value) -> String {
-    let signed = match v["signed_through"].as_i64() {
+pub(super) fn verdict_line(v: &Verdict) -> String {
+    let signed = match v.signed_through {
         Some(s) => format!(
             "signed through event {s} ({} checkpoints)",
-            v["checkpoints_checked"]
+            v.checkpoints_checked
         ),
         None => "no signed checkpoint yet".into(),
     };
-    if v["ok"] == Value::Bool(true) {
-        format!(
+    match (&v.first_break, v.ok) {
+        (None, true) => format!(
             "audit chain OK: {} events, head {} at event {}; {signed}",
-            v["events_checked"],
-            cell(&v["head_hash"]),
-            v["head_seq"]
-        )
-    } else {
-        format!(
-            "audit chain BROKEN at event {}: {}",
-            v["first_break"]["seq"],
-            cell(&v["first_break"]["reason"])
-        )
+            v.events_checked,
+            v.head_hash.cell(),
+            v.head_seq
+        ),
+        (Some(b), _) => format!("audit chain BROKEN at event {}: {}", b.seq, b.reason.cell()),
+        (None, false) => "audit chain BROKEN".into(),
     }
 }
 
@@ -217,7 +236,7 @@ pub(super) fn verify_export(
     if json_out {
         print_json(&v);
     } else {
-        say!("{}", verdict_line(&v));
+        say!("{}", verdict_line(&r.verdict));
         if r.keys_from_file && r.verdict.ok {
             let kids: Vec<&str> = r.keys.iter().map(|k| k.kid.as_str()).collect();
             say!(
@@ -233,65 +252,57 @@ pub(super) fn verify_export(
 }
 
 /// A released credential: a summary and its fields, or the JSON.
-pub(super) fn print_release(v: &Value, json_out: bool, how: &str) {
+pub(super) fn print_release(v: &Value, json_out: bool, how: &str) -> Result<(), Failure> {
+    use secrecy::ExposeSecret;
     if json_out {
-        return print_json(v);
+        print_json(v);
+        return Ok(());
     }
+    let r: ReleaseView = view(v)?;
     say!(
         "{} (account {}, version {}) — {how}; it is now marked exposed:",
-        cell(&v["credential"]),
-        cell(&v["account_id"]),
-        v["version"]
+        r.credential.cell(),
+        r.account_id.cell(),
+        r.version
     );
-    if let Some(m) = v["fields"].as_object() {
-        // The released values themselves, exactly as deposited (escaping
-        // would change a password); every name around them is escaped.
-        for (k, val) in m {
-            println!(
-                "  {}: {}",
-                crate::domain::text::escape(k),
-                val.as_str().unwrap_or_default()
-            );
-        }
+    // The released values themselves, exactly as deposited (escaping would
+    // change a password); every name around them is escaped.
+    for (k, val) in &r.fields {
+        println!("  {}: {}", k.cell(), val.expose_secret());
     }
+    Ok(())
 }
 
-pub(super) fn print_session(v: &Value, json_out: bool) {
+pub(super) fn print_session(v: &Value, json_out: bool) -> Result<(), Failure> {
     if json_out {
-        return print_json(v);
+        print_json(v);
+        return Ok(());
     }
+    let s: RecoverySessionView = view(v)?;
     say!(
         "recovery session {} for request {} ({}): {}, expires {}",
-        cell(&v["id"]),
-        cell(&v["request_id"]),
-        cell(&v["credential"]),
-        cell(&v["state"]),
-        cell(&v["expires_at"])
+        s.id.cell(),
+        s.request_id.cell(),
+        s.credential.cell(),
+        s.state.cell(),
+        s.expires_at.cell()
     );
     say!(
         "set {}: {} of {} shares needed; {} more needed",
-        cell(&v["set_id"]),
-        v["threshold"],
-        v["share_holders"].as_array().map_or(0, Vec::len),
-        v["needed"]
+        s.set_id.cell(),
+        s.threshold,
+        s.share_holders.len(),
+        s.needed
     );
-    let rows: Vec<Vec<String>> = v["submitted"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    vec![
-                        x["index"].to_string(),
-                        cell(&x["custodian"]),
-                        cell(&x["submitted_at"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if !rows.is_empty() {
+    if !s.submitted.is_empty() {
+        let rows = s
+            .submitted
+            .iter()
+            .map(|x| vec![x.index.cell(), x.custodian.cell(), x.submitted_at.cell()])
+            .collect();
         say!("{}", table(&["share", "custodian", "submitted"], rows));
     }
+    Ok(())
 }
 
 pub(super) fn code_or_prompt(code: &Option<String>) -> Result<Zeroizing<String>, Failure> {
@@ -476,13 +487,14 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
+                let me: WhoAmI = view(&v)?;
                 say!(
                     "{}",
                     output::kv(&[
-                        ("subject", cell(&v["subject"])),
-                        ("roles", cell(&v["roles"])),
-                        ("token id", cell(&v["token_id"])),
-                        ("expires", cell(&v["expires_at"]))
+                        ("subject", me.subject.cell()),
+                        ("roles", me.roles.cell()),
+                        ("token id", me.token_id.cell()),
+                        ("expires", me.expires_at.cell())
                     ])
                 );
             }
@@ -506,11 +518,12 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
+                let r: RequestView = view(&v)?;
                 say!(
                     "approved: {} of {} approvals; request is {}",
-                    v["approvals"],
-                    v["approvals_needed"],
-                    cell(&v["state"])
+                    r.approvals,
+                    r.approvals_needed,
+                    r.state.cell()
                 );
             }
         }
@@ -525,30 +538,31 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
-                say!("denied; request is {}", cell(&v["state"]))
+                let r: RequestView = view(&v)?;
+                say!("denied; request is {}", r.state.cell())
             }
         }
         Command::Release { id } => {
             let v: Value = c
                 .post(&format!("/v1/requests/{}/release", seg(id)), &json!({}))
                 .await?;
-            print_release(&v, json_out, "released once");
+            print_release(&v, json_out, "released once")?;
         }
         Command::Doctor => {
             let v: Value = c.get("/v1/hygiene").await?;
+            let report: HygieneReport = view(&v)?;
             if json_out {
                 print_json(&v)
             } else {
-                let rows: Vec<Vec<String>> = v["findings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let rows: Vec<Vec<String>> = report
+                    .findings
+                    .iter()
                     .map(|x| {
                         vec![
-                            cell(&x["severity"]),
-                            cell(&x["subject"]),
-                            cell(&x["finding"]),
-                            cell(&x["fix"]),
+                            x.severity.cell(),
+                            x.subject.cell(),
+                            x.finding.cell(),
+                            x.fix.cell(),
                         ]
                     })
                     .collect();
@@ -560,12 +574,12 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
                 }
                 say!(
                     "{} high, {} medium, {} low finding(s)",
-                    v["high"],
-                    v["medium"],
-                    v["low"]
+                    report.high,
+                    report.medium,
+                    report.low
                 );
             }
-            if v["high"].as_u64().unwrap_or(0) > 0 {
+            if report.high > 0 {
                 return Err(Failure::Input("the review has high findings".into()));
             }
         }
@@ -582,13 +596,14 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
+                let checked: ShareCheckView = view(&v)?;
                 say!(
                     "share {} of set {} is valid (threshold {} of {}); checked {}",
-                    v["index"],
-                    cell(&v["set_id"]),
-                    v["threshold"],
-                    v["share_count"],
-                    cell(&v["checked_at"])
+                    checked.index,
+                    checked.set_id.cell(),
+                    checked.threshold,
+                    checked.share_count,
+                    checked.checked_at.cell()
                 );
             }
         }

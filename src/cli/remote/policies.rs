@@ -1,6 +1,8 @@
 //! The client commands for policies and policy changes.
 
 use super::*;
+use crate::app::views::{PolicyChangeView, PolicyView};
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -13,7 +15,7 @@ pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(
                     &json!({ "policy_toml": text, "reason": reason }),
                 )
                 .await?;
-            print_change(&v, json_out);
+            print_change(&v, json_out)?;
         }
         PolicyCmd::Move {
             credential,
@@ -26,32 +28,31 @@ pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(
                     &json!({ "credential": credential, "to_policy": to_policy, "reason": reason }),
                 )
                 .await?;
-            print_change(&v, json_out);
+            print_change(&v, json_out)?;
         }
         PolicyCmd::Changes => {
-            let v: Vec<Value> = c.get("/v1/policy-changes").await?;
+            let v: Value = c.get("/v1/policy-changes").await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
+                let list: Vec<PolicyChangeView> = view(&v)?;
                 say!(
                     "{}",
                     table(
                         &["id", "policy", "state", "changes", "approvals", "proposer"],
-                        v.iter()
+                        list.iter()
                             .map(|x| {
                                 vec![
-                                    cell(&x["id"]),
-                                    cell(&x["policy"]),
-                                    cell(&x["state"]),
-                                    x["changes"]
-                                        .as_array()
-                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join("; "))
-                                        .unwrap_or_default(),
-                                    x["approvals"]
-                                        .as_array()
-                                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
-                                        .unwrap_or_default(),
-                                    cell(&x["proposer"]),
+                                    x.id.cell(),
+                                    x.policy.cell(),
+                                    x.state.cell(),
+                                    x.changes
+                                        .iter()
+                                        .map(|c| c.cell())
+                                        .collect::<Vec<_>>()
+                                        .join("; "),
+                                    x.approvals.cell(),
+                                    x.proposer.cell(),
                                 ]
                             })
                             .collect(),
@@ -67,7 +68,7 @@ pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(
                     &json!({ "code": code.as_str() }),
                 )
                 .await?;
-            print_change(&v, json_out);
+            print_change(&v, json_out)?;
         }
         PolicyCmd::Deny { id, reason, code } => {
             let code = code_or_prompt(code)?;
@@ -77,16 +78,17 @@ pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(
                     &json!({ "code": code.as_str(), "reason": reason }),
                 )
                 .await?;
-            print_change(&v, json_out);
+            print_change(&v, json_out)?;
         }
         PolicyCmd::Check { dir } => policy_check(c, dir.as_deref(), json_out).await?,
         PolicyCmd::List => {
-            let v: Vec<Value> = c.get("/v1/policies").await?;
+            let v: Value = c.get("/v1/policies").await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
-                for p in &v {
-                    say!("{}", cell(&p["satisfiability"]["explanation"]));
+                let list: Vec<PolicyView> = view(&v)?;
+                for p in &list {
+                    say!("{}", p.satisfiability.explanation.cell());
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! The client commands for recovery sessions: open, show, submit a share, release.
 
 use super::*;
+use crate::app::views::RecoverySessionView;
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -11,19 +13,20 @@ pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result
                     &json!({}),
                 )
                 .await?;
-            print_session(&v, json_out);
+            print_session(&v, json_out)?;
             if !json_out {
+                let session: RecoverySessionView = view(&v)?;
                 say!(
-                "Each share holder runs: breakglass recovery submit {} THEIR.share.age --identity THEIR-KEY",
-                cell(&v["id"])
-            );
+                    "Each share holder runs: breakglass recovery submit {} THEIR.share.age --identity THEIR-KEY",
+                    session.id.cell()
+                );
             }
         }
         RecoveryCmd::Show { session } => {
             let v: Value = c
                 .get(&format!("/v1/recovery/sessions/{}", seg(session)))
                 .await?;
-            print_session(&v, json_out);
+            print_session(&v, json_out)?;
         }
         RecoveryCmd::Submit {
             session,
@@ -35,8 +38,8 @@ pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result
             let s: Value = c
                 .get(&format!("/v1/recovery/sessions/{}", seg(session)))
                 .await?;
-            let recipient = s["recipient"].as_str().unwrap_or_default();
-            let sealed = crate::app::recovery::session::seal_share(recipient, &share)
+            let s: RecoverySessionView = view(&s)?;
+            let sealed = crate::app::recovery::session::seal_share(&s.recipient, &share)
                 .map_err(|e| Failure::Input(e.to_string()))?;
             let code = code_or_prompt(code)?;
             let v: Value = c
@@ -48,12 +51,13 @@ pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result
             if json_out {
                 print_json(&v)
             } else {
+                let now: RecoverySessionView = view(&v)?;
                 say!(
                     "share {} submitted: {} of {} shares; {} more needed",
                     share.index,
-                    v["submitted"].as_array().map_or(0, Vec::len),
-                    v["threshold"],
-                    v["needed"]
+                    now.submitted.len(),
+                    now.threshold,
+                    now.needed
                 );
             }
         }
@@ -64,7 +68,7 @@ pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result
                     &json!({}),
                 )
                 .await?;
-            print_release(&v, json_out, "released once with the recovery key");
+            print_release(&v, json_out, "released once with the recovery key")?;
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! The client commands for break-glass requests: create, show, list.
 
 use super::*;
+use crate::app::views::RequestView;
+use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &RequestCmd, json_out: bool) -> Result<(), Failure> {
     match cmd {
@@ -18,11 +20,12 @@ pub(super) async fn run(c: &Client, cmd: &RequestCmd, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
-                say!("{}", cell(&v["id"]));
+                let r: RequestView = view(&v)?;
+                say!("{}", r.id.cell());
                 esay!(
                     "request filed; it needs {} before {}",
-                    cell(&v["quorum"]),
-                    cell(&v["expires_at"])
+                    r.quorum.cell(),
+                    r.expires_at.cell()
                 );
             }
         }
@@ -31,14 +34,15 @@ pub(super) async fn run(c: &Client, cmd: &RequestCmd, json_out: bool) -> Result<
             if json_out {
                 print_json(&v)
             } else {
-                say!("{}", output::request_summary(&v))
+                say!("{}", output::request_summary(&view(&v)?))
             }
         }
         RequestCmd::List { limit } => {
-            let v: Vec<Value> = c.get(&format!("/v1/requests?limit={limit}")).await?;
+            let v: Value = c.get(&format!("/v1/requests?limit={limit}")).await?;
             if json_out {
-                print_json(&Value::Array(v))
+                print_json(&v)
             } else {
+                let list: Vec<RequestView> = view(&v)?;
                 say!(
                     "{}",
                     table(
@@ -50,14 +54,14 @@ pub(super) async fn run(c: &Client, cmd: &RequestCmd, json_out: bool) -> Result<
                             "approvals",
                             "created"
                         ],
-                        v.iter()
+                        list.iter()
                             .map(|x| vec![
-                                cell(&x["id"]),
-                                cell(&x["credential"]),
-                                cell(&x["requester"]),
-                                cell(&x["state"]),
-                                format!("{}/{}", x["approvals"], x["approvals_needed"]),
-                                cell(&x["created_at"])
+                                x.id.cell(),
+                                x.credential.cell(),
+                                x.requester.cell(),
+                                x.state.cell(),
+                                format!("{}/{}", x.approvals, x.approvals_needed),
+                                x.created_at.cell()
                             ])
                             .collect(),
                     )

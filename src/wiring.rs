@@ -1,0 +1,237 @@
+//! The one place a configuration becomes the service's dependencies — the
+//! store, the key service, the secret store, the alert channels — and the
+//! `App` that holds them. The server and every host command start here, so
+//! a host command runs the same use cases, through the same audit path, as
+//! the API.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::app::App;
+use crate::auth::{SigningKey, TokenService};
+use crate::clock::Clock;
+use crate::config::{Config, KeyServiceChoice, SecretStoreChoice};
+use crate::datadir::DataDir;
+use crate::domain::PolicySet;
+use crate::keys::absent::AbsentKeyService;
+use crate::keys::kms::KmsKeyService;
+use crate::keys::local::LocalKeyService;
+use crate::keys::{KeyRing, KeyService};
+use crate::secrets::aws::SecretsManagerStore;
+use crate::secrets::database::DatabaseSecretStore;
+use crate::secrets::SecretStore;
+use crate::store::Store;
+
+/// Who the `App` is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The server: loads the policies, creates the data directory's keys on
+    /// first start, and migrates the database if configured to.
+    Serve,
+    /// A host command: the data directory must hold the server's keys
+    /// already (nothing is created), and the policies are not read (no host
+    /// command decides on a quorum). `migrate` applies the migrations first.
+    Host { migrate: bool },
+}
+
+/// The dependencies a configuration names.
+#[derive(Debug)]
+pub struct Wiring<'a> {
+    config: &'a Config,
+    dir: DataDir,
+}
+
+impl<'a> Wiring<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Wiring {
+            config,
+            dir: DataDir::new(&config.data_dir),
+        }
+    }
+
+    /// The database, with the pool bounded as configured.
+    pub async fn store(&self, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+        crate::store::connect_with(&self.config.database_url, migrate, &self.config.pool)
+            .await
+            .context("while opening the database")
+    }
+
+    /// The local key file, which every key ring keeps readable for the
+    /// envelopes it wrapped.
+    pub fn local_keys(&self) -> anyhow::Result<Arc<dyn KeyService>> {
+        Ok(Arc::new(
+            LocalKeyService::load(&self.dir.key_file())
+                .context("while loading the local key file")?,
+        ))
+    }
+
+    /// The configured key service: the local key file, or AWS KMS with the
+    /// local key file kept readable for envelopes wrapped before the move.
+    /// On the host the local key file may be gone (offline recovery needs no
+    /// key service): then only KMS, or no key service at all, whose every
+    /// call is refused naming why.
+    pub async fn key_service(&self, purpose: Purpose) -> anyhow::Result<Arc<dyn KeyService>> {
+        let local = match purpose {
+            Purpose::Host { .. } if !self.dir.key_file().exists() => None,
+            _ => Some(self.local_keys()?),
+        };
+        Ok(match (&self.config.key_service, local) {
+            (KeyServiceChoice::AwsKms { key_id }, local) => {
+                let sdk = crate::aws::sdk_config(&self.config.aws).await;
+                Arc::new(KeyRing::new(
+                    Arc::new(KmsKeyService::new(&sdk, key_id)),
+                    local.into_iter().collect(),
+                ))
+            }
+            (KeyServiceChoice::Local, Some(local)) => Arc::new(KeyRing::new(local, vec![])),
+            (KeyServiceChoice::Local, None) => Arc::new(AbsentKeyService::new(format!(
+                "{} holds no local key file",
+                self.config.data_dir.display()
+            ))),
+        })
+    }
+
+    /// The configured secret store (the database's own, or AWS Secrets
+    /// Manager).
+    pub async fn secret_store(&self, store: &Arc<dyn Store>) -> Arc<dyn SecretStore> {
+        match &self.config.secret_store {
+            SecretStoreChoice::AwsSecretsManager {
+                name_prefix,
+                recovery_window_days,
+            } => {
+                let sdk = crate::aws::sdk_config(&self.config.aws).await;
+                Arc::new(SecretsManagerStore::new(
+                    &sdk,
+                    name_prefix,
+                    *recovery_window_days,
+                ))
+            }
+            SecretStoreChoice::Database => Arc::new(DatabaseSecretStore::new(store.clone())),
+        }
+    }
+
+    /// The token service, with the data directory's signing key.
+    pub fn token_service(&self, key: &SigningKey) -> TokenService {
+        TokenService::new(
+            key,
+            &self.config.token_issuer,
+            &self.config.token_audience,
+            self.config.token_max_ttl.as_secs() as i64,
+        )
+    }
+
+    /// The data directory, checked: created with its keys for the server,
+    /// required to hold them already for a host command (a mistyped
+    /// `--data-dir` would otherwise mint keys nobody trusts and audit into a
+    /// stray database).
+    fn data_dir(&self, purpose: Purpose) -> anyhow::Result<()> {
+        match purpose {
+            Purpose::Serve => {
+                self.dir.ensure()?;
+            }
+            Purpose::Host { .. } => anyhow::ensure!(
+                self.dir.signing_key_file().exists(),
+                "{} holds no signing key: start the server once with `breakglass serve --data-dir {}`, or fix --data-dir",
+                self.config.data_dir.display(),
+                self.config.data_dir.display()
+            ),
+        };
+        // Nobody else may read or swap the keys (each key file is checked
+        // again as it is opened).
+        crate::datadir::check_all(&self.dir.root)
+    }
+
+    /// The embedded database holds envelopes and the audit log: owner-only,
+    /// like the keys.
+    fn protect_embedded_database(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.config.database_url != self.dir.database_url() {
+            return Ok(());
+        }
+        let db = self.dir.db_path();
+        for f in [
+            db.clone(),
+            db.with_extension("db-wal"),
+            db.with_extension("db-shm"),
+        ] {
+            if f.exists() {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The application, every dependency wired from the configuration.
+    pub async fn app(&self, clock: Arc<dyn Clock>, purpose: Purpose) -> anyhow::Result<Arc<App>> {
+        let config = self.config;
+        // Policies first: an invalid policy stops the server before it
+        // creates or opens anything.
+        let policies = match purpose {
+            Purpose::Serve => PolicySet::load_dir(&config.policies_dir)
+                .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?,
+            Purpose::Host { .. } => PolicySet::default(),
+        };
+        self.data_dir(purpose)?;
+        let migrate = match purpose {
+            Purpose::Serve => config.migrate_on_start,
+            Purpose::Host { migrate } => migrate,
+        };
+        let store = self.store(migrate).await?;
+        let keys = self.key_service(purpose).await?;
+        let signing = SigningKey::load(&self.dir.signing_key_file())
+            .context("while loading the token signing key")?;
+        self.protect_embedded_database()?;
+        let secrets = self.secret_store(&store).await;
+        let audit_key = Arc::new(
+            SigningKey::load(&self.dir.audit_key_file())
+                .context("while loading the audit checkpoint key")?,
+        );
+        let review_sdk = if config.settings.review_aws {
+            Some(crate::aws::sdk_config(&config.aws).await)
+        } else {
+            None
+        };
+        Ok(Arc::new(App {
+            store,
+            keys,
+            secrets,
+            policies: Arc::new(policies),
+            clock,
+            tokens: Arc::new(self.token_service(&signing)),
+            settings: config.settings.clone(),
+            oidc: config
+                .oidc
+                .iter()
+                .cloned()
+                .map(|c| crate::oidc::OidcIssuer::new(c).map(Arc::new))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            fallback_seen: Default::default(),
+            aws_review: review_sdk
+                .as_ref()
+                .map(|sdk| (aws_sdk_iam::Client::new(sdk), aws_sdk_sts::Client::new(sdk))),
+            aws_sdk: review_sdk,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .context("while building the HTTP client")?,
+            witness: Arc::new(
+                crate::app::witness::Witness::load(
+                    &self.dir.witness_file(),
+                    &crate::crypto::chain::AuditKey::new(audit_key.public_key()),
+                )
+                .context("while loading the audit witness")?,
+            ),
+            chain_break: Default::default(),
+            data_dir: config.data_dir.clone(),
+            auth_refusals: Arc::new(crate::app::auth_refusals::AuthRefusals::new(
+                config.settings.limits.auth_refusal_events_per_minute,
+            )),
+            audit_key,
+            replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            vault: Arc::default(),
+            limiters: Arc::new(crate::limits::Limiters::new(&config.settings.limits)),
+            metrics: Arc::default(),
+        }))
+    }
+}

@@ -259,7 +259,7 @@ async fn an_intact_log_verifies_online_offline_and_in_python(b: Backend) {
     // An export by a service with another key does not pass as this one's.
     let other = l.dir.path().join("other-key.json");
     let foreign = breakglass::crypto::chain::AuditKey::new(
-        breakglass::auth::SigningKey::generate().public_key(),
+        breakglass::crypto::signing::SigningKey::generate().public_key(),
     );
     std::fs::write(&other, serde_json::to_string(&foreign).unwrap()).unwrap();
     let (code, out, _) = cli(

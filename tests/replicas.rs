@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use breakglass::auth::{SigningKey, TokenService};
+use breakglass::auth::TokenService;
+use breakglass::crypto::signing::SigningKey;
 use breakglass::domain::Role;
 use futures_util::future::join_all;
 use serde_json::{json, Value};

@@ -47,7 +47,7 @@ fn seal_bytes(kind: &str, mut fields: serde_json::Value) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn seal(key: &crate::auth::SigningKey, kind: &str, fields: serde_json::Value) -> String {
+fn seal(key: &crate::crypto::signing::SigningKey, kind: &str, fields: serde_json::Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(key.sign(&seal_bytes(kind, fields)))
 }
@@ -80,13 +80,17 @@ fn version_fields(name: &str, version: i64, body: &str) -> serde_json::Value {
 }
 
 /// The audit key's seal of "credential `id` is under `policy`".
-pub(crate) fn seal_policy_of(key: &crate::auth::SigningKey, id: &str, policy: &str) -> String {
+pub(crate) fn seal_policy_of(
+    key: &crate::crypto::signing::SigningKey,
+    id: &str,
+    policy: &str,
+) -> String {
     seal(key, "credential-policy", policy_of_fields(id, policy))
 }
 
 /// The audit key's seal of a policy version.
 pub(crate) fn seal_version(
-    key: &crate::auth::SigningKey,
+    key: &crate::crypto::signing::SigningKey,
     name: &str,
     version: i64,
     body: &str,

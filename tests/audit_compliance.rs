@@ -685,6 +685,7 @@ async fn the_siem_receives_every_event_once_in_order_through_receiver_failures(b
     // The first deliveries fail: the status says so, and nothing is lost.
     let mut saw_failure = false;
     let mut received: Vec<Value> = Vec::new();
+    let mut ticker = breakglass::app::ticker::Ticker::default();
     for _ in 0..200 {
         let head = t.audit().await.last().unwrap().seq;
         received = r
@@ -716,7 +717,7 @@ async fn the_siem_receives_every_event_once_in_order_through_receiver_failures(b
         }
         // Let the back-off pass (and a checkpoint fall due).
         t.clock.advance_secs(400);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        t.app.tick(&mut ticker).await;
     }
     assert!(saw_failure);
     assert!(r.posts.load(std::sync::atomic::Ordering::SeqCst) > 2);

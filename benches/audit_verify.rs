@@ -23,7 +23,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("audit.jsonl");
     let canon_path = dir.path().join("canonical.bin");
-    let key = breakglass::auth::SigningKey::generate();
+    let key = breakglass::crypto::signing::SigningKey::generate();
 
     // A log shaped like a real one: the mix of actions of a break-glass.
     let started = Instant::now();

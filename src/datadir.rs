@@ -76,12 +76,12 @@ impl DataDir {
             created.key_file = true;
         }
         if !self.signing_key_file().exists() {
-            crate::auth::SigningKey::create(&self.signing_key_file())
+            crate::crypto::signing::SigningKey::create(&self.signing_key_file())
                 .with_context(|| format!("while creating {}", self.signing_key_file().display()))?;
             created.signing_key = true;
         }
         if !self.audit_key_file().exists() {
-            crate::auth::SigningKey::create(&self.audit_key_file())
+            crate::crypto::signing::SigningKey::create(&self.audit_key_file())
                 .with_context(|| format!("while creating {}", self.audit_key_file().display()))?;
         }
         Ok(created)

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::app::App;
-use crate::auth::{SigningKey, TokenService};
+use crate::auth::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, KeyServiceChoice, SecretStoreChoice};
+use crate::crypto::signing::SigningKey;
 use crate::datadir::DataDir;
 use crate::domain::PolicySet;
 use crate::keys::absent::AbsentKeyService;

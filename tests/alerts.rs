@@ -140,14 +140,16 @@ fn alerts_config(base: &str, max_attempts: i64) -> impl Fn(&mut Config) {
     }
 }
 
-/// Let time pass (back-offs) until `done` holds, or fail.
+/// Let time pass (back-offs) and step the background rounds until `done`
+/// holds, or fail.
 async fn wait_until(t: &TestApp, what: &str, mut done: impl FnMut() -> bool) {
+    let mut ticker = Ticker::default();
     for _ in 0..300 {
         if done() {
             return;
         }
         t.clock.advance_secs(700);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        t.app.tick(&mut ticker).await;
     }
     panic!("timed out waiting for {what}");
 }
@@ -271,13 +273,14 @@ async fn a_receiver_down_past_the_retry_budget_dead_letters_and_a_retry_delivers
         t.get("/v1/alerts?state=dead", &admin).await.ok()
     };
     let mut listed = Value::Null;
+    let mut ticker = Ticker::default();
     for _ in 0..300 {
         listed = dead().await;
         if listed.as_array().unwrap().len() == 3 {
             break;
         }
         t.clock.advance_secs(700);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        t.app.tick(&mut ticker).await;
     }
     let dead_letters = listed.as_array().unwrap().clone();
     assert_eq!(dead_letters.len(), 3, "{listed}");

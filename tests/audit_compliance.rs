@@ -259,7 +259,7 @@ async fn an_intact_log_verifies_online_offline_and_in_python(b: Backend) {
     // An export by a service with another key does not pass as this one's.
     let other = l.dir.path().join("other-key.json");
     let foreign = breakglass::crypto::chain::AuditKey::new(
-        breakglass::auth::SigningKey::generate().public_key(),
+        breakglass::crypto::signing::SigningKey::generate().public_key(),
     );
     std::fs::write(&other, serde_json::to_string(&foreign).unwrap()).unwrap();
     let (code, out, _) = cli(
@@ -685,6 +685,7 @@ async fn the_siem_receives_every_event_once_in_order_through_receiver_failures(b
     // The first deliveries fail: the status says so, and nothing is lost.
     let mut saw_failure = false;
     let mut received: Vec<Value> = Vec::new();
+    let mut ticker = breakglass::app::ticker::Ticker::default();
     for _ in 0..200 {
         let head = t.audit().await.last().unwrap().seq;
         received = r
@@ -716,7 +717,7 @@ async fn the_siem_receives_every_event_once_in_order_through_receiver_failures(b
         }
         // Let the back-off pass (and a checkpoint fall due).
         t.clock.advance_secs(400);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        t.app.tick(&mut ticker).await;
     }
     assert!(saw_failure);
     assert!(r.posts.load(std::sync::atomic::Ordering::SeqCst) > 2);

@@ -397,7 +397,7 @@ async fn an_unauthenticated_flood_costs_a_bounded_number_of_rows_and_every_attem
     let admin = t.token("root-admin", &[Role::Admin]);
     let before = t.audit().await.len();
     let foreign = breakglass::auth::TokenService::new(
-        &breakglass::auth::SigningKey::generate(),
+        &breakglass::crypto::signing::SigningKey::generate(),
         "breakglass",
         "breakglass-api",
         86400,

@@ -23,7 +23,7 @@ use breakglass::app::audit::{sign_checkpoint, ExportHeader, EXPORT_FORMAT};
 use breakglass::app::recovery::backup::{
     recover_from_backup, BackupBody, BackupCredential, BackupFile, BACKUP_FORMAT,
 };
-use breakglass::auth::{SigningKey, TokenError, TokenService};
+use breakglass::auth::{TokenError, TokenService};
 use breakglass::crypto::chain::{
     canonical_json, kid_of, seal, verify_jsonl, AuditEvent, AuditKey, Checkpoint, ExportVerdict,
     GENESIS,
@@ -31,6 +31,7 @@ use breakglass::crypto::chain::{
 use breakglass::crypto::envelope::{credential_aad, Envelope};
 use breakglass::crypto::recovery_wrap::wrap_for_recovery;
 use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData, SHARE_FORMAT};
+use breakglass::crypto::signing::SigningKey;
 use breakglass::domain::policy::{parse_file, HoursWindow};
 use breakglass::domain::{Policy, PolicySet, Role};
 use proptest::prelude::*;

@@ -328,7 +328,7 @@ async fn a_call_without_a_valid_token_is_refused(b: Backend) {
     .await;
     // Signed by another key.
     let other = breakglass::auth::TokenService::new(
-        &breakglass::auth::SigningKey::generate(),
+        &breakglass::crypto::signing::SigningKey::generate(),
         "breakglass",
         "breakglass-api",
         86400,

@@ -56,13 +56,33 @@ fn request_id(e: &AuditEvent) -> Option<&str> {
 
 /// The message for one channel, without any secret.
 pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) -> Value {
-    let d = &e.details;
-    let credential = d["credential"].as_str().unwrap_or("");
     let link = match (public_url, request_id(e)) {
         (Some(base), Some(id)) => Some(format!("{base}/v1/requests/{id}")),
         _ => None,
     };
-    let what = match Action::of(&e.action) {
+    let what = summary(e);
+    match channel.kind.as_str() {
+        "slack" => {
+            let mut text = format!(":rotating_light: *breakglass*: {what}");
+            if let Some(l) = &link {
+                text.push_str(&format!(" <{l}|open>"));
+            }
+            json!({ "text": text })
+        }
+        "pagerduty" => pagerduty(e, what, link.as_deref()),
+        _ => json!({
+            "summary": what,
+            "event": e,
+            "link": link,
+        }),
+    }
+}
+
+/// The event in one line, for people.
+fn summary(e: &AuditEvent) -> String {
+    let d = &e.details;
+    let credential = d["credential"].as_str().unwrap_or("");
+    match Action::of(&e.action) {
         Some(Action::RequestCreate) => format!(
             "{} asks to break the glass on {credential} (account {}): \"{}\"{}; needs {}",
             e.actor,
@@ -149,66 +169,55 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
             d["version"]
         ),
         _ => format!("{} {} {}", e.actor, e.action, e.target),
-    };
-    match channel.kind.as_str() {
-        "slack" => {
-            let mut text = format!(":rotating_light: *breakglass*: {what}");
-            if let Some(l) = &link {
-                text.push_str(&format!(" <{l}|open>"));
-            }
-            json!({ "text": text })
-        }
-        "pagerduty" => {
-            let (action, dedup) = match (Action::of(&e.action), request_id(e)) {
-                (Some(Action::RequestCreate), Some(id)) => {
-                    ("trigger", format!("breakglass-request-{id}"))
-                }
-                (Some(Action::RequestApprove) | Some(Action::RequestApproved), Some(id)) => {
-                    ("acknowledge", format!("breakglass-request-{id}"))
-                }
-                (
-                    Some(Action::RequestRelease)
-                    | Some(Action::RequestDenied)
-                    | Some(Action::RecoveryRelease),
-                    Some(id),
-                ) => ("resolve", format!("breakglass-request-{id}")),
-                _ => ("trigger", format!("breakglass-event-{}", e.seq)),
-            };
-            let severity = match Action::of(&e.action) {
-                Some(Action::RequestRelease)
-                | Some(Action::RecoveryRelease)
-                | Some(Action::RecoveryRecover)
-                | Some(Action::AuditVerify) => "critical",
-                Some(Action::RequestCreate)
-                | Some(Action::CustodianLockout)
-                | Some(Action::AuthFallback) => "error",
-                _ => "info",
-            };
-            let mut v = json!({
-                "event_action": action,
-                "dedup_key": dedup,
-            });
-            if action == "trigger" {
-                v["payload"] = json!({
-                    "summary": what,
-                    "source": "breakglass",
-                    "severity": severity,
-                    "component": credential,
-                    "group": d["account_id"],
-                    "custom_details": { "action": e.action, "actor": e.actor, "target": e.target, "seq": e.seq },
-                });
-            }
-            if let Some(l) = &link {
-                v["links"] = json!([{ "href": l, "text": "breakglass request" }]);
-            }
-            v
-        }
-        _ => json!({
-            "summary": what,
-            "event": e,
-            "link": link,
-        }),
     }
+}
+
+/// A PagerDuty Events v2 message: one incident per request, triggered by
+/// its creation, acknowledged by approvals, resolved by its end.
+fn pagerduty(e: &AuditEvent, what: String, link: Option<&str>) -> Value {
+    let d = &e.details;
+    let credential = d["credential"].as_str().unwrap_or("");
+    let (action, dedup) = match (Action::of(&e.action), request_id(e)) {
+        (Some(Action::RequestCreate), Some(id)) => ("trigger", format!("breakglass-request-{id}")),
+        (Some(Action::RequestApprove) | Some(Action::RequestApproved), Some(id)) => {
+            ("acknowledge", format!("breakglass-request-{id}"))
+        }
+        (
+            Some(Action::RequestRelease)
+            | Some(Action::RequestDenied)
+            | Some(Action::RecoveryRelease),
+            Some(id),
+        ) => ("resolve", format!("breakglass-request-{id}")),
+        _ => ("trigger", format!("breakglass-event-{}", e.seq)),
+    };
+    let severity = match Action::of(&e.action) {
+        Some(Action::RequestRelease)
+        | Some(Action::RecoveryRelease)
+        | Some(Action::RecoveryRecover)
+        | Some(Action::AuditVerify) => "critical",
+        Some(Action::RequestCreate)
+        | Some(Action::CustodianLockout)
+        | Some(Action::AuthFallback) => "error",
+        _ => "info",
+    };
+    let mut v = json!({
+        "event_action": action,
+        "dedup_key": dedup,
+    });
+    if action == "trigger" {
+        v["payload"] = json!({
+            "summary": what,
+            "source": "breakglass",
+            "severity": severity,
+            "component": credential,
+            "group": d["account_id"],
+            "custom_details": { "action": e.action, "actor": e.actor, "target": e.target, "seq": e.seq },
+        });
+    }
+    if let Some(l) = link {
+        v["links"] = json!([{ "href": l, "text": "breakglass request" }]);
+    }
+    v
 }
 
 /// A receiver's answer, as the outbox records it (never the URL).

@@ -633,7 +633,7 @@ impl App {
 
 /// Sign `(seq, hash, ts_ms)` with the audit key.
 pub fn sign_checkpoint(
-    key: &crate::auth::SigningKey,
+    key: &crate::crypto::signing::SigningKey,
     seq: i64,
     hash: &str,
     ts_ms: i64,

@@ -47,12 +47,8 @@ fn f(severity: &str, check: &str, subject: String, finding: String, fix: String)
 }
 
 impl App {
-    /// The review (auditor or admin). Audited.
-    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
-    pub async fn hygiene(&self, who: &Identity) -> AppResult<HygieneReport> {
-        self.require_any(who, &[Role::Auditor, Role::Admin])?;
-        let now = self.now_ms();
-        let since = |ms: i64| crate::clock::rfc3339(ms);
+    /// The key service and the data directory, as they are now.
+    async fn service_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
         // The key service: automatic rotation of the KMS key.
         match self.keys.rotation_enabled().await {
@@ -83,6 +79,16 @@ impl App {
                 "restore owner-only permissions (directory 700, key files 600, owned by the service's user, no symbolic links); if a key was replaced, treat it as compromised".into(),
             ));
         }
+        out
+    }
+
+    /// The review (auditor or admin). Audited.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject))]
+    pub async fn hygiene(&self, who: &Identity) -> AppResult<HygieneReport> {
+        self.require_any(who, &[Role::Auditor, Role::Admin])?;
+        let now = self.now_ms();
+        let since = |ms: i64| crate::clock::rfc3339(ms);
+        let mut out = self.service_findings().await;
         let mut tx = self.store.begin_read().await?;
         // A policy version written around the service stops every decision
         // under the policies; the review says so instead of failing.
@@ -118,231 +124,32 @@ impl App {
             versions.push(tx.version(&c.id, c.current_version).await?);
         }
         tx.rollback().await?;
+        let x = Facts {
+            custodians,
+            credentials,
+            set,
+            shares,
+            decided,
+            dead,
+            versions,
+            policies_in_force,
+        };
 
-        // Which policy each credential is under, as the service set it.
         let key = self.audit_public_key();
-        for c in credentials
-            .iter()
-            .filter(|c| !super::proof::policy_of_sealed(&key, c))
-        {
-            out.push(f(
-                "high",
-                "policy.unsealed",
-                format!("credential:{}", c.name),
-                format!(
-                    "credential {} is under policy {} without the audit key's seal: the assignment was written around the service, and no request for it is accepted",
-                    c.name, c.policy
-                ),
-                "restore the credential's row from a trusted backup, or move it through the service (a policy change, four-eyes)".into(),
-            ));
-        }
-
-        // Recovery: a set, complete, every share checked recently.
-        match &set {
-            None => out.push(f(
-                "high",
-                "recovery.no_set",
-                "recovery".into(),
-                "no recovery share set: losing the key service loses every credential".into(),
-                "run `breakglass init --threshold K --custodian NAME=AGE_RECIPIENT …`".into(),
-            )),
-            Some(s) => {
-                for sh in &shares {
-                    let checked = sh.checked_at.unwrap_or(0);
-                    if now - checked > REVIEW_PERIOD_MS {
-                        out.push(f(
-                            "medium",
-                            "recovery.share_unchecked",
-                            format!("custodian:{}", sh.custodian),
-                            match sh.checked_at {
-                                Some(t) => format!(
-                                    "share {} of set {} was last checked {}",
-                                    sh.idx,
-                                    s.set_id,
-                                    since(t)
-                                ),
-                                None => format!(
-                                    "share {} of set {} has never been checked",
-                                    sh.idx, s.set_id
-                                ),
-                            },
-                            format!(
-                                "{} runs `breakglass share check FILE --identity KEY`",
-                                sh.custodian
-                            ),
-                        ));
-                    }
-                    if !custodians
-                        .iter()
-                        .any(|c| c.name == sh.custodian && c.status == CustodianStatus::Active)
-                    {
-                        out.push(f(
-                            "high",
-                            "recovery.holder_gone",
-                            format!("custodian:{}", sh.custodian),
-                            format!(
-                                "share {} is held by {}, who is not an active custodian",
-                                sh.idx, sh.custodian
-                            ),
-                            "re-split with `breakglass rekey` for the current custodians".into(),
-                        ));
-                    }
-                }
-            }
-        }
-        // Custodians: enrolled, not locked, active within the period.
-        for c in &custodians {
-            if c.status != CustodianStatus::Active {
-                out.push(f(
-                    "medium",
-                    "custodian.not_enrolled",
-                    format!("custodian:{}", c.name),
-                    format!("{} has not completed TOTP enrolment", c.name),
-                    format!(
-                        "{} runs `breakglass custodian enroll` and `confirm`",
-                        c.name
-                    ),
-                ));
-            } else if c.locked_until.is_some_and(|u| u > now) {
-                out.push(f(
-                    "medium",
-                    "custodian.locked",
-                    format!("custodian:{}", c.name),
-                    format!(
-                        "{} is locked out until {}",
-                        c.name,
-                        since(c.locked_until.unwrap_or(0))
-                    ),
-                    "find out why their codes failed before the lockout ends".into(),
-                ));
-            }
-            let approved = decided.get(&c.name).copied();
-            let checked = shares
-                .iter()
-                .filter(|s| s.custodian == c.name)
-                .filter_map(|s| s.checked_at)
-                .max();
-            let last = approved.into_iter().chain(checked).max();
-            if c.status == CustodianStatus::Active
-                && now - last.unwrap_or(c.created_at) > REVIEW_PERIOD_MS
-            {
-                out.push(f(
-                    "low",
-                    "custodian.idle",
-                    format!("custodian:{}", c.name),
-                    format!(
-                        "{} has neither approved nor checked a share in 90 days",
-                        c.name
-                    ),
-                    "run a break-glass drill, or have them check their share".into(),
-                ));
-            }
-        }
-        // Credentials: exposed and not rotated; stale; not recoverable.
-        // Drills: every policy guarding a real credential is rehearsed.
-        let mut policies: Vec<&str> = credentials
-            .iter()
-            .filter(|c| !c.drill)
-            .map(|c| c.policy.as_str())
-            .collect();
-        policies.sort();
-        policies.dedup();
-        for p in policies {
-            let last = credentials
-                .iter()
-                .filter(|c| c.drill && c.policy == p)
-                .filter_map(|c| c.last_released_at)
-                .max();
-            if last.is_none_or(|t| now - t > REVIEW_PERIOD_MS) {
-                out.push(f(
-                    "medium",
-                    "drill.overdue",
-                    format!("policy:{p}"),
-                    match last {
-                        Some(t) => format!("policy {p} was last drilled {}", since(t)),
-                        None => format!("policy {p} has never been drilled"),
-                    },
-                    format!("deposit a drill credential under {p} (`--drill`) and break the glass on it with the real custodians"),
-                ));
-            }
-        }
-        for (c, v) in credentials.iter().zip(&versions) {
-            if c.drill {
-                continue;
-            }
-            if c.exposed {
-                out.push(f(
-                    "high",
-                    "credential.exposed",
-                    format!("credential:{}", c.name),
-                    format!(
-                        "{} was released {} and has not been rotated",
-                        c.name,
-                        since(c.exposed_at.unwrap_or(0))
-                    ),
-                    format!(
-                        "rotate it in AWS, then `breakglass credential rotate {}`",
-                        c.name
-                    ),
-                ));
-            }
-            let max_age = policies_in_force
-                .get(&c.policy)
-                .and_then(|(p, _)| p.max_age_secs)
-                .map(|s| s as i64 * 1000);
-            if let Some(max) = max_age.filter(|m| now - c.updated_at > *m) {
-                out.push(f(
-                    "medium",
-                    "credential.too_old",
-                    format!("credential:{}", c.name),
-                    format!(
-                        "{} was last rotated {}, longer ago than its policy's maximum age ({})",
-                        c.name,
-                        since(c.updated_at),
-                        humantime::format_duration(std::time::Duration::from_millis(max as u64))
-                    ),
-                    format!("rotate it, then `breakglass credential rotate {}`", c.name),
-                ));
-            } else if max_age.is_none() && now - c.updated_at > REVIEW_PERIOD_MS && !c.exposed {
-                out.push(f(
-                    "low",
-                    "credential.stale",
-                    format!("credential:{}", c.name),
-                    format!(
-                        "{} has not been rotated since {}",
-                        c.name,
-                        since(c.updated_at)
-                    ),
-                    format!("rotate it, then `breakglass credential rotate {}`", c.name),
-                ));
-            }
-            if let (Some(s), Some(v)) = (&set, v) {
-                if v.recovery_set.as_deref() != Some(s.set_id.as_str()) {
-                    out.push(f(
-                        "medium",
-                        "credential.not_recoverable",
-                        format!("credential:{}", c.name),
-                        format!(
-                            "version {} of {} is not wrapped to the recovery key",
-                            v.version, c.name
-                        ),
-                        format!(
-                            "`breakglass credential rotate {}` (deposited before the ceremony)",
-                            c.name
-                        ),
-                    ));
-                }
-            }
-        }
+        out.extend(sealed_findings(&key, &x));
+        out.extend(recovery_findings(&x, now));
+        out.extend(custodian_findings(&x, now));
+        out.extend(drill_findings(&x, now));
+        out.extend(credential_findings(&x, now));
         if let Some((iam, sts)) = &self.aws_review {
-            out.extend(aws_findings(iam, sts, &credentials).await);
+            out.extend(aws_findings(iam, sts, &x.credentials).await);
         }
-        if dead > 0 {
+        if x.dead > 0 {
             out.push(f(
                 "medium",
                 "alerts.dead_letters",
                 "alerts".into(),
-                format!("{dead} alert(s) could not be delivered"),
+                format!("{} alert(s) could not be delivered", x.dead),
                 "fix the channel, then `breakglass alerts retry ID`".into(),
             ));
         }
@@ -380,6 +187,270 @@ impl App {
         )
         .await
     }
+}
+
+/// What the review reads from the store, in one transaction.
+struct Facts {
+    custodians: Vec<crate::store::CustodianRow>,
+    credentials: Vec<crate::store::CredentialRow>,
+    set: Option<crate::store::RecoverySetRow>,
+    shares: Vec<crate::store::RecoveryShareRow>,
+    /// Each custodian's latest decision.
+    decided: std::collections::BTreeMap<String, i64>,
+    /// Dead-lettered alerts.
+    dead: usize,
+    /// Each credential's current version, in `credentials`' order.
+    versions: Vec<Option<crate::store::VersionRow>>,
+    policies_in_force: std::collections::BTreeMap<String, (crate::domain::Policy, i64)>,
+}
+
+/// Which policy each credential is under, as the service set it.
+fn sealed_findings(key: &crate::crypto::chain::AuditKey, x: &Facts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for c in x
+        .credentials
+        .iter()
+        .filter(|c| !super::proof::policy_of_sealed(key, c))
+    {
+        out.push(f(
+            "high",
+            "policy.unsealed",
+            format!("credential:{}", c.name),
+            format!(
+                "credential {} is under policy {} without the audit key's seal: the assignment was written around the service, and no request for it is accepted",
+                c.name, c.policy
+            ),
+            "restore the credential's row from a trusted backup, or move it through the service (a policy change, four-eyes)".into(),
+        ));
+    }
+
+    out
+}
+
+/// Recovery: a set, complete, every share checked recently.
+fn recovery_findings(x: &Facts, now: i64) -> Vec<Finding> {
+    let since = |ms: i64| crate::clock::rfc3339(ms);
+    let mut out = Vec::new();
+    match &x.set {
+        None => out.push(f(
+            "high",
+            "recovery.no_set",
+            "recovery".into(),
+            "no recovery share set: losing the key service loses every credential".into(),
+            "run `breakglass init --threshold K --custodian NAME=AGE_RECIPIENT …`".into(),
+        )),
+        Some(s) => {
+            for sh in &x.shares {
+                let checked = sh.checked_at.unwrap_or(0);
+                if now - checked > REVIEW_PERIOD_MS {
+                    out.push(f(
+                        "medium",
+                        "recovery.share_unchecked",
+                        format!("custodian:{}", sh.custodian),
+                        match sh.checked_at {
+                            Some(t) => format!(
+                                "share {} of set {} was last checked {}",
+                                sh.idx,
+                                s.set_id,
+                                since(t)
+                            ),
+                            None => format!(
+                                "share {} of set {} has never been checked",
+                                sh.idx, s.set_id
+                            ),
+                        },
+                        format!(
+                            "{} runs `breakglass share check FILE --identity KEY`",
+                            sh.custodian
+                        ),
+                    ));
+                }
+                if !x
+                    .custodians
+                    .iter()
+                    .any(|c| c.name == sh.custodian && c.status == CustodianStatus::Active)
+                {
+                    out.push(f(
+                        "high",
+                        "recovery.holder_gone",
+                        format!("custodian:{}", sh.custodian),
+                        format!(
+                            "share {} is held by {}, who is not an active custodian",
+                            sh.idx, sh.custodian
+                        ),
+                        "re-split with `breakglass rekey` for the current custodians".into(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Custodians: enrolled, not locked, active within the period.
+fn custodian_findings(x: &Facts, now: i64) -> Vec<Finding> {
+    let since = |ms: i64| crate::clock::rfc3339(ms);
+    let mut out = Vec::new();
+    for c in &x.custodians {
+        if c.status != CustodianStatus::Active {
+            out.push(f(
+                "medium",
+                "custodian.not_enrolled",
+                format!("custodian:{}", c.name),
+                format!("{} has not completed TOTP enrolment", c.name),
+                format!(
+                    "{} runs `breakglass custodian enroll` and `confirm`",
+                    c.name
+                ),
+            ));
+        } else if c.locked_until.is_some_and(|u| u > now) {
+            out.push(f(
+                "medium",
+                "custodian.locked",
+                format!("custodian:{}", c.name),
+                format!(
+                    "{} is locked out until {}",
+                    c.name,
+                    since(c.locked_until.unwrap_or(0))
+                ),
+                "find out why their codes failed before the lockout ends".into(),
+            ));
+        }
+        let approved = x.decided.get(&c.name).copied();
+        let checked = x
+            .shares
+            .iter()
+            .filter(|s| s.custodian == c.name)
+            .filter_map(|s| s.checked_at)
+            .max();
+        let last = approved.into_iter().chain(checked).max();
+        if c.status == CustodianStatus::Active
+            && now - last.unwrap_or(c.created_at) > REVIEW_PERIOD_MS
+        {
+            out.push(f(
+                "low",
+                "custodian.idle",
+                format!("custodian:{}", c.name),
+                format!(
+                    "{} has neither approved nor checked a share in 90 days",
+                    c.name
+                ),
+                "run a break-glass drill, or have them check their share".into(),
+            ));
+        }
+    }
+    out
+}
+
+/// Drills: every policy guarding a real credential is rehearsed.
+fn drill_findings(x: &Facts, now: i64) -> Vec<Finding> {
+    let since = |ms: i64| crate::clock::rfc3339(ms);
+    let mut out = Vec::new();
+    let mut policies: Vec<&str> = x
+        .credentials
+        .iter()
+        .filter(|c| !c.drill)
+        .map(|c| c.policy.as_str())
+        .collect();
+    policies.sort();
+    policies.dedup();
+    for p in policies {
+        let last = x
+            .credentials
+            .iter()
+            .filter(|c| c.drill && c.policy == p)
+            .filter_map(|c| c.last_released_at)
+            .max();
+        if last.is_none_or(|t| now - t > REVIEW_PERIOD_MS) {
+            out.push(f(
+                "medium",
+                "drill.overdue",
+                format!("policy:{p}"),
+                match last {
+                    Some(t) => format!("policy {p} was last drilled {}", since(t)),
+                    None => format!("policy {p} has never been drilled"),
+                },
+                format!("deposit a drill credential under {p} (`--drill`) and break the glass on it with the real custodians"),
+            ));
+        }
+    }
+    out
+}
+
+/// Credentials: exposed and not rotated; stale; not recoverable.
+fn credential_findings(x: &Facts, now: i64) -> Vec<Finding> {
+    let since = |ms: i64| crate::clock::rfc3339(ms);
+    let mut out = Vec::new();
+    for (c, v) in x.credentials.iter().zip(&x.versions) {
+        if c.drill {
+            continue;
+        }
+        if c.exposed {
+            out.push(f(
+                "high",
+                "credential.exposed",
+                format!("credential:{}", c.name),
+                format!(
+                    "{} was released {} and has not been rotated",
+                    c.name,
+                    since(c.exposed_at.unwrap_or(0))
+                ),
+                format!(
+                    "rotate it in AWS, then `breakglass credential rotate {}`",
+                    c.name
+                ),
+            ));
+        }
+        let max_age = x
+            .policies_in_force
+            .get(&c.policy)
+            .and_then(|(p, _)| p.max_age_secs)
+            .map(|s| s as i64 * 1000);
+        if let Some(max) = max_age.filter(|m| now - c.updated_at > *m) {
+            out.push(f(
+                "medium",
+                "credential.too_old",
+                format!("credential:{}", c.name),
+                format!(
+                    "{} was last rotated {}, longer ago than its policy's maximum age ({})",
+                    c.name,
+                    since(c.updated_at),
+                    humantime::format_duration(std::time::Duration::from_millis(max as u64))
+                ),
+                format!("rotate it, then `breakglass credential rotate {}`", c.name),
+            ));
+        } else if max_age.is_none() && now - c.updated_at > REVIEW_PERIOD_MS && !c.exposed {
+            out.push(f(
+                "low",
+                "credential.stale",
+                format!("credential:{}", c.name),
+                format!(
+                    "{} has not been rotated since {}",
+                    c.name,
+                    since(c.updated_at)
+                ),
+                format!("rotate it, then `breakglass credential rotate {}`", c.name),
+            ));
+        }
+        if let (Some(s), Some(v)) = (&x.set, v) {
+            if v.recovery_set.as_deref() != Some(s.set_id.as_str()) {
+                out.push(f(
+                    "medium",
+                    "credential.not_recoverable",
+                    format!("credential:{}", c.name),
+                    format!(
+                        "version {} of {} is not wrapped to the recovery key",
+                        v.version, c.name
+                    ),
+                    format!(
+                        "`breakglass credential rotate {}` (deposited before the ceremony)",
+                        c.name
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The AWS side: root MFA and root access keys of the account the review's

@@ -58,7 +58,7 @@ pub struct App {
     /// Outgoing HTTP (the audit sink).
     pub http: reqwest::Client,
     /// Signs audit checkpoints.
-    pub audit_key: Arc<crate::auth::SigningKey>,
+    pub audit_key: Arc<crate::crypto::signing::SigningKey>,
     /// The recovery sessions this process opened (memory only).
     pub vault: Arc<recovery::session::Vault>,
     /// Rate limits (this process's buckets).

@@ -47,7 +47,7 @@ fn seal_bytes(kind: &str, mut fields: serde_json::Value) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn seal(key: &crate::auth::SigningKey, kind: &str, fields: serde_json::Value) -> String {
+fn seal(key: &crate::crypto::signing::SigningKey, kind: &str, fields: serde_json::Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(key.sign(&seal_bytes(kind, fields)))
 }
@@ -80,13 +80,17 @@ fn version_fields(name: &str, version: i64, body: &str) -> serde_json::Value {
 }
 
 /// The audit key's seal of "credential `id` is under `policy`".
-pub(crate) fn seal_policy_of(key: &crate::auth::SigningKey, id: &str, policy: &str) -> String {
+pub(crate) fn seal_policy_of(
+    key: &crate::crypto::signing::SigningKey,
+    id: &str,
+    policy: &str,
+) -> String {
     seal(key, "credential-policy", policy_of_fields(id, policy))
 }
 
 /// The audit key's seal of a policy version.
 pub(crate) fn seal_version(
-    key: &crate::auth::SigningKey,
+    key: &crate::crypto::signing::SigningKey,
     name: &str,
     version: i64,
     body: &str,
@@ -208,6 +212,20 @@ impl App {
         r: &RequestRow,
         decisions: &[DecisionRow],
     ) -> AppResult<()> {
+        let covered = self.signed_events_of(tx, r).await?;
+        created_as_stored(r, &covered)?;
+        decisions_as_recorded(r, decisions, &covered)?;
+        approvals_in_order(tx, r, decisions).await
+    }
+
+    /// The request's own successful events that a signed checkpoint covers,
+    /// after verifying the chain from its creation to the head (every
+    /// checkpoint on the way, and the witness).
+    async fn signed_events_of(
+        &self,
+        tx: &mut dyn Tx,
+        r: &RequestRow,
+    ) -> AppResult<Vec<crate::crypto::chain::AuditEvent>> {
         let target = request_target(&r.id);
         let creates = tx
             .audit_search(
@@ -280,108 +298,7 @@ impl App {
             }
         }
         let signed = verdict.signed_through.unwrap_or(0);
-        let covered: Vec<_> = mine.iter().filter(|e| e.seq <= signed).collect();
-        // The request as created.
-        let Some(e0) = covered
-            .iter()
-            .find(|e| e.action == Action::RequestCreate.as_str())
-        else {
-            return unproven(
-                r,
-                "its request.create event is not covered by a signed checkpoint",
-            );
-        };
-        let d0 = &e0.details;
-        let same = e0.actor == r.requester
-            && d0["credential_id"].as_str() == Some(r.credential_id.as_str())
-            && d0["credential"].as_str() == Some(r.credential_name.as_str())
-            && d0["policy_sha256"].as_str() == Some(snapshot_digest(&r.policy).as_str())
-            && d0["expires_at"].as_str() == Some(crate::clock::rfc3339(r.expires_at).as_str());
-        if !same {
-            return unproven(
-                r,
-                format!(
-                    "the stored request does not match its signed request.create event (event {}): its requester, credential, policy or expiry was changed",
-                    e0.seq
-                ),
-            );
-        }
-        // The decisions, exactly as recorded.
-        let mut recorded = BTreeSet::new();
-        for e in &covered {
-            let decision = match Action::of(&e.action) {
-                Some(Action::RequestApprove) => Decision::Approve,
-                Some(Action::RequestDeny) => Decision::Deny,
-                _ => continue,
-            };
-            let (Some(step), Some(groups)) =
-                (e.details["step"].as_i64(), e.details["groups"].as_array())
-            else {
-                return unproven(
-                    r,
-                    format!(
-                        "event {} records a decision without its TOTP step and groups (made before decisions were proved): file a new request",
-                        e.seq
-                    ),
-                );
-            };
-            let mut groups: Vec<String> = groups
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .collect();
-            groups.sort();
-            recorded.insert((e.actor.clone(), decision, groups, step));
-        }
-        let stored: BTreeSet<DecisionKey> = decisions.iter().map(key_of).collect();
-        if let Some((who, what, _, step)) = stored.difference(&recorded).next() {
-            return unproven(
-                r,
-                format!(
-                    "the {what} by {who} (TOTP step {step}) has no event in the signed audit chain, or differs from it"
-                ),
-            );
-        }
-        if let Some((who, what, _, _)) = recorded.difference(&stored).next() {
-            return unproven(
-                r,
-                format!(
-                    "the signed audit chain records a {what} by {who} that the database no longer holds as recorded"
-                ),
-            );
-        }
-        // Each counted approval: inside the request's lifetime, and later
-        // than every step its custodian decided with before.
-        for d in counted(r, decisions) {
-            let inside = (r.created_at..=r.expires_at).contains(&d.at)
-                && d.totp_step >= r.created_at.div_euclid(STEP_MS) - 1
-                && d.totp_step <= d.at.div_euclid(STEP_MS) + 1;
-            if !inside {
-                return unproven(
-                    r,
-                    format!(
-                        "the approval by {} (TOTP step {}) lies outside the request's lifetime",
-                        d.custodian, d.totp_step
-                    ),
-                );
-            }
-            let steps = tx.decision_steps(&d.custodian).await?;
-            let reused = steps.iter().filter(|(s, _)| *s == d.totp_step).count() > 1;
-            let backwards = steps.iter().any(|(s, at)| *at < d.at && *s >= d.totp_step);
-            let guard = tx
-                .custodian(&d.custodian)
-                .await?
-                .and_then(|c| c.last_totp_step);
-            if reused || backwards || guard.is_none_or(|g| g < d.totp_step) {
-                return unproven(
-                    r,
-                    format!(
-                        "the approval by {} (TOTP step {}) is not later than every step {} decided with before",
-                        d.custodian, d.totp_step, d.custodian
-                    ),
-                );
-            }
-        }
-        Ok(())
+        Ok(mine.into_iter().filter(|e| e.seq <= signed).collect())
     }
 
     /// The seeds' part of the proof: each counted approval's kept code is
@@ -424,4 +341,128 @@ impl App {
         }
         Ok(())
     }
+}
+/// The request as created: its stored row matches its signed
+/// `request.create` event.
+fn created_as_stored(
+    r: &RequestRow,
+    covered: &[crate::crypto::chain::AuditEvent],
+) -> AppResult<()> {
+    let Some(e0) = covered
+        .iter()
+        .find(|e| e.action == Action::RequestCreate.as_str())
+    else {
+        return unproven(
+            r,
+            "its request.create event is not covered by a signed checkpoint",
+        );
+    };
+    let d0 = &e0.details;
+    let same = e0.actor == r.requester
+        && d0["credential_id"].as_str() == Some(r.credential_id.as_str())
+        && d0["credential"].as_str() == Some(r.credential_name.as_str())
+        && d0["policy_sha256"].as_str() == Some(snapshot_digest(&r.policy).as_str())
+        && d0["expires_at"].as_str() == Some(crate::clock::rfc3339(r.expires_at).as_str());
+    if !same {
+        return unproven(
+            r,
+            format!(
+                "the stored request does not match its signed request.create event (event {}): its requester, credential, policy or expiry was changed",
+                e0.seq
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The decisions, exactly as recorded: the stored ones and the signed
+/// events name the same custodians, decisions, groups and steps.
+fn decisions_as_recorded(
+    r: &RequestRow,
+    decisions: &[DecisionRow],
+    covered: &[crate::crypto::chain::AuditEvent],
+) -> AppResult<()> {
+    let mut recorded = BTreeSet::new();
+    for e in covered {
+        let decision = match Action::of(&e.action) {
+            Some(Action::RequestApprove) => Decision::Approve,
+            Some(Action::RequestDeny) => Decision::Deny,
+            _ => continue,
+        };
+        let (Some(step), Some(groups)) =
+            (e.details["step"].as_i64(), e.details["groups"].as_array())
+        else {
+            return unproven(
+                r,
+                format!(
+                    "event {} records a decision without its TOTP step and groups (made before decisions were proved): file a new request",
+                    e.seq
+                ),
+            );
+        };
+        let mut groups: Vec<String> = groups
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect();
+        groups.sort();
+        recorded.insert((e.actor.clone(), decision, groups, step));
+    }
+    let stored: BTreeSet<DecisionKey> = decisions.iter().map(key_of).collect();
+    if let Some((who, what, _, step)) = stored.difference(&recorded).next() {
+        return unproven(
+            r,
+            format!(
+                "the {what} by {who} (TOTP step {step}) has no event in the signed audit chain, or differs from it"
+            ),
+        );
+    }
+    if let Some((who, what, _, _)) = recorded.difference(&stored).next() {
+        return unproven(
+            r,
+            format!(
+                "the signed audit chain records a {what} by {who} that the database no longer holds as recorded"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Each counted approval: inside the request's lifetime, and later than
+/// every step its custodian decided with before.
+async fn approvals_in_order(
+    tx: &mut dyn Tx,
+    r: &RequestRow,
+    decisions: &[DecisionRow],
+) -> AppResult<()> {
+    for d in counted(r, decisions) {
+        let inside = (r.created_at..=r.expires_at).contains(&d.at)
+            && d.totp_step >= r.created_at.div_euclid(STEP_MS) - 1
+            && d.totp_step <= d.at.div_euclid(STEP_MS) + 1;
+        if !inside {
+            return unproven(
+                r,
+                format!(
+                    "the approval by {} (TOTP step {}) lies outside the request's lifetime",
+                    d.custodian, d.totp_step
+                ),
+            );
+        }
+        let steps = tx.decision_steps(&d.custodian).await?;
+        let reused = steps.iter().filter(|(s, _)| *s == d.totp_step).count() > 1;
+        let backwards = steps.iter().any(|(s, at)| *at < d.at && *s >= d.totp_step);
+        let guard = tx
+            .custodian(&d.custodian)
+            .await?
+            .and_then(|c| c.last_totp_step);
+        if reused || backwards || guard.is_none_or(|g| g < d.totp_step) {
+            return unproven(
+                r,
+                format!(
+                    "the approval by {} (TOTP step {}) is not later than every step {} decided with before",
+                    d.custodian, d.totp_step, d.custodian
+                ),
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,13 @@
 //! Who counts toward a quorum: the groups recorded for custodians and for
 //! approvers, read as validated names.
 
-use super::AppResult;
+use serde_json::{json, Value};
+
+use super::{refuse, AppResult, Event};
 use crate::domain::states::{CustodianStatus, Decision};
 use crate::domain::GroupName;
+use crate::domain::{Action, Code, Policy};
+use crate::store::RequestRow;
 use crate::store::{DecisionRow, Tx};
 
 /// Stored group names as validated names (an unparsable one counts for nothing).
@@ -37,4 +41,35 @@ pub(crate) async fn enrolled_groups(
         .filter(|c| c.status == CustodianStatus::Active && Some(c.name.as_str()) != except)
         .map(|c| groups_of(&c.groups))
         .collect())
+}
+
+/// The quorum is met: the request becomes approved, its release window
+/// open from `now`, and the event that says so (naming the approvers, the
+/// deadline, and `extra`). Refused with `expired` when the request expired
+/// meanwhile (the change is conditional).
+pub(crate) async fn approve_on_quorum(
+    tx: &mut dyn Tx,
+    r: &RequestRow,
+    policy: &Policy,
+    now: i64,
+    approvers: Vec<String>,
+    (expired, extra): (&str, Value),
+) -> AppResult<Event> {
+    let deadline = now + policy.release_window_secs as i64 * 1000;
+    if !tx.mark_approved(&r.id, now, deadline).await? {
+        return refuse(Code::RequestExpired, expired);
+    }
+    let mut details = json!({
+        "credential": r.credential_name,
+        "approvers": approvers,
+        "release_deadline": crate::clock::rfc3339(deadline),
+    });
+    if let (Some(d), Value::Object(extra)) = (details.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    Ok(Event::new(
+        Action::RequestApproved,
+        crate::domain::request::request_target(&r.id),
+        details,
+    ))
 }

@@ -420,22 +420,22 @@ impl App {
                     json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed(), "step": step, "groups": groups }),
                 ));
                 if policy.is_met(&approvers) {
-                    let deadline = now + policy.release_window_secs as i64 * 1000;
-                    if !tx.mark_approved(&r.id, now, deadline).await? {
-                        return refuse(
-                            Code::RequestExpired,
-                            "the request expired before its quorum was met",
-                        );
-                    }
-                    events.push(Event::new(
-                        Action::RequestApproved,
-                        target.clone(),
-                        json!({
-                            "credential": r.credential_name,
-                            "approvers": decisions.iter().filter(|d| d.decision == Decision::Approve).map(|d| d.custodian.clone()).collect::<Vec<_>>(),
-                            "release_deadline": crate::clock::rfc3339(deadline),
-                        }),
-                    ));
+                    let approvers = decisions
+                        .iter()
+                        .filter(|d| d.decision == Decision::Approve)
+                        .map(|d| d.custodian.clone())
+                        .collect();
+                    events.push(
+                        super::quorum::approve_on_quorum(
+                            tx,
+                            &r,
+                            &policy,
+                            now,
+                            approvers,
+                            ("the request expired before its quorum was met", json!({})),
+                        )
+                        .await?,
+                    );
                 }
             }
             Some(reason) => {

@@ -26,7 +26,7 @@ use super::views::RotateBody;
 use super::{refuse, App, AppError, AppResult, Event};
 use crate::auth::Identity;
 use crate::domain::Role;
-use crate::store::{CredentialRow, KeyRotationRow};
+use crate::store::{CredentialRow, KeyRotationRow, VersionRow};
 
 const KEY_ID: &str = "access_key_id";
 const SECRET: &str = "secret_access_key";
@@ -165,6 +165,137 @@ impl App {
         r
     }
 
+    /// The credential, its current version and its rotation in progress,
+    /// opened (and audited) if there is none.
+    async fn open_rotation(
+        &self,
+        who: &Identity,
+        name: &str,
+    ) -> AppResult<(CredentialRow, VersionRow, KeyRotationRow)> {
+        let now = self.now_ms();
+        let mut tx = self.store.begin().await?;
+        let Some(c) = tx.credential_by_name(name).await? else {
+            return refuse(
+                Code::CredentialNotFound,
+                format!("no credential named {name}"),
+            );
+        };
+        let Some(v) = tx.version(&c.id, c.current_version).await? else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "current version missing"
+            )));
+        };
+        let rotation = match tx.open_key_rotation(&c.id).await? {
+            Some(r) => r,
+            None => {
+                let Some(old) = c.access_key_id.clone() else {
+                    return refuse(
+                        Code::NoAccessKey,
+                        format!(
+                            "{name} holds no root access key (deposit it with --access-key-id)"
+                        ),
+                    );
+                };
+                let r = KeyRotationRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    credential_id: c.id.clone(),
+                    state: RotationState::Started,
+                    old_key_id: old,
+                    new_key_id: None,
+                    started_by: who.subject.clone(),
+                    started_at: now,
+                    updated_at: now,
+                };
+                tx.insert_key_rotation(&r).await?;
+                self.append(
+                    tx.as_mut(),
+                    &who.subject,
+                    "success",
+                    None,
+                    Event::new(
+                        Action::RotationStart,
+                        format!("credential:{name}"),
+                        json!({ "rotation": r.id, "old_key_id": r.old_key_id }),
+                    ),
+                )
+                .await?;
+                r
+            }
+        };
+        tx.commit().await?;
+        Ok((c, v, rotation))
+    }
+
+    /// Delete a key an interrupted run left, create the new key with the
+    /// old one, and deposit it as the credential's next version: the new
+    /// key's id.
+    async fn create_and_deposit(
+        &self,
+        who: &Identity,
+        name: &str,
+        rotation: &KeyRotationRow,
+        old_secret: &SecretString,
+        fields: &mut BTreeMap<String, SecretString>,
+        code_only: &[String],
+    ) -> AppResult<String> {
+        let iam = self.iam_as(&rotation.old_key_id, old_secret)?;
+        // A key made by an interrupted run, whose secret was
+        // never deposited, is deleted first (AWS allows two).
+        let keys = iam
+            .list_access_keys()
+            .send()
+            .await
+            .map_err(|_| aws_error("listing the access keys"))?;
+        for k in keys.access_key_metadata() {
+            let id = k.access_key_id().unwrap_or_default();
+            if id != rotation.old_key_id {
+                iam.delete_access_key()
+                    .access_key_id(id)
+                    .send()
+                    .await
+                    .map_err(|_| aws_error("deleting an orphaned key"))?;
+                self.audit_step(
+                    who,
+                    name,
+                    Action::RotationOrphanDeleted,
+                    json!({ "key_id": id }),
+                )
+                .await?;
+            }
+        }
+        let created = iam
+            .create_access_key()
+            .send()
+            .await
+            .map_err(|_| aws_error("creating the new key"))?;
+        let k = created
+            .access_key()
+            .ok_or_else(|| aws_error("creating the new key"))?;
+        let (nid, nsecret) = (
+            k.access_key_id().to_string(),
+            SecretString::from(k.secret_access_key().to_string()),
+        );
+        fields.insert(KEY_ID.into(), SecretString::from(nid.clone()));
+        fields.insert(SECRET.into(), nsecret);
+        let body = RotateBody {
+            fields: fields.clone(),
+            code_only: code_only.to_vec(),
+            access_key_id: Some(nid.clone()),
+        };
+        self.rotate(who, name, body).await?;
+        self.record_step(
+            who,
+            name,
+            &rotation.id,
+            (RotationState::Started, RotationState::Deposited),
+            Some(&nid),
+            Action::RotationDeposited,
+            json!({ "rotation": rotation.id, "new_key_id": nid }),
+        )
+        .await?;
+        Ok(nid)
+    }
+
     async fn rotate_access_key_inner(
         &self,
         who: &Identity,
@@ -178,60 +309,7 @@ impl App {
                 "max_steps is 1 to 3 (create and deposit, verify, delete the old key)",
             );
         }
-        let now = self.now_ms();
-        let (c, v, rotation) = {
-            let mut tx = self.store.begin().await?;
-            let Some(c) = tx.credential_by_name(name).await? else {
-                return refuse(
-                    Code::CredentialNotFound,
-                    format!("no credential named {name}"),
-                );
-            };
-            let Some(v) = tx.version(&c.id, c.current_version).await? else {
-                return Err(AppError::Internal(anyhow::anyhow!(
-                    "current version missing"
-                )));
-            };
-            let rotation = match tx.open_key_rotation(&c.id).await? {
-                Some(r) => r,
-                None => {
-                    let Some(old) = c.access_key_id.clone() else {
-                        return refuse(
-                            Code::NoAccessKey,
-                            format!(
-                                "{name} holds no root access key (deposit it with --access-key-id)"
-                            ),
-                        );
-                    };
-                    let r = KeyRotationRow {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        credential_id: c.id.clone(),
-                        state: RotationState::Started,
-                        old_key_id: old,
-                        new_key_id: None,
-                        started_by: who.subject.clone(),
-                        started_at: now,
-                        updated_at: now,
-                    };
-                    tx.insert_key_rotation(&r).await?;
-                    self.append(
-                        tx.as_mut(),
-                        &who.subject,
-                        "success",
-                        None,
-                        Event::new(
-                            Action::RotationStart,
-                            format!("credential:{name}"),
-                            json!({ "rotation": r.id, "old_key_id": r.old_key_id }),
-                        ),
-                    )
-                    .await?;
-                    r
-                }
-            };
-            tx.commit().await?;
-            (c, v, rotation)
-        };
+        let (c, v, rotation) = self.open_rotation(who, name).await?;
         let mut state = rotation.state;
         let mut new_key_id = rotation.new_key_id.clone();
         let mut steps = Vec::new();
@@ -268,61 +346,16 @@ impl App {
                         continue;
                     }
                     let old_secret = secret_of(&fields, &rotation.old_key_id)?;
-                    let iam = self.iam_as(&rotation.old_key_id, &old_secret)?;
-                    // A key made by an interrupted run, whose secret was
-                    // never deposited, is deleted first (AWS allows two).
-                    let keys = iam
-                        .list_access_keys()
-                        .send()
-                        .await
-                        .map_err(|_| aws_error("listing the access keys"))?;
-                    for k in keys.access_key_metadata() {
-                        let id = k.access_key_id().unwrap_or_default();
-                        if id != rotation.old_key_id {
-                            iam.delete_access_key()
-                                .access_key_id(id)
-                                .send()
-                                .await
-                                .map_err(|_| aws_error("deleting an orphaned key"))?;
-                            self.audit_step(
-                                who,
-                                name,
-                                Action::RotationOrphanDeleted,
-                                json!({ "key_id": id }),
-                            )
-                            .await?;
-                        }
-                    }
-                    let created = iam
-                        .create_access_key()
-                        .send()
-                        .await
-                        .map_err(|_| aws_error("creating the new key"))?;
-                    let k = created
-                        .access_key()
-                        .ok_or_else(|| aws_error("creating the new key"))?;
-                    let (nid, nsecret) = (
-                        k.access_key_id().to_string(),
-                        SecretString::from(k.secret_access_key().to_string()),
-                    );
-                    fields.insert(KEY_ID.into(), SecretString::from(nid.clone()));
-                    fields.insert(SECRET.into(), nsecret);
-                    let body = RotateBody {
-                        fields: fields.clone(),
-                        code_only: code_only.clone(),
-                        access_key_id: Some(nid.clone()),
-                    };
-                    self.rotate(who, name, body).await?;
-                    self.record_step(
-                        who,
-                        name,
-                        &rotation.id,
-                        (RotationState::Started, RotationState::Deposited),
-                        Some(&nid),
-                        Action::RotationDeposited,
-                        json!({ "rotation": rotation.id, "new_key_id": nid }),
-                    )
-                    .await?;
+                    let nid = self
+                        .create_and_deposit(
+                            who,
+                            name,
+                            &rotation,
+                            &old_secret,
+                            &mut fields,
+                            &code_only,
+                        )
+                        .await?;
                     new_key_id = Some(nid);
                     state = RotationState::Deposited;
                 }

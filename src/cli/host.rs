@@ -256,7 +256,7 @@ pub(super) async fn export_backup(
     use std::io::Write;
     let config = config_from(&base, Overrides::default())?;
     let dir = crate::datadir::DataDir::new(&config.data_dir);
-    let signer = crate::auth::SigningKey::load(&dir.signing_key_file())?;
+    let signer = crate::crypto::signing::SigningKey::load(&dir.signing_key_file())?;
     let app = host_app(&config, false).await?;
     let file = app.export_backup(&signer, &operator()).await;
     app.store.close().await;

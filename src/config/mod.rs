@@ -862,50 +862,7 @@ impl Config {
             log_format == "text" || log_format == "json",
             "log format {log_format:?} is not text or json"
         );
-        let d = Settings::default();
-        let settings = Settings {
-            totp_max_failures: f.totp.max_failures.unwrap_or(d.totp_max_failures).max(1),
-            totp_failure_window: duration(
-                "totp.failure_window",
-                f.totp.failure_window.as_ref(),
-                d.totp_failure_window,
-            )?,
-            totp_lockout: duration("totp.lockout", f.totp.lockout.as_ref(), d.totp_lockout)?,
-            totp_issuer_label: f.totp.issuer_label.unwrap_or(d.totp_issuer_label),
-            audit_checkpoint_every_events: match f.audit.checkpoint_every_events {
-                None => d.audit_checkpoint_every_events,
-                Some(n) if n >= 1 => n,
-                Some(n) => anyhow::bail!("audit.checkpoint_every_events = {n} must be at least 1"),
-            },
-            audit_checkpoint_interval: duration(
-                "audit.checkpoint_interval",
-                f.audit.checkpoint_interval.as_ref(),
-                d.audit_checkpoint_interval,
-            )?,
-            audit_sink: f.audit.sink.map(AuditSink::from_file).transpose()?,
-            audit_verify_interval: match f.audit.verify_interval.as_deref() {
-                Some("off") => None,
-                v => Some(duration(
-                    "audit.verify_interval",
-                    v.map(str::to_owned).as_ref(),
-                    Duration::from_secs(3600),
-                )?),
-            },
-            alerts: alerts_from_file(f.alerts)?,
-            review_aws: f.review.aws,
-            rotate_keys_after_release: f
-                .review
-                .rotate_keys_after_release
-                .as_ref()
-                .map(|v| duration("review.rotate_keys_after_release", Some(v), Duration::ZERO))
-                .transpose()?,
-            reminder_interval: duration(
-                "review.reminder_interval",
-                f.review.reminder_interval.as_ref(),
-                d.reminder_interval,
-            )?,
-            limits: limits_from_file(f.limits)?,
-        };
+        let settings = settings_from(f.totp, f.audit, f.alerts, f.review, f.limits)?;
         let pool = crate::store::PoolSettings {
             max_connections: match f.database.max_connections {
                 Some(0) => anyhow::bail!("database.max_connections must be at least 1"),
@@ -917,63 +874,17 @@ impl Config {
                 Duration::from_secs(10),
             )?,
         };
-        let tls = match (
+        let tls = tls_from(
             o.tls_cert_file.or(f.tls.cert_file),
             o.tls_key_file.or(f.tls.key_file),
-        ) {
-            (None, None) => None,
-            (Some(cert_file), Some(key_file)) => Some(Tls {
-                cert_file,
-                key_file,
-                reload_interval: duration(
-                    "tls.reload_interval",
-                    f.tls.reload_interval.as_ref(),
-                    Duration::from_secs(10),
-                )?,
-            }),
-            _ => anyhow::bail!("TLS needs both tls.cert_file and tls.key_file"),
-        };
+            f.tls.reload_interval,
+        )?;
         let allow_plain_http = o.allow_plain_http || f.allow_plain_http.unwrap_or(false);
-        let key_service = match o.key_service.or(f.keys.service).as_deref().unwrap_or("local") {
-            "local" => KeyServiceChoice::Local,
-            "aws-kms" => KeyServiceChoice::AwsKms {
-                key_id: o.kms_key_id.or(f.keys.kms_key_id).ok_or_else(|| {
-                    anyhow::anyhow!("keys.service = \"aws-kms\" needs keys.kms_key_id (a key id, ARN or alias/NAME)")
-                })?,
-            },
-            other => anyhow::bail!("keys.service {other:?} is not local or aws-kms"),
-        };
-        let secret_store = match o
-            .secret_store
-            .or(f.secrets.store)
-            .as_deref()
-            .unwrap_or("database")
-        {
-            "database" => SecretStoreChoice::Database,
-            "aws-secretsmanager" => {
-                let days = f.secrets.recovery_window_days.unwrap_or(30);
-                anyhow::ensure!(
-                    (7..=30).contains(&days),
-                    "secrets.recovery_window_days must be 7 to 30"
-                );
-                let prefix = f
-                    .secrets
-                    .name_prefix
-                    .unwrap_or_else(|| "breakglass/".into());
-                anyhow::ensure!(
-                    !prefix.is_empty()
-                        && prefix
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)),
-                    "secrets.name_prefix {prefix:?} may only hold letters, digits and /_+=.@-"
-                );
-                SecretStoreChoice::AwsSecretsManager {
-                    name_prefix: prefix,
-                    recovery_window_days: days,
-                }
-            }
-            other => anyhow::bail!("secrets.store {other:?} is not database or aws-secretsmanager"),
-        };
+        let (key_service, secret_store) = custody_from(
+            (o.key_service, o.kms_key_id, o.secret_store),
+            f.keys,
+            f.secrets,
+        )?;
         let aws = crate::aws::AwsSettings {
             region: f.aws.region,
             endpoint_url: o.aws_endpoint_url.or(f.aws.endpoint_url),
@@ -1012,6 +923,121 @@ impl Config {
             log_json: log_format == "json",
         })
     }
+}
+
+/// The use cases' settings, from their sections of the file.
+fn settings_from(
+    totp: TotpFileConfig,
+    audit: AuditFileConfig,
+    alerts: AlertsFileConfig,
+    review: ReviewFileConfig,
+    limits: LimitsFileConfig,
+) -> anyhow::Result<Settings> {
+    let d = Settings::default();
+    Ok(Settings {
+        totp_max_failures: totp.max_failures.unwrap_or(d.totp_max_failures).max(1),
+        totp_failure_window: duration(
+            "totp.failure_window",
+            totp.failure_window.as_ref(),
+            d.totp_failure_window,
+        )?,
+        totp_lockout: duration("totp.lockout", totp.lockout.as_ref(), d.totp_lockout)?,
+        totp_issuer_label: totp.issuer_label.unwrap_or(d.totp_issuer_label),
+        audit_checkpoint_every_events: match audit.checkpoint_every_events {
+            None => d.audit_checkpoint_every_events,
+            Some(n) if n >= 1 => n,
+            Some(n) => anyhow::bail!("audit.checkpoint_every_events = {n} must be at least 1"),
+        },
+        audit_checkpoint_interval: duration(
+            "audit.checkpoint_interval",
+            audit.checkpoint_interval.as_ref(),
+            d.audit_checkpoint_interval,
+        )?,
+        audit_sink: audit.sink.map(AuditSink::from_file).transpose()?,
+        audit_verify_interval: match audit.verify_interval.as_deref() {
+            Some("off") => None,
+            v => Some(duration(
+                "audit.verify_interval",
+                v.map(str::to_owned).as_ref(),
+                Duration::from_secs(3600),
+            )?),
+        },
+        alerts: alerts_from_file(alerts)?,
+        review_aws: review.aws,
+        rotate_keys_after_release: review
+            .rotate_keys_after_release
+            .as_ref()
+            .map(|v| duration("review.rotate_keys_after_release", Some(v), Duration::ZERO))
+            .transpose()?,
+        reminder_interval: duration(
+            "review.reminder_interval",
+            review.reminder_interval.as_ref(),
+            d.reminder_interval,
+        )?,
+        limits: limits_from_file(limits)?,
+    })
+}
+
+/// TLS, when both files are given (a flag or the file).
+fn tls_from(
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    reload_interval: Option<String>,
+) -> anyhow::Result<Option<Tls>> {
+    Ok(match (cert_file, key_file) {
+        (None, None) => None,
+        (Some(cert_file), Some(key_file)) => Some(Tls {
+            cert_file,
+            key_file,
+            reload_interval: duration(
+                "tls.reload_interval",
+                reload_interval.as_ref(),
+                Duration::from_secs(10),
+            )?,
+        }),
+        _ => anyhow::bail!("TLS needs both tls.cert_file and tls.key_file"),
+    })
+}
+
+/// The key service and the secret store chosen (a flag or the file).
+fn custody_from(
+    (service, kms_key_id, store): (Option<String>, Option<String>, Option<String>),
+    keys: KeysFileConfig,
+    secrets: SecretsFileConfig,
+) -> anyhow::Result<(KeyServiceChoice, SecretStoreChoice)> {
+    let key_service = match service.or(keys.service).as_deref().unwrap_or("local") {
+        "local" => KeyServiceChoice::Local,
+        "aws-kms" => KeyServiceChoice::AwsKms {
+            key_id: kms_key_id.or(keys.kms_key_id).ok_or_else(|| {
+                anyhow::anyhow!("keys.service = \"aws-kms\" needs keys.kms_key_id (a key id, ARN or alias/NAME)")
+            })?,
+        },
+        other => anyhow::bail!("keys.service {other:?} is not local or aws-kms"),
+    };
+    let secret_store = match store.or(secrets.store).as_deref().unwrap_or("database") {
+        "database" => SecretStoreChoice::Database,
+        "aws-secretsmanager" => {
+            let days = secrets.recovery_window_days.unwrap_or(30);
+            anyhow::ensure!(
+                (7..=30).contains(&days),
+                "secrets.recovery_window_days must be 7 to 30"
+            );
+            let prefix = secrets.name_prefix.unwrap_or_else(|| "breakglass/".into());
+            anyhow::ensure!(
+                !prefix.is_empty()
+                    && prefix
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)),
+                "secrets.name_prefix {prefix:?} may only hold letters, digits and /_+=.@-"
+            );
+            SecretStoreChoice::AwsSecretsManager {
+                name_prefix: prefix,
+                recovery_window_days: days,
+            }
+        }
+        other => anyhow::bail!("secrets.store {other:?} is not database or aws-secretsmanager"),
+    };
+    Ok((key_service, secret_store))
 }
 
 /// Refuse a key of the file that names no setting, with the nearest one.

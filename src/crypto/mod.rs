@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod private_file;
 pub mod recovery_wrap;
 pub mod shamir;
+pub mod signing;
 pub mod totp;
 
 /// Fill a buffer from the operating system's CSPRNG.

@@ -23,26 +23,37 @@ fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// The mode of a file or directory that group or others may use, to name
+/// in the refusal; `None` when it is owner-only.
+fn shared_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    let mode = meta.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// The owner of a file or directory and this process's user, when they
+/// differ.
+fn foreign_owner(meta: &std::fs::Metadata) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = euid();
+    (meta.uid() != me).then_some((meta.uid(), me))
+}
+
 /// Refuse a data directory that another user could enter, list or write
 /// (and so swap a key in): fail closed, say how to fix it.
 pub fn check_dir(root: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(root)
         .with_context(|| format!("while reading the data directory {}", root.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = shared_mode(&meta) {
         anyhow::bail!(
             "the data directory {} is accessible to group or others (mode {mode:o}): another user could read or replace its keys; run `chmod 700 {}` and start again",
             root.display(),
             root.display()
         );
     }
-    let me = euid();
-    if meta.uid() != me {
+    if let Some((owner, me)) = foreign_owner(&meta) {
         anyhow::bail!(
-            "the data directory {} is owned by uid {}, not by the user this service runs as (uid {me}): run `chown -R {me} {}` or run the service as its owner",
+            "the data directory {} is owned by uid {owner}, not by the user this service runs as (uid {me}): run `chown -R {me} {}` or run the service as its owner",
             root.display(),
-            meta.uid(),
             root.display()
         );
     }
@@ -63,7 +74,6 @@ fn open_key_file(path: &Path) -> anyhow::Result<File> {
 
 /// `open_key_file` without the directory's check.
 pub fn open_file(path: &Path) -> anyhow::Result<File> {
-    use std::os::unix::fs::MetadataExt;
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
@@ -82,20 +92,17 @@ pub fn open_file(path: &Path) -> anyhow::Result<File> {
         })?;
     let meta = f.metadata()?;
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = shared_mode(&meta) {
         anyhow::bail!(
             "{} is readable by others (mode {mode:o}); run `chmod 600 {}` and start again",
             path.display(),
             path.display()
         );
     }
-    let me = euid();
-    if meta.uid() != me {
+    if let Some((owner, me)) = foreign_owner(&meta) {
         anyhow::bail!(
-            "{} is owned by uid {}, not by the user this service runs as (uid {me}): another user put it there; check it, then `chown {me} {}`",
+            "{} is owned by uid {owner}, not by the user this service runs as (uid {me}): another user put it there; check it, then `chown {me} {}`",
             path.display(),
-            meta.uid(),
             path.display()
         );
     }
@@ -118,8 +125,7 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>>
 pub fn check_private(path: &Path) -> anyhow::Result<()> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("while reading {}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = shared_mode(&meta) {
         anyhow::bail!(
             "{} is readable by others (mode {mode:o}); run `chmod 600 {}` and start again",
             path.display(),

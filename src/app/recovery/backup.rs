@@ -65,7 +65,7 @@ impl App {
     #[tracing::instrument(skip_all)]
     pub async fn export_backup(
         &self,
-        signer: &crate::auth::SigningKey,
+        signer: &crate::crypto::signing::SigningKey,
         actor: &str,
     ) -> anyhow::Result<BackupFile> {
         let (store, now_ms) = (self.store.as_ref(), self.now_ms());

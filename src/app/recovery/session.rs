@@ -884,22 +884,21 @@ impl App {
                     json!({ "credential": r.credential_name, "via": "recovery-session", "session": s.id, "step": d.totp_step }),
                 ));
             }
-            let deadline = now + policy.release_window_secs as i64 * 1000;
-            if !tx.mark_approved(&r.id, now, deadline).await? {
-                return refuse(
-                    Code::RequestExpired,
-                    "the request expired before the release",
-                );
-            }
-            events.push(Event::new(
-                Action::RequestApproved,
-                target.clone(),
-                json!({
-                    "credential": r.credential_name,
-                    "approvers": added.iter().map(|d| d.custodian.clone()).collect::<Vec<_>>(),
-                    "via": "recovery-session",
-                }),
-            ));
+            let approvers = added.iter().map(|d| d.custodian.clone()).collect();
+            events.push(
+                super::super::quorum::approve_on_quorum(
+                    tx,
+                    &r,
+                    &policy,
+                    now,
+                    approvers,
+                    (
+                        "the request expired before the release",
+                        json!({ "via": "recovery-session" }),
+                    ),
+                )
+                .await?,
+            );
         }
         // Every rule of an ordinary release, re-read under lock (quorum
         // from the decision rows, requester, window).

@@ -35,3 +35,25 @@ pub(crate) fn release_codes(
         Some((now_ms.div_euclid(step) + 1) * step),
     ))
 }
+
+/// The credential a request names, and its current version (what a release
+/// hands over). Either missing is an internal error: the database lost a
+/// row the request depends on.
+pub(crate) async fn current_version_of(
+    tx: &mut dyn crate::store::Tx,
+    r: &crate::store::RequestRow,
+) -> super::AppResult<(crate::store::CredentialRow, crate::store::VersionRow)> {
+    use super::AppError;
+    let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "request names a missing credential"
+        )));
+    };
+    let Some(v) = tx.version(&c.id, c.current_version).await? else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "credential version {} is missing",
+            c.current_version
+        )));
+    };
+    Ok((c, v))
+}

@@ -549,17 +549,7 @@ impl App {
                 "the request's recorded approvals do not meet its policy: the release is refused",
             );
         }
-        let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "request names a missing credential"
-            )));
-        };
-        let Some(v) = tx.version(&c.id, c.current_version).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "credential version {} is missing",
-                c.current_version
-            )));
-        };
+        let (c, v) = super::release::current_version_of(tx, &r).await?;
         Ok((r, c, v))
     }
 

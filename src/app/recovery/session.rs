@@ -744,17 +744,7 @@ impl App {
         }
         let rows = tx.recovery_shares(&set.set_id).await?;
         let custodians = tx.custodians().await?;
-        let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "request names a missing credential"
-            )));
-        };
-        let Some(v) = tx.version(&c.id, c.current_version).await? else {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "credential version {} is missing",
-                c.current_version
-            )));
-        };
+        let (_, v) = super::super::release::current_version_of(tx, &r).await?;
         Ok((s, r, set, rows, custodians, v))
     }
 

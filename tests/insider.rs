@@ -398,14 +398,7 @@ async fn assert_unproven(w: &World, id: &str, why: &str) {
     let last = t.audit().await.pop().unwrap();
     let message = last.details["message"].as_str().unwrap();
     assert!(message.contains(why), "{message} (expected: {why})");
-    let mut tx = t.app.store.begin_read().await.unwrap();
-    let c = tx
-        .credential_by_name("aws-prod-root")
-        .await
-        .unwrap()
-        .unwrap();
-    tx.rollback().await.unwrap();
-    assert!(!c.exposed, "nothing was released");
+    assert_not_exposed(t).await;
 }
 
 /// The review's attack: a pending request set to `approved` with three
@@ -791,6 +784,11 @@ async fn a_state_outside_its_closed_set_is_never_acted_on(b: Backend) {
     assert!(!r.body.to_string().contains("releasable"), "{}", r.body);
     let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await;
     assert_eq!(shown.status, 500, "{}", shown.body);
+    assert_not_exposed(t).await;
+}
+
+/// The credential was never released: not marked exposed.
+async fn assert_not_exposed(t: &TestApp) {
     let mut tx = t.app.store.begin_read().await.unwrap();
     let c = tx
         .credential_by_name("aws-prod-root")

@@ -109,15 +109,7 @@ impl App {
         let body = BackupBody {
             format: BACKUP_FORMAT.into(),
             created_at: crate::clock::rfc3339(now_ms),
-            set: shamir::SetInfo {
-                set_id: set.set_id.clone(),
-                threshold: u8::try_from(set.threshold).unwrap_or(u8::MAX),
-                commitments: rows
-                    .iter()
-                    .map(|r| (r.idx as u8, r.commitment.clone()))
-                    .collect(),
-                key_check: set.key_check.clone(),
-            },
+            set: super::set_info(&set, &rows),
             recovery_recipient: set.recipient.clone(),
             custodians,
             audit_head: head,

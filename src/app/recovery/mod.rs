@@ -267,6 +267,28 @@ fn set_details(set: &NewSet) -> serde_json::Value {
 }
 
 impl App {
+    /// Commit a new share set with its audit event: what `init` and `rekey`
+    /// report.
+    async fn commit_set(
+        &self,
+        mut tx: Box<dyn crate::store::Tx>,
+        actor: &str,
+        action: Action,
+        set: NewSet,
+        details: serde_json::Value,
+        threshold: u8,
+    ) -> anyhow::Result<InitReport> {
+        let ev = Event::new(action, format!("recovery-set:{}", set.info.set_id), details);
+        self.append(tx.as_mut(), actor, "success", None, ev).await?;
+        tx.commit().await?;
+        Ok(InitReport {
+            set_id: set.info.set_id,
+            threshold,
+            recipient: set.recipient,
+            files: set.files,
+        })
+    }
+
     /// The ceremony, run on the host by the operator (`breakglass init`).
     #[tracing::instrument(skip_all)]
     pub async fn recovery_init(
@@ -298,19 +320,8 @@ impl App {
         .await?;
         let mut details = set_details(&set);
         details["totp_seeds_wrapped"] = json!(seeds);
-        let ev = Event::new(
-            Action::RecoveryInit,
-            format!("recovery-set:{}", set.info.set_id),
-            details,
-        );
-        self.append(tx.as_mut(), actor, "success", None, ev).await?;
-        tx.commit().await?;
-        Ok(InitReport {
-            set_id: set.info.set_id,
-            threshold,
-            recipient: set.recipient,
-            files: set.files,
-        })
+        self.commit_set(tx, actor, Action::RecoveryInit, set, details, threshold)
+            .await
     }
 
     /// Re-split for a new custodian set or threshold (`breakglass rekey`):
@@ -395,19 +406,8 @@ impl App {
         details["rewrapped_versions"] = json!(rewrapped.len());
         details["totp_seeds_wrapped"] = json!(seeds);
         details["old_shares_used"] = json!(old_shares.iter().map(|s| s.index).collect::<Vec<_>>());
-        let ev = Event::new(
-            Action::RecoveryRekey,
-            format!("recovery-set:{}", set.info.set_id),
-            details,
-        );
-        self.append(tx.as_mut(), actor, "success", None, ev).await?;
-        tx.commit().await?;
-        Ok(InitReport {
-            set_id: set.info.set_id,
-            threshold,
-            recipient: set.recipient,
-            files: set.files,
-        })
+        self.commit_set(tx, actor, Action::RecoveryRekey, set, details, threshold)
+            .await
     }
 }
 

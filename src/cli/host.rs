@@ -3,7 +3,17 @@
 //! recovery ceremony, `recover`, `backup export`, `keys rewrap`, `audit
 //! archive`).
 
-use super::*;
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+use super::args::{ServeArgs, ServerConfigArgs};
+use super::output::table;
+use super::remote::{print_json, SecretFields};
+use super::Failure;
+use crate::config::{Config, Overrides};
+use crate::domain::Role;
+use crate::wiring::{Purpose, Wiring};
 
 pub(super) fn config_from(base: &ServerConfigArgs, extra: Overrides) -> anyhow::Result<Config> {
     let config = Config::load(

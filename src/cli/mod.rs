@@ -3,22 +3,12 @@
 //!
 //! `args.rs` is the argument tree; `host.rs` the commands that run on the
 //! server's host; `remote/` the client commands, one module per resource (`client.rs` speaks HTTP,
-//! `output.rs` prints). This file dispatches, and its imports are the ones
-//! the three share.
+//! `output.rs` prints). This file dispatches; each module names its own
+//! imports.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Read};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use serde_json::{json, Value};
-use zeroize::Zeroizing;
-
-use crate::config::{Config, Overrides};
-use crate::domain::Role;
-use crate::wiring::{Purpose, Wiring};
-use crate::{esay, say};
 
 mod args;
 mod client;
@@ -29,7 +19,6 @@ mod remote;
 use args::*;
 use client::{CallError, Client};
 use host::*;
-use output::table;
 use remote::*;
 
 /// Exit codes: 0 done, 1 refused by the server or bad input, 2 usage, 3

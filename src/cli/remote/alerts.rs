@@ -1,7 +1,14 @@
 //! The client commands for the alert outbox: list, retry.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{print_json, seg, view};
 use crate::app::alerts::AlertView;
+use crate::cli::args::AlertsCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
+use crate::say;
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &AlertsCmd, json_out: bool) -> Result<(), Failure> {

@@ -1,8 +1,17 @@
 //! The client commands for the audit log: list, verify, export, the SIEM sink, checkpoints.
 
-use super::*;
+use std::io::IsTerminal;
+
+use serde_json::{json, Value};
+
+use super::{print_json, seg, verdict_line, verify_export, view};
 use crate::app::audit_ship::SinkStatus;
+use crate::cli::args::AuditCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
 use crate::crypto::chain::{AuditEvent, Checkpoint, Verdict};
+use crate::say;
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &AuditCmd, json_out: bool) -> Result<(), Failure> {

@@ -1,8 +1,15 @@
 //! The client commands for credentials: deposit, rotate, rotate keys, list, show.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{collect_fields, print_json, secret_body, seg, view};
 use crate::app::rotation::RotationView;
 use crate::app::views::CredentialView;
+use crate::cli::args::CredentialCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
+use crate::say;
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &CredentialCmd, json_out: bool) -> Result<(), Failure> {

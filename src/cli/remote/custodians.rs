@@ -1,7 +1,14 @@
 //! The client commands for custodians: add, list, enrol, confirm.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{code_or_prompt, print_json, qr, seg, view};
 use crate::app::views::{CustodianView, EnrollmentView};
+use crate::cli::args::CustodianCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
+use crate::say;
 use output::Cell;
 use secrecy::ExposeSecret;
 

@@ -9,7 +9,18 @@ mod policies;
 mod recovery;
 mod requests;
 
-use super::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::args::{Command, ShareCmd, TokenCmd};
+use super::client::{CallError, Client};
+use super::host::open_share;
+use super::output::{self, table};
+use super::Failure;
 use crate::app::hygiene::HygieneReport;
 use crate::app::views::{
     CredentialView, CustodianView, PolicyChangeView, RecoverySessionView, ReleaseView, RequestView,
@@ -17,6 +28,7 @@ use crate::app::views::{
 };
 use crate::crypto::chain::Verdict;
 use crate::domain::states::CustodianStatus;
+use crate::{esay, say};
 use output::Cell;
 
 /// Read a secret without echo: from the terminal, or a line of stdin.

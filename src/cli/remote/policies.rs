@@ -1,7 +1,14 @@
 //! The client commands for policies and policy changes.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{code_or_prompt, policy_check, print_change, print_json, seg, view};
 use crate::app::views::{PolicyChangeView, PolicyView};
+use crate::cli::args::PolicyCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
+use crate::say;
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &PolicyCmd, json_out: bool) -> Result<(), Failure> {

@@ -1,7 +1,14 @@
 //! The client commands for recovery sessions: open, show, submit a share, release.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{code_or_prompt, open_share, print_json, print_release, print_session, seg, view};
 use crate::app::views::RecoverySessionView;
+use crate::cli::args::RecoveryCmd;
+use crate::cli::client::Client;
+use crate::cli::output;
+use crate::cli::Failure;
+use crate::say;
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &RecoveryCmd, json_out: bool) -> Result<(), Failure> {

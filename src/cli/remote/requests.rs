@@ -1,7 +1,14 @@
 //! The client commands for break-glass requests: create, show, list.
 
-use super::*;
+use serde_json::{json, Value};
+
+use super::{print_json, seg, view};
 use crate::app::views::RequestView;
+use crate::cli::args::RequestCmd;
+use crate::cli::client::Client;
+use crate::cli::output::{self, table};
+use crate::cli::Failure;
+use crate::{esay, say};
 use output::Cell;
 
 pub(super) async fn run(c: &Client, cmd: &RequestCmd, json_out: bool) -> Result<(), Failure> {

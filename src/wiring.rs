@@ -41,6 +41,9 @@ pub enum Purpose {
 pub struct Wiring<'a> {
     config: &'a Config,
     dir: DataDir,
+    /// The AWS configuration, loaded once for KMS, Secrets Manager and the
+    /// review, whichever of them are configured.
+    sdk: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl<'a> Wiring<'a> {
@@ -48,7 +51,16 @@ impl<'a> Wiring<'a> {
         Wiring {
             config,
             dir: DataDir::new(&config.data_dir),
+            sdk: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The AWS SDK configuration (credential chain, region, endpoint,
+    /// timeouts), loaded the first time it is needed.
+    pub async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk
+            .get_or_init(|| crate::aws::sdk_config(&self.config.aws))
+            .await
     }
 
     /// The database, with the pool bounded as configured.
@@ -78,13 +90,10 @@ impl<'a> Wiring<'a> {
             _ => Some(self.local_keys()?),
         };
         Ok(match (&self.config.key_service, local) {
-            (KeyServiceChoice::AwsKms { key_id }, local) => {
-                let sdk = crate::aws::sdk_config(&self.config.aws).await;
-                Arc::new(KeyRing::new(
-                    Arc::new(KmsKeyService::new(&sdk, key_id)),
-                    local.into_iter().collect(),
-                ))
-            }
+            (KeyServiceChoice::AwsKms { key_id }, local) => Arc::new(KeyRing::new(
+                Arc::new(KmsKeyService::new(self.sdk().await, key_id)),
+                local.into_iter().collect(),
+            )),
             (KeyServiceChoice::Local, Some(local)) => Arc::new(KeyRing::new(local, vec![])),
             (KeyServiceChoice::Local, None) => Arc::new(AbsentKeyService::new(format!(
                 "{} holds no local key file",
@@ -100,14 +109,11 @@ impl<'a> Wiring<'a> {
             SecretStoreChoice::AwsSecretsManager {
                 name_prefix,
                 recovery_window_days,
-            } => {
-                let sdk = crate::aws::sdk_config(&self.config.aws).await;
-                Arc::new(SecretsManagerStore::new(
-                    &sdk,
-                    name_prefix,
-                    *recovery_window_days,
-                ))
-            }
+            } => Arc::new(SecretsManagerStore::new(
+                self.sdk().await,
+                name_prefix,
+                *recovery_window_days,
+            )),
             SecretStoreChoice::Database => Arc::new(DatabaseSecretStore::new(store.clone())),
         }
     }
@@ -189,7 +195,7 @@ impl<'a> Wiring<'a> {
                 .context("while loading the audit checkpoint key")?,
         );
         let review_sdk = if config.settings.review_aws {
-            Some(crate::aws::sdk_config(&config.aws).await)
+            Some(self.sdk().await.clone())
         } else {
             None
         };

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{App, AppResult, Done, Event};
 use crate::auth::Identity;
+use crate::clock::rfc3339 as since;
 use crate::domain::Role;
 
 /// How long a share, an approval or a credential may go unreviewed.
@@ -87,7 +88,6 @@ impl App {
     pub async fn hygiene(&self, who: &Identity) -> AppResult<HygieneReport> {
         self.require_any(who, &[Role::Auditor, Role::Admin])?;
         let now = self.now_ms();
-        let since = |ms: i64| crate::clock::rfc3339(ms);
         let mut out = self.service_findings().await;
         let mut tx = self.store.begin_read().await?;
         // A policy version written around the service stops every decision
@@ -229,7 +229,6 @@ fn sealed_findings(key: &crate::crypto::chain::AuditKey, x: &Facts) -> Vec<Findi
 
 /// Recovery: a set, complete, every share checked recently.
 fn recovery_findings(x: &Facts, now: i64) -> Vec<Finding> {
-    let since = |ms: i64| crate::clock::rfc3339(ms);
     let mut out = Vec::new();
     match &x.set {
         None => out.push(f(
@@ -289,7 +288,6 @@ fn recovery_findings(x: &Facts, now: i64) -> Vec<Finding> {
 
 /// Custodians: enrolled, not locked, active within the period.
 fn custodian_findings(x: &Facts, now: i64) -> Vec<Finding> {
-    let since = |ms: i64| crate::clock::rfc3339(ms);
     let mut out = Vec::new();
     for c in &x.custodians {
         if c.status != CustodianStatus::Active {
@@ -344,7 +342,6 @@ fn custodian_findings(x: &Facts, now: i64) -> Vec<Finding> {
 
 /// Drills: every policy guarding a real credential is rehearsed.
 fn drill_findings(x: &Facts, now: i64) -> Vec<Finding> {
-    let since = |ms: i64| crate::clock::rfc3339(ms);
     let mut out = Vec::new();
     let mut policies: Vec<&str> = x
         .credentials
@@ -379,7 +376,6 @@ fn drill_findings(x: &Facts, now: i64) -> Vec<Finding> {
 
 /// Credentials: exposed and not rotated; stale; not recoverable.
 fn credential_findings(x: &Facts, now: i64) -> Vec<Finding> {
-    let since = |ms: i64| crate::clock::rfc3339(ms);
     let mut out = Vec::new();
     for (c, v) in x.credentials.iter().zip(&x.versions) {
         if c.drill {

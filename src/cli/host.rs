@@ -37,7 +37,15 @@ pub(super) async fn host_app(
     config: &Config,
     migrate: bool,
 ) -> anyhow::Result<std::sync::Arc<crate::app::App>> {
-    Wiring::new(config)
+    host_app_of(&Wiring::new(config), migrate).await
+}
+
+/// `host_app`, from wiring the command also takes other pieces from.
+pub(super) async fn host_app_of(
+    wiring: &Wiring<'_>,
+    migrate: bool,
+) -> anyhow::Result<std::sync::Arc<crate::app::App>> {
+    wiring
         .app(
             std::sync::Arc::new(crate::clock::SystemClock),
             Purpose::Host { migrate },
@@ -420,12 +428,13 @@ pub(super) async fn rewrap(
         "{} holds no local key file: give the data directory the server uses",
         config.data_dir.display()
     );
-    let app = host_app(&config, false).await?;
-    let local = Wiring::new(&config).local_keys()?;
-    let sdk = crate::aws::sdk_config(&config.aws).await;
+    let wiring = Wiring::new(&config);
+    let app = host_app_of(&wiring, false).await?;
+    let local = wiring.local_keys()?;
+    let sdk = wiring.sdk().await;
     let mut sources: Vec<Arc<dyn KeyService>> = Vec::new();
     if let KeyServiceChoice::AwsKms { key_id } = &config.key_service {
-        sources.push(Arc::new(KmsKeyService::new(&sdk, key_id)));
+        sources.push(Arc::new(KmsKeyService::new(sdk, key_id)));
     }
     let (target, target_key_id): (Arc<dyn KeyService>, String) = match to {
         "local" => (local.clone(), local.key_id().to_string()),
@@ -436,7 +445,7 @@ pub(super) async fn rewrap(
                     KeyServiceChoice::Local => None,
                 })
                 .ok_or_else(|| anyhow::anyhow!("--to aws-kms needs --kms-key-id"))?;
-            let kms = KmsKeyService::new(&sdk, &id);
+            let kms = KmsKeyService::new(sdk, &id);
             let arn = kms
                 .arn()
                 .await

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 
 mod alerts;
 mod audit;
+mod backend;
 mod credentials;
 mod custodians;
-mod envelopes;
 mod gauges;
 mod policies;
 mod postgres;
@@ -185,5 +185,5 @@ pub async fn connect_with(
     } else {
         anyhow::bail!("database URL must start with sqlite: or postgres:")
     };
-    Ok(std::sync::Arc::new(envelopes::SqlStore::new(pool)))
+    Ok(std::sync::Arc::new(backend::SqlStore::new(pool)))
 }

@@ -133,19 +133,12 @@ impl PolicyStore for SqlTx {
         change_id: &str,
         d: &DecisionRow,
     ) -> Result<()> {
-        self.sql(
-            "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at, totp_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(change_id)
-        .bind(&d.custodian)
-        .bind(d.decision.as_str())
-        .bind(&d.reason)
-        .bind(super::sql::json_list(&d.groups))
-        .bind(d.totp_step)
-        .bind(d.at)
-        .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
-        .execute(self)
-        .await?;
+        let q = self
+            .sql(
+                "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at, totp_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(change_id);
+        super::requests::bind_decision(q, d).execute(self).await?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::sql::{Row, SqlTx};
+use super::sql::{Query, Row, SqlTx};
 use super::*;
 
 #[async_trait]
@@ -143,20 +143,12 @@ impl RequestStore for SqlTx {
     }
 
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()> {
-        self.sql(
+        let q = self.sql(
             "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&d.request_id)
-        .bind(&d.custodian)
-        .bind(d.decision.as_str())
-        .bind(&d.reason)
-        .bind(super::sql::json_list(&d.groups))
-        .bind(d.totp_step)
-        .bind(d.at)
-        .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
-        .execute(self)
-        .await?;
+        .bind(&d.request_id);
+        bind_decision(q, d).execute(self).await?;
         Ok(())
     }
 
@@ -228,4 +220,16 @@ pub(super) fn decision_from(r: &Row) -> Result<DecisionRow> {
             .try_get::<Option<String>, _>("totp_code")?
             .map(crate::crypto::totp::SpentCode::new),
     })
+}
+
+/// A decision's columns after its key (`request_id` or `change_id`), in
+/// the order both decision tables declare them.
+pub(super) fn bind_decision(q: Query, d: &DecisionRow) -> Query {
+    q.bind(&d.custodian)
+        .bind(d.decision.as_str())
+        .bind(&d.reason)
+        .bind(super::sql::json_list(&d.groups))
+        .bind(d.totp_step)
+        .bind(d.at)
+        .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
 }

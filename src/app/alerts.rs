@@ -78,6 +78,18 @@ pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) 
     }
 }
 
+/// The strings of a JSON list, joined (nothing for anything else).
+fn joined(list: &Value, sep: &str) -> String {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
+        .unwrap_or_default()
+}
+
 /// The event in one line, for people.
 fn summary(e: &AuditEvent) -> String {
     let d = &e.details;
@@ -100,14 +112,7 @@ fn summary(e: &AuditEvent) -> String {
         ),
         Some(Action::RequestApproved) => format!(
             "{credential} is approved by {}: it may be released until {}",
-            d["approvers"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default(),
+            joined(&d["approvers"], ", "),
             d["release_deadline"].as_str().unwrap_or("?")
         ),
         Some(Action::RequestRelease) => format!(
@@ -132,14 +137,7 @@ fn summary(e: &AuditEvent) -> String {
         ),
         Some(Action::RecoveryRelease) => format!(
             "{credential} was RELEASED with the recovery key (shares of {})",
-            d["shares"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            joined(&d["shares"], ", ")
         ),
         Some(Action::RecoveryRecover) => format!(
             "{} was RECOVERED offline with the recovery key",
@@ -154,14 +152,7 @@ fn summary(e: &AuditEvent) -> String {
             "{} proposes to change policy {}: {}",
             e.actor,
             d["policy"].as_str().unwrap_or("?"),
-            d["changes"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; "))
-                .unwrap_or_default()
+            joined(&d["changes"], "; ")
         ),
         Some(Action::PolicyChangeApplied) => format!(
             "policy {} changed (version {})",

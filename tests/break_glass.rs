@@ -18,6 +18,7 @@ both_backends!(
     a_wrong_code_counts_toward_lockout_and_the_lockout_ends,
     a_revoked_token_is_refused,
     a_code_only_mfa_seed_is_released_as_its_current_code_and_never_as_the_seed,
+    a_console_session_lives_until_its_first_deadline_on_any_server_of_the_database,
 );
 
 async fn a_full_break_glass_releases_the_credential_once_and_audits_every_step(b: Backend) {
@@ -430,4 +431,93 @@ async fn a_code_only_mfa_seed_is_released_as_its_current_code_and_never_as_the_s
     assert!(!r.to_string().contains(MFA_SEED));
     let all = serde_json::to_string(&t.audit().await).unwrap();
     assert!(!all.contains(MFA_SEED));
+}
+
+/// The console's session store: a session written by one server is read by
+/// another on the same database; use moves the idle deadline but never past
+/// the absolute one; sign-out ends one session, revocation every session of
+/// a person; an ended or expired session is never touched back to life.
+async fn a_console_session_lives_until_its_first_deadline_on_any_server_of_the_database(
+    b: Backend,
+) {
+    use breakglass::domain::states::SignInMethod;
+    use breakglass::store::ConsoleSessionRow;
+
+    let t = TestApp::start(b).await;
+    let other = t.successor(None).await;
+    let now = t.now_secs();
+    let session = |id: &str, subject: &str| ConsoleSessionRow {
+        id_hash: id.into(),
+        subject: subject.into(),
+        identity: json!({ "subject": subject }).to_string(),
+        method: SignInMethod::Oidc,
+        created_at: now,
+        last_seen_at: now,
+        idle_until: now + 600,
+        expires_at: now + 1000,
+        ended_at: None,
+        ended_by: None,
+    };
+    let mut tx = t.app.store.begin().await.unwrap();
+    for (id, who) in [("a1", "ann"), ("a2", "ann"), ("b1", "bob")] {
+        tx.insert_console_session(&session(id, who)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = other.app.store.begin().await.unwrap();
+    let a1 = tx.console_session("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (a1.subject.as_str(), a1.method),
+        ("ann", SignInMethod::Oidc)
+    );
+    assert!(a1.is_live(now) && !a1.is_live(now + 600));
+    assert!(tx.console_session("nobody").await.unwrap().is_none());
+    // Use at +500 asks for +1100: the idle deadline stops at the absolute one.
+    assert!(tx
+        .touch_console_session("a1", now + 500, now + 1100)
+        .await
+        .unwrap());
+    let a1 = tx.console_session("a1").await.unwrap().unwrap();
+    assert_eq!((a1.last_seen_at, a1.idle_until), (now + 500, now + 1000));
+    assert!(a1.is_live(now + 999) && !a1.is_live(now + 1000));
+    // Idle past its deadline, a2 cannot be touched back to life.
+    assert!(!tx
+        .touch_console_session("a2", now + 600, now + 900)
+        .await
+        .unwrap());
+    assert!(tx.end_console_session("b1", now + 1, "bob").await.unwrap());
+    assert!(!tx.end_console_session("b1", now + 2, "bob").await.unwrap());
+    assert!(!tx
+        .touch_console_session("b1", now + 3, now + 500)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = t.app.store.begin().await.unwrap();
+    let b1 = tx.console_session("b1").await.unwrap().unwrap();
+    assert_eq!(
+        (b1.ended_at, b1.ended_by.as_deref()),
+        (Some(now + 1), Some("bob"))
+    );
+    assert!(!b1.is_live(now + 1));
+    let live: Vec<_> = tx.console_sessions_of("ann", now + 1).await.unwrap();
+    assert_eq!(live.len(), 2);
+    assert_eq!(
+        tx.end_console_sessions_of("ann", now + 2, "admin")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(tx
+        .console_sessions_of("ann", now + 3)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!tx
+        .touch_console_session("a1", now + 3, now + 500)
+        .await
+        .unwrap());
+    assert_eq!(tx.purge_console_sessions(now + 1001).await.unwrap(), 3);
+    assert!(tx.console_session("a1").await.unwrap().is_none());
+    tx.commit().await.unwrap();
 }

@@ -1,10 +1,12 @@
 //! The only room that touches key bytes: envelopes, TOTP, the audit chain,
-//! Shamir shares, recovery wraps and the files that hold keys.
+//! Shamir shares, recovery wraps, console session secrets and the files that
+//! hold keys.
 
 pub mod chain;
 pub mod envelope;
 pub mod private_file;
 pub mod recovery_wrap;
+pub mod session;
 pub mod shamir;
 pub mod signing;
 pub mod totp;

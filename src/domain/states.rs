@@ -132,6 +132,18 @@ state_enum! {
     }
 }
 
+state_enum! {
+    /// How a person signed in to the console.
+    SignInMethod {
+        /// The organisation's OIDC provider (authorization code with PKCE).
+        Oidc,
+        /// A one-time sign-in link minted on the host.
+        Link,
+        /// A local API token, pasted once.
+        Token,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

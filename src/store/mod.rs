@@ -22,6 +22,7 @@ mod recovery;
 mod requests;
 mod rotations;
 mod rows;
+mod sessions;
 mod sinks;
 mod sql;
 mod sqlite;
@@ -37,6 +38,7 @@ pub use recovery::RecoveryStore;
 pub use requests::RequestStore;
 pub use rotations::RotationStore;
 pub use rows::*;
+pub use sessions::SessionStore;
 pub use sinks::SinkStore;
 pub use tokens::TokenStore;
 
@@ -132,6 +134,7 @@ pub trait Tx:
     + SinkStore
     + RecoveryStore
     + TokenStore
+    + SessionStore
     + GaugeStore
     + Send
 {
@@ -143,7 +146,7 @@ pub trait Tx:
 pub mod prelude {
     pub use super::{
         AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, PolicyStore,
-        RecoveryStore, RequestStore, RotationStore, SinkStore, Store, TokenStore, Tx,
+        RecoveryStore, RequestStore, RotationStore, SessionStore, SinkStore, Store, TokenStore, Tx,
     };
 }
 

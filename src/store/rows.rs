@@ -2,7 +2,7 @@
 
 use crate::domain::states::{
     AlertState, CustodianStatus, Decision, PolicyChangeKind, PolicyChangeState, RecoverySetState,
-    RotationState, SessionState, StoredRequestState,
+    RotationState, SessionState, SignInMethod, StoredRequestState,
 };
 
 #[derive(Debug, Clone)]
@@ -148,6 +148,30 @@ pub struct RecoverySubmissionRow {
     pub submitted_at: i64,
     /// The custodian's last accepted TOTP step before this submission.
     pub prior_step: Option<i64>,
+}
+
+/// A console session. `id_hash` is the SHA-256 (hex) of the cookie's
+/// value, which only the browser holds.
+#[derive(Debug, Clone)]
+pub struct ConsoleSessionRow {
+    pub id_hash: String,
+    pub subject: String,
+    /// The identity as authenticated at sign-in, as JSON.
+    pub identity: String,
+    pub method: SignInMethod,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_until: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+    pub ended_by: Option<String>,
+}
+
+impl ConsoleSessionRow {
+    /// Whether the session still signs its holder in at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.ended_at.is_none() && now < self.idle_until && now < self.expires_at
+    }
 }
 
 /// A rotation of a credential's root access keys.

@@ -1,0 +1,153 @@
+//! Console sessions: created at sign-in, kept alive by use, ended by
+//! sign-out, revocation or their deadlines.
+
+use async_trait::async_trait;
+
+use super::sql::{Row, SqlTx};
+use super::*;
+
+#[async_trait]
+pub trait SessionStore: Send {
+    async fn insert_console_session(&mut self, s: &ConsoleSessionRow) -> Result<()>;
+    /// One session, live or not.
+    async fn console_session(&mut self, id_hash: &str) -> Result<Option<ConsoleSessionRow>>;
+    /// Record a use at `at` and move the idle deadline to `idle_until`
+    /// (never past the absolute one), only if the session is live at `at`.
+    async fn touch_console_session(
+        &mut self,
+        id_hash: &str,
+        at: i64,
+        idle_until: i64,
+    ) -> Result<bool>;
+    /// End one live session (sign-out); whether it was live.
+    async fn end_console_session(&mut self, id_hash: &str, at: i64, by: &str) -> Result<bool>;
+    /// End every live session of `subject` (an admin's revocation); how many.
+    async fn end_console_sessions_of(&mut self, subject: &str, at: i64, by: &str) -> Result<u64>;
+    /// The live sessions of `subject`, newest first.
+    async fn console_sessions_of(
+        &mut self,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<ConsoleSessionRow>>;
+    /// Delete the sessions whose absolute deadline is before `before`; how many.
+    async fn purge_console_sessions(&mut self, before: i64) -> Result<u64>;
+}
+
+#[async_trait]
+impl SessionStore for SqlTx {
+    async fn insert_console_session(&mut self, s: &ConsoleSessionRow) -> Result<()> {
+        self.sql(
+            "INSERT INTO console_sessions (id_hash, subject, identity, method, created_at, last_seen_at, idle_until, expires_at, ended_at, ended_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.subject)
+        .bind(&s.identity)
+        .bind(s.method.as_str())
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.idle_until.min(s.expires_at))
+        .bind(s.expires_at)
+        .bind(s.ended_at)
+        .bind(&s.ended_by)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn console_session(&mut self, id_hash: &str) -> Result<Option<ConsoleSessionRow>> {
+        let row = self
+            .sql("SELECT * FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(self)
+            .await?;
+        row.as_ref().map(console_session_from).transpose()
+    }
+
+    async fn touch_console_session(
+        &mut self,
+        id_hash: &str,
+        at: i64,
+        idle_until: i64,
+    ) -> Result<bool> {
+        let r = self
+            .sql(
+                "UPDATE console_sessions SET last_seen_at = $1, \
+                 idle_until = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END \
+                 WHERE id_hash = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1",
+            )
+            .bind(at)
+            .bind(idle_until)
+            .bind(id_hash)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn end_console_session(&mut self, id_hash: &str, at: i64, by: &str) -> Result<bool> {
+        let r = self
+            .sql(
+                "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE id_hash = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1"
+            )
+            .bind(at)
+            .bind(by)
+            .bind(id_hash)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn end_console_sessions_of(&mut self, subject: &str, at: i64, by: &str) -> Result<u64> {
+        let r = self
+            .sql(
+                "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE subject = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1"
+            )
+            .bind(at)
+            .bind(by)
+            .bind(subject)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn console_sessions_of(
+        &mut self,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<ConsoleSessionRow>> {
+        let rows = self
+            .sql(
+                "SELECT * FROM console_sessions WHERE ended_at IS NULL AND idle_until > $1 AND expires_at > $1 AND subject = $2 \
+                 ORDER BY created_at DESC, id_hash"
+            )
+            .bind(now)
+            .bind(subject)
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(console_session_from).collect()
+    }
+
+    async fn purge_console_sessions(&mut self, before: i64) -> Result<u64> {
+        let r = self
+            .sql("DELETE FROM console_sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn console_session_from(r: &Row) -> Result<ConsoleSessionRow> {
+    Ok(ConsoleSessionRow {
+        id_hash: r.try_get("id_hash")?,
+        subject: r.try_get("subject")?,
+        identity: r.try_get("identity")?,
+        method: r.state("method")?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        idle_until: r.try_get("idle_until")?,
+        expires_at: r.try_get("expires_at")?,
+        ended_at: r.try_get("ended_at")?,
+        ended_by: r.try_get("ended_by")?,
+    })
+}

@@ -520,4 +520,13 @@ async fn a_console_session_lives_until_its_first_deadline_on_any_server_of_the_d
     assert_eq!(tx.purge_console_sessions(now + 1001).await.unwrap(), 3);
     assert!(tx.console_session("a1").await.unwrap().is_none());
     tx.commit().await.unwrap();
+
+    // The table refuses an idle deadline past the absolute one.
+    let mut tx = t.app.store.begin().await.unwrap();
+    let late = ConsoleSessionRow {
+        idle_until: now + 1001,
+        ..session("c1", "cat")
+    };
+    assert!(tx.insert_console_session(&late).await.is_err());
+    tx.rollback().await.unwrap();
 }

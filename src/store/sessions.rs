@@ -8,6 +8,7 @@ use super::*;
 
 #[async_trait]
 pub trait SessionStore: Send {
+    /// Refused by the table if `idle_until` is past `expires_at`.
     async fn insert_console_session(&mut self, s: &ConsoleSessionRow) -> Result<()>;
     /// One session, live or not.
     async fn console_session(&mut self, id_hash: &str) -> Result<Option<ConsoleSessionRow>>;
@@ -33,6 +34,28 @@ pub trait SessionStore: Send {
     async fn purge_console_sessions(&mut self, before: i64) -> Result<u64>;
 }
 
+/// The liveness test, on the time bound as `$1`: not ended, and before both
+/// deadlines (`ConsoleSessionRow::is_live` in SQL). Every statement that
+/// uses or ends a session holds it, so an ended or expired session is never
+/// changed.
+macro_rules! live {
+    () => {
+        "ended_at IS NULL AND idle_until > $1 AND expires_at > $1"
+    };
+}
+
+/// End the live sessions that `sql` selects by its `$3`; how many.
+async fn end_sessions(
+    tx: &mut SqlTx,
+    sql: &'static str,
+    key: &str,
+    at: i64,
+    by: &str,
+) -> Result<u64> {
+    let r = tx.sql(sql).bind(at).bind(by).bind(key).execute(tx).await?;
+    Ok(r.rows_affected())
+}
+
 #[async_trait]
 impl SessionStore for SqlTx {
     async fn insert_console_session(&mut self, s: &ConsoleSessionRow) -> Result<()> {
@@ -46,7 +69,7 @@ impl SessionStore for SqlTx {
         .bind(s.method.as_str())
         .bind(s.created_at)
         .bind(s.last_seen_at)
-        .bind(s.idle_until.min(s.expires_at))
+        .bind(s.idle_until)
         .bind(s.expires_at)
         .bind(s.ended_at)
         .bind(&s.ended_by)
@@ -71,11 +94,12 @@ impl SessionStore for SqlTx {
         idle_until: i64,
     ) -> Result<bool> {
         let r = self
-            .sql(
-                "UPDATE console_sessions SET last_seen_at = $1, \
-                 idle_until = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END \
-                 WHERE id_hash = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1",
-            )
+            .sql(concat!(
+                "UPDATE console_sessions SET last_seen_at = $1, ",
+                "idle_until = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END ",
+                "WHERE id_hash = $3 AND ",
+                live!()
+            ))
             .bind(at)
             .bind(idle_until)
             .bind(id_hash)
@@ -85,29 +109,19 @@ impl SessionStore for SqlTx {
     }
 
     async fn end_console_session(&mut self, id_hash: &str, at: i64, by: &str) -> Result<bool> {
-        let r = self
-            .sql(
-                "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE id_hash = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1"
-            )
-            .bind(at)
-            .bind(by)
-            .bind(id_hash)
-            .execute(self)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let sql = concat!(
+            "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE id_hash = $3 AND ",
+            live!()
+        );
+        Ok(end_sessions(self, sql, id_hash, at, by).await? == 1)
     }
 
     async fn end_console_sessions_of(&mut self, subject: &str, at: i64, by: &str) -> Result<u64> {
-        let r = self
-            .sql(
-                "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE subject = $3 AND ended_at IS NULL AND idle_until > $1 AND expires_at > $1"
-            )
-            .bind(at)
-            .bind(by)
-            .bind(subject)
-            .execute(self)
-            .await?;
-        Ok(r.rows_affected())
+        let sql = concat!(
+            "UPDATE console_sessions SET ended_at = $1, ended_by = $2 WHERE subject = $3 AND ",
+            live!()
+        );
+        end_sessions(self, sql, subject, at, by).await
     }
 
     async fn console_sessions_of(
@@ -116,10 +130,11 @@ impl SessionStore for SqlTx {
         now: i64,
     ) -> Result<Vec<ConsoleSessionRow>> {
         let rows = self
-            .sql(
-                "SELECT * FROM console_sessions WHERE ended_at IS NULL AND idle_until > $1 AND expires_at > $1 AND subject = $2 \
-                 ORDER BY created_at DESC, id_hash"
-            )
+            .sql(concat!(
+                "SELECT * FROM console_sessions WHERE subject = $2 AND ",
+                live!(),
+                " ORDER BY created_at DESC, id_hash"
+            ))
             .bind(now)
             .bind(subject)
             .fetch_all(self)

@@ -98,13 +98,15 @@ mod tests {
     fn by_verb(action: &str) -> (i64, &'static str) {
         let verb = action.rsplit('.').next().unwrap_or(action);
         match verb {
-            "create" | "add" | "deposit" | "init" | "issue" | "session_open" | "checkpoint"
-            | "enroll" => (1, "Create"),
+            "create" | "add" | "deposit" | "init" | "issue" | "session_open" | "open"
+            | "checkpoint" | "enroll" => (1, "Create"),
             "list" | "show" | "verify" | "export" | "release" | "recover" | "share_check" => {
                 (2, "Read")
             }
             "approve" | "approved" | "deny" | "denied" | "confirm" | "rotate" | "rekey"
-            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" => (3, "Update"),
+            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" | "close" => {
+                (3, "Update")
+            }
             _ => (99, "Other"),
         }
     }

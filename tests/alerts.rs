@@ -223,7 +223,7 @@ async fn every_alert_arrives_once_in_order_per_request_with_a_valid_signature(b:
     let text = slack[0]["text"].as_str().unwrap();
     assert!(
         text.contains("oncall asks to break the glass on aws-prod-root (account 123456789012): \"prod is down\", ticket INC-42; needs 2 of sre AND 1 of security")
-            && text.contains(&format!("<https://bg.example/v1/requests/{id}|open>")),
+            && text.contains(&format!("<https://bg.example/console/requests/{id}|open>")),
         "{text}"
     );
     assert!(slack[1]["text"]

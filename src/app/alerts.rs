@@ -57,7 +57,7 @@ fn request_id(e: &AuditEvent) -> Option<&str> {
 /// The message for one channel, without any secret.
 pub fn render(channel: &AlertChannel, e: &AuditEvent, public_url: Option<&str>) -> Value {
     let link = match (public_url, request_id(e)) {
-        (Some(base), Some(id)) => Some(format!("{base}/v1/requests/{id}")),
+        (Some(base), Some(id)) => Some(format!("{base}/console/requests/{id}")),
         _ => None,
     };
     let what = summary(e);

@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod audit;
 pub mod audit_ship;
 pub mod auth_refusals;
+pub mod console;
 pub mod credentials;
 pub mod custodians;
 pub mod hygiene;

@@ -368,6 +368,20 @@ pub struct RevokedView {
     pub revoked: bool,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSessionsBody {
+    /// Whose console sessions to end (a token subject).
+    pub subject: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RevokedSessionsView {
+    pub subject: String,
+    /// How many live sessions were ended.
+    pub sessions_ended: u64,
+}
+
 /// An online recovery session.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecoverySessionView {

@@ -280,8 +280,12 @@ pub(super) enum TokenCmd {
         #[arg(long = "role", required = true)]
         roles: Vec<Role>,
         /// Lifetime, e.g. 8h.
-        #[arg(long, default_value = "8h")]
+        #[arg(long, default_value = "8h", conflicts_with = "link")]
         ttl: humantime::Duration,
+        /// Print a one-time sign-in link for the web console instead of a
+        /// token: it signs in once, within `[console] link_ttl`.
+        #[arg(long)]
+        link: bool,
     },
     /// Revoke a token by its id (admin).
     Revoke { jti: String },

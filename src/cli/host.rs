@@ -120,6 +120,48 @@ pub(super) async fn issue_token(
     Ok(())
 }
 
+/// Mint a one-time sign-in link for the console, audited as a token is.
+pub(super) async fn issue_link(
+    base: ServerConfigArgs,
+    subject: &str,
+    roles: &[Role],
+) -> anyhow::Result<()> {
+    let config = config_from(&base, Overrides::default())?;
+    let app = host_app(&config, true).await?;
+    let issued = app.issue_sign_in_link(&operator(), subject, roles).await;
+    app.store.close().await;
+    let link = issued?;
+    let origin = match config
+        .settings
+        .alerts
+        .as_ref()
+        .and_then(|a| a.public_url.clone())
+    {
+        Some(u) => u,
+        None => format!(
+            "{}://{}",
+            if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            config.listen
+        ),
+    };
+    println!("{origin}/console/signin/link?s={}", link.secret.reveal());
+    eprintln!(
+        "sign-in link for {subject} ({}): one use, until {}; id {}",
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        crate::clock::rfc3339(link.expires_at),
+        link.jti
+    );
+    Ok(())
+}
+
 pub(super) fn custodian_pairs(custodians: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     custodians
         .iter()

@@ -78,7 +78,13 @@ async fn run(cli: Cli) -> ExitCode {
             subject,
             roles,
             ttl,
-        }) => return local(issue_token(base, &subject, &roles, ttl.into()).await),
+            link,
+        }) => {
+            return local(match link {
+                true => issue_link(base, &subject, &roles).await,
+                false => issue_token(base, &subject, &roles, ttl.into()).await,
+            })
+        }
         Command::Audit(AuditCmd::Archive {
             base,
             through,

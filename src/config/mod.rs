@@ -47,6 +47,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub review: ReviewFileConfig,
     #[serde(default)]
+    pub console: ConsoleFileConfig,
+    #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub database: DatabaseFileConfig,
@@ -215,6 +217,64 @@ pub struct ReviewFileConfig {
     /// Remind (an audit event, and its alerts) to rotate an exposed
     /// credential this often (default "24h").
     pub reminder_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFileConfig {
+    /// A console session ends after this long unused (default "12h").
+    pub idle_timeout: Option<String>,
+    /// ...and this long after sign-in in any case (default "24h").
+    pub session_lifetime: Option<String>,
+    /// A sign-in link from `token issue --link` works once, within this
+    /// long (default "15m").
+    pub link_ttl: Option<String>,
+}
+
+/// The web console's sessions and sign-in links.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub idle_timeout: Duration,
+    pub session_lifetime: Duration,
+    pub link_ttl: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            idle_timeout: Duration::from_secs(12 * 3600),
+            session_lifetime: Duration::from_secs(24 * 3600),
+            link_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+fn console_from_file(c: ConsoleFileConfig) -> anyhow::Result<ConsoleSettings> {
+    let d = ConsoleSettings::default();
+    let s = ConsoleSettings {
+        idle_timeout: duration(
+            "console.idle_timeout",
+            c.idle_timeout.as_ref(),
+            d.idle_timeout,
+        )?,
+        session_lifetime: duration(
+            "console.session_lifetime",
+            c.session_lifetime.as_ref(),
+            d.session_lifetime,
+        )?,
+        link_ttl: duration("console.link_ttl", c.link_ttl.as_ref(), d.link_ttl)?,
+    };
+    anyhow::ensure!(
+        !s.idle_timeout.is_zero() && !s.link_ttl.is_zero(),
+        "console.idle_timeout and console.link_ttl must be more than zero"
+    );
+    anyhow::ensure!(
+        s.idle_timeout <= s.session_lifetime,
+        "console.idle_timeout ({}) must not be longer than console.session_lifetime ({})",
+        humantime::format_duration(s.idle_timeout),
+        humantime::format_duration(s.session_lifetime)
+    );
+    Ok(s)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -657,6 +717,7 @@ pub struct Settings {
     pub rotate_keys_after_release: Option<Duration>,
     /// How often an exposed credential's rotation is reminded.
     pub reminder_interval: Duration,
+    pub console: ConsoleSettings,
     pub limits: Limits,
 }
 
@@ -675,6 +736,7 @@ impl Default for Settings {
             review_aws: false,
             rotate_keys_after_release: None,
             reminder_interval: Duration::from_secs(24 * 3600),
+            console: ConsoleSettings::default(),
             limits: Limits::default(),
         }
     }
@@ -863,6 +925,10 @@ impl Config {
             "log format {log_format:?} is not text or json"
         );
         let settings = settings_from(f.totp, f.audit, f.alerts, f.review, f.limits)?;
+        let settings = Settings {
+            console: console_from_file(f.console)?,
+            ..settings
+        };
         let pool = crate::store::PoolSettings {
             max_connections: match f.database.max_connections {
                 Some(0) => anyhow::bail!("database.max_connections must be at least 1"),
@@ -974,6 +1040,7 @@ fn settings_from(
             review.reminder_interval.as_ref(),
             d.reminder_interval,
         )?,
+        console: d.console,
         limits: limits_from_file(limits)?,
     })
 }

@@ -108,6 +108,9 @@ pub const SETTINGS: &[Setting] = &[
     s("review.aws", Bool),
     s("review.rotate_keys_after_release", Duration),
     s("review.reminder_interval", Duration),
+    s("console.idle_timeout", Duration),
+    s("console.session_lifetime", Duration),
+    s("console.link_ttl", Duration),
 ];
 
 /// `BREAKGLASS_*` variables that are not settings of the file: the client

@@ -44,6 +44,17 @@ impl SessionSecret {
         Some(SessionSecret(value.to_owned().into()))
     }
 
+    /// A secret as a link or form carries it, if well-formed.
+    pub fn parse(value: &str) -> Option<SessionSecret> {
+        well_formed(value).then(|| SessionSecret(value.to_owned().into()))
+    }
+
+    /// The secret itself, for the one place it goes: the cookie, or the
+    /// sign-in link printed once on the host.
+    pub fn reveal(&self) -> &str {
+        self.0.expose_secret()
+    }
+
     /// The key of the session's row: SHA-256 of the secret, in hex.
     pub fn id_hash(&self) -> String {
         hex::encode(Sha256::digest(self.0.expose_secret().as_bytes()))

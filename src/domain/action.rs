@@ -112,6 +112,12 @@ pub enum Action {
     AuthRefusedSummary,
     #[strum(serialize = "auth.token")]
     AuthToken,
+    #[strum(serialize = "session.open")]
+    SessionOpen,
+    #[strum(serialize = "session.close")]
+    SessionClose,
+    #[strum(serialize = "session.revoke")]
+    SessionRevoke,
     #[strum(serialize = "audit.checkpoint")]
     AuditCheckpoint,
     #[strum(serialize = "audit.checkpoints")]
@@ -189,6 +195,7 @@ impl Action {
             | Action::RecoveryInit
             | Action::RecoverySessionOpen
             | Action::TokenIssue
+            | Action::SessionOpen
             | Action::AuditCheckpoint => Activity::Create,
             Action::RequestList
             | Action::RequestRelease
@@ -218,7 +225,9 @@ impl Action {
             | Action::RecoveryRekey
             | Action::RecoveryShareSubmit
             | Action::KeysRewrap
-            | Action::TokenRevoke => Activity::Update,
+            | Action::TokenRevoke
+            | Action::SessionClose
+            | Action::SessionRevoke => Activity::Update,
             Action::CredentialRotationReminder
             | Action::PolicyChangeApplied
             | Action::PolicyPropose

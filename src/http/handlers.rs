@@ -522,6 +522,22 @@ pub async fn revoke_token(
     Ok(Json(app.revoke_token(&who, &b.jti).await?))
 }
 
+/// End every console session of a person (admin).
+#[utoipa::path(post, path = "/v1/sessions/revoke", request_body = RevokeSessionsBody,
+    responses((status = 200, body = RevokedSessionsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn revoke_sessions(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<RevokeSessionsBody>,
+) -> ApiResult<RevokedSessionsView> {
+    let ended = app.revoke_sessions(&who, &b.subject).await?;
+    Ok(Json(RevokedSessionsView {
+        subject: b.subject,
+        sessions_ended: ended,
+    }))
+}
+
 /// Open an online recovery session for your request (its requester). The
 /// answer names the session's age recipient, to which each custodian seals
 /// their share.

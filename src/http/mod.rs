@@ -20,6 +20,7 @@ use crate::app::{App, AppError};
 use crate::auth::Identity;
 
 pub mod codes;
+pub mod console;
 pub mod document;
 pub mod handlers;
 pub mod input;
@@ -384,7 +385,7 @@ impl Modify for BearerAuth {
         handlers::approve, handlers::deny, handlers::release,
         handlers::audit_events, handlers::audit_verify, handlers::audit_key,
         handlers::audit_checkpoints, handlers::audit_checkpoint_now, handlers::audit_export, handlers::audit_sink,
-        handlers::revoke_token,
+        handlers::revoke_token, handlers::revoke_sessions,
         handlers::share_check,
         handlers::list_alerts, handlers::retry_alert, handlers::hygiene, handlers::rotate_keys,
         handlers::propose_policy_change, handlers::list_policy_changes,
@@ -440,11 +441,13 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/audit/export", get(audit_export))
         .route("/v1/audit/sink", get(audit_sink))
         .route("/v1/tokens/revoke", post(revoke_token))
+        .route("/v1/sessions/revoke", post(revoke_sessions))
         .route("/v1/recovery/shares/check", post(share_check))
         .route("/v1/requests/{id}/recovery", post(open_recovery_session))
         .route("/v1/recovery/sessions/{id}", get(show_recovery_session))
         .route("/v1/recovery/sessions/{id}/shares", post(submit_share))
         .route("/v1/recovery/sessions/{id}/release", post(release_recovery))
+        .merge(console::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such endpoint")
         })
@@ -475,7 +478,7 @@ fn head_bytes(req: &Request) -> usize {
 
 /// Headers every response carries: this is an API that returns secrets,
 /// so nothing may cache, frame, sniff or leak it onward.
-fn secure(headers: &mut axum::http::HeaderMap) {
+fn secure(headers: &mut axum::http::HeaderMap, console: bool) {
     use axum::http::header;
     for (name, value) in [
         (
@@ -486,7 +489,11 @@ fn secure(headers: &mut axum::http::HeaderMap) {
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
+            if console {
+                console::CSP
+            } else {
+                "default-src 'none'; frame-ancestors 'none'"
+            },
         ),
         (header::REFERRER_POLICY, "no-referrer"),
         (
@@ -516,6 +523,7 @@ async fn edge(
 ) -> Response {
     let start = std::time::Instant::now();
     let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -577,7 +585,7 @@ async fn edge(
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
         app.metrics.limit_refused(Code::BodyTooLarge);
     }
-    secure(res.headers_mut());
+    secure(res.headers_mut(), console::is_console_path(&path));
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }

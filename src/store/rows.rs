@@ -174,6 +174,20 @@ impl ConsoleSessionRow {
     }
 }
 
+/// A one-time sign-in link of the console (only the hash of its secret).
+#[derive(Debug, Clone)]
+pub struct SignInLinkRow {
+    pub id_hash: String,
+    pub jti: String,
+    pub subject: String,
+    /// The roles it signs in with, as a JSON list.
+    pub roles: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
 /// A rotation of a credential's root access keys.
 #[derive(Debug, Clone)]
 pub struct KeyRotationRow {

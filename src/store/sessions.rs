@@ -32,6 +32,12 @@ pub trait SessionStore: Send {
     ) -> Result<Vec<ConsoleSessionRow>>;
     /// Delete the sessions whose absolute deadline is before `before`; how many.
     async fn purge_console_sessions(&mut self, before: i64) -> Result<u64>;
+    async fn insert_sign_in_link(&mut self, l: &SignInLinkRow) -> Result<()>;
+    /// Use a link once: mark it used at `at` and return it, only if it was
+    /// unused and unexpired at `at`.
+    async fn take_sign_in_link(&mut self, id_hash: &str, at: i64) -> Result<Option<SignInLinkRow>>;
+    /// One link, used or not (to say why it no longer signs in).
+    async fn sign_in_link(&mut self, id_hash: &str) -> Result<Option<SignInLinkRow>>;
 }
 
 /// The liveness test, on the time bound as `$1`: not ended, and before both
@@ -150,6 +156,59 @@ impl SessionStore for SqlTx {
             .await?;
         Ok(r.rows_affected())
     }
+
+    async fn insert_sign_in_link(&mut self, l: &SignInLinkRow) -> Result<()> {
+        self.sql(
+            "INSERT INTO sign_in_links (id_hash, jti, subject, roles, created_at, created_by, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&l.id_hash)
+        .bind(&l.jti)
+        .bind(&l.subject)
+        .bind(&l.roles)
+        .bind(l.created_at)
+        .bind(&l.created_by)
+        .bind(l.expires_at)
+        .bind(l.used_at)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_sign_in_link(&mut self, id_hash: &str, at: i64) -> Result<Option<SignInLinkRow>> {
+        let row = self
+            .sql(
+                "UPDATE sign_in_links SET used_at = $1 \
+                 WHERE id_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING *",
+            )
+            .bind(at)
+            .bind(id_hash)
+            .fetch_optional(self)
+            .await?;
+        row.as_ref().map(sign_in_link_from).transpose()
+    }
+
+    async fn sign_in_link(&mut self, id_hash: &str) -> Result<Option<SignInLinkRow>> {
+        let row = self
+            .sql("SELECT * FROM sign_in_links WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(self)
+            .await?;
+        row.as_ref().map(sign_in_link_from).transpose()
+    }
+}
+
+fn sign_in_link_from(r: &Row) -> Result<SignInLinkRow> {
+    Ok(SignInLinkRow {
+        id_hash: r.try_get("id_hash")?,
+        jti: r.try_get("jti")?,
+        subject: r.try_get("subject")?,
+        roles: r.try_get("roles")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+        expires_at: r.try_get("expires_at")?,
+        used_at: r.try_get("used_at")?,
+    })
 }
 
 fn console_session_from(r: &Row) -> Result<ConsoleSessionRow> {

@@ -71,6 +71,10 @@ max_age = "30d"
 require = [{ group = "sre", count = 1 }]
 "#;
 
+/// Stands for the server's address, as a browser reaches it, in a test's
+/// configuration (`localhost`: a browser keeps `Secure` cookies there).
+pub const PUBLIC_URL_OF_THIS_SERVER: &str = "http://this-server.invalid";
+
 pub fn pg_base_url() -> String {
     std::env::var("BREAKGLASS_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
@@ -258,11 +262,18 @@ impl TestApp {
             config.aws.region = Some("us-east-1".into());
         }
         tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        // A test that needs the server's own address in its configuration
+        // (links in alerts) writes PUBLIC_URL_OF_THIS_SERVER.
+        if let Some(a) = config.settings.alerts.as_mut() {
+            if a.public_url.as_deref() == Some(PUBLIC_URL_OF_THIS_SERVER) {
+                a.public_url = Some(base.replace("127.0.0.1", "localhost"));
+            }
+        }
         let app = breakglass::server::build(&config, clock.clone())
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(breakglass::server::serve(listener, app.clone(), async {
             let _ = rx.await;

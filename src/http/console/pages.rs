@@ -1,0 +1,411 @@
+//! The console's pages and the forms they post.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{page, safe_next, shown, Chrome, ConsoleForm, PageError, Signed};
+use crate::app::console::Session;
+use crate::app::views::{CreateRequestBody, CredentialView, ReleaseView, RequestView};
+use crate::crypto::session::{clear_cookie, SessionSecret};
+use crate::domain::{RequestState, Role};
+use crate::http::{ApiError, AppState, Query};
+
+type PageResult = Result<Response, PageError>;
+
+#[derive(Template)]
+#[template(path = "bounce.html")]
+pub struct Bounce {
+    pub to: String,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    chrome: Chrome,
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+struct LinkPage {
+    chrome: Chrome,
+    link: String,
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    chrome: Chrome,
+    awaiting: Vec<Row>,
+    recent: Vec<Row>,
+}
+
+/// A request in a list.
+struct Row {
+    id: String,
+    credential: String,
+    requester: String,
+    reason: String,
+    approvals: usize,
+    approvals_needed: u32,
+    state: &'static str,
+    created_at: String,
+}
+
+impl From<&RequestView> for Row {
+    fn from(r: &RequestView) -> Row {
+        Row {
+            id: r.id.clone(),
+            credential: r.credential.clone(),
+            requester: r.requester.clone(),
+            reason: r.reason.clone(),
+            approvals: r.approvals,
+            approvals_needed: r.approvals_needed,
+            state: state_name(r.state),
+            created_at: r.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    chrome: Chrome,
+    r: RequestView,
+    state: &'static str,
+    state_text: String,
+    left: String,
+    can_decide: bool,
+    can_release: bool,
+}
+
+#[derive(Template)]
+#[template(path = "new_request.html")]
+struct NewRequest {
+    chrome: Chrome,
+    credentials: Vec<CredentialView>,
+}
+
+#[derive(Template)]
+#[template(path = "released.html")]
+struct Released {
+    chrome: Chrome,
+    v: ReleaseView,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    /// A sign-in link's secret (`/console/signin/link?s=...`).
+    s: Option<String>,
+}
+
+fn state_name(s: RequestState) -> &'static str {
+    match s {
+        RequestState::Pending => "pending",
+        RequestState::Approved => "approved",
+        RequestState::Denied => "denied",
+        RequestState::Released => "released",
+        RequestState::Expired => "expired",
+        RequestState::ReleaseWindowClosed => "release_window_closed",
+    }
+}
+
+fn state_text(r: &RequestView) -> String {
+    match r.state {
+        RequestState::Pending => format!(
+            "Waiting for approvals: {} of {}",
+            r.approvals, r.approvals_needed
+        ),
+        RequestState::Approved => "Approved: the requester may release it once".into(),
+        RequestState::Denied => "Denied".into(),
+        RequestState::Released => match &r.released_at {
+            Some(at) => format!("Released at {at}: it cannot be released again"),
+            None => "Released".into(),
+        },
+        RequestState::Expired => "Expired before the quorum was met".into(),
+        RequestState::ReleaseWindowClosed => "The release window closed unused".into(),
+    }
+}
+
+/// "1 h 12 min left", from the server's clock.
+fn time_left(until: &str, now_ms: i64) -> String {
+    let Some(at) = crate::clock::parse_rfc3339(until) else {
+        return until.to_owned();
+    };
+    let s = (at - now_ms) / 1000;
+    if s <= 0 {
+        return "no time left".into();
+    }
+    let (h, m) = (s / 3600, (s % 3600) / 60);
+    if h > 0 {
+        format!("{h} h {m} min left")
+    } else if m > 0 {
+        format!("{m} min {} s left", s % 60)
+    } else {
+        format!("{s} s left")
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Sign in: set the session's cookie and go where the person was going.
+fn signed_in(secret: &SessionSecret, s: &Session, now_ms: i64, next: &str) -> Response {
+    let mut res = see_other(&safe_next(next));
+    let max_age = (s.expires_at - now_ms) / 1000;
+    if let Ok(v) = HeaderValue::from_str(&secret.set_cookie(max_age)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn signin_page(Query(q): Query<NextQuery>) -> Response {
+    page(
+        StatusCode::OK,
+        &SignInPage {
+            chrome: Chrome::default(),
+            next: safe_next(q.next.as_deref().unwrap_or("/console/")),
+        },
+    )
+}
+
+pub async fn signin_token(State(app): State<AppState>, form: ConsoleForm) -> PageResult {
+    let next = form.field("next").unwrap_or("/console/").to_owned();
+    let back = format!("/console/signin?next={}", super::encode(&safe_next(&next)));
+    let token = form
+        .required("token")
+        .map_err(|e| PageError::new(e, Chrome::default(), back.clone()))?;
+    let (secret, s) = app
+        .open_session_with_token(token)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::default(), back))?;
+    Ok(signed_in(&secret, &s, app.now_ms(), &next))
+}
+
+/// A sign-in link, opened: a page with a button, so that a link scanner
+/// that fetches it uses nothing.
+pub async fn link_page(Query(q): Query<NextQuery>) -> Response {
+    page(
+        StatusCode::OK,
+        &LinkPage {
+            chrome: Chrome::default(),
+            link: q.s.unwrap_or_default(),
+            next: safe_next(q.next.as_deref().unwrap_or("/console/")),
+        },
+    )
+}
+
+pub async fn signin_link(State(app): State<AppState>, form: ConsoleForm) -> PageResult {
+    let next = form.field("next").unwrap_or("/console/").to_owned();
+    let back = "/console/signin".to_owned();
+    let link = form
+        .required("link")
+        .map_err(|e| PageError::new(e, Chrome::default(), back.clone()))?;
+    let (secret, s) = app
+        .open_session_with_link(link)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::default(), back))?;
+    Ok(signed_in(&secret, &s, app.now_ms(), &next))
+}
+
+pub async fn signout(State(app): State<AppState>, me: Signed, form: ConsoleForm) -> PageResult {
+    form.check_token(&me.secret)
+        .map_err(|e| PageError::new(e, Chrome::of(&me), "/console/"))?;
+    app.close_session(&me.session.identity, &me.secret)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::of(&me), "/console/"))?;
+    let mut res = see_other("/console/signin");
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie()) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+pub async fn home(State(app): State<AppState>, me: Signed) -> PageResult {
+    let who = &me.session.identity;
+    let all = app
+        .list_requests(who, 50)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::of(&me), "/console/"))?;
+    let awaiting = all
+        .iter()
+        .filter(|r| {
+            who.has(Role::Custodian)
+                && r.state == RequestState::Pending
+                && r.requester != who.subject
+                && !r.decisions.iter().any(|d| d.custodian == who.subject)
+        })
+        .map(Row::from)
+        .collect();
+    let recent = all.iter().map(Row::from).collect();
+    Ok(page(
+        StatusCode::OK,
+        &Home {
+            chrome: Chrome::of(&me),
+            awaiting,
+            recent,
+        },
+    ))
+}
+
+/// The request page, with a refusal or notice shown above it.
+async fn request_view(
+    app: &AppState,
+    me: &Signed,
+    id: &str,
+    status: StatusCode,
+    error: Option<&ApiError>,
+    notice: Option<String>,
+) -> PageResult {
+    let who = &me.session.identity;
+    let r = app
+        .show_request(who, id)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::of(me), "/console/"))?;
+    let mut chrome = Chrome::of(me);
+    chrome.error = error.map(shown);
+    chrome.notice = notice;
+    let pending = r.state == RequestState::Pending;
+    let p = RequestPage {
+        state: state_name(r.state),
+        state_text: state_text(&r),
+        left: time_left(&r.expires_at, app.now_ms()),
+        // The use case decides; the page offers the form to whoever might.
+        can_decide: pending
+            && who.has(Role::Custodian)
+            && !r.decisions.iter().any(|d| d.custodian == who.subject),
+        can_release: r.state == RequestState::Approved && r.requester == who.subject,
+        chrome,
+        r,
+    };
+    Ok(page(status, &p))
+}
+
+pub async fn request_page(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+) -> PageResult {
+    request_view(&app, &me, &id, StatusCode::OK, None, None).await
+}
+
+/// A decision's outcome: the request page again, with the refusal (and
+/// its status) or a notice.
+async fn decided(
+    app: &AppState,
+    me: &Signed,
+    id: &str,
+    res: Result<RequestView, ApiError>,
+    done: &str,
+) -> PageResult {
+    match res {
+        Ok(_) => request_view(app, me, id, StatusCode::OK, None, Some(done.into())).await,
+        Err(e) => request_view(app, me, id, e.status, Some(&e), None).await,
+    }
+}
+
+pub async fn approve(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    let res = async {
+        form.check_token(&me.secret)?;
+        let code = SecretString::from(form.required("code")?.to_owned());
+        Ok(app.approve(&me.session.identity, &id, &code).await?)
+    }
+    .await;
+    decided(&app, &me, &id, res, "Your approval is recorded.").await
+}
+
+pub async fn deny(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    let res = async {
+        form.check_token(&me.secret)?;
+        let code = SecretString::from(form.required("code")?.to_owned());
+        let reason = form.required("reason")?;
+        Ok(app.deny(&me.session.identity, &id, &code, reason).await?)
+    }
+    .await;
+    decided(&app, &me, &id, res, "Your denial is recorded.").await
+}
+
+pub async fn new_request(State(app): State<AppState>, me: Signed) -> PageResult {
+    let credentials = app
+        .list_credentials(&me.session.identity)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::of(&me), "/console/"))?;
+    Ok(page(
+        StatusCode::OK,
+        &NewRequest {
+            chrome: Chrome::of(&me),
+            credentials,
+        },
+    ))
+}
+
+pub async fn file_request(
+    State(app): State<AppState>,
+    me: Signed,
+    form: ConsoleForm,
+) -> PageResult {
+    let back = "/console/requests/new";
+    let res = async {
+        form.check_token(&me.secret)?;
+        let body = CreateRequestBody {
+            credential: form.required("credential")?.to_owned(),
+            reason: form.required("reason")?.to_owned(),
+            ticket: form
+                .field("ticket")
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        };
+        Ok::<_, ApiError>(app.create_request(&me.session.identity, body).await?)
+    }
+    .await;
+    match res {
+        Ok(r) => Ok(see_other(&format!("/console/requests/{}", r.id))),
+        Err(e) => Err(PageError::new(e, Chrome::of(&me), back)),
+    }
+}
+
+pub async fn release(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    let res = async {
+        form.check_token(&me.secret)?;
+        Ok::<_, ApiError>(app.release(&me.session.identity, &id).await?)
+    }
+    .await;
+    match res {
+        Ok(v) => {
+            // The values go from the view (zeroized when it drops) straight
+            // into the page.
+            let mut res = page(
+                StatusCode::OK,
+                &Released {
+                    chrome: Chrome::of(&me),
+                    v,
+                },
+            );
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(res)
+        }
+        Err(e) => request_view(&app, &me, &id, e.status, Some(&e), None).await,
+    }
+}

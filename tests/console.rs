@@ -1,0 +1,693 @@
+//! The web console in a real browser: Debian's Chromium, driven by Selenium
+//! (tests/console/driver.py), against the real server on localhost, on
+//! both databases. A screenshot of each page of the approval is saved under
+//! the target directory (`tmp/console-screenshots/`).
+//!
+//! Plain HTTP checks (headers, cookies, forms without a browser) sit beside
+//! them: what a browser would never send is what an attacker sends.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use breakglass::config::{AlertChannel, Alerts, Config};
+use breakglass::domain::Role;
+use common::{Backend, TestApp, World, PASSWORD, PUBLIC_URL_OF_THIS_SERVER};
+use serde_json::{json, Value};
+
+both_backends!(
+    a_custodian_approves_from_the_alert_in_three_actions,
+    a_requester_files_and_releases_once_in_the_browser,
+    refusals_show_the_codes_message_and_change_nothing,
+    a_cross_site_form_or_a_get_of_an_action_changes_nothing,
+    sessions_end_at_sign_out_idle_expiry_and_revocation,
+    a_sign_in_link_signs_in_once,
+);
+
+/// A browser, one command at a time.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// Every console message seen, for the CSP check.
+    logs: Vec<String>,
+}
+
+fn shots_dir(test: &str, backend: Backend) -> String {
+    format!(
+        "{}/console-screenshots/{test}-{backend:?}",
+        env!("CARGO_TARGET_TMPDIR")
+    )
+}
+
+impl Browser {
+    fn start(shots: &str) -> Browser {
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/console/driver.py"
+            ))
+            .env("CONSOLE_SHOTS", shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect(
+                "python3 with selenium, chromium and chromium-driver (scripts/test installs them)",
+            );
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Browser {
+            child,
+            stdin,
+            stdout,
+            logs: vec![],
+        }
+    }
+
+    fn send(&mut self, c: Value) -> Value {
+        writeln!(self.stdin, "{c}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let r: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the driver answered {line:?} to {c}: {e}"));
+        assert_eq!(r["ok"], true, "{c} failed: {r}");
+        for l in r["logs"].as_array().into_iter().flatten() {
+            self.logs.push(l.as_str().unwrap_or("").to_string());
+        }
+        r
+    }
+
+    fn open(&mut self, url: &str) -> Value {
+        self.send(json!({ "cmd": "open", "url": url }))
+    }
+
+    fn click(&mut self, css: &str) -> Value {
+        self.send(json!({ "cmd": "click", "css": css }))
+    }
+
+    fn typed(&mut self, css: &str, text: &str) -> Value {
+        self.send(json!({ "cmd": "type", "css": css, "text": text }))
+    }
+
+    fn shot(&mut self, name: &str) -> Value {
+        self.send(json!({ "cmd": "shot", "name": name }))
+    }
+
+    /// No Content-Security-Policy violation (nor any other error) in the
+    /// browser's console on any page so far.
+    fn assert_no_csp_violation(&self) {
+        let bad: Vec<&String> = self
+            .logs
+            .iter()
+            .filter(|l| l.contains("Content Security Policy") || l.contains("Refused to"))
+            .collect();
+        assert!(bad.is_empty(), "CSP violations: {bad:?}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({ "cmd": "quit" }));
+        let _ = self.child.wait();
+    }
+}
+
+/// The console's address as a browser reaches it.
+fn console(t: &TestApp) -> String {
+    t.base.replace("127.0.0.1", "localhost")
+}
+
+fn text(r: &Value) -> &str {
+    r["text"].as_str().unwrap_or("")
+}
+
+/// Sign `who` in through a one-time link minted as the host would.
+async fn sign_in_with_link(b: &mut Browser, t: &TestApp, who: &str, roles: &[Role]) {
+    let link = t
+        .app
+        .issue_sign_in_link("host-operator", who, roles)
+        .await
+        .unwrap();
+    let r = b.open(&format!(
+        "{}/console/signin/link?s={}",
+        console(t),
+        link.secret.reveal()
+    ));
+    assert!(text(&r).contains("signs you in once"), "{r}");
+    let r = b.click("button[type=submit]");
+    assert!(text(&r).contains(who), "signed in as {who}: {r}");
+}
+
+async fn request_state(w: &World, id: &str) -> Value {
+    w.t.get(format!("/v1/requests/{id}"), &w.admin).await.ok()
+}
+
+/// A webhook receiver that keeps what it is sent.
+async fn hook() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(move |body: String| {
+        let g = g.clone();
+        async move {
+            g.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+            axum::http::StatusCode::ACCEPTED
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, got)
+}
+
+async fn a_custodian_approves_from_the_alert_in_three_actions(backend: Backend) {
+    let (hook_url, got) = hook().await;
+    let tweak = move |c: &mut Config| {
+        c.settings.alerts = Some(Alerts {
+            public_url: Some(PUBLIC_URL_OF_THIS_SERVER.into()),
+            max_attempts: 3,
+            channels: vec![AlertChannel {
+                name: "oncall".into(),
+                kind: "webhook".into(),
+                url: format!("{hook_url}/hook"),
+                events: ["request.create".to_string()].into(),
+                secret: Some(Arc::new(zeroize::Zeroizing::new(vec![7u8; 32]))),
+            }],
+        });
+    };
+    let w = World::with(TestApp::start_configured(backend, &tweak).await).await;
+    let t = &w.t;
+    let mut b = Browser::start(&shots_dir("approval", backend));
+    // Ann signed in when her on-call shift began.
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+
+    let id = w.request().await;
+    let mut link = None;
+    for _ in 0..50 {
+        t.app.deliver_alerts().await.unwrap();
+        link = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|m| m["link"].as_str().map(str::to_owned));
+        if link.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let link = link.expect("the alert arrives with a link");
+    assert_eq!(link, format!("{}/console/requests/{id}", console(t)));
+
+    // 1. Open the link from the chat (another site: the bounce brings the
+    //    session cookie along).
+    let r = b.send(json!({ "cmd": "chat", "link": link }));
+    let page = text(&r);
+    assert!(page.contains("aws-prod-root"), "{r}");
+    assert!(
+        page.contains("prod is down") && page.contains("INC-42"),
+        "{r}"
+    );
+    assert!(page.contains("0 of 3 approvals"), "{r}");
+    assert!(page.contains("left"), "time left is shown: {r}");
+    b.shot("1-request");
+    // 2. The code, on a numeric keypad.
+    let r = b.typed("#code", &t.code("ann"));
+    assert_eq!(r["inputmode"], "numeric");
+    b.shot("2-code");
+    // 3. Approve.
+    let r = b.click("#approve");
+    assert!(text(&r).contains("Your approval is recorded"), "{r}");
+    assert!(text(&r).contains("1 of 3 approvals"), "{r}");
+    b.shot("3-approved");
+
+    let v = request_state(&w, &id).await;
+    assert_eq!(v["approvals"], 1);
+    assert_eq!(v["decisions"][0]["custodian"], "ann");
+    let approvals: Vec<_> = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "request.approve" && e.outcome == "success")
+        .collect();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].actor, "ann");
+    b.assert_no_csp_violation();
+}
+
+async fn a_requester_files_and_releases_once_in_the_browser(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let mut b = Browser::start(&shots_dir("release", backend));
+    // The local fallback: a token pasted once.
+    let r = b.open(&format!("{}/console/requests/new", console(t)));
+    assert!(
+        r["url"].as_str().unwrap().contains("/console/signin"),
+        "{r}"
+    );
+    b.typed("#token", &w.requester);
+    let r = b.click("button[type=submit]");
+    assert!(
+        text(&r).contains("New request"),
+        "back where they were going: {r}"
+    );
+    b.typed("#reason", "root MFA reset");
+    b.typed("#ticket", "INC-77");
+    let r = b.click("#file");
+    assert!(text(&r).contains("Waiting for approvals: 0 of 3"), "{r}");
+    let url = r["url"].as_str().unwrap().to_string();
+    let id = url.rsplit('/').next().unwrap().to_string();
+    b.shot("1-filed");
+
+    w.approve(&id, "ann", &w.ann).await.ok();
+    w.approve(&id, "bob", &w.bob).await.ok();
+    w.approve(&id, "sec", &w.sec).await.ok();
+    let r = b.open(&url);
+    assert!(text(&r).contains("Approved"), "{r}");
+    let r = b.click("#release");
+    assert!(text(&r).contains(PASSWORD), "the secret is shown: {r}");
+    assert!(text(&r).contains("Copy"), "with copy buttons: {r}");
+    b.shot("2-released");
+
+    let r = b.open(&url);
+    assert!(text(&r).contains("Released at"), "{r}");
+    assert!(!text(&r).contains(PASSWORD), "{r}");
+    assert!(!text(&r).contains("Release now"), "{r}");
+    b.shot("3-after");
+    let v = request_state(&w, &id).await;
+    assert_eq!(v["state"], "released");
+    let releases = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "request.release" && e.outcome == "success")
+        .count();
+    assert_eq!(releases, 1);
+    b.assert_no_csp_violation();
+}
+
+/// The approve form of `id`, submitted with `code`: the page it answers.
+fn approve_in(b: &mut Browser, base: &str, id: &str, code: &str) -> Value {
+    b.open(&format!("{base}/console/requests/{id}"));
+    b.typed("#code", code);
+    b.click("#approve")
+}
+
+async fn refusals_show_the_codes_message_and_change_nothing(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let base = console(t);
+    let mut b = Browser::start(&shots_dir("refusals", backend));
+
+    // A requester who is also a custodian approves their own request.
+    let own = t
+        .post(
+            "/v1/requests",
+            &w.cat,
+            json!({ "credential": "aws-prod-root", "reason": "mine", "ticket": "INC-1" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sign_in_with_link(&mut b, t, "cat", &[Role::Custodian, Role::Requester]).await;
+    let before = t.audit().await.len();
+    let r = approve_in(&mut b, &base, &own, &t.code("cat"));
+    assert!(text(&r).contains("Refused"), "{r}");
+    let refused = t.audit().await;
+    let last = refused
+        .iter()
+        .skip(before)
+        .find(|e| e.action == "request.approve")
+        .expect("the refusal is audited");
+    assert_eq!(last.outcome, "refused");
+    let code = last.code.clone().unwrap();
+    assert!(text(&r).contains(&code), "the code {code} is shown: {r}");
+    assert_eq!(request_state(&w, &own).await["approvals"], 0);
+    b.shot("self-approval");
+
+    // Deny with veto: ann denies; bob's approval, from the page he had
+    // open, is refused.
+    let id = w.request().await;
+    t.post(
+        format!("/v1/requests/{id}/deny"),
+        &w.ann,
+        json!({ "code": t.code("ann"), "reason": "not an incident" }),
+    )
+    .await
+    .ok();
+    sign_out(&mut b);
+    sign_in_with_link(&mut b, t, "bob", &[Role::Custodian]).await;
+    let r = b.open(&format!("{base}/console/requests/{id}"));
+    assert!(text(&r).contains("Denied"), "{r}");
+    assert!(text(&r).contains("not an incident"), "{r}");
+    let r = post_form(t, &id, "approve", &[("code", t.code("bob"))]).await;
+    assert_eq!(r.0, 409, "{}", r.1);
+    assert!(r.1.contains("request_denied"), "{}", r.1);
+    assert_eq!(request_state(&w, &id).await["state"], "denied");
+
+    // An expired request.
+    let id = w.request().await;
+    b.open(&format!("{base}/console/requests/{id}"));
+    b.typed("#code", &t.code("bob"));
+    t.advance_mins(61);
+    let r = b.click("#approve");
+    assert!(text(&r).contains("Refused"), "{r}");
+    assert!(text(&r).contains("request_expired"), "{r}");
+    assert_eq!(request_state(&w, &id).await["approvals"], 0);
+    b.shot("expired");
+
+    // A locked-out custodian: wrong codes until the lockout, then even the
+    // right one is refused with the lockout's message.
+    let id = w.request().await;
+    for _ in 0..5 {
+        approve_in(&mut b, &base, &id, &t.wrong_code("bob"));
+    }
+    let r = approve_in(&mut b, &base, &id, &t.code("bob"));
+    assert!(text(&r).contains("custodian_locked"), "{r}");
+    assert_eq!(request_state(&w, &id).await["approvals"], 0);
+    b.shot("locked-out");
+    b.assert_no_csp_violation();
+}
+
+fn sign_out(b: &mut Browser) {
+    let r = b.click("form.signout button");
+    assert!(
+        r["url"].as_str().unwrap().contains("/console/signin"),
+        "{r}"
+    );
+}
+
+/// A form body, as a browser sends it.
+trait FormOf {
+    fn form_of<T: serde::Serialize + ?Sized>(self, fields: &T) -> Self;
+}
+
+impl FormOf for reqwest::RequestBuilder {
+    fn form_of<T: serde::Serialize + ?Sized>(self, fields: &T) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap())
+    }
+}
+
+/// A client that keeps no cookies and follows no redirects: what an
+/// attacker's script or a link scanner is.
+fn raw() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The cookie and form token of a fresh session of `who`, without a browser.
+async fn session_of(t: &TestApp, who: &str, roles: &[Role]) -> (String, String) {
+    let link = t
+        .app
+        .issue_sign_in_link("host-operator", who, roles)
+        .await
+        .unwrap();
+    let res = raw()
+        .post(format!("{}/console/signin/link", t.base))
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("link", link.secret.reveal()), ("next", "/console/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-bg_session="), "{cookie}");
+    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = raw()
+        .get(format!("{}/console/", t.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = page
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page carries a form token")
+        .to_string();
+    (cookie, token)
+}
+
+/// A same-origin POST of a request's form by bob, in a session of his own:
+/// (status, body).
+async fn post_form(
+    t: &TestApp,
+    id: &str,
+    action: &str,
+    fields: &[(&str, String)],
+) -> (u16, String) {
+    let (cookie, token) = session_of(t, "bob", &[Role::Custodian]).await;
+    let mut form: Vec<(&str, String)> = fields.to_vec();
+    form.push(("form_token", token));
+    let res = raw()
+        .post(format!("{}/console/requests/{id}/{action}", t.base))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&form)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn a_cross_site_form_or_a_get_of_an_action_changes_nothing(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let base = console(t);
+    let id = w.request().await;
+    let mut b = Browser::start(&shots_dir("cross-site", backend));
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+    let page = b.open(&format!("{base}/console/requests/{id}"));
+    assert!(text(&page).contains("Approve"));
+
+    // An attacker's page submits the approve form with a valid code.
+    let r = b.send(json!({
+        "cmd": "forge",
+        "action": format!("{base}/console/requests/{id}/approve"),
+        "fields": { "code": t.code("ann") },
+    }));
+    assert!(text(&r).contains("cross_site_request"), "{r}");
+    // A link scanner fetches the action's address.
+    let r = b.open(&format!("{base}/console/requests/{id}/approve"));
+    assert!(!text(&r).contains("Your approval is recorded"), "{r}");
+    assert_eq!(request_state(&w, &id).await["approvals"], 0);
+    b.assert_no_csp_violation();
+
+    // Without a browser: the same form from another origin, without its
+    // token, or with another session's token.
+    let (cookie, token) = session_of(t, "ann", &[Role::Custodian]).await;
+    let (_, other_token) = session_of(t, "bob", &[Role::Custodian]).await;
+    let url = format!("{}/console/requests/{id}/approve", t.base);
+    for (site, origin, tok, code) in [
+        (
+            Some("cross-site"),
+            None,
+            token.as_str(),
+            "cross_site_request",
+        ),
+        (
+            None,
+            Some("http://evil.example"),
+            token.as_str(),
+            "cross_site_request",
+        ),
+        (None, None, token.as_str(), "cross_site_request"),
+        (Some("same-origin"), None, "", "form_token_invalid"),
+        (
+            Some("same-origin"),
+            None,
+            other_token.as_str(),
+            "form_token_invalid",
+        ),
+    ] {
+        let mut req = raw().post(&url).header("cookie", &cookie);
+        if let Some(s) = site {
+            req = req.header("sec-fetch-site", s);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let res = req
+            .form_of(&[("code", t.code("ann")), ("form_token", tok.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{site:?} {origin:?}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains(code), "{code}: {body}");
+    }
+    assert_eq!(request_state(&w, &id).await["approvals"], 0);
+
+    // Every console response: the policy, and nothing kept or leaked.
+    let res = raw()
+        .get(format!("{}/console/requests/{id}", t.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; img-src 'self' data:"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], "no-store");
+}
+
+async fn sessions_end_at_sign_out_idle_expiry_and_revocation(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let home = format!("{}/console/", t.base);
+    let get = |cookie: String| {
+        let home = home.clone();
+        async move {
+            raw()
+                .get(home)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Idle: 12 hours unused.
+    let (cookie, _) = session_of(t, "ann", &[Role::Custodian]).await;
+    assert_eq!(get(cookie.clone()).await, 200);
+    t.advance_mins(12 * 60 + 1);
+    assert_eq!(get(cookie.clone()).await, 303, "sent to sign in");
+
+    // Absolute: 24 hours, however busy.
+    let (cookie, _) = session_of(t, "ann", &[Role::Custodian]).await;
+    for _ in 0..4 {
+        t.advance_mins(6 * 60 - 1);
+        assert_eq!(get(cookie.clone()).await, 200);
+    }
+    t.advance_mins(5);
+    assert_eq!(get(cookie.clone()).await, 303);
+
+    // Sign-out ends it on every replica.
+    let (cookie, token) = session_of(t, "ann", &[Role::Custodian]).await;
+    let res = raw()
+        .post(format!("{}/console/signout", t.base))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("form_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let other = t.successor(None).await;
+    let status = raw()
+        .get(format!("{}/console/", other.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 303);
+
+    // An admin revokes a person's sessions.
+    let (cookie, _) = session_of(t, "ann", &[Role::Custodian]).await;
+    assert_eq!(get(cookie.clone()).await, 200);
+    // (The clock has moved a day: fresh API tokens.)
+    let admin = t.token("root-admin", &[Role::Admin]);
+    let requester = t.token("oncall", &[Role::Requester]);
+    let r = t
+        .post("/v1/sessions/revoke", &admin, json!({ "subject": "ann" }))
+        .await
+        .ok();
+    assert_eq!(r["sessions_ended"], 1);
+    assert_eq!(get(cookie.clone()).await, 303);
+    let r = t
+        .post(
+            "/v1/sessions/revoke",
+            &requester,
+            json!({ "subject": "ann" }),
+        )
+        .await;
+    r.refused(403, "forbidden_role");
+    let actions: Vec<String> = t.audit().await.into_iter().map(|e| e.action).collect();
+    for a in ["session.open", "session.close", "session.revoke"] {
+        assert!(actions.iter().any(|x| x == a), "{a} is audited");
+    }
+    other.stop().await;
+}
+
+async fn a_sign_in_link_signs_in_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let link = t
+        .app
+        .issue_sign_in_link("host-operator", "ann", &[Role::Custodian])
+        .await
+        .unwrap();
+    let use_link = |s: String| {
+        let url = format!("{}/console/signin/link", t.base);
+        async move {
+            let res = raw()
+                .post(url)
+                .header("sec-fetch-site", "same-origin")
+                .form_of(&[("link", s)])
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    // Opening it (a link scanner, a chat unfurler) uses nothing.
+    let page = raw()
+        .get(format!(
+            "{}/console/signin/link?s={}",
+            t.base,
+            link.secret.reveal()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(use_link(link.secret.reveal().into()).await.0, 303);
+    let (status, body) = use_link(link.secret.reveal().into()).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("link_used"), "{body}");
+    let expired = t
+        .app
+        .issue_sign_in_link("host-operator", "ann", &[Role::Custodian])
+        .await
+        .unwrap();
+    t.advance_mins(16);
+    let (status, body) = use_link(expired.secret.reveal().into()).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("link_expired"), "{body}");
+    let (status, body) = use_link("x".repeat(43)).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("link_unknown"), "{body}");
+    // Each use and refusal is in the audit log, and the secret is not.
+    let events = t.audit().await;
+    let text =
+        serde_json::to_string(&events.iter().map(|e| &e.details).collect::<Vec<_>>()).unwrap();
+    assert!(!text.contains(link.secret.reveal()));
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "session.open" && e.outcome == "refused")
+        .filter_map(|e| e.code.clone())
+        .collect();
+    assert_eq!(refused, ["link_used", "link_expired", "link_unknown"]);
+}

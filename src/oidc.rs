@@ -22,9 +22,34 @@ use crate::domain::Role;
 /// How long fetched keys are used before they are fetched again.
 const KEYS_TTL: Duration = Duration::from_secs(300);
 
+/// The console's client at a provider.
+#[derive(Clone)]
+pub struct OidcClient {
+    pub id: String,
+    pub secret: Option<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Where a provider signs people in and redeems codes.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
+}
+
 /// One trusted provider, as configured.
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
+    /// The console signs in through this provider when set.
+    pub client: Option<OidcClient>,
     /// Exactly the `iss` its tokens carry (and its discovery document names).
     pub issuer: String,
     /// The `aud` tokens must carry for this service.
@@ -74,7 +99,9 @@ impl OidcIssuer {
         })
     }
 
-    async fn fetch(&self) -> Result<Keys, Unreachable> {
+    /// The provider's discovery document, which must name the issuer we
+    /// trust, exactly.
+    async fn discovery(&self) -> Result<Value, Unreachable> {
         let base = self.config.issuer.trim_end_matches('/');
         let discovery: Value = self
             .http
@@ -87,11 +114,85 @@ impl OidcIssuer {
             .json()
             .await
             .map_err(|_| Unreachable)?;
-        // The document must name the issuer we trust, exactly.
         if discovery["issuer"].as_str() != Some(self.config.issuer.as_str()) {
             tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names another issuer");
             return Err(Unreachable);
         }
+        Ok(discovery)
+    }
+
+    /// Where the provider signs people in and redeems codes.
+    pub async fn endpoints(&self) -> Result<Endpoints, TokenError> {
+        let d = self
+            .discovery()
+            .await
+            .map_err(|_| TokenError::IssuerUnreachable)?;
+        match (
+            d["authorization_endpoint"].as_str(),
+            d["token_endpoint"].as_str(),
+        ) {
+            (Some(a), Some(t)) => Ok(Endpoints {
+                authorization: a.to_owned(),
+                token: t.to_owned(),
+            }),
+            _ => {
+                tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names no authorization or token endpoint");
+                Err(TokenError::IssuerUnreachable)
+            }
+        }
+    }
+
+    /// Redeem an authorization code for its ID token (the console's client,
+    /// with its PKCE verifier). `None`: the provider refused the code.
+    pub async fn redeem(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<Option<String>, TokenError> {
+        let Some(client) = &self.config.client else {
+            return Ok(None);
+        };
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", client.id.as_str()),
+            ("code_verifier", verifier),
+        ];
+        let secret = client
+            .secret
+            .as_ref()
+            .map(|s| String::from_utf8_lossy(s).into_owned());
+        let secret = zeroize::Zeroizing::new(secret.unwrap_or_default());
+        if client.secret.is_some() {
+            form.push(("client_secret", secret.as_str()));
+        }
+        let body = zeroize::Zeroizing::new(
+            serde_urlencoded::to_string(&form).map_err(|_| TokenError::Malformed)?,
+        );
+        let res = self
+            .http
+            .post(token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|_| TokenError::IssuerUnreachable)?;
+        if res.status().is_server_error() {
+            return Err(TokenError::IssuerUnreachable);
+        }
+        if !res.status().is_success() {
+            return Ok(None);
+        }
+        let v: Value = res.json().await.map_err(|_| TokenError::Malformed)?;
+        Ok(v["id_token"].as_str().map(str::to_owned))
+    }
+
+    async fn fetch(&self) -> Result<Keys, Unreachable> {
+        let discovery = self.discovery().await?;
         let jwks_uri = discovery["jwks_uri"].as_str().ok_or(Unreachable)?;
         let jwks: Value = self
             .http
@@ -162,6 +263,18 @@ impl OidcIssuer {
 
     /// Verify an OIDC token of this issuer at `now_secs`.
     pub async fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, TokenError> {
+        let audience = self.config.audience.clone();
+        Ok(self.verify_for(token, now_secs, &audience).await?.0)
+    }
+
+    /// Verify a token of this issuer issued for `audience` (the console's
+    /// client, for an ID token), with its claims.
+    pub async fn verify_for(
+        &self,
+        token: &str,
+        now_secs: i64,
+        audience: &str,
+    ) -> Result<(Identity, Value), TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             if raw_alg(token).is_some_and(|a| a.eq_ignore_ascii_case("none")) {
@@ -200,7 +313,7 @@ impl OidcIssuer {
         v.validate_nbf = false;
         v.leeway = 0;
         v.set_issuer(&[&self.config.issuer]);
-        v.set_audience(&[&self.config.audience]);
+        v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Value>(token, &key, &v).map_err(|e| match e.kind() {
             ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -261,14 +374,15 @@ impl OidcIssuer {
                 .map(|(c, _)| c.clone())
                 .collect()
         });
-        Ok(Identity {
+        let who = Identity {
             subject,
             roles,
             jti,
             expires_at: exp,
             issuer: Some(self.config.issuer.clone()),
             custodian_groups,
-        })
+        };
+        Ok((who, c))
     }
 }
 

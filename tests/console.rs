@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use breakglass::config::{AlertChannel, Alerts, Config};
 use breakglass::domain::Role;
+use common::provider::Provider;
 use common::{Backend, TestApp, World, PASSWORD, PUBLIC_URL_OF_THIS_SERVER};
 use serde_json::{json, Value};
 
@@ -24,6 +25,8 @@ both_backends!(
     a_cross_site_form_or_a_get_of_an_action_changes_nothing,
     sessions_end_at_sign_out_idle_expiry_and_revocation,
     a_sign_in_link_signs_in_once,
+    oidc_sign_in_with_pkce_and_the_local_fallback_with_the_provider_down,
+    breakglass_login_keeps_an_owner_only_token_the_other_commands_use,
 );
 
 /// A browser, one command at a time.
@@ -247,7 +250,7 @@ async fn a_requester_files_and_releases_once_in_the_browser(backend: Backend) {
         "{r}"
     );
     b.typed("#token", &w.requester);
-    let r = b.click("button[type=submit]");
+    let r = b.click("#token-signin");
     assert!(
         text(&r).contains("New request"),
         "back where they were going: {r}"
@@ -690,4 +693,232 @@ async fn a_sign_in_link_signs_in_once(backend: Backend) {
         .filter_map(|e| e.code.clone())
         .collect();
     assert_eq!(refused, ["link_used", "link_expired", "link_unknown"]);
+}
+
+const CLIENT_ID: &str = "breakglass-console";
+const CLIENT_SECRET: &str = "console-client-secret-0f3a9";
+
+/// A server that trusts `issuer`, with the console's client there.
+fn trusting(issuer: &str) -> impl Fn(&mut Config) {
+    let iss = issuer.to_string();
+    move |c: &mut Config| {
+        c.oidc = vec![breakglass::oidc::OidcConfig {
+            client: Some(breakglass::oidc::OidcClient {
+                id: CLIENT_ID.into(),
+                secret: Some(Arc::new(zeroize::Zeroizing::new(
+                    CLIENT_SECRET.as_bytes().to_vec(),
+                ))),
+            }),
+            issuer: iss.clone(),
+            audience: "breakglass".into(),
+            algorithms: vec![jsonwebtoken::Algorithm::RS256],
+            subject_claim: "sub".into(),
+            roles_claim: "groups".into(),
+            roles: [(Role::Custodian, vec!["bg-custodians".to_string()])]
+                .into_iter()
+                .collect(),
+            custodian_groups: Default::default(),
+            timeout: std::time::Duration::from_secs(2),
+            min_refresh: std::time::Duration::ZERO,
+        }];
+    }
+}
+
+async fn oidc_sign_in_with_pkce_and_the_local_fallback_with_the_provider_down(backend: Backend) {
+    let mut p = Some(Provider::start());
+    let issuer = p.as_ref().unwrap().url.clone();
+    let w = World::with(TestApp::start_configured(backend, &trusting(&issuer)).await).await;
+    let t = &w.t;
+    let base = console(t);
+    let provider = p.as_ref().unwrap();
+    provider
+        .client(
+            CLIENT_ID,
+            Some(CLIENT_SECRET),
+            &[format!("{base}/console/signin/oidc/callback")],
+        )
+        .await;
+    provider.login_as(t, "ann", &["bg-custodians"]).await;
+    let id = w.request().await;
+
+    // The browser: the request's page sends ann to sign in; the provider
+    // signs her in and she lands back on the request.
+    let mut b = Browser::start(&shots_dir("oidc", backend));
+    let r = b.open(&format!("{base}/console/requests/{id}"));
+    assert!(text(&r).contains(&format!("Sign in with {issuer}")), "{r}");
+    b.shot("1-sign-in");
+    let r = b.click("a.provider");
+    assert!(
+        r["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/console/requests/{id}")),
+        "{r}"
+    );
+    assert!(
+        text(&r).contains("ann") && text(&r).contains("prod is down"),
+        "{r}"
+    );
+    b.shot("2-signed-in");
+    let opened: Vec<_> = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "session.open" && e.outcome == "success")
+        .collect();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].details["method"], "oidc");
+    assert_eq!(opened[0].details["issuer"], issuer.as_str());
+
+    // Without a browser: the return taken without the cookie of the
+    // browser that started it is refused, and a return is taken once.
+    let start = raw()
+        .get(
+            reqwest::Url::parse_with_params(
+                &format!("{base}/console/signin/oidc"),
+                &[("issuer", issuer.as_str()), ("next", "/console/")],
+            )
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    let login_cookie = start.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(login_cookie.starts_with("__Host-bg_login=") && login_cookie.contains("SameSite=Lax"));
+    let login_cookie = login_cookie.split(';').next().unwrap().to_string();
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "client_id=breakglass-console",
+    ] {
+        assert!(authorize.contains(part), "{part} in {authorize}");
+    }
+    let back = raw().get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), 302);
+    let callback = back.headers()["location"].to_str().unwrap().to_string();
+    let res = raw().get(&callback).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("sign_in_other_browser"));
+    let with_cookie = || raw().get(&callback).header("cookie", &login_cookie).send();
+    let res = with_cookie().await.unwrap();
+    assert_eq!(res.status(), 303, "the browser that began it signs in");
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("__Host-bg_session="));
+    let res = with_cookie().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.text().await.unwrap().contains("sign_in_unknown"),
+        "a return is used once"
+    );
+
+    // The provider goes down: its button says so, and the local fallback
+    // (a token pasted once) signs in.
+    drop(p.take());
+    sign_out(&mut b);
+    let r = b.click("a.provider");
+    assert!(text(&r).contains("token_issuer_unreachable"), "{r}");
+    assert!(text(&r).contains("local token"), "{r}");
+    b.shot("3-provider-down");
+    let r = b.open(&format!(
+        "{base}/console/signin?next=/console/requests/{id}"
+    ));
+    assert!(text(&r).contains("With a local token"), "{r}");
+    b.typed("#token", &w.ann);
+    let r = b.click("#token-signin");
+    assert!(text(&r).contains("prod is down"), "{r}");
+    let fallback = t
+        .audit()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e.action == "session.open" && e.outcome == "success")
+        .unwrap();
+    assert_eq!(fallback.details["method"], "token");
+    b.assert_no_csp_violation();
+}
+
+async fn breakglass_login_keeps_an_owner_only_token_the_other_commands_use(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Provider::start();
+    let t = TestApp::start_configured(backend, &trusting(&p.url)).await;
+    // The command's client: a public one (PKCE alone) whose tokens carry
+    // the service's audience, redirecting to a loopback port of its choice.
+    p.client(
+        "breakglass",
+        None,
+        &["http://127.0.0.1/callback".to_string()],
+    )
+    .await;
+    p.login_as(&t, "ann", &["bg-custodians"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_breakglass");
+    let mut child = Command::new(bin)
+        .args(["login", "--issuer", &p.url, "--client-id", "breakglass"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("BREAKGLASS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "login printed no address"
+        );
+        if let Some(u) = line.trim().strip_prefix("http") {
+            break format!("http{u}");
+        }
+    };
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    // The person's browser: the provider signs them in and sends them back
+    // to the command's loopback address.
+    let back = raw().get(&url).send().await.unwrap();
+    assert_eq!(back.status(), 302);
+    let callback = back.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+    let page = raw().get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr).to_string();
+    assert!(status.status.success(), "{stderr}");
+    assert!(stderr.contains("signed in as ann"), "{stderr}");
+    let file = home.path().join("breakglass/token");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let whoami = |home: &std::path::Path| {
+        Command::new(bin)
+            .args(["--server", &t.base, "--json", "whoami"])
+            .env("XDG_CONFIG_HOME", home)
+            .env_remove("BREAKGLASS_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = whoami(home.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["subject"], "ann");
+    assert!(me["token_id"].as_str().unwrap().starts_with(&p.url), "{me}");
+
+    // A token file others can read is refused, and says how to fix it.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = whoami(home.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("token") && err.contains("chmod"), "{err}");
+    t.stop().await;
 }

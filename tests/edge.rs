@@ -186,6 +186,7 @@ async fn a_request_over_the_timeout_is_abandoned_with_request_timeout() {
     let t = TestApp::start_configured(Backend::Sqlite, &move |c: &mut Config| {
         c.settings.limits.request_timeout = Duration::from_millis(500);
         c.oidc = vec![breakglass::oidc::OidcConfig {
+            client: None,
             issuer: iss.clone(),
             audience: "breakglass".into(),
             algorithms: vec![jsonwebtoken::Algorithm::RS256],

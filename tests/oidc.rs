@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use base64::Engine;
 use breakglass::domain::Role;
+use common::provider::Provider;
 use common::{Backend, TestApp, World};
 use serde_json::{json, Value};
 
@@ -18,98 +17,6 @@ both_backends!(
     every_attack_on_a_token_is_refused_and_audited_for_every_class_of_endpoint,
     the_role_matrix_holds_for_every_endpoint,
 );
-
-const PROVIDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/provider.py");
-
-struct Provider {
-    url: String,
-    child: Child,
-    http: reqwest::Client,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Provider {
-    fn start() -> Provider {
-        use std::io::BufRead;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("python3")
-            .arg(PROVIDER)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 with PyJWT must be installed (scripts/test installs it)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("the provider did not start: {line:?}"))
-            .to_string();
-        Provider {
-            url,
-            child,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// A token for `sub` in `groups`, signed with `alg` at the test clock's
-    /// time, with `extra` request fields (aud, iss, exp_in, nbf_in, kid).
-    async fn token(
-        &self,
-        t: &TestApp,
-        sub: &str,
-        groups: &[&str],
-        alg: &str,
-        extra: Value,
-    ) -> String {
-        let mut body = json!({ "sub": sub, "groups": groups, "alg": alg, "now": t.now_secs() });
-        if let Value::Object(m) = extra {
-            for (k, v) in m {
-                body[k] = v;
-            }
-        }
-        self.post("/token", body).await["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn public_pem(&self, alg: &str) -> String {
-        self.http
-            .get(format!("{}/public-pem?alg={alg}", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
 
 const ADMINS: &str = "bg-admins";
 const ONCALL: &str = "oncall";
@@ -120,6 +27,7 @@ async fn start(b: Backend, p: &Provider) -> TestApp {
     let issuer = p.url.clone();
     TestApp::start_configured(b, &move |c| {
         c.oidc = vec![breakglass::oidc::OidcConfig {
+            client: None,
             issuer: issuer.clone(),
             audience: "breakglass".into(),
             algorithms: vec![
@@ -659,8 +567,7 @@ async fn with_the_provider_down_its_tokens_are_refused_and_local_tokens_are_the_
     let t = start(Backend::Sqlite, &p).await;
     let oidc_token = p.token(&t, "audrey", &[AUDITORS], "RS256", json!({})).await;
     // The provider goes down before this server ever fetched its keys.
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.stop();
     t.get("/v1/whoami", &oidc_token)
         .await
         .refused(401, "token_issuer_unreachable");

@@ -372,3 +372,254 @@ impl App {
         })
     }
 }
+
+/// Where the browser goes to sign in through a provider, and the cookie
+/// that binds the sign-in to it.
+#[derive(Debug)]
+pub struct OidcStart {
+    pub authorize_url: String,
+    pub binder: SessionSecret,
+    pub max_age_secs: i64,
+}
+
+/// A sign-in through a provider has this long between the redirect and the
+/// return.
+const OIDC_LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+
+const PKCE_LABEL: &str = "breakglass oidc pkce verifier v1";
+const STATE_LABEL: &str = "breakglass oidc state v1";
+
+/// The console's return address at a provider.
+fn callback_of(origin: &str) -> String {
+    format!("{origin}/console/signin/oidc/callback")
+}
+const NONCE_LABEL: &str = "breakglass oidc nonce v1";
+
+fn refused(code: Code, message: impl Into<String>) -> AppError {
+    AppError::Refused(super::Refusal::new(code, message))
+}
+
+impl App {
+    /// The providers people sign in to the console through, by issuer.
+    pub fn console_providers(&self) -> Vec<String> {
+        self.oidc
+            .iter()
+            .filter(|i| i.config.client.is_some())
+            .map(|i| i.config.issuer.clone())
+            .collect()
+    }
+
+    /// Start a sign-in through `issuer`: the provider's authorization
+    /// address with PKCE (S256), state and nonce, and the cookie that binds
+    /// them to this browser. Nothing is written: the state is authenticated
+    /// by the cookie's secret (and says which provider, where to go next,
+    /// and when it began), so fetching this address changes nothing.
+    /// `origin` is the console's public origin.
+    #[tracing::instrument(skip_all)]
+    pub async fn start_oidc_sign_in(
+        &self,
+        issuer: &str,
+        origin: &str,
+        next: &str,
+    ) -> AppResult<OidcStart> {
+        let Some(provider) = self
+            .oidc
+            .iter()
+            .find(|i| i.config.issuer == issuer && i.config.client.is_some())
+        else {
+            return refuse(
+                Code::NoProviderClient,
+                format!("{issuer} is not a provider the console signs in through"),
+            );
+        };
+        let client = provider
+            .config
+            .client
+            .as_ref()
+            .map_or("", |c| c.id.as_str());
+        let endpoints = provider.endpoints().await.map_err(|e| {
+            refused(
+                e.code(),
+                "the identity provider cannot be reached: sign in with a local token or a sign-in link from the host",
+            )
+        })?;
+        let binder = SessionSecret::generate();
+        let state = {
+            use base64::Engine;
+            let payload = serde_json::json!({ "i": issuer, "n": next, "t": self.now_ms() });
+            let payload =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string());
+            let mac = binder.derive(&format!("{STATE_LABEL}:{payload}"));
+            format!("{payload}.{mac}")
+        };
+        let challenge = {
+            use base64::Engine;
+            use sha2::Digest;
+            let v = binder.derive(PKCE_LABEL);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(v.as_bytes()))
+        };
+        let mut url = reqwest::Url::parse(&endpoints.authorization).map_err(|_| {
+            refused(
+                Code::TokenIssuerUnreachable,
+                "the identity provider names an authorization endpoint that is not a URL",
+            )
+        })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", &callback_of(origin))
+            .append_pair("scope", "openid profile groups")
+            .append_pair("state", &state)
+            .append_pair("nonce", &binder.derive(NONCE_LABEL))
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(OidcStart {
+            authorize_url: url.into(),
+            binder,
+            max_age_secs: OIDC_LOGIN_TTL_MS / 1000,
+        })
+    }
+
+    /// The provider's return: check it is this browser's sign-in, use it
+    /// once, redeem the code with the PKCE verifier, verify the ID
+    /// token (audience: the console's client; nonce: this sign-in's) and
+    /// open a session. A refusal is audited as a refused token is.
+    #[tracing::instrument(skip_all)]
+    pub async fn finish_oidc_sign_in(
+        &self,
+        state: &str,
+        code: &str,
+        origin: &str,
+        binder: Option<&SessionSecret>,
+    ) -> AppResult<(SessionSecret, Session, String)> {
+        let res = self.finish_oidc(state, code, origin, binder).await;
+        match res {
+            Ok((who, next)) => {
+                let (secret, session) = self
+                    .open_session(&who, SignInMethod::Oidc, None, vec![])
+                    .await?;
+                Ok((secret, session, next))
+            }
+            Err(e) => {
+                if let AppError::Refused(_) = &e {
+                    self.record_refusal("anonymous", Action::SessionOpen, "console", &e)
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_oidc(
+        &self,
+        state: &str,
+        code: &str,
+        origin: &str,
+        binder: Option<&SessionSecret>,
+    ) -> AppResult<(Identity, String)> {
+        use base64::Engine;
+        let now = self.now_ms();
+        let unknown = |why: &str| {
+            refused(
+                Code::SignInUnknown,
+                format!("this sign-in {why}: start it again from the sign-in page"),
+            )
+        };
+        let other_browser = || {
+            refused(
+                Code::SignInOtherBrowser,
+                "this sign-in was started in another browser (or its cookie is gone): start it again here",
+            )
+        };
+        let (payload, mac) = state
+            .split_once('.')
+            .ok_or_else(|| unknown("is not one this service began"))?;
+        let binder = binder.ok_or_else(other_browser)?;
+        {
+            use subtle::ConstantTimeEq;
+            let expected = binder.derive(&format!("{STATE_LABEL}:{payload}"));
+            if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+                return Err(other_browser());
+            }
+        }
+        let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| unknown("is not one this service began"))?;
+        let (Some(issuer), Some(next), Some(began)) = (
+            claims["i"].as_str(),
+            claims["n"].as_str(),
+            claims["t"].as_i64(),
+        ) else {
+            return Err(unknown("is not one this service began"));
+        };
+        if now - began >= OIDC_LOGIN_TTL_MS {
+            return Err(unknown("has expired"));
+        }
+        let provider = self
+            .oidc
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .ok_or_else(|| unknown("names a provider this service no longer trusts"))?;
+        let client = provider
+            .config
+            .client
+            .as_ref()
+            .map(|c| c.id.clone())
+            .ok_or_else(|| unknown("names a provider the console no longer signs in through"))?;
+        let state_hash = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(state.as_bytes()))
+        };
+        let mut tx = self.store.begin().await?;
+        let first = tx
+            .use_oidc_return(&state_hash, issuer, now, began + OIDC_LOGIN_TTL_MS)
+            .await?;
+        tx.commit().await?;
+        if !first {
+            return Err(unknown("has been used: a sign-in's return is used once"));
+        }
+        let unreachable = |e: crate::auth::TokenError| {
+            refused(
+                e.code(),
+                "the identity provider cannot be reached: sign in with a local token or a sign-in link from the host",
+            )
+        };
+        let endpoints = provider.endpoints().await.map_err(unreachable)?;
+        let id_token = provider
+            .redeem(
+                &endpoints.token,
+                code,
+                &callback_of(origin),
+                &binder.derive(PKCE_LABEL),
+            )
+            .await
+            .map_err(unreachable)?
+            .ok_or_else(|| {
+                refused(
+                    Code::ProviderRefused,
+                    "the identity provider did not accept the sign-in's code: start it again",
+                )
+            })?;
+        let (who, claims) = provider
+            .verify_for(&id_token, now / 1000, &client)
+            .await
+            .map_err(|e| refused(e.code(), format!("the provider's ID token is refused: {e}")))?;
+        let nonce = binder.derive(NONCE_LABEL);
+        if claims["nonce"].as_str() != Some(nonce.as_str()) {
+            return Err(refused(
+                Code::ProviderRefused,
+                "the provider's ID token is not for this sign-in (its nonce differs)",
+            ));
+        }
+        let mut tx = self.store.begin_read().await?;
+        let revoked = tx.is_token_revoked(&who.jti).await?;
+        tx.rollback().await?;
+        if revoked {
+            return Err(refused(Code::TokenRevoked, "the token has been revoked"));
+        }
+        Ok((who, next.to_owned()))
+    }
+}

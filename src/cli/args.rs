@@ -21,7 +21,8 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8200"
     )]
     pub(super) server: String,
-    /// Bearer token (see `breakglass token issue`).
+    /// Bearer token (see `breakglass token issue`); else the one kept by
+    /// `breakglass login`.
     #[arg(long, global = true, env = "BREAKGLASS_TOKEN", hide_env_values = true)]
     pub(super) token: Option<String>,
     /// Print JSON instead of tables.
@@ -40,6 +41,20 @@ pub(super) enum Command {
     /// Mint or revoke tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Sign in through the organisation's OIDC provider (a browser, PKCE,
+    /// a loopback redirect) and keep the token for the other commands.
+    Login {
+        /// The provider, exactly as its tokens' `iss`.
+        #[arg(long, env = "BREAKGLASS_OIDC_ISSUER")]
+        issuer: String,
+        /// This command's client at the provider.
+        #[arg(long, env = "BREAKGLASS_OIDC_CLIENT_ID")]
+        client_id: String,
+        /// An owner-only file with the client's secret (a confidential
+        /// client); none: a public client, PKCE alone.
+        #[arg(long)]
+        client_secret_file: Option<PathBuf>,
+    },
     /// Show who the token belongs to.
     Whoami,
     /// Manage custodians and their TOTP enrolment.

@@ -13,6 +13,7 @@ use clap::Parser;
 mod args;
 mod client;
 mod host;
+mod login;
 mod output;
 mod remote;
 
@@ -91,8 +92,32 @@ async fn run(cli: Cli) -> ExitCode {
             out,
             prune,
         }) => return local(archive(base, through, &out, prune, cli.json).await),
+        Command::Login {
+            ref issuer,
+            ref client_id,
+            ref client_secret_file,
+        } => {
+            return local(
+                login::login(login::LoginArgs {
+                    issuer,
+                    client_id,
+                    client_secret_file: client_secret_file.as_deref(),
+                })
+                .await,
+            )
+        }
         ref cmd => {
-            let client = Client::new(&cli.server, cli.token.clone());
+            let token = match cli.token.clone() {
+                Some(t) => Some(t),
+                None => match login::stored_token() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: the token kept by `breakglass login`: {e:#}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let client = Client::new(&cli.server, token);
             remote(&client, cmd, cli.json).await
         }
     };

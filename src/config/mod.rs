@@ -229,6 +229,10 @@ pub struct ConsoleFileConfig {
     /// A sign-in link from `token issue --link` works once, within this
     /// long (default "15m").
     pub link_ttl: Option<String>,
+    /// The console's address as people reach it (`https://bg.example.com`):
+    /// the return address of a sign-in through the provider, and the base
+    /// of sign-in links.
+    pub public_url: Option<String>,
 }
 
 /// The web console's sessions and sign-in links.
@@ -237,6 +241,7 @@ pub struct ConsoleSettings {
     pub idle_timeout: Duration,
     pub session_lifetime: Duration,
     pub link_ttl: Duration,
+    pub public_url: Option<String>,
 }
 
 impl Default for ConsoleSettings {
@@ -245,6 +250,7 @@ impl Default for ConsoleSettings {
             idle_timeout: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(24 * 3600),
             link_ttl: Duration::from_secs(15 * 60),
+            public_url: None,
         }
     }
 }
@@ -263,6 +269,20 @@ fn console_from_file(c: ConsoleFileConfig) -> anyhow::Result<ConsoleSettings> {
             d.session_lifetime,
         )?,
         link_ttl: duration("console.link_ttl", c.link_ttl.as_ref(), d.link_ttl)?,
+        public_url: match c.public_url {
+            None => None,
+            Some(u) => {
+                let parsed = reqwest::Url::parse(&u)
+                    .map_err(|e| anyhow::anyhow!("console.public_url {u:?} is not a URL: {e}"))?;
+                anyhow::ensure!(
+                    matches!(parsed.scheme(), "https" | "http")
+                        && parsed.path() == "/"
+                        && parsed.query().is_none(),
+                    "console.public_url {u:?} must be an http(s) origin like https://bg.example.com"
+                );
+                Some(u.trim_end_matches('/').to_string())
+            }
+        },
     };
     anyhow::ensure!(
         !s.idle_timeout.is_zero() && !s.link_ttl.is_zero(),
@@ -375,7 +395,8 @@ pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
     names
 }
 
-fn read_secret_file(
+/// Read an owner-only secret file, trimmed; refuse an empty one.
+pub fn read_secret_file(
     p: &Path,
     what: &str,
 ) -> anyhow::Result<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>> {
@@ -483,6 +504,13 @@ pub struct OidcFileConfig {
     /// An unknown key id refreshes the provider's keys at most this often
     /// (default "10s").
     pub jwks_min_refresh: Option<String>,
+    /// The console's client at this provider: people sign in to the
+    /// console through it (authorization code with PKCE). Its ID tokens
+    /// carry it as their audience.
+    pub client_id: Option<String>,
+    /// An owner-only file holding the client's secret, for a confidential
+    /// client (none: a public client, PKCE alone).
+    pub client_secret_file: Option<PathBuf>,
 }
 
 fn oidc_from_file(f: OidcFileConfig) -> anyhow::Result<crate::oidc::OidcConfig> {
@@ -519,7 +547,19 @@ fn oidc_from_file(f: OidcFileConfig) -> anyhow::Result<crate::oidc::OidcConfig> 
         !roles.is_empty(),
         "oidc.roles must map at least one role to provider groups"
     );
+    let client = match (f.client_id, f.client_secret_file) {
+        (None, None) => None,
+        (None, Some(_)) => anyhow::bail!("oidc.client_secret_file needs oidc.client_id"),
+        (Some(id), file) => {
+            anyhow::ensure!(!id.is_empty(), "oidc.client_id must not be empty");
+            let secret = file
+                .map(|p| read_secret_file(&p, "client secret"))
+                .transpose()?;
+            Some(crate::oidc::OidcClient { id, secret })
+        }
+    };
     Ok(crate::oidc::OidcConfig {
+        client,
         issuer: f.issuer,
         audience: f.audience,
         algorithms,

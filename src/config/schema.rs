@@ -97,6 +97,8 @@ pub const SETTINGS: &[Setting] = &[
     s("oidc[].custodian_groups.*", MapOfLists),
     s("oidc[].timeout", Duration),
     s("oidc[].jwks_min_refresh", Duration),
+    s("oidc[].client_id", Str),
+    s("oidc[].client_secret_file", Path),
     s("alerts.public_url", Str),
     s("alerts.max_attempts", Int),
     s("alerts.channel[].name", Str),
@@ -111,6 +113,7 @@ pub const SETTINGS: &[Setting] = &[
     s("console.idle_timeout", Duration),
     s("console.session_lifetime", Duration),
     s("console.link_ttl", Duration),
+    s("console.public_url", Str),
 ];
 
 /// `BREAKGLASS_*` variables that are not settings of the file: the client
@@ -118,6 +121,9 @@ pub const SETTINGS: &[Setting] = &[
 pub const OTHER_VARIABLES: &[&str] = &[
     "BREAKGLASS_SERVER",
     "BREAKGLASS_TOKEN",
+    "BREAKGLASS_TOKEN_FILE",
+    "BREAKGLASS_OIDC_ISSUER",
+    "BREAKGLASS_OIDC_CLIENT_ID",
     "BREAKGLASS_CONFIG",
     "BREAKGLASS_LOG",
     "BREAKGLASS_TLS_CERT",

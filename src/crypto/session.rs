@@ -33,15 +33,7 @@ impl SessionSecret {
     /// exactly one well-formed one (a second cookie of the same name, which
     /// a sibling host could plant, makes the header refused).
     pub fn from_cookie_header(header: &str) -> Option<SessionSecret> {
-        let mut found = header.split(';').filter_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE).then_some(value)
-        });
-        let value = found.next()?;
-        if found.next().is_some() || !well_formed(value) {
-            return None;
-        }
-        Some(SessionSecret(value.to_owned().into()))
+        one_cookie(header, COOKIE).and_then(SessionSecret::parse)
     }
 
     /// A secret as a link or form carries it, if well-formed.
@@ -84,6 +76,13 @@ impl SessionSecret {
         hmac::verify(&self.key(), FORM_LABEL, &given).is_ok()
     }
 
+    /// A value derived from this secret for `label` (base64url of
+    /// HMAC-SHA256): an OIDC sign-in's PKCE verifier and nonce come from
+    /// the browser's cookie this way, so the database holds neither.
+    pub fn derive(&self, label: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key(), label.as_bytes()).as_ref())
+    }
+
     fn key(&self) -> hmac::Key {
         hmac::Key::new(hmac::HMAC_SHA256, self.0.expose_secret().as_bytes())
     }
@@ -93,9 +92,46 @@ impl SessionSecret {
     }
 }
 
+/// The cookie that binds an OIDC sign-in to the browser that started it.
+/// `SameSite=Lax`: the provider's redirect back is a cross-site navigation,
+/// which a strict cookie would not follow.
+pub const LOGIN_COOKIE: &str = "__Host-bg_login";
+
+impl SessionSecret {
+    /// The secret of the login cookie in a `Cookie` header, if exactly one.
+    pub fn login_from_cookie_header(header: &str) -> Option<SessionSecret> {
+        one_cookie(header, LOGIN_COOKIE).and_then(SessionSecret::parse)
+    }
+
+    /// The `Set-Cookie` of a sign-in's binder, for `max_age_secs`.
+    pub fn set_login_cookie(&self, max_age_secs: i64) -> String {
+        format!(
+            "{LOGIN_COOKIE}={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            self.0.expose_secret(),
+            max_age_secs.max(0)
+        )
+    }
+}
+
+/// The `Set-Cookie` value that makes the browser forget a sign-in's binder.
+pub fn clear_login_cookie() -> String {
+    format!("{LOGIN_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
+}
+
 /// The `Set-Cookie` value that makes the browser forget the session.
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict")
+}
+
+/// The value of the cookie `name` in a `Cookie` header, if it is there
+/// exactly once.
+fn one_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    let mut found = header.split(';').filter_map(|pair| {
+        let (n, value) = pair.trim().split_once('=')?;
+        (n == name).then_some(value)
+    });
+    let value = found.next()?;
+    found.next().is_none().then_some(value)
 }
 
 fn well_formed(value: &str) -> bool {

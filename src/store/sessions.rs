@@ -38,6 +38,14 @@ pub trait SessionStore: Send {
     async fn take_sign_in_link(&mut self, id_hash: &str, at: i64) -> Result<Option<SignInLinkRow>>;
     /// One link, used or not (to say why it no longer signs in).
     async fn sign_in_link(&mut self, id_hash: &str) -> Result<Option<SignInLinkRow>>;
+    /// Record the use of a provider's return; `false` if it was used before.
+    async fn use_oidc_return(
+        &mut self,
+        state_hash: &str,
+        issuer: &str,
+        at: i64,
+        expires_at: i64,
+    ) -> Result<bool>;
 }
 
 /// The liveness test, on the time bound as `$1`: not ended, and before both
@@ -195,6 +203,27 @@ impl SessionStore for SqlTx {
             .fetch_optional(self)
             .await?;
         row.as_ref().map(sign_in_link_from).transpose()
+    }
+
+    async fn use_oidc_return(
+        &mut self,
+        state_hash: &str,
+        issuer: &str,
+        at: i64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let r = self
+            .sql(
+                "INSERT INTO oidc_returns (state_hash, issuer, used_at, expires_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (state_hash) DO NOTHING",
+            )
+            .bind(state_hash)
+            .bind(issuer)
+            .bind(at)
+            .bind(expires_at)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 }
 

@@ -3,6 +3,8 @@
 //! calls. TOTP codes come from `oathtool`, an independent implementation.
 #![allow(dead_code)]
 
+pub mod provider;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -11,9 +11,24 @@ POST /token   {"sub", "groups", "alg": "RS256|ES256|EdDSA", "aud"?, "iss"?,
                "exp_in"?, "nbf_in"?, "kid"?, "extra"?}  -> {"token": "..."}
 POST /rotate  {"alg"}  -> new key for alg; the old one leaves the JWKS
 GET  /public-pem?alg=RS256  -> the current public key as PEM (for attacks)
+
+The authorization code flow with PKCE (RFC 6749, RFC 7636), as a provider
+answers it:
+POST /clients   {"client_id", "client_secret"?, "redirect_uris": [...]}
+                (a redirect URI on 127.0.0.1 matches any port: RFC 8252)
+POST /login-as  {"sub", "groups", "now"?}: who signs in next
+GET  /authorize ?response_type=code&client_id&redirect_uri&state&nonce
+                 &code_challenge&code_challenge_method=S256 -> 302 back
+POST /oauth/token  grant_type=authorization_code&code&redirect_uri
+                   &client_id&code_verifier[&client_secret]
+                   -> {"id_token", "access_token", "token_type"}
 """
 import base64
+import hashlib
+import hmac
 import json
+import secrets
+import urllib.parse
 import sys
 import time
 import uuid
@@ -56,6 +71,20 @@ def new_key(alg):
 
 
 KEYS = {alg: new_key(alg) for alg in ("RS256", "ES256", "EdDSA")}
+CLIENTS = {}
+LOGIN = {}
+CODES = {}
+
+
+def redirect_allowed(client, uri):
+    u = urllib.parse.urlsplit(uri)
+    for allowed in client["redirect_uris"]:
+        a = urllib.parse.urlsplit(allowed)
+        if uri == allowed:
+            return True
+        if a.hostname == "127.0.0.1" and u.hostname == "127.0.0.1" and a.path == u.path and u.scheme == "http":
+            return True
+    return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -73,7 +102,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/.well-known/openid-configuration":
             return self.reply(200, {"issuer": ISSUER, "jwks_uri": ISSUER + "/jwks",
+                                    "authorization_endpoint": ISSUER + "/authorize",
+                                    "token_endpoint": ISSUER + "/oauth/token",
+                                    "response_types_supported": ["code"],
+                                    "code_challenge_methods_supported": ["S256"],
                                     "id_token_signing_alg_values_supported": list(KEYS)})
+        if self.path.startswith("/authorize?"):
+            return self.authorize(dict(urllib.parse.parse_qsl(self.path.split("?", 1)[1])))
         if self.path == "/jwks":
             return self.reply(200, {"keys": [k["jwk"] for k in KEYS.values()]})
         if self.path.startswith("/public-pem?alg="):
@@ -83,8 +118,62 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, pem, "application/x-pem-file")
         return self.reply(404, {"error": "not found"})
 
+    def authorize(self, q):
+        client = CLIENTS.get(q.get("client_id"))
+        if client is None or not redirect_allowed(client, q.get("redirect_uri", "")):
+            # Never redirect to an address that is not registered.
+            return self.reply(400, {"error": "invalid_client or redirect_uri"})
+        back = q["redirect_uri"]
+        sep = "&" if "?" in back else "?"
+        def bounce(params):
+            self.send_response(302)
+            self.send_header("Location", back + sep + urllib.parse.urlencode(params))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            return bounce({"error": "invalid_request", "state": q.get("state", "")})
+        if not LOGIN:
+            return bounce({"error": "access_denied", "error_description": "nobody signed in", "state": q.get("state", "")})
+        code = secrets.token_urlsafe(24)
+        CODES[code] = {"client_id": q["client_id"], "redirect_uri": back, "challenge": q["code_challenge"],
+                       "nonce": q.get("nonce"), **LOGIN}
+        return bounce({"code": code, "state": q.get("state", "")})
+
+    def redeem(self, form):
+        c = CODES.pop(form.get("code", ""), None)  # a code is redeemed once
+        client = CLIENTS.get(form.get("client_id"))
+        if c is None or client is None or c["client_id"] != form.get("client_id"):
+            return self.reply(400, {"error": "invalid_grant"})
+        if form.get("grant_type") != "authorization_code" or c["redirect_uri"] != form.get("redirect_uri"):
+            return self.reply(400, {"error": "invalid_grant"})
+        if client.get("client_secret") and not hmac.compare_digest(client["client_secret"], form.get("client_secret", "")):
+            return self.reply(401, {"error": "invalid_client"})
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if not verifier or not hmac.compare_digest(challenge, c["challenge"]):
+            return self.reply(400, {"error": "invalid_grant", "error_description": "PKCE verification failed"})
+        k = KEYS["RS256"]
+        now = int(c.get("now") or time.time())
+        claims = {"iss": ISSUER, "aud": c["client_id"], "sub": c["sub"], "groups": c.get("groups", []),
+                  "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+        if c.get("nonce"):
+            claims["nonce"] = c["nonce"]
+        token = jwt.encode(claims, k["priv"], algorithm="RS256", headers={"kid": k["kid"]})
+        return self.reply(200, {"id_token": token, "access_token": secrets.token_urlsafe(16),
+                                "token_type": "Bearer", "expires_in": 600})
+
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/oauth/token":
+            return self.redeem(dict(urllib.parse.parse_qsl(raw.decode())))
+        body = json.loads(raw or b"{}")
+        if self.path == "/clients":
+            CLIENTS[body["client_id"]] = body
+            return self.reply(200, {"ok": True})
+        if self.path == "/login-as":
+            LOGIN.clear()
+            LOGIN.update(body)
+            return self.reply(200, {"ok": True})
         if self.path == "/token":
             alg = body.get("alg", "RS256")
             k = KEYS[alg]

@@ -620,6 +620,7 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
             }
         }
         Command::Serve(_)
+        | Command::Login { .. }
         | Command::Migrate(_)
         | Command::Token(TokenCmd::Issue { .. })
         | Command::Keys(_)

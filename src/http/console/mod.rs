@@ -50,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/static/console.js", get(js))
         .route("/console/signin", get(signin_page))
         .route("/console/signin/token", post(signin_token))
+        .route("/console/signin/oidc", get(signin_oidc))
+        .route("/console/signin/oidc/callback", get(signin_oidc_callback))
         .route("/console/signin/link", get(link_page).post(signin_link))
         .route("/console/signout", post(signout))
         .route("/console/requests", post(file_request))
@@ -146,33 +148,47 @@ struct ErrorPage {
 
 /// A refusal as a page: the status and code of the API's answer, its
 /// message, and a way back.
-pub struct PageError {
-    err: ApiError,
-    chrome: Chrome,
-    back: String,
+pub struct PageError(Refused);
+
+enum Refused {
+    /// The error page: the refusal and a way back.
+    Plain {
+        err: ApiError,
+        chrome: Chrome,
+        back: String,
+    },
+    /// A page of its own that shows the refusal.
+    Page(Response),
 }
 
 impl PageError {
+    /// A refusal shown on a page of its own.
+    pub fn page(res: Response) -> PageError {
+        PageError(Refused::Page(res))
+    }
+
     fn new(err: impl Into<ApiError>, chrome: Chrome, back: impl Into<String>) -> PageError {
-        PageError {
+        PageError(Refused::Plain {
             err: err.into(),
             chrome,
             back: back.into(),
-        }
+        })
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let mut chrome = self.chrome;
-        chrome.error = Some(shown(&self.err));
-        page(
-            self.err.status,
-            &ErrorPage {
-                chrome,
-                back: self.back,
-            },
-        )
+        match self.0 {
+            Refused::Page(res) => res,
+            Refused::Plain {
+                err,
+                mut chrome,
+                back,
+            } => {
+                chrome.error = Some(shown(&err));
+                page(err.status, &ErrorPage { chrome, back })
+            }
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Bounce {
 struct SignInPage {
     chrome: Chrome,
     next: String,
+    /// The OIDC providers the console signs in through.
+    providers: Vec<String>,
 }
 
 #[derive(Template)]
@@ -165,26 +167,145 @@ fn signed_in(secret: &SessionSecret, s: &Session, now_ms: i64, next: &str) -> Re
     res
 }
 
-pub async fn signin_page(Query(q): Query<NextQuery>) -> Response {
+fn signin_page_of(app: &AppState, next: &str) -> SignInPage {
+    SignInPage {
+        chrome: Chrome::default(),
+        next: safe_next(next),
+        providers: app.console_providers(),
+    }
+}
+
+/// A refused sign-in: the sign-in page again, with the refusal above its
+/// other ways in (the local fallback when the provider is down).
+fn signin_refused(app: &AppState, next: &str, e: ApiError) -> PageError {
+    let mut p = signin_page_of(app, next);
+    p.chrome.error = Some(shown(&e));
+    PageError::page(page(e.status, &p))
+}
+
+pub async fn signin_page(State(app): State<AppState>, Query(q): Query<NextQuery>) -> Response {
     page(
         StatusCode::OK,
-        &SignInPage {
-            chrome: Chrome::default(),
-            next: safe_next(q.next.as_deref().unwrap_or("/console/")),
-        },
+        &signin_page_of(&app, q.next.as_deref().unwrap_or("/console/")),
     )
+}
+
+/// The console's origin for a sign-in's return address: the configured
+/// public address, else the request's own host when it is a loopback one
+/// (a development or test server). Anything else would trust a `Host` an
+/// attacker can set.
+fn console_origin(app: &AppState, headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    if let Some(u) = &app.settings.console.public_url {
+        return Ok(u.clone());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    if matches!(name, "localhost" | "127.0.0.1" | "[::1]") {
+        return Ok(format!("http://{host}"));
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::domain::Code::ConsoleAddressUnknown,
+        "the console does not know its public address: an operator sets [console] public_url",
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct OidcQuery {
+    issuer: String,
+    next: Option<String>,
+}
+
+/// Start a sign-in through a provider: a cookie binding it to this
+/// browser, and the redirect to the provider. A link, not a form: the CSP's
+/// `form-action 'self'` would stop a form's redirect to the provider, and
+/// it writes nothing, so a GET is safe.
+pub async fn signin_oidc(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<OidcQuery>,
+) -> PageResult {
+    let next = safe_next(q.next.as_deref().unwrap_or("/console/"));
+    let fail = |e: ApiError| signin_refused(&app, &next, e);
+    let issuer = q.issuer.as_str();
+    let origin = console_origin(&app, &headers).map_err(fail)?;
+    let start = app
+        .start_oidc_sign_in(issuer, &origin, &next)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let mut res = see_other(&start.authorize_url);
+    if let Ok(v) = HeaderValue::from_str(&start.binder.set_login_cookie(start.max_age_secs)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The provider's return. (A GET, as the protocol has it: it signs in only
+/// with a state taken once and the cookie of the browser that started it,
+/// so a link scanner fetching it changes nothing.)
+pub async fn signin_oidc_callback(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> PageResult {
+    let fail = |e: ApiError| signin_refused(&app, "/console/", e);
+    if let Some(err) = q.error {
+        let detail = q.error_description.unwrap_or_default();
+        return Err(fail(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::domain::Code::ProviderRefused,
+            format!(
+                "the identity provider refused the sign-in ({}{}{})",
+                crate::domain::text::escape(&err),
+                if detail.is_empty() { "" } else { ": " },
+                crate::domain::text::escape(&detail)
+            ),
+        )));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Err(fail(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            crate::domain::Code::InvalidQuery,
+            "the provider's return carries no code or state: start the sign-in again",
+        )));
+    };
+    let binder = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(SessionSecret::login_from_cookie_header);
+    let origin = console_origin(&app, &headers).map_err(fail)?;
+    let (secret, s, next) = app
+        .finish_oidc_sign_in(&state, &code, &origin, binder.as_ref())
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let mut res = signed_in(&secret, &s, app.now_ms(), &next);
+    if let Ok(v) = HeaderValue::from_str(&crate::crypto::session::clear_login_cookie()) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
 }
 
 pub async fn signin_token(State(app): State<AppState>, form: ConsoleForm) -> PageResult {
     let next = form.field("next").unwrap_or("/console/").to_owned();
-    let back = format!("/console/signin?next={}", super::encode(&safe_next(&next)));
     let token = form
         .required("token")
-        .map_err(|e| PageError::new(e, Chrome::default(), back.clone()))?;
+        .map_err(|e| signin_refused(&app, &next, e))?;
     let (secret, s) = app
         .open_session_with_token(token)
         .await
-        .map_err(|e| PageError::new(e, Chrome::default(), back))?;
+        .map_err(|e| signin_refused(&app, &next, e.into()))?;
     Ok(signed_in(&secret, &s, app.now_ms(), &next))
 }
 
@@ -203,14 +324,13 @@ pub async fn link_page(Query(q): Query<NextQuery>) -> Response {
 
 pub async fn signin_link(State(app): State<AppState>, form: ConsoleForm) -> PageResult {
     let next = form.field("next").unwrap_or("/console/").to_owned();
-    let back = "/console/signin".to_owned();
     let link = form
         .required("link")
-        .map_err(|e| PageError::new(e, Chrome::default(), back.clone()))?;
+        .map_err(|e| signin_refused(&app, &next, e))?;
     let (secret, s) = app
         .open_session_with_link(link)
         .await
-        .map_err(|e| PageError::new(e, Chrome::default(), back))?;
+        .map_err(|e| signin_refused(&app, &next, e.into()))?;
     Ok(signed_in(&secret, &s, app.now_ms(), &next))
 }
 

@@ -25,6 +25,7 @@ both_backends!(
     a_cross_site_form_or_a_get_of_an_action_changes_nothing,
     sessions_end_at_sign_out_idle_expiry_and_revocation,
     a_sign_in_link_signs_in_once,
+    custodians_enrol_auditors_audit_admins_administer_in_the_browser,
     oidc_sign_in_with_pkce_and_the_local_fallback_with_the_provider_down,
     breakglass_login_keeps_an_owner_only_token_the_other_commands_use,
 );
@@ -97,6 +98,24 @@ impl Browser {
 
     fn shot(&mut self, name: &str) -> Value {
         self.send(json!({ "cmd": "shot", "name": name }))
+    }
+
+    /// axe-core finds no serious or critical accessibility violation on
+    /// the page the browser shows.
+    fn axe(&mut self, what: &str) {
+        let r = self.send(json!({ "cmd": "axe" }));
+        let bad: Vec<&Value> = r["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect();
+        assert!(bad.is_empty(), "accessibility of {what}: {bad:?}");
+        // axe ran its rules (a page it could not check passes none).
+        assert!(
+            r["passes"].as_u64().unwrap() > 10,
+            "axe checked {what}: {r}"
+        );
     }
 
     /// No Content-Security-Policy violation (nor any other error) in the
@@ -215,6 +234,7 @@ async fn a_custodian_approves_from_the_alert_in_three_actions(backend: Backend) 
     assert!(page.contains("0 of 3 approvals"), "{r}");
     assert!(page.contains("left"), "time left is shown: {r}");
     b.shot("1-request");
+    b.axe("the request page");
     // 2. The code, on a numeric keypad.
     let r = b.typed("#code", &t.code("ann"));
     assert_eq!(r["inputmode"], "numeric");
@@ -224,6 +244,7 @@ async fn a_custodian_approves_from_the_alert_in_three_actions(backend: Backend) 
     assert!(text(&r).contains("Your approval is recorded"), "{r}");
     assert!(text(&r).contains("1 of 3 approvals"), "{r}");
     b.shot("3-approved");
+    b.axe("the request page, approved");
 
     let v = request_state(&w, &id).await;
     assert_eq!(v["approvals"], 1);
@@ -255,6 +276,7 @@ async fn a_requester_files_and_releases_once_in_the_browser(backend: Backend) {
         text(&r).contains("New request"),
         "back where they were going: {r}"
     );
+    b.axe("the new request page");
     b.typed("#reason", "root MFA reset");
     b.typed("#ticket", "INC-77");
     let r = b.click("#file");
@@ -272,6 +294,7 @@ async fn a_requester_files_and_releases_once_in_the_browser(backend: Backend) {
     assert!(text(&r).contains(PASSWORD), "the secret is shown: {r}");
     assert!(text(&r).contains("Copy"), "with copy buttons: {r}");
     b.shot("2-released");
+    b.axe("the released credential");
 
     let r = b.open(&url);
     assert!(text(&r).contains("Released at"), "{r}");
@@ -287,6 +310,39 @@ async fn a_requester_files_and_releases_once_in_the_browser(backend: Backend) {
         .filter(|e| e.action == "request.release" && e.outcome == "success")
         .count();
     assert_eq!(releases, 1);
+
+    // A code-only MFA seed is shown as its live code, with its countdown.
+    t.post(
+        "/v1/credentials",
+        &w.admin,
+        json!({ "name": "mfa-root", "account_id": "210987654321", "policy": "one-sre",
+                "fields": { "password": "p", "mfa_seed": common::MFA_SEED }, "code_only": ["mfa_seed"] }),
+    )
+    .await
+    .ok();
+    let id = t
+        .post(
+            "/v1/requests",
+            &w.requester,
+            json!({ "credential": "mfa-root", "reason": "root MFA needed" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.next_step();
+    w.approve(&id, "ann", &w.ann).await.ok();
+    b.open(&format!("{}/console/requests/{id}", console(t)));
+    let r = b.click("#release");
+    let page = text(&r);
+    assert!(
+        page.contains(&common::oathtool(common::MFA_SEED, t.clock_ms())),
+        "{r}"
+    );
+    assert!(!page.contains(common::MFA_SEED), "never the seed: {r}");
+    assert!(page.contains("valid for"), "{r}");
+    b.shot("4-code-only");
     b.assert_no_csp_violation();
 }
 
@@ -330,6 +386,7 @@ async fn refusals_show_the_codes_message_and_change_nothing(backend: Backend) {
     assert!(text(&r).contains(&code), "the code {code} is shown: {r}");
     assert_eq!(request_state(&w, &own).await["approvals"], 0);
     b.shot("self-approval");
+    b.axe("a refusal");
 
     // Deny with veto: ann denies; bob's approval, from the page he had
     // open, is refused.
@@ -921,4 +978,127 @@ async fn breakglass_login_keeps_an_owner_only_token_the_other_commands_use(backe
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("token") && err.contains("chmod"), "{err}");
     t.stop().await;
+}
+
+async fn custodians_enrol_auditors_audit_admins_administer_in_the_browser(backend: Backend) {
+    let w = World::new(backend).await;
+    let t = &w.t;
+    let base = console(t);
+    t.post(
+        "/v1/custodians",
+        &w.admin,
+        json!({ "name": "dan", "groups": ["sre"] }),
+    )
+    .await
+    .ok();
+    let id = w.request().await;
+    let mut b = Browser::start(&shots_dir("roles", backend));
+
+    // A custodian enrols their authenticator: the QR code, then a first code.
+    sign_in_with_link(&mut b, t, "dan", &[Role::Custodian]).await;
+    let r = b.open(&format!("{base}/console/enroll"));
+    assert!(text(&r).contains("new"), "{r}");
+    b.axe("the authenticator page");
+    let r = b.click("#enroll");
+    assert!(text(&r).contains("Scan this code"), "{r}");
+    let qr = b.send(json!({ "cmd": "attr", "css": ".qr img", "name": "src" }));
+    assert!(
+        qr["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,"),
+        "{qr}"
+    );
+    b.shot("1-enrol");
+    b.axe("the enrolment");
+    let secret = b.send(json!({ "cmd": "attr", "css": "code.secret", "name": "textContent" }));
+    let secret = secret["value"].as_str().unwrap().trim().to_string();
+    let code = common::oathtool(&secret, t.clock_ms());
+    b.typed("#code", &code);
+    let r = b.click("#confirm");
+    assert!(text(&r).contains("Your authenticator is confirmed"), "{r}");
+    assert!(text(&r).contains("active"), "{r}");
+    let dan = t
+        .get("/v1/custodians", &w.admin)
+        .await
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dan")
+        .cloned()
+        .unwrap();
+    assert_eq!(dan["status"], "active");
+    sign_out(&mut b);
+
+    // An auditor: the log, filtered and paged, its verdict, the review.
+    sign_in_with_link(&mut b, t, "audrey", &[Role::Auditor]).await;
+    let r = b.open(&format!("{base}/console/audit?limit=5"));
+    assert!(text(&r).contains("#1 "), "{r}");
+    b.axe("the audit log");
+    b.shot("2-audit");
+    let r = b.click("#next-page");
+    assert!(
+        !text(&r).contains("#1 ") && text(&r).contains("#6 "),
+        "the next page: {r}"
+    );
+    b.typed("#f-action", "request.create");
+    let r = b.click("#filter");
+    assert!(text(&r).contains("request.create"), "{r}");
+    assert!(!text(&r).contains("custodian.add"), "{r}");
+    let r = b.click("#verify");
+    assert!(text(&r).contains("Intact"), "{r}");
+    b.axe("the verdict");
+    let r = b.open(&format!("{base}/console/hygiene"));
+    assert!(
+        text(&r).contains("high") && text(&r).contains("medium"),
+        "{r}"
+    );
+    b.axe("the hygiene report");
+    let (cookie, _) = session_of(t, "audrey", &[Role::Auditor]).await;
+    let res = raw()
+        .get(format!("{}/console/audit/export?format=jsonl", t.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let body = res.text().await.unwrap();
+    let header: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(header["record"], "header");
+    sign_out(&mut b);
+
+    // An admin: custodians, credentials, policies; ends a person's sessions.
+    let (ann_cookie, _) = session_of(t, "ann", &[Role::Custodian]).await;
+    sign_in_with_link(&mut b, t, "root-admin", &[Role::Admin]).await;
+    let r = b.open(&format!("{base}/console/admin"));
+    for s in [
+        "dan",
+        "aws-prod-root",
+        "default",
+        "2 of sre AND 1 of security",
+    ] {
+        assert!(text(&r).contains(s), "{s}: {r}");
+    }
+    b.axe("the admin page");
+    b.shot("3-admin");
+    b.typed("#subject", "ann");
+    let r = b.click("#revoke");
+    assert!(
+        text(&r).contains("1 console session(s) of ann ended"),
+        "{r}"
+    );
+    let status = raw()
+        .get(format!("{}/console/requests/{id}", t.base))
+        .header("cookie", ann_cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 303, "ann is sent to sign in again");
+    b.assert_no_csp_violation();
 }

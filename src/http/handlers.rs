@@ -300,7 +300,7 @@ pub async fn release(
     Ok((h, Json(view)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
@@ -359,6 +359,15 @@ pub async fn audit_events(
     Caller(who): Caller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Vec<AuditEvent>> {
+    let filter = audit_filter(&q)?;
+    Ok(Json(
+        app.audit_list(&who, &filter, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+/// The filter an audit query names, each field checked.
+pub fn audit_filter(q: &AuditQuery) -> Result<crate::store::AuditFilter, ApiError> {
     if let Some(o) = &q.outcome {
         if !["success", "refused", "error"].contains(&o.as_str()) {
             return Err(ApiError::new(
@@ -368,7 +377,7 @@ pub async fn audit_events(
             ));
         }
     }
-    let filter = crate::store::AuditFilter {
+    Ok(crate::store::AuditFilter {
         since_ms: query_time("since", &q.since)?,
         until_ms: query_time("until", &q.until)?,
         actor: query_word("actor", &q.actor)?,
@@ -376,11 +385,7 @@ pub async fn audit_events(
         outcome: q.outcome.clone(),
         credential: query_word("credential", &q.credential)?,
         target: None,
-    };
-    Ok(Json(
-        app.audit_list(&who, &filter, q.after.unwrap_or(0), q.limit.unwrap_or(100))
-            .await?,
-    ))
+    })
 }
 
 /// The public key that signs audit checkpoints (no token needed): keep a
@@ -462,6 +467,15 @@ pub async fn audit_export(
     Caller(who): Caller,
     Query(q): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
+    export_response(app, &who, q).await
+}
+
+/// The export as a streamed response (the API's and the console's).
+pub async fn export_response(
+    app: AppState,
+    who: &crate::auth::Identity,
+    q: ExportQuery,
+) -> Result<axum::response::Response, ApiError> {
     use crate::app::audit::ExportFormat;
     let format = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => ExportFormat::Jsonl,
@@ -475,7 +489,7 @@ pub async fn audit_export(
         }
     };
     let since = query_time("since", &q.since)?;
-    let recv = crate::app::audit::audit_export(app.clone(), &who, format, q.after, since).await?;
+    let recv = crate::app::audit::audit_export(app.clone(), who, format, q.after, since).await?;
     let stream = futures_util::stream::unfold(recv, |mut r| async move {
         r.recv().await.map(|chunk| (chunk, r))
     });

@@ -140,6 +140,23 @@ def main():
                     d.get(other + "/forge")
                     WebDriverWait(d, 10).until(lambda d: d.current_url.startswith(c["action"]))
                     r = answer(d)
+                elif cmd == "attr":
+                    el = d.find_element(By.CSS_SELECTOR, c["css"])
+                    r = answer(d, value=el.get_attribute(c["name"]))
+                elif cmd == "axe":
+                    # axe-core (npm), injected into the page as it is.
+                    axe = os.environ.get("BREAKGLASS_AXE_JS") or os.path.expanduser(
+                        "~/.cache/breakglass-npm/node_modules/axe-core/axe.min.js")
+                    with open(axe) as f:
+                        d.execute_script(f.read())
+                    found = d.execute_async_script(
+                        "const done = arguments[arguments.length - 1];"
+                        "axe.run(document)"
+                        ".then(r => done({passes: r.passes.length, violations: r.violations.map(v => ({id: v.id,"
+                        " impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))}))"
+                        ".catch(e => done({passes: 0, violations: [{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]}));"
+                    )
+                    r = answer(d, violations=found["violations"], passes=found["passes"])
                 elif cmd == "text":
                     r = answer(d)
                 else:

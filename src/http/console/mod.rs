@@ -26,6 +26,7 @@ use crate::app::console::Session;
 use crate::crypto::session::SessionSecret;
 use crate::domain::{Code, Role};
 
+mod oversight;
 mod pages;
 
 /// The console's Content-Security-Policy: only this origin's script and
@@ -60,6 +61,17 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests/{id}/approve", post(approve))
         .route("/console/requests/{id}/deny", post(deny))
         .route("/console/requests/{id}/release", post(release))
+        .route("/console/enroll", get(enroll_page).post(enroll))
+        .route("/console/enroll/confirm", post(confirm))
+        .route("/console/audit", get(oversight::audit))
+        .route("/console/audit/verify", post(oversight::verify))
+        .route("/console/audit/export", get(oversight::export))
+        .route("/console/hygiene", get(oversight::hygiene))
+        .route("/console/admin", get(oversight::admin))
+        .route(
+            "/console/admin/sessions/revoke",
+            post(oversight::revoke_sessions),
+        )
 }
 
 async fn css() -> impl IntoResponse {
@@ -90,6 +102,8 @@ pub struct Chrome {
     pub form_token: String,
     pub requester: bool,
     pub custodian: bool,
+    pub auditor: bool,
+    pub admin: bool,
     pub sees_all: bool,
     pub error: Option<Shown>,
     pub notice: Option<String>,
@@ -102,13 +116,15 @@ pub struct Shown {
 }
 
 impl Chrome {
-    fn of(s: &Signed) -> Chrome {
+    pub fn of(s: &Signed) -> Chrome {
         let who = &s.session.identity;
         Chrome {
             me: Some(who.subject.clone()),
             form_token: s.secret.form_token(),
             requester: who.has(Role::Requester),
             custodian: who.has(Role::Custodian),
+            auditor: who.has(Role::Auditor),
+            admin: who.has(Role::Admin),
             sees_all: [Role::Admin, Role::Auditor, Role::Custodian]
                 .iter()
                 .any(|r| who.has(*r)),
@@ -167,7 +183,7 @@ impl PageError {
         PageError(Refused::Page(res))
     }
 
-    fn new(err: impl Into<ApiError>, chrome: Chrome, back: impl Into<String>) -> PageError {
+    pub fn new(err: impl Into<ApiError>, chrome: Chrome, back: impl Into<String>) -> PageError {
         PageError(Refused::Plain {
             err: err.into(),
             chrome,

@@ -529,3 +529,123 @@ pub async fn release(
         Err(e) => request_view(&app, &me, &id, e.status, Some(&e), None).await,
     }
 }
+
+/// An enrolment as its page shows it once: the QR code (an SVG in a
+/// `data:` address) and the secret for typing.
+struct Shown2fa {
+    qr: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "enroll.html")]
+struct EnrollPage {
+    chrome: Chrome,
+    me: crate::app::views::CustodianView,
+    enrollment: Option<Shown2fa>,
+}
+
+/// The custodian record of the signed-in person.
+async fn me_as_custodian(
+    app: &AppState,
+    me: &Signed,
+) -> Result<crate::app::views::CustodianView, PageError> {
+    let who = &me.session.identity;
+    let view = app
+        .whoami(who)
+        .await
+        .map_err(|e| PageError::new(e, Chrome::of(me), "/console/"))?;
+    view.custodian.ok_or_else(|| {
+        PageError::new(
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                crate::domain::Code::CustodianNotFound,
+                format!(
+                    "{} is not a custodian: an admin adds custodians",
+                    who.subject
+                ),
+            ),
+            Chrome::of(me),
+            "/console/",
+        )
+    })
+}
+
+pub async fn enroll_page(State(app): State<AppState>, me: Signed) -> PageResult {
+    let custodian = me_as_custodian(&app, &me).await?;
+    Ok(page(
+        StatusCode::OK,
+        &EnrollPage {
+            chrome: Chrome::of(&me),
+            me: custodian,
+            enrollment: None,
+        },
+    ))
+}
+
+pub async fn enroll(State(app): State<AppState>, me: Signed, form: ConsoleForm) -> PageResult {
+    let fail = |e: ApiError| PageError::new(e, Chrome::of(&me), "/console/enroll");
+    form.check_token(&me.secret).map_err(fail)?;
+    let custodian = me_as_custodian(&app, &me).await?;
+    let who = &me.session.identity;
+    let e = app
+        .enroll(who, &who.subject)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let uri = e.otpauth_uri.expose_secret();
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map(|c| {
+            use base64::Engine;
+            let svg = c
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(svg)
+            )
+        })
+        .unwrap_or_default();
+    let secret = reqwest::Url::parse(uri)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "secret")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    let mut res = page(
+        StatusCode::OK,
+        &EnrollPage {
+            chrome: Chrome::of(&me),
+            me: custodian,
+            enrollment: Some(Shown2fa { qr, secret }),
+        },
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+pub async fn confirm(State(app): State<AppState>, me: Signed, form: ConsoleForm) -> PageResult {
+    let fail = |e: ApiError| PageError::new(e, Chrome::of(&me), "/console/enroll");
+    form.check_token(&me.secret).map_err(fail)?;
+    let code = SecretString::from(form.required("code").map_err(fail)?.to_owned());
+    let who = &me.session.identity;
+    let view = app
+        .confirm(who, &who.subject, &code)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let mut chrome = Chrome::of(&me);
+    chrome.notice =
+        Some("Your authenticator is confirmed: you can approve and deny with its codes.".into());
+    Ok(page(
+        StatusCode::OK,
+        &EnrollPage {
+            chrome,
+            me: view,
+            enrollment: None,
+        },
+    ))
+}

@@ -154,33 +154,19 @@ impl OidcIssuer {
         let Some(client) = &self.config.client else {
             return Ok(None);
         };
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("client_id", client.id.as_str()),
-            ("code_verifier", verifier),
-        ];
-        let secret = client
-            .secret
-            .as_ref()
-            .map(|s| String::from_utf8_lossy(s).into_owned());
-        let secret = zeroize::Zeroizing::new(secret.unwrap_or_default());
-        if client.secret.is_some() {
-            form.push(("client_secret", secret.as_str()));
-        }
-        let body = zeroize::Zeroizing::new(
-            serde_urlencoded::to_string(&form).map_err(|_| TokenError::Malformed)?,
-        );
-        let res = self
-            .http
-            .post(token_endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .body(body.as_bytes().to_vec())
-            .send()
-            .await
-            .map_err(|_| TokenError::IssuerUnreachable)?;
+        let res = redeem_code(
+            &self.http,
+            token_endpoint,
+            &CodeGrant {
+                code,
+                redirect_uri,
+                client_id: &client.id,
+                client_secret: client.secret.as_ref().map(|s| &s[..]),
+                verifier,
+            },
+        )
+        .await
+        .map_err(|_| TokenError::IssuerUnreachable)?;
         if res.status().is_server_error() {
             return Err(TokenError::IssuerUnreachable);
         }
@@ -384,6 +370,48 @@ impl OidcIssuer {
         };
         Ok((who, c))
     }
+}
+
+/// An authorization code, and what redeems it (RFC 6749 §4.1.3, RFC 7636).
+pub struct CodeGrant<'a> {
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub client_id: &'a str,
+    /// A confidential client's secret (`client_secret_post`).
+    pub client_secret: Option<&'a [u8]>,
+    pub verifier: &'a str,
+}
+
+/// Redeem a code at a provider's token endpoint (the console's and
+/// `breakglass login`'s); the body, which holds the code, the verifier
+/// and the client's secret, is zeroized when sent.
+pub async fn redeem_code(
+    http: &reqwest::Client,
+    token_endpoint: &str,
+    g: &CodeGrant<'_>,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", g.code),
+        ("redirect_uri", g.redirect_uri),
+        ("client_id", g.client_id),
+        ("code_verifier", g.verifier),
+    ];
+    let secret = g
+        .client_secret
+        .map(|s| zeroize::Zeroizing::new(String::from_utf8_lossy(s).into_owned()));
+    if let Some(s) = &secret {
+        form.push(("client_secret", s.as_str()));
+    }
+    let body = zeroize::Zeroizing::new(serde_urlencoded::to_string(&form).unwrap_or_default());
+    http.post(token_endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(bytes::Bytes::from_owner(zeroize::Zeroizing::new(
+            body.as_bytes().to_vec(),
+        )))
+        .send()
+        .await
 }
 
 /// The `alg` a token's header names, read without trusting it.

@@ -919,6 +919,7 @@ async fn breakglass_login_keeps_an_owner_only_token_the_other_commands_use(backe
         .args(["login", "--issuer", &p.url, "--client-id", "breakglass"])
         .env("XDG_CONFIG_HOME", home.path())
         .env_remove("BREAKGLASS_TOKEN")
+        .env_remove("BREAKGLASS_TOKEN_FILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -958,6 +959,7 @@ async fn breakglass_login_keeps_an_owner_only_token_the_other_commands_use(backe
             .args(["--server", &t.base, "--json", "whoami"])
             .env("XDG_CONFIG_HOME", home)
             .env_remove("BREAKGLASS_TOKEN")
+            .env_remove("BREAKGLASS_TOKEN_FILE")
             .output()
             .unwrap()
     };

@@ -1,6 +1,7 @@
 //! The real binary, end to end through its CLI, with debug logging on: no
-//! deposited value and no TOTP seed appears in anything the server logged,
-//! in the audit table, or anywhere in the database files.
+//! deposited value, no TOTP seed, no sign-in link and no console session
+//! cookie appears in anything the server logged, in the audit table, or
+//! anywhere in the database files.
 
 mod common;
 
@@ -227,6 +228,52 @@ fn no_secret_reaches_the_logs_the_audit_table_or_the_database_files() {
     ));
     assert!(shown.contains("YES since"), "exposed is shown: {shown}");
 
+    // The console: a one-time sign-in link minted on the host, used once,
+    // and the session it opens.
+    let dd = s.data_dir.to_str().unwrap().to_string();
+    let link = ok(cli(
+        &s,
+        None,
+        &[
+            "token",
+            "issue",
+            "--link",
+            "--data-dir",
+            &dd,
+            "--subject",
+            "ann",
+            "--role",
+            "custodian",
+        ],
+    ));
+    let link_secret = link.trim().split("s=").nth(1).unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let session = rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = http
+            .post(format!("{}/console/signin/link", s.url))
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("link={link_secret}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        let cookie = res.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let page = http
+            .get(format!("{}/console/requests/{id}", s.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        cookie.split_once('=').unwrap().1.to_string()
+    });
+
     // Stop the server (SIGTERM) so everything is flushed.
     Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
@@ -252,7 +299,6 @@ fn no_secret_reaches_the_logs_the_audit_table_or_the_database_files() {
     assert!(!files.is_empty());
 
     // The audit table as text.
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let audit_rows: Vec<String> = rt.block_on(async {
         use sqlx::{Connection, Row};
         let mut c = sqlx::SqliteConnection::connect(&format!(
@@ -287,6 +333,14 @@ fn no_secret_reaches_the_logs_the_audit_table_or_the_database_files() {
         ("password".into(), PASSWORD.as_bytes().to_vec()),
         ("mfa seed".into(), MFA_SEED.as_bytes().to_vec()),
         ("access key".into(), ACCESS_KEY.as_bytes().to_vec()),
+        (
+            "sign-in link's secret".into(),
+            link_secret.as_bytes().to_vec(),
+        ),
+        (
+            "console session's cookie".into(),
+            session.as_bytes().to_vec(),
+        ),
     ];
     for (i, secret) in secrets.iter().enumerate() {
         needles.push((

@@ -129,28 +129,19 @@ pub async fn login(a: LoginArgs<'_>) -> anyhow::Result<()> {
     );
 
     let code = Zeroizing::new(wait_for_code(listener, &state).await?);
-    let mut form: Vec<(&str, &str)> = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", &redirect_uri),
-        ("client_id", a.client_id),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let secret_text = secret
-        .as_ref()
-        .map(|s| Zeroizing::new(String::from_utf8_lossy(&s[..]).into_owned()));
-    if let Some(s) = &secret_text {
-        form.push(("client_secret", s.as_str()));
-    }
-    let body = Zeroizing::new(serde_urlencoded::to_string(&form)?);
-    let res = http
-        .post(token_endpoint)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(body.as_bytes().to_vec())
-        .send()
-        .await
-        .context("the provider's token endpoint cannot be reached")?;
+    let res = crate::oidc::redeem_code(
+        &http,
+        token_endpoint,
+        &crate::oidc::CodeGrant {
+            code: &code,
+            redirect_uri: &redirect_uri,
+            client_id: a.client_id,
+            client_secret: secret.as_ref().map(|s| &s[..]),
+            verifier: &verifier,
+        },
+    )
+    .await
+    .context("the provider's token endpoint cannot be reached")?;
     let status = res.status();
     let v: Value = res.json().await.unwrap_or_default();
     anyhow::ensure!(

@@ -67,7 +67,7 @@ impl From<&RequestView> for Row {
             reason: r.reason.clone(),
             approvals: r.approvals,
             approvals_needed: r.approvals_needed,
-            state: state_name(r.state),
+            state: r.state.as_str(),
             created_at: r.created_at.clone(),
         }
     }
@@ -104,17 +104,6 @@ pub struct NextQuery {
     next: Option<String>,
     /// A sign-in link's secret (`/console/signin/link?s=...`).
     s: Option<String>,
-}
-
-fn state_name(s: RequestState) -> &'static str {
-    match s {
-        RequestState::Pending => "pending",
-        RequestState::Approved => "approved",
-        RequestState::Denied => "denied",
-        RequestState::Released => "released",
-        RequestState::Expired => "expired",
-        RequestState::ReleaseWindowClosed => "release_window_closed",
-    }
 }
 
 fn state_text(r: &RequestView) -> String {
@@ -393,7 +382,7 @@ async fn request_view(
     chrome.notice = notice;
     let pending = r.state == RequestState::Pending;
     let p = RequestPage {
-        state: state_name(r.state),
+        state: r.state.as_str(),
         state_text: state_text(&r),
         left: time_left(&r.expires_at, app.now_ms()),
         // The use case decides; the page offers the form to whoever might.

@@ -590,6 +590,36 @@ async fn a_cross_site_form_or_a_get_of_an_action_changes_nothing(backend: Backen
     }
     assert_eq!(request_state(&w, &id).await["approvals"], 0);
 
+    // A link followed from another site arrives without the strict
+    // cookie: it is bounced once through this origin, which sends it; the
+    // same address typed or followed here goes to sign in.
+    let page = format!("{}/console/requests/{id}", t.base);
+    let res = raw()
+        .get(&page)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0;url=/console/requests/{id}\">"
+        )),
+        "{body}"
+    );
+    let res = raw()
+        .get(&page)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/console/signin?next="));
+
     // Every console response: the policy, and nothing kept or leaked.
     let res = raw()
         .get(format!("{}/console/requests/{id}", t.base))

@@ -757,6 +757,34 @@ async fn a_sign_in_link_signs_in_once(backend: Backend) {
     let (status, body) = use_link(link.secret.reveal().into()).await;
     assert_eq!(status, 401);
     assert!(body.contains("link_used"), "{body}");
+    // The host command mints one for the console's public address, and the
+    // server takes it.
+    let out = Command::new(env!("CARGO_BIN_EXE_breakglass"))
+        .args([
+            "token",
+            "issue",
+            "--link",
+            "--subject",
+            "bob",
+            "--role",
+            "custodian",
+        ])
+        .arg("--data-dir")
+        .arg(&t.data_dir)
+        .args(["--database-url", &t.database_url])
+        .env("BREAKGLASS_CONSOLE_PUBLIC_URL", "https://bg.example.com")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let minted = printed
+        .strip_prefix("https://bg.example.com/console/signin/link?s=")
+        .unwrap_or_else(|| panic!("a link to the console's public address: {printed}"));
+    assert_eq!(use_link(minted.to_string()).await.0, 303);
     let expired = t
         .app
         .issue_sign_in_link("host-operator", "ann", &[Role::Custodian])

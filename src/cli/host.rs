@@ -131,12 +131,16 @@ pub(super) async fn issue_link(
     let issued = app.issue_sign_in_link(&operator(), subject, roles).await;
     app.store.close().await;
     let link = issued?;
-    let origin = match config
-        .settings
-        .alerts
-        .as_ref()
-        .and_then(|a| a.public_url.clone())
-    {
+    // The console's address, else the one alerts link to, else where the
+    // server listens.
+    let public = config.settings.console.public_url.clone().or_else(|| {
+        config
+            .settings
+            .alerts
+            .as_ref()
+            .and_then(|a| a.public_url.clone())
+    });
+    let origin = match public {
         Some(u) => u,
         None => format!(
             "{}://{}",

@@ -102,23 +102,14 @@ impl OidcIssuer {
     /// The provider's discovery document, which must name the issuer we
     /// trust, exactly.
     async fn discovery(&self) -> Result<Value, Unreachable> {
-        let base = self.config.issuer.trim_end_matches('/');
-        let discovery: Value = self
-            .http
-            .get(format!("{base}/.well-known/openid-configuration"))
-            .send()
+        discover(&self.http, &self.config.issuer)
             .await
-            .map_err(|_| Unreachable)?
-            .error_for_status()
-            .map_err(|_| Unreachable)?
-            .json()
-            .await
-            .map_err(|_| Unreachable)?;
-        if discovery["issuer"].as_str() != Some(self.config.issuer.as_str()) {
-            tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names another issuer");
-            return Err(Unreachable);
-        }
-        Ok(discovery)
+            .map_err(|e| {
+                if let DiscoveryError::OtherIssuer = e {
+                    tracing::error!(issuer = %self.config.issuer, "{e}");
+                }
+                Unreachable
+            })
     }
 
     /// Where the provider signs people in and redeems codes.
@@ -127,19 +118,10 @@ impl OidcIssuer {
             .discovery()
             .await
             .map_err(|_| TokenError::IssuerUnreachable)?;
-        match (
-            d["authorization_endpoint"].as_str(),
-            d["token_endpoint"].as_str(),
-        ) {
-            (Some(a), Some(t)) => Ok(Endpoints {
-                authorization: a.to_owned(),
-                token: t.to_owned(),
-            }),
-            _ => {
-                tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names no authorization or token endpoint");
-                Err(TokenError::IssuerUnreachable)
-            }
-        }
+        endpoints_in(&d).ok_or_else(|| {
+            tracing::error!(issuer = %self.config.issuer, "the provider's discovery document names no authorization or token endpoint");
+            TokenError::IssuerUnreachable
+        })
     }
 
     /// Redeem an authorization code for its ID token (the console's client,
@@ -370,6 +352,74 @@ impl OidcIssuer {
         };
         Ok((who, c))
     }
+}
+
+/// Why a provider's discovery document cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("the provider cannot be reached, or its discovery document is not JSON")]
+    Unreachable,
+    #[error("the provider's discovery document names another issuer")]
+    OtherIssuer,
+}
+
+/// The discovery document of `issuer`, which must name it exactly.
+pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Value, DiscoveryError> {
+    let base = issuer.trim_end_matches('/');
+    let d: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|_| DiscoveryError::Unreachable)?
+        .json()
+        .await
+        .map_err(|_| DiscoveryError::Unreachable)?;
+    if d["issuer"].as_str() != Some(issuer) {
+        return Err(DiscoveryError::OtherIssuer);
+    }
+    Ok(d)
+}
+
+/// The authorization and token endpoints a discovery document names.
+pub fn endpoints_in(d: &Value) -> Option<Endpoints> {
+    Some(Endpoints {
+        authorization: d["authorization_endpoint"].as_str()?.to_owned(),
+        token: d["token_endpoint"].as_str()?.to_owned(),
+    })
+}
+
+/// A sign-in's request to a provider (authorization code flow, RFC 6749
+/// §4.1.1, with PKCE S256, RFC 7636): the console's and `breakglass
+/// login`'s.
+pub struct Authorize<'a> {
+    pub endpoint: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub state: &'a str,
+    pub nonce: &'a str,
+    /// The PKCE verifier; the address carries only its S256 challenge.
+    pub verifier: &'a str,
+}
+
+/// The address that sends the browser to the provider; `None` if the
+/// provider's endpoint is not a URL.
+pub fn authorize_url(a: &Authorize<'_>) -> Option<String> {
+    use base64::Engine;
+    use sha2::Digest;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(a.verifier.as_bytes()));
+    let mut url = reqwest::Url::parse(a.endpoint).ok()?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", a.client_id)
+        .append_pair("redirect_uri", a.redirect_uri)
+        .append_pair("scope", "openid profile groups")
+        .append_pair("state", a.state)
+        .append_pair("nonce", a.nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    Some(url.into())
 }
 
 /// An authorization code, and what redeems it (RFC 6749 §4.1.3, RFC 7636).

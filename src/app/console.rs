@@ -169,18 +169,18 @@ impl App {
                 .as_ref()
                 .map_or_else(|| "console".to_string(), |l| format!("token:{}", l.jti));
             let err = match known {
-                None => AppError::Refused(super::Refusal::new(
+                None => refused(
                     Code::LinkUnknown,
                     "this sign-in link is not one this service issued: mint one on the host with `breakglass token issue --link`",
-                )),
-                Some(l) if l.used_at.is_some() => AppError::Refused(super::Refusal::new(
+                ),
+                Some(l) if l.used_at.is_some() => refused(
                     Code::LinkUsed,
                     "this sign-in link has been used: a link signs in once; mint a new one on the host",
-                )),
-                Some(_) => AppError::Refused(super::Refusal::new(
+                ),
+                Some(_) => refused(
                     Code::LinkExpired,
                     "this sign-in link has expired: mint a new one on the host",
-                )),
+                ),
             };
             self.record_refusal("anonymous", Action::SessionOpen, &target, &err)
                 .await?;
@@ -196,14 +196,8 @@ impl App {
             issuer: None,
             custodian_groups: None,
         };
-        let mut tx = self.store.begin_read().await?;
-        let revoked = tx.is_token_revoked(&link.jti).await?;
-        tx.rollback().await?;
-        if revoked {
-            let err = AppError::Refused(super::Refusal::new(
-                Code::TokenRevoked,
-                "this sign-in link has been revoked",
-            ));
+        if self.token_revoked(&link.jti).await? {
+            let err = refused(Code::TokenRevoked, "this sign-in link has been revoked");
             self.record_refusal(
                 "anonymous",
                 Action::SessionOpen,
@@ -213,19 +207,11 @@ impl App {
             .await?;
             return Err(err);
         }
-        let mut events = vec![];
-        if !self.oidc.is_empty() {
-            events.push(Event::new(
-                Action::AuthFallback,
-                format!("token:{}", link.jti),
-                json!({
-                    "subject": who.subject,
-                    "roles": who.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-                    "issuers_configured": self.oidc.iter().map(|i| i.config.issuer.clone()).collect::<Vec<_>>(),
-                    "via": "console sign-in link",
-                }),
-            ));
-        }
+        // Each link signs in once, so each use is its own fallback event.
+        let events = match self.oidc.is_empty() {
+            true => vec![],
+            false => vec![self.fallback_event(&who, "console sign-in link")],
+        };
         self.open_session(&who, SignInMethod::Link, None, events)
             .await
     }
@@ -399,6 +385,14 @@ fn refused(code: Code, message: impl Into<String>) -> AppError {
     AppError::Refused(super::Refusal::new(code, message))
 }
 
+/// The provider could not be asked: say so, and name the fallback.
+fn provider_unreachable(e: crate::auth::TokenError) -> AppError {
+    refused(
+        e.code(),
+        "the identity provider cannot be reached: sign in with a local token or a sign-in link from the host",
+    )
+}
+
 impl App {
     /// The providers people sign in to the console through, by issuer.
     pub fn console_providers(&self) -> Vec<String> {
@@ -437,12 +431,7 @@ impl App {
             .client
             .as_ref()
             .map_or("", |c| c.id.as_str());
-        let endpoints = provider.endpoints().await.map_err(|e| {
-            refused(
-                e.code(),
-                "the identity provider cannot be reached: sign in with a local token or a sign-in link from the host",
-            )
-        })?;
+        let endpoints = provider.endpoints().await.map_err(provider_unreachable)?;
         let binder = SessionSecret::generate();
         let state = {
             use base64::Engine;
@@ -452,30 +441,22 @@ impl App {
             let mac = binder.derive(&format!("{STATE_LABEL}:{payload}"));
             format!("{payload}.{mac}")
         };
-        let challenge = {
-            use base64::Engine;
-            use sha2::Digest;
-            let v = binder.derive(PKCE_LABEL);
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(sha2::Sha256::digest(v.as_bytes()))
-        };
-        let mut url = reqwest::Url::parse(&endpoints.authorization).map_err(|_| {
+        let authorize_url = crate::oidc::authorize_url(&crate::oidc::Authorize {
+            endpoint: &endpoints.authorization,
+            client_id: client,
+            redirect_uri: &callback_of(origin),
+            state: &state,
+            nonce: &binder.derive(NONCE_LABEL),
+            verifier: &binder.derive(PKCE_LABEL),
+        })
+        .ok_or_else(|| {
             refused(
                 Code::TokenIssuerUnreachable,
                 "the identity provider names an authorization endpoint that is not a URL",
             )
         })?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", client)
-            .append_pair("redirect_uri", &callback_of(origin))
-            .append_pair("scope", "openid profile groups")
-            .append_pair("state", &state)
-            .append_pair("nonce", &binder.derive(NONCE_LABEL))
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
         Ok(OidcStart {
-            authorize_url: url.into(),
+            authorize_url,
             binder,
             max_age_secs: OIDC_LOGIN_TTL_MS / 1000,
         })
@@ -581,13 +562,7 @@ impl App {
         if !first {
             return Err(unknown("has been used: a sign-in's return is used once"));
         }
-        let unreachable = |e: crate::auth::TokenError| {
-            refused(
-                e.code(),
-                "the identity provider cannot be reached: sign in with a local token or a sign-in link from the host",
-            )
-        };
-        let endpoints = provider.endpoints().await.map_err(unreachable)?;
+        let endpoints = provider.endpoints().await.map_err(provider_unreachable)?;
         let id_token = provider
             .redeem(
                 &endpoints.token,
@@ -596,7 +571,7 @@ impl App {
                 &binder.derive(PKCE_LABEL),
             )
             .await
-            .map_err(unreachable)?
+            .map_err(provider_unreachable)?
             .ok_or_else(|| {
                 refused(
                     Code::ProviderRefused,
@@ -614,10 +589,7 @@ impl App {
                 "the provider's ID token is not for this sign-in (its nonce differs)",
             ));
         }
-        let mut tx = self.store.begin_read().await?;
-        let revoked = tx.is_token_revoked(&who.jti).await?;
-        tx.rollback().await?;
-        if revoked {
+        if self.token_revoked(&who.jti).await? {
             return Err(refused(Code::TokenRevoked, "the token has been revoked"));
         }
         Ok((who, next.to_owned()))

@@ -424,6 +424,29 @@ impl App {
         }
     }
 
+    /// The audit event of a sign-in with a local credential (a token, or a
+    /// console sign-in link) while OIDC is configured.
+    pub(crate) fn fallback_event(&self, id: &Identity, via: &str) -> Event {
+        Event::new(
+            Action::AuthFallback,
+            format!("token:{}", id.jti),
+            json!({
+                "subject": id.subject,
+                "roles": id.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "issuers_configured": self.oidc.iter().map(|i| i.config.issuer.clone()).collect::<Vec<_>>(),
+                "via": via,
+            }),
+        )
+    }
+
+    /// Whether the token `jti` has been revoked.
+    pub(crate) async fn token_revoked(&self, jti: &str) -> AppResult<bool> {
+        let mut tx = self.store.begin_read().await?;
+        let revoked = tx.is_token_revoked(jti).await?;
+        tx.rollback().await?;
+        Ok(revoked)
+    }
+
     /// A local token used while OIDC is configured: the identity provider
     /// fallback. Audited (and logged as a warning) the first time this
     /// process sees the token.
@@ -438,15 +461,7 @@ impl App {
         }
         tracing::warn!(subject = %id.subject, "a local break-glass token was used instead of the identity provider");
         let mut tx = self.store.begin().await?;
-        let ev = Event::new(
-            Action::AuthFallback,
-            format!("token:{}", id.jti),
-            json!({
-                "subject": id.subject,
-                "roles": id.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-                "issuers_configured": self.oidc.iter().map(|i| i.config.issuer.clone()).collect::<Vec<_>>(),
-            }),
-        );
+        let ev = self.fallback_event(id, "bearer token");
         self.append(tx.as_mut(), &id.subject, "success", None, ev)
             .await?;
         tx.commit().await?;
@@ -481,10 +496,7 @@ impl App {
         let result = match checked {
             Err(e) => Err(e),
             Ok(id) => {
-                let mut tx = self.store.begin_read().await?;
-                let revoked = tx.is_token_revoked(&id.jti).await?;
-                tx.rollback().await?;
-                if revoked {
+                if self.token_revoked(&id.jti).await? {
                     Err(crate::auth::TokenError::Revoked)
                 } else {
                     Ok(id)

@@ -9,7 +9,6 @@ use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// How long the command waits for the browser to come back.
@@ -82,27 +81,11 @@ pub async fn login(a: LoginArgs<'_>) -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
-    let issuer = a.issuer.trim_end_matches('/');
-    let discovery: Value = http
-        .get(format!("{issuer}/.well-known/openid-configuration"))
-        .send()
+    let discovery = crate::oidc::discover(&http, a.issuer)
         .await
-        .and_then(|r| r.error_for_status())
-        .with_context(|| format!("the provider {issuer} cannot be reached"))?
-        .json()
-        .await
-        .context("the provider's discovery document is not JSON")?;
-    anyhow::ensure!(
-        discovery["issuer"].as_str() == Some(a.issuer),
-        "the provider's discovery document names another issuer than {}",
-        a.issuer
-    );
-    let (Some(authorize), Some(token_endpoint)) = (
-        discovery["authorization_endpoint"].as_str(),
-        discovery["token_endpoint"].as_str(),
-    ) else {
-        anyhow::bail!("the provider names no authorization or token endpoint");
-    };
+        .with_context(|| format!("the provider {}", a.issuer))?;
+    let endpoints = crate::oidc::endpoints_in(&discovery)
+        .context("the provider names no authorization or token endpoint")?;
     let secret = match a.client_secret_file {
         Some(p) => Some(crate::config::read_secret_file(p, "client secret")?),
         None => None,
@@ -111,17 +94,15 @@ pub async fn login(a: LoginArgs<'_>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let redirect_uri = format!("http://{}/callback", listener.local_addr()?);
     let (state, verifier, nonce) = (random(), Zeroizing::new(random()), random());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let mut url = reqwest::Url::parse(authorize).context("the authorization endpoint")?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", a.client_id)
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("scope", "openid profile groups")
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let url = crate::oidc::authorize_url(&crate::oidc::Authorize {
+        endpoint: &endpoints.authorization,
+        client_id: a.client_id,
+        redirect_uri: &redirect_uri,
+        state: &state,
+        nonce: &nonce,
+        verifier: &verifier,
+    })
+    .context("the provider's authorization endpoint is not a URL")?;
     println!("Open this address in your browser to sign in:\n\n  {url}\n");
     eprintln!(
         "waiting for the provider to send you back to {redirect_uri} (up to {} s)…",
@@ -131,7 +112,7 @@ pub async fn login(a: LoginArgs<'_>) -> anyhow::Result<()> {
     let code = Zeroizing::new(wait_for_code(listener, &state).await?);
     let res = crate::oidc::redeem_code(
         &http,
-        token_endpoint,
+        &endpoints.token,
         &crate::oidc::CodeGrant {
             code: &code,
             redirect_uri: &redirect_uri,

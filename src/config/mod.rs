@@ -964,11 +964,7 @@ impl Config {
             log_format == "text" || log_format == "json",
             "log format {log_format:?} is not text or json"
         );
-        let settings = settings_from(f.totp, f.audit, f.alerts, f.review, f.limits)?;
-        let settings = Settings {
-            console: console_from_file(f.console)?,
-            ..settings
-        };
+        let settings = settings_from(f.totp, f.audit, f.alerts, f.review, f.console, f.limits)?;
         let pool = crate::store::PoolSettings {
             max_connections: match f.database.max_connections {
                 Some(0) => anyhow::bail!("database.max_connections must be at least 1"),
@@ -1037,6 +1033,7 @@ fn settings_from(
     audit: AuditFileConfig,
     alerts: AlertsFileConfig,
     review: ReviewFileConfig,
+    console: ConsoleFileConfig,
     limits: LimitsFileConfig,
 ) -> anyhow::Result<Settings> {
     let d = Settings::default();
@@ -1080,7 +1077,7 @@ fn settings_from(
             review.reminder_interval.as_ref(),
             d.reminder_interval,
         )?,
-        console: d.console,
+        console: console_from_file(console)?,
         limits: limits_from_file(limits)?,
     })
 }

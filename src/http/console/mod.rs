@@ -294,7 +294,7 @@ impl FromRequestParts<AppState> for Signed {
                         "your session has ended: sign in again",
                     ),
                     Chrome::default(),
-                    format!("/console/signin?next={}", encode(&safe_next(&here))),
+                    signin_at(&here),
                 )
                 .into_response());
             }
@@ -309,11 +309,7 @@ impl FromRequestParts<AppState> for Signed {
                     },
                 ));
             }
-            return Err(Redirect::to(&format!(
-                "/console/signin?next={}",
-                encode(&safe_next(&here))
-            ))
-            .into_response());
+            return Err(Redirect::to(&signin_at(&here)).into_response());
         };
         if let Err(wait) = app.limiters.identity(&session.identity.subject) {
             return Err(ApiError::rate_limited(
@@ -329,17 +325,17 @@ impl FromRequestParts<AppState> for Signed {
     }
 }
 
-/// Percent-encode a query value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// `path` with `pairs` as its query, encoded.
+pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    match serde_urlencoded::to_string(pairs) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
     }
-    out
+}
+
+/// The sign-in page, coming back to `next` (one of the console's paths).
+pub fn signin_at(next: &str) -> String {
+    with_query("/console/signin", &[("next", &safe_next(next))])
 }
 
 /// Refuse a state change that did not come from a page of this origin:
@@ -379,7 +375,7 @@ fn same_origin(parts: &Parts) -> Result<(), ApiError> {
 }
 
 /// A form POST of the console: same-origin, within the body limit, and
-/// decoded into `T`; the fields stay in order for [`ConsoleForm::field`].
+/// read as its fields, in order, each checked as the API checks text.
 pub struct ConsoleForm {
     fields: Vec<(String, String)>,
 }

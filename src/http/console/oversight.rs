@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::{encode, page, Chrome, ConsoleForm, PageError, Signed};
+use super::{page, with_query, Chrome, ConsoleForm, PageError, Signed};
 use crate::app::hygiene::HygieneReport;
 use crate::app::views::{CredentialView, CustodianView, PolicyChangeView, PolicyView};
 use crate::crypto::chain::Verdict;
@@ -96,7 +96,8 @@ async fn audit_page(
         .then(|| events.last().map(|e| e.seq))
         .flatten()
         .map(|after| {
-            let mut url = format!("/console/audit?after={after}&limit={limit}");
+            let (after, limit) = (after.to_string(), limit.to_string());
+            let mut pairs = vec![("after", after.as_str()), ("limit", limit.as_str())];
             for (k, v) in [
                 ("actor", &f.actor),
                 ("action", &f.action),
@@ -104,10 +105,10 @@ async fn audit_page(
                 ("credential", &f.credential),
             ] {
                 if !v.is_empty() {
-                    url.push_str(&format!("&{k}={}", encode(v)));
+                    pairs.push((k, v.as_str()));
                 }
             }
-            url
+            with_query("/console/audit", &pairs)
         });
     let events = events
         .into_iter()

@@ -99,12 +99,12 @@ mod tests {
         let verb = action.rsplit('.').next().unwrap_or(action);
         match verb {
             "create" | "add" | "deposit" | "init" | "issue" | "session_open" | "open"
-            | "checkpoint" | "enroll" => (1, "Create"),
+            | "checkpoint" | "enroll" | "register" => (1, "Create"),
             "list" | "show" | "verify" | "export" | "release" | "recover" | "share_check" => {
                 (2, "Read")
             }
             "approve" | "approved" | "deny" | "denied" | "confirm" | "rotate" | "rekey"
-            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" | "close" => {
+            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" | "close" | "remove" => {
                 (3, "Update")
             }
             _ => (99, "Other"),

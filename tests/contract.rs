@@ -114,6 +114,9 @@ async fn contract(backend: Backend) {
     let t = TestApp::start_configured(backend, &|c: &mut Config| {
         c.settings.limits.requests_per_minute_per_address = 1_000_000;
         c.settings.limits.requests_per_minute_per_identity = 1_000_000;
+        // Security keys on, so their endpoints are reached past the check
+        // that they are configured.
+        c.settings.console.public_url = Some(common::PUBLIC_URL_OF_THIS_SERVER.into());
     })
     .await;
     let w = World::with(t).await;

@@ -32,7 +32,7 @@ use breakglass::crypto::envelope::{credential_aad, Envelope};
 use breakglass::crypto::recovery_wrap::wrap_for_recovery;
 use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData, SHARE_FORMAT};
 use breakglass::crypto::signing::SigningKey;
-use breakglass::domain::policy::{parse_file, HoursWindow};
+use breakglass::domain::policy::{parse_file, HoursWindow, Presence};
 use breakglass::domain::{Policy, PolicySet, Role};
 use proptest::prelude::*;
 use secrecy::ExposeSecret;
@@ -177,12 +177,18 @@ fn policy_toml(policies: &[Policy]) -> (String, Vec<usize>) {
         if let Some(a) = p.max_age_secs {
             out.push_str(&format!("max_age = \"{a}s\"\n"));
         }
+        if p.presence != Presence::Any {
+            out.push_str(&format!("presence = \"{}\"\n", p.presence));
+        }
         for r in &p.require {
             out.push_str(&format!(
                 "\n[[policy.require]]\ngroup = {}\ncount = {}\n",
                 toml_str(r.group.as_str()),
                 r.count
             ));
+            if let Some(pr) = r.presence {
+                out.push_str(&format!("presence = \"{pr}\"\n"));
+            }
         }
     }
     (out, starts)
@@ -218,15 +224,27 @@ fn hours_window() -> impl Strategy<Value = String> {
     })
 }
 
+fn presence() -> impl Strategy<Value = Presence> {
+    prop_oneof![
+        Just(Presence::Totp),
+        Just(Presence::Webauthn),
+        Just(Presence::Any)
+    ]
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
-    let require = prop::collection::btree_map(slug(), 1u32..=100, 1..4).prop_map(|m| {
-        m.into_iter()
-            .map(|(g, count)| breakglass::domain::Requirement {
-                group: breakglass::domain::GroupName::parse(&g).expect("slug() is a group name"),
-                count,
-            })
-            .collect::<Vec<_>>()
-    });
+    let require =
+        prop::collection::btree_map(slug(), (1u32..=100, prop::option::of(presence())), 1..4)
+            .prop_map(|m| {
+                m.into_iter()
+                    .map(|(g, (count, presence))| breakglass::domain::Requirement {
+                        group: breakglass::domain::GroupName::parse(&g)
+                            .expect("slug() is a group name"),
+                        count,
+                        presence,
+                    })
+                    .collect::<Vec<_>>()
+            });
     let ticket = prop_oneof![
         Just(None),
         Just(Some("INC-[0-9]+".to_owned())),
@@ -244,13 +262,14 @@ fn policy() -> impl Strategy<Value = Policy> {
             prop::collection::vec(hours_window(), 0..3),
             prop::option::of(1u32..=1000),
             prop::option::of(60u64..=3650 * 86_400),
+            presence(),
         ),
     )
         .prop_map(
             |(
                 (name, description, require, deny_vetoes),
                 (ttl, window, ticket),
-                (hours, open, age),
+                (hours, open, age, presence),
             )| {
                 Policy {
                     name: breakglass::domain::PolicyName::parse(&name)
@@ -264,6 +283,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                     release_hours: hours,
                     max_open_releases: open,
                     max_age_secs: age,
+                    presence,
                 }
             },
         )

@@ -35,6 +35,7 @@ pub mod rewrap;
 pub mod rotation;
 pub mod ticker;
 pub mod views;
+pub mod webauthn;
 pub mod witness;
 
 pub struct App {

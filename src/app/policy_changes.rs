@@ -440,6 +440,7 @@ impl App {
             totp_code: Some(crate::crypto::totp::SpentCode::new(
                 super::custodians::well_formed_code(code)?.to_owned(),
             )),
+            webauthn: None,
         };
         match tx.insert_policy_change_decision(id, &d).await {
             Err(StoreError::Conflict(_)) => {

@@ -28,10 +28,78 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
+use super::webauthn::Assertion;
 use super::{refuse, App, AppResult};
 use crate::crypto::chain::Verifier;
 use crate::domain::request::request_target;
-use crate::store::{AuditFilter, CredentialRow, CustodianRow, DecisionRow, RequestRow, Tx};
+use crate::store::{
+    AuditFilter, CredentialRow, CustodianRow, DecisionRow, RequestRow, Tx, WebauthnKeyRow,
+};
+
+fn custodian_target(name: &str) -> String {
+    format!("custodian:{name}")
+}
+
+/// Each counted decision made with a key, with the key as stored and the
+/// sequence number of its registration event (the proof's chain starts
+/// there if that is before the request).
+async fn registrations_of(
+    tx: &mut dyn Tx,
+    r: &RequestRow,
+    decisions: &[DecisionRow],
+) -> AppResult<Vec<(DecisionRow, WebauthnKeyRow, i64)>> {
+    let mut out = Vec::new();
+    for d in counted(r, decisions) {
+        let Some(raw) = &d.webauthn else { continue };
+        let Some(a) = Assertion::from_json(raw) else {
+            return unproven(
+                r,
+                format!(
+                    "the security-key approval by {} keeps a malformed assertion",
+                    d.custodian
+                ),
+            );
+        };
+        let key = match tx.webauthn_key(&a.credential_id).await? {
+            Some(k) if k.custodian == d.custodian => k,
+            _ => {
+                return unproven(
+                    r,
+                    format!(
+                        "the key {} approved with is not registered to them",
+                        d.custodian
+                    ),
+                )
+            }
+        };
+        let events = tx
+            .audit_search(
+                &AuditFilter {
+                    action: Some(Action::WebauthnRegister.as_str().into()),
+                    target: Some(custodian_target(&d.custodian)),
+                    outcome: Some("success".into()),
+                    ..Default::default()
+                },
+                0,
+                1000,
+            )
+            .await?;
+        let Some(reg) = events
+            .iter()
+            .find(|e| e.details["credential_id"].as_str() == Some(&a.credential_id))
+        else {
+            return unproven(
+                r,
+                format!(
+                    "the key {} approved with has no registration event",
+                    d.custodian
+                ),
+            );
+        };
+        out.push((d.clone(), key, reg.seq));
+    }
+    Ok(out)
+}
 
 const STEP_MS: i64 = crate::crypto::totp::STEP_SECS as i64 * 1000;
 
@@ -157,6 +225,9 @@ pub(crate) fn state_digest(r: &RequestRow, decisions: &[DecisionRow]) -> String 
                 d.totp_code
                     .as_ref()
                     .map(|c| hex::encode(Sha256::digest(c.expose().as_bytes()))),
+                d.webauthn
+                    .as_ref()
+                    .map(|a| hex::encode(Sha256::digest(a.as_bytes()))),
             ])
         })
         .collect();
@@ -194,13 +265,23 @@ fn unproven<T>(r: &RequestRow, why: impl Into<String>) -> AppResult<T> {
     )
 }
 
-/// A decision as the chain records it and as the store holds it.
-type DecisionKey = (String, Decision, Vec<String>, i64);
+/// A decision as the chain records it and as the store holds it (with
+/// its assertion, when made with a key).
+type DecisionKey = (String, Decision, Vec<String>, i64, Option<String>);
 
 fn key_of(d: &DecisionRow) -> DecisionKey {
     let mut groups = d.groups.clone();
     groups.sort();
-    (d.custodian.clone(), d.decision, groups, d.totp_step)
+    let assertion = d.webauthn.as_ref().map(|a| {
+        Assertion::from_json(a).map_or_else(|| format!("malformed: {a}"), |a| a.to_json())
+    });
+    (
+        d.custodian.clone(),
+        d.decision,
+        groups,
+        d.totp_step,
+        assertion,
+    )
 }
 
 impl App {
@@ -212,10 +293,96 @@ impl App {
         r: &RequestRow,
         decisions: &[DecisionRow],
     ) -> AppResult<()> {
-        let covered = self.signed_events_of(tx, r).await?;
+        let keys = registrations_of(tx, r, decisions).await?;
+        let earliest = keys.iter().map(|(_, _, seq)| *seq).min();
+        let targets = keys
+            .iter()
+            .map(|(d, _, _)| custodian_target(&d.custodian))
+            .collect();
+        let covered = self.signed_events_of(tx, r, earliest, &targets).await?;
         created_as_stored(r, &covered)?;
         decisions_as_recorded(r, decisions, &covered)?;
-        approvals_in_order(tx, r, decisions).await
+        approvals_in_order(tx, r, decisions).await?;
+        for (d, key, _) in &keys {
+            self.key_decision_proved(r, d, key, &covered)?;
+        }
+        Ok(())
+    }
+
+    /// A decision made with a key: the key is the one its signed
+    /// registration event describes, was not removed before the decision,
+    /// and its assertion verifies against it over the challenge that the
+    /// request, the decision and the custodian give.
+    fn key_decision_proved(
+        &self,
+        r: &RequestRow,
+        d: &DecisionRow,
+        key: &WebauthnKeyRow,
+        covered: &[crate::crypto::chain::AuditEvent],
+    ) -> AppResult<()> {
+        let a = d
+            .webauthn
+            .as_deref()
+            .and_then(Assertion::from_json)
+            .expect("registrations_of kept only parsable assertions");
+        let target = custodian_target(&d.custodian);
+        let of_key = |e: &&crate::crypto::chain::AuditEvent| {
+            e.target == target && e.details["credential_id"].as_str() == Some(&a.credential_id)
+        };
+        let Some(registered) = covered
+            .iter()
+            .filter(of_key)
+            .find(|e| e.action == Action::WebauthnRegister.as_str())
+        else {
+            return unproven(
+                r,
+                format!(
+                    "the key {} approved with has no registration event covered by a signed checkpoint",
+                    d.custodian
+                ),
+            );
+        };
+        if registered.details["passkey_sha256"].as_str()
+            != Some(super::webauthn::passkey_digest(&key.passkey).as_str())
+        {
+            return unproven(
+                r,
+                format!(
+                    "the stored key of {} is not the key its signed registration event describes (event {})",
+                    d.custodian, registered.seq
+                ),
+            );
+        }
+        let decided = covered.iter().find(|e| {
+            e.actor == d.custodian
+                && matches!(
+                    Action::of(&e.action),
+                    Some(Action::RequestApprove | Action::RequestDeny)
+                )
+        });
+        let removed = covered
+            .iter()
+            .filter(of_key)
+            .find(|e| e.action == Action::WebauthnRemove.as_str());
+        if let (Some(rm), Some(dec)) = (removed, decided) {
+            if rm.seq < dec.seq {
+                return unproven(
+                    r,
+                    format!(
+                        "the key {} approved with was removed (event {}) before the approval (event {})",
+                        d.custodian, rm.seq, dec.seq
+                    ),
+                );
+            }
+        }
+        let purpose = super::webauthn::decision_purpose(&r.id, d.decision, &d.custodian, &a.nonce);
+        if let Err(why) = self.reverify(&key.passkey, &a, &purpose) {
+            return unproven(
+                r,
+                format!("the security-key approval by {}: {why}", d.custodian),
+            );
+        }
+        Ok(())
     }
 
     /// The request's own successful events that a signed checkpoint covers,
@@ -225,6 +392,8 @@ impl App {
         &self,
         tx: &mut dyn Tx,
         r: &RequestRow,
+        earliest: Option<i64>,
+        also: &BTreeSet<String>,
     ) -> AppResult<Vec<crate::crypto::chain::AuditEvent>> {
         let target = request_target(&r.id);
         let creates = tx
@@ -244,34 +413,37 @@ impl App {
             [] => return unproven(r, "the audit log holds no request.create event for it"),
             _ => return unproven(r, "the audit log holds two request.create events for it"),
         };
-        let Some(start_hash) = tx.audit_hash_at(create.seq - 1).await? else {
+        // From the request's creation, or from the registration of a key
+        // that decided on it, if earlier.
+        let start = earliest.map_or(create.seq, |e| e.min(create.seq));
+        let Some(start_hash) = tx.audit_hash_at(start - 1).await? else {
             return unproven(
                 r,
                 format!(
-                    "event {} before its request.create event is missing",
-                    create.seq - 1
+                    "event {} before the events it rests on is missing",
+                    start - 1
                 ),
             );
         };
         // Verify from the creation to the head, every checkpoint on the way.
         let head = tx.audit_head_peek().await?;
         let mut v =
-            Verifier::starting_at(create.seq, &start_hash).with_keys(vec![self.audit_public_key()]);
+            Verifier::starting_at(start, &start_hash).with_keys(vec![self.audit_public_key()]);
         for c in tx
-            .checkpoints(create.seq - 1, super::audit::CHECKPOINTS_MAX)
+            .checkpoints(start - 1, super::audit::CHECKPOINTS_MAX)
             .await?
         {
             v.checkpoint(c);
         }
         let mut mine = Vec::new();
-        let mut after = create.seq - 1;
+        let mut after = start - 1;
         loop {
             let batch = tx.audit_events(after, 5000).await?;
             let Some(last) = batch.last() else { break };
             after = last.seq;
             for e in batch {
                 v.push(&e);
-                if e.target == target && e.outcome == "success" {
+                if (e.target == target || also.contains(&e.target)) && e.outcome == "success" {
                     mine.push(e);
                 }
             }
@@ -281,8 +453,8 @@ impl App {
             return unproven(
                 r,
                 format!(
-                    "the audit chain does not verify from its creation (event {}): broken at {}: {}",
-                    create.seq, b.seq, b.reason
+                    "the audit chain does not verify from event {start}: broken at {}: {}",
+                    b.seq, b.reason
                 ),
             );
         }
@@ -311,6 +483,10 @@ impl App {
         custodians: &[CustodianRow],
     ) -> AppResult<()> {
         for d in counted(r, decisions) {
+            if d.webauthn.is_some() {
+                // Proved by its assertion (`prove_by_chain`).
+                continue;
+            }
             let Some(code) = &d.totp_code else {
                 return unproven(
                     r,
@@ -405,10 +581,17 @@ fn decisions_as_recorded(
             .filter_map(|g| g.as_str().map(str::to_owned))
             .collect();
         groups.sort();
-        recorded.insert((e.actor.clone(), decision, groups, step));
+        let assertion = match &e.details["webauthn"] {
+            serde_json::Value::Null => None,
+            v => Some(
+                serde_json::from_value::<Assertion>(v.clone())
+                    .map_or_else(|_| format!("malformed: {v}"), |a| a.to_json()),
+            ),
+        };
+        recorded.insert((e.actor.clone(), decision, groups, step, assertion));
     }
     let stored: BTreeSet<DecisionKey> = decisions.iter().map(key_of).collect();
-    if let Some((who, what, _, step)) = stored.difference(&recorded).next() {
+    if let Some((who, what, _, step, _)) = stored.difference(&recorded).next() {
         return unproven(
             r,
             format!(
@@ -416,7 +599,7 @@ fn decisions_as_recorded(
             ),
         );
     }
-    if let Some((who, what, _, _)) = recorded.difference(&stored).next() {
+    if let Some((who, what, _, _, _)) = recorded.difference(&stored).next() {
         return unproven(
             r,
             format!(
@@ -435,6 +618,19 @@ async fn approvals_in_order(
     decisions: &[DecisionRow],
 ) -> AppResult<()> {
     for d in counted(r, decisions) {
+        if d.webauthn.is_some() {
+            // No TOTP step: its challenge binds the request instead.
+            if !(r.created_at..=r.expires_at).contains(&d.at) {
+                return unproven(
+                    r,
+                    format!(
+                        "the security-key approval by {} lies outside the request's lifetime",
+                        d.custodian
+                    ),
+                );
+            }
+            continue;
+        }
         let inside = (r.created_at..=r.expires_at).contains(&d.at)
             && d.totp_step >= r.created_at.div_euclid(STEP_MS) - 1
             && d.totp_step <= d.at.div_euclid(STEP_MS) + 1;

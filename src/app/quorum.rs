@@ -28,6 +28,21 @@ pub(crate) fn approvers_of(decisions: &[DecisionRow], except: Option<&str>) -> V
         .collect()
 }
 
+/// The groups each approval counts for under `policy`: its custodian's
+/// groups as recorded, narrowed to those whose requirement accepts the
+/// proof of presence it was made with; leaving out `except`.
+pub(crate) fn counting_approvers(
+    policy: &Policy,
+    decisions: &[DecisionRow],
+    except: Option<&str>,
+) -> Vec<Vec<GroupName>> {
+    decisions
+        .iter()
+        .filter(|d| d.decision == Decision::Approve && Some(d.custodian.as_str()) != except)
+        .map(|d| policy.counting(&groups_of(&d.groups), d.factor()))
+        .collect()
+}
+
 /// Groups of the custodians who can approve today (enrolled), optionally
 /// leaving one person out (the requester never counts).
 pub(crate) async fn enrolled_groups(

@@ -9,19 +9,51 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::quorum::{approvers_of, enrolled_groups, groups_of};
+use super::quorum::{counting_approvers, enrolled_groups, groups_of};
 use super::views::{CreateRequestBody, ReleaseView, RequestView};
+use super::webauthn::{CeremonyKind, CeremonyResponse, CeremonyView};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::crypto::envelope::{credential_aad, Envelope};
 use crate::crypto::totp::SpentCode;
 use crate::domain::request::StoredState;
-use crate::domain::{Policy, RequestState, Role};
+use crate::domain::{Factor, Policy, RequestState, Role};
 use crate::keys::EncryptionContext;
 use crate::secrets::{SecretLocation, SecretRef};
 use crate::store::{
-    CredentialRow, DecisionRow, RequestFilter, RequestRow, StoreError, Tx, VersionRow,
+    CeremonyRow, CredentialRow, CustodianRow, DecisionRow, RequestFilter, RequestRow, StoreError,
+    Tx, VersionRow,
 };
+
+/// The proof of presence a decision is made with.
+pub(crate) enum Proof<'a> {
+    /// A TOTP code, with the seed opened before the transaction.
+    Totp {
+        code: &'a SecretString,
+        opened: Option<&'a super::custodians::OpenedSeed>,
+    },
+    /// A security key's response to a ceremony already taken.
+    Key {
+        ceremony: Box<CeremonyRow>,
+        credential: &'a serde_json::Value,
+    },
+}
+
+impl Proof<'_> {
+    pub(crate) fn factor(&self) -> Factor {
+        match self {
+            Proof::Totp { .. } => Factor::Totp,
+            Proof::Key { .. } => Factor::Webauthn,
+        }
+    }
+}
+
+fn decision_factor(a: &Option<super::webauthn::Assertion>) -> Factor {
+    match a {
+        Some(_) => Factor::Webauthn,
+        None => Factor::Totp,
+    }
+}
 
 pub const MAX_REASON: usize = 2000;
 pub const MAX_TICKET: usize = 200;
@@ -282,8 +314,11 @@ impl App {
         let mut tx = self.store.begin().await?;
         let res = match opened {
             Ok(o) => {
-                self.decide_tx(tx.as_mut(), who, id, code, None, o.as_ref())
-                    .await
+                let proof = Proof::Totp {
+                    code,
+                    opened: o.as_ref(),
+                };
+                self.decide_tx(tx.as_mut(), who, id, None, proof).await
             }
             Err(e) => Err(e),
         };
@@ -309,7 +344,11 @@ impl App {
         let mut tx = self.store.begin().await?;
         let res = match opened {
             Ok(o) => {
-                self.decide_tx(tx.as_mut(), who, id, code, Some(reason), o.as_ref())
+                let proof = Proof::Totp {
+                    code,
+                    opened: o.as_ref(),
+                };
+                self.decide_tx(tx.as_mut(), who, id, Some(reason), proof)
                     .await
             }
             Err(e) => Err(e),
@@ -318,18 +357,21 @@ impl App {
             .await
     }
 
-    /// Approve (`deny_reason` None) or deny. Locks the request, then the
-    /// custodian; checks the cheap rules before the code, so a refused
-    /// decision never spends a code.
-    async fn decide_tx(
+    /// The rules a decision (approve: `deny_reason` None, or deny) must
+    /// pass before any proof of presence is looked at, so a refused
+    /// decision never spends a code or asks a key to sign: the request,
+    /// the custodian (locked first), pending, not the requester, eligible,
+    /// not decided yet, accepting `factor` from the custodian's groups, and
+    /// (to approve) still needed. Returns the request, the custodian, and
+    /// the reason as given.
+    pub(crate) async fn decision_checks(
         &self,
         tx: &mut dyn Tx,
         who: &Identity,
         id: &str,
-        code: &SecretString,
         deny_reason: Option<&str>,
-        opened: Option<&super::custodians::OpenedSeed>,
-    ) -> AppResult<Done<RequestView>> {
+        factor: Factor,
+    ) -> AppResult<(RequestRow, CustodianRow, Option<String>)> {
         self.require(who, Role::Custodian)?;
         let deny_reason = deny_reason.map(reason_of).transpose()?;
         let r = self.load_request(tx, id).await?;
@@ -359,6 +401,25 @@ impl App {
                 ),
             );
         }
+        let counting = policy.counting(&groups_of(&groups), factor);
+        if counting.is_empty() {
+            let (used, other) = match factor {
+                Factor::Totp => (
+                    "a TOTP code",
+                    "your security key (the console's request page, or `approve --webauthn`)",
+                ),
+                Factor::Webauthn => ("a security key", "a TOTP code"),
+            };
+            return refuse(
+                Code::PresenceRequired,
+                format!(
+                    "policy {} does not accept {used} from your groups ({}): it needs {}; decide with {other}",
+                    policy.name,
+                    groups.join(", "),
+                    policy.describe()
+                ),
+            );
+        }
         let decisions = tx.decisions(&r.id).await?;
         if decisions.iter().any(|d| d.custodian == c.name) {
             return refuse(
@@ -367,8 +428,8 @@ impl App {
             );
         }
         if deny_reason.is_none() {
-            let approvers = approvers_of(&decisions, None);
-            if !policy.contributes(&approvers, &groups_of(&groups)) {
+            let approvers = counting_approvers(&policy, &decisions, None);
+            if !policy.contributes(&approvers, &counting) {
                 return refuse(
                     Code::ApprovalNotNeeded,
                     format!(
@@ -381,7 +442,45 @@ impl App {
                 );
             }
         }
-        let step = self.check_presence(tx, &c, code, opened).await?;
+        Ok((r, c, deny_reason))
+    }
+
+    /// Approve (`deny_reason` None) or deny, with `proof` of presence.
+    /// Locks the request, then the custodian; checks the cheap rules
+    /// before the proof.
+    pub(crate) async fn decide_tx(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        id: &str,
+        deny_reason: Option<&str>,
+        proof: Proof<'_>,
+    ) -> AppResult<Done<RequestView>> {
+        let (r, c, deny_reason) = self
+            .decision_checks(tx, who, id, deny_reason, proof.factor())
+            .await?;
+        let now = self.now_ms();
+        let groups = super::custodians::deciding_groups(&c, who);
+        let policy = snapshot(&r)?;
+        let decisions = tx.decisions(&r.id).await?;
+        let (step, totp_code, assertion) = match proof {
+            Proof::Totp { code, opened } => {
+                let step = self.check_presence(tx, &c, code, opened).await?;
+                let code = SpentCode::new(super::custodians::well_formed_code(code)?.to_owned());
+                (step, Some(code), None)
+            }
+            Proof::Key {
+                ceremony,
+                credential,
+            } => {
+                let wa = self.webauthn()?;
+                let credential = super::webauthn::parse_credential(credential)?;
+                let v = self
+                    .verify_assertion(tx, &wa, &c, &ceremony, &credential)
+                    .await?;
+                (0, None, Some(v.assertion))
+            }
+        };
         let decision = DecisionRow {
             request_id: r.id.clone(),
             custodian: c.name.clone(),
@@ -394,9 +493,8 @@ impl App {
             groups: groups.clone(),
             totp_step: step,
             at: now,
-            totp_code: Some(SpentCode::new(
-                super::custodians::well_formed_code(code)?.to_owned(),
-            )),
+            totp_code,
+            webauthn: assertion.as_ref().map(|a| a.to_json()),
         };
         match tx.insert_decision(&decision).await {
             Err(StoreError::Conflict(_)) => {
@@ -410,14 +508,16 @@ impl App {
         let target = request_target(&r.id);
         let mut decisions = decisions;
         decisions.push(decision);
-        let approvers = approvers_of(&decisions, None);
+        let approvers = counting_approvers(&policy, &decisions, None);
+        let presence = json!(decision_factor(&assertion));
+        let webauthn = json!(assertion);
         let mut events = Vec::new();
         match &deny_reason {
             None => {
                 events.push(Event::new(
                     Action::RequestApprove,
                     target.clone(),
-                    json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed(), "step": step, "groups": groups }),
+                    json!({ "credential": r.credential_name, "approvals": approvers.len(), "needed": policy.approvals_needed(), "step": step, "groups": groups, "presence": presence, "webauthn": webauthn }),
                 ));
                 if policy.is_met(&approvers) {
                     let approvers = decisions
@@ -442,7 +542,7 @@ impl App {
                 events.push(Event::new(
                     Action::RequestDeny,
                     target.clone(),
-                    json!({ "credential": r.credential_name, "reason": reason, "veto": policy.deny_vetoes, "step": step, "groups": groups }),
+                    json!({ "credential": r.credential_name, "reason": reason, "veto": policy.deny_vetoes, "step": step, "groups": groups, "presence": presence, "webauthn": webauthn }),
                 ));
                 if policy.deny_vetoes {
                     if !tx.mark_denied(&r.id, now, &c.name).await? {
@@ -463,6 +563,84 @@ impl App {
         let view = self.view(tx, &r).await?;
         // Signed at once: a release proves each decision by this checkpoint.
         Ok(Done::with_events(view, events).checkpointed())
+    }
+
+    /// Start a ceremony that approves or denies request `id` with a key,
+    /// after the same checks as the decision itself (so a key is never
+    /// asked to sign what would be refused).
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
+    pub async fn begin_decision(
+        &self,
+        who: &Identity,
+        id: &str,
+        decision: Decision,
+    ) -> AppResult<CeremonyView> {
+        let mut tx = self.store.begin().await?;
+        let res = async {
+            self.webauthn()?;
+            let deny = (decision == Decision::Deny).then_some("(given with the response)");
+            let (r, c, _) = self
+                .decision_checks(tx.as_mut(), who, id, deny, Factor::Webauthn)
+                .await?;
+            self.decision_ceremony(tx.as_mut(), who, &r, &c, decision)
+                .await
+        }
+        .await;
+        self.finish(
+            tx,
+            Some(who),
+            Action::WebauthnChallenge,
+            &request_target(id),
+            res,
+        )
+        .await
+    }
+
+    /// Approve or deny with a key: the ceremony is taken (once), then the
+    /// decision runs as with a TOTP code, with the assertion as its proof.
+    #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
+    pub async fn decide_with_key(
+        &self,
+        who: &Identity,
+        id: &str,
+        decision: Decision,
+        body: CeremonyResponse,
+    ) -> AppResult<RequestView> {
+        let action = match decision {
+            Decision::Approve => Action::RequestApprove,
+            Decision::Deny => Action::RequestDeny,
+        };
+        let taken = self
+            .take(who, &body.ceremony, CeremonyKind::of(decision), Some(id))
+            .await;
+        let mut tx = self.store.begin().await?;
+        let res = match taken {
+            Ok(c) => {
+                let proof = Proof::Key {
+                    ceremony: Box::new(c),
+                    credential: &body.credential,
+                };
+                let reason = match decision {
+                    Decision::Deny => Some(body.reason.as_deref().unwrap_or("")),
+                    Decision::Approve => None,
+                };
+                self.decide_tx(tx.as_mut(), who, id, reason, proof).await
+            }
+            Err(e) => Err(e),
+        };
+        let regressed = match &res {
+            Err(AppError::Refused(r)) if r.code == Code::CounterRegressed => {
+                Some(r.message.clone())
+            }
+            _ => None,
+        };
+        let out = self
+            .finish(tx, Some(who), action, &request_target(id), res)
+            .await;
+        if let Some(message) = regressed {
+            self.counter_regressed(who, message).await?;
+        }
+        out
     }
 
     #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
@@ -540,7 +718,7 @@ impl App {
             );
         }
         let decisions = tx.decisions(&r.id).await?;
-        let approvers = approvers_of(&decisions, Some(&r.requester));
+        let approvers = counting_approvers(&policy, &decisions, Some(&r.requester));
         let vetoed = policy.deny_vetoes && decisions.iter().any(|d| d.decision == Decision::Deny);
         if !policy.is_met(&approvers) || vetoed {
             tracing::error!(request = %r.id, "request is marked approved but its recorded decisions do not meet its policy");

@@ -207,6 +207,8 @@ pub struct DecisionView {
     pub decision: String,
     pub reason: Option<String>,
     pub at: String,
+    /// The proof of presence: `totp` or `webauthn`.
+    pub presence: crate::domain::Factor,
 }
 
 impl From<&DecisionRow> for DecisionView {
@@ -216,6 +218,7 @@ impl From<&DecisionRow> for DecisionView {
             decision: d.decision.to_string(),
             reason: d.reason.clone(),
             at: rfc3339(d.at),
+            presence: d.factor(),
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub console: ConsoleFileConfig,
     #[serde(default)]
+    pub webauthn: WebauthnFileConfig,
+    #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub database: DatabaseFileConfig,
@@ -233,6 +235,44 @@ pub struct ConsoleFileConfig {
     /// the return address of a sign-in through the provider, and the base
     /// of sign-in links.
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnFileConfig {
+    /// A PEM file of authenticator vendors' attestation roots: when set, a
+    /// security key is registered only if its attestation chains to one of
+    /// them (passkeys that do not attest are then refused).
+    pub attestation_roots: Option<PathBuf>,
+}
+
+/// The attestation roots (DER), read from `webauthn.attestation_roots`.
+fn attestation_roots_from(f: WebauthnFileConfig) -> anyhow::Result<Vec<Vec<u8>>> {
+    match f.attestation_roots {
+        None => Ok(Vec::new()),
+        Some(path) => Config::attestation_roots_of(&path),
+    }
+}
+
+impl Config {
+    /// The certificates (DER) of a PEM file of attestation roots.
+    pub fn attestation_roots_of(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
+        use rustls_pki_types::pem::PemObject;
+        let roots = rustls_pki_types::CertificateDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "webauthn.attestation_roots {}: not a PEM file of certificates: {e}",
+                    path.display()
+                )
+            })?;
+        anyhow::ensure!(
+            !roots.is_empty(),
+            "webauthn.attestation_roots {} holds no certificate",
+            path.display()
+        );
+        Ok(roots.into_iter().map(|c| c.to_vec()).collect())
+    }
 }
 
 /// The web console's sessions and sign-in links.
@@ -758,6 +798,9 @@ pub struct Settings {
     /// How often an exposed credential's rotation is reminded.
     pub reminder_interval: Duration,
     pub console: ConsoleSettings,
+    /// Security keys register only if their attestation chains to one of
+    /// these roots (DER); empty: any authenticator.
+    pub webauthn_attestation_roots: Vec<Vec<u8>>,
     pub limits: Limits,
 }
 
@@ -777,6 +820,7 @@ impl Default for Settings {
             rotate_keys_after_release: None,
             reminder_interval: Duration::from_secs(24 * 3600),
             console: ConsoleSettings::default(),
+            webauthn_attestation_roots: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -964,7 +1008,9 @@ impl Config {
             log_format == "text" || log_format == "json",
             "log format {log_format:?} is not text or json"
         );
-        let settings = settings_from(f.totp, f.audit, f.alerts, f.review, f.console, f.limits)?;
+        let settings = settings_from(
+            f.totp, f.audit, f.alerts, f.review, f.console, f.webauthn, f.limits,
+        )?;
         let pool = crate::store::PoolSettings {
             max_connections: match f.database.max_connections {
                 Some(0) => anyhow::bail!("database.max_connections must be at least 1"),
@@ -1034,6 +1080,7 @@ fn settings_from(
     alerts: AlertsFileConfig,
     review: ReviewFileConfig,
     console: ConsoleFileConfig,
+    webauthn: WebauthnFileConfig,
     limits: LimitsFileConfig,
 ) -> anyhow::Result<Settings> {
     let d = Settings::default();
@@ -1078,6 +1125,7 @@ fn settings_from(
             d.reminder_interval,
         )?,
         console: console_from_file(console)?,
+        webauthn_attestation_roots: attestation_roots_from(webauthn)?,
         limits: limits_from_file(limits)?,
     })
 }

@@ -114,6 +114,7 @@ pub const SETTINGS: &[Setting] = &[
     s("console.session_lifetime", Duration),
     s("console.link_ttl", Duration),
     s("console.public_url", Str),
+    s("webauthn.attestation_roots", Path),
 ];
 
 /// `BREAKGLASS_*` variables that are not settings of the file: the client

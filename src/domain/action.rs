@@ -118,6 +118,16 @@ pub enum Action {
     SessionClose,
     #[strum(serialize = "session.revoke")]
     SessionRevoke,
+    #[strum(serialize = "webauthn.challenge")]
+    WebauthnChallenge,
+    #[strum(serialize = "webauthn.register")]
+    WebauthnRegister,
+    #[strum(serialize = "webauthn.remove")]
+    WebauthnRemove,
+    #[strum(serialize = "webauthn.list")]
+    WebauthnList,
+    #[strum(serialize = "webauthn.counter_regressed")]
+    WebauthnCounterRegressed,
     #[strum(serialize = "audit.checkpoint")]
     AuditCheckpoint,
     #[strum(serialize = "audit.checkpoints")]
@@ -196,6 +206,7 @@ impl Action {
             | Action::RecoverySessionOpen
             | Action::TokenIssue
             | Action::SessionOpen
+            | Action::WebauthnRegister
             | Action::AuditCheckpoint => Activity::Create,
             Action::RequestList
             | Action::RequestRelease
@@ -210,6 +221,7 @@ impl Action {
             | Action::BackupExport
             | Action::AuditExport
             | Action::AuditList
+            | Action::WebauthnList
             | Action::AuditVerify => Activity::Read,
             Action::RequestApprove
             | Action::RequestApproved
@@ -227,6 +239,7 @@ impl Action {
             | Action::KeysRewrap
             | Action::TokenRevoke
             | Action::SessionClose
+            | Action::WebauthnRemove
             | Action::SessionRevoke => Activity::Update,
             Action::CredentialRotationReminder
             | Action::PolicyChangeApplied
@@ -244,6 +257,8 @@ impl Action {
             | Action::AuditPrune
             | Action::AlertRetry
             | Action::HygieneReport
+            | Action::WebauthnChallenge
+            | Action::WebauthnCounterRegressed
             | Action::HttpInput => Activity::Other,
         }
     }
@@ -257,6 +272,7 @@ impl Action {
                 | Action::RecoveryRelease
                 | Action::RecoveryRecover
                 | Action::CustodianLockout
+                | Action::WebauthnCounterRegressed
         )
     }
 }

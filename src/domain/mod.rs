@@ -12,6 +12,6 @@ pub mod text;
 pub use action::Action;
 pub use code::Code;
 pub use names::{AccountId, CredentialName, CustodianName, FieldName, GroupName, PolicyName};
-pub use policy::{Policy, PolicySet, Requirement};
+pub use policy::{Factor, Policy, PolicySet, Presence, Requirement};
 pub use request::RequestState;
 pub use role::Role;

@@ -26,6 +26,57 @@ pub struct Requirement {
     #[schema(value_type = String)]
     pub group: GroupName,
     pub count: u32,
+    /// The proof of presence this group's approvals need, when it differs
+    /// from the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<Presence>,
+}
+
+/// The proof of presence a policy (or one of its groups) accepts from an
+/// approval.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::Display,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Presence {
+    /// A TOTP code from the custodian's authenticator app.
+    Totp,
+    /// A security key or passkey (WebAuthn, user verified), whose signature
+    /// binds the request and the decision.
+    Webauthn,
+    /// Either.
+    #[default]
+    Any,
+}
+
+/// The proof an approval was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Factor {
+    Totp,
+    Webauthn,
+}
+
+impl Presence {
+    pub fn accepts(self, f: Factor) -> bool {
+        matches!(
+            (self, f),
+            (Presence::Any, _)
+                | (Presence::Totp, Factor::Totp)
+                | (Presence::Webauthn, Factor::Webauthn)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,6 +108,9 @@ pub struct Policy {
     /// often, in seconds (root access keys are rotated automatically).
     #[serde(default)]
     pub max_age_secs: Option<u64>,
+    /// The proof of presence approvals need (a group may set its own).
+    #[serde(default)]
+    pub presence: Presence,
 }
 
 /// Whether the enrolled custodians can meet a policy, and why.
@@ -81,13 +135,41 @@ impl Policy {
         self.require.iter().any(|r| groups.contains(&r.group))
     }
 
-    /// "2 of sre AND 1 of security".
+    /// "2 of sre AND 1 of security (security key)".
     pub fn describe(&self) -> String {
         self.require
             .iter()
-            .map(|r| format!("{} of {}", r.count, r.group))
+            .map(|r| match self.presence_of(r) {
+                Presence::Any => format!("{} of {}", r.count, r.group),
+                Presence::Totp => format!("{} of {} (TOTP)", r.count, r.group),
+                Presence::Webauthn => format!("{} of {} (security key)", r.count, r.group),
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
+    }
+
+    /// The proof of presence a requirement needs.
+    pub fn presence_of(&self, r: &Requirement) -> Presence {
+        r.presence.unwrap_or(self.presence)
+    }
+
+    /// Of `groups`, those whose requirement accepts an approval made with
+    /// `factor`: what such an approval counts for.
+    pub fn counting(&self, groups: &[GroupName], factor: Factor) -> Vec<GroupName> {
+        groups
+            .iter()
+            .filter(|g| {
+                self.require
+                    .iter()
+                    .any(|r| &r.group == *g && self.presence_of(r).accepts(factor))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any of the groups' requirements accepts `factor`.
+    pub fn accepts(&self, groups: &[GroupName], factor: Factor) -> bool {
+        !self.counting(groups, factor).is_empty()
     }
 
     /// The conditions beyond the quorum, in words (empty when none).
@@ -354,6 +436,7 @@ struct RawPolicy {
     release_hours: Vec<toml::Spanned<String>>,
     max_open_releases: Option<toml::Spanned<i64>>,
     max_age: Option<toml::Spanned<String>>,
+    presence: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +444,16 @@ struct RawPolicy {
 struct RawRequirement {
     group: toml::Spanned<String>,
     count: toml::Spanned<i64>,
+    presence: Option<toml::Spanned<String>>,
+}
+
+fn presence_in(v: &toml::Spanned<String>) -> Result<Presence, String> {
+    v.get_ref().parse().map_err(|_| {
+        format!(
+            "presence {:?} is not one of \"totp\", \"webauthn\" or \"any\"",
+            v.get_ref()
+        )
+    })
 }
 
 fn default_true() -> bool {
@@ -516,9 +609,15 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                     format!("count {count} is out of range: between 1 and {MAX_COUNT}"),
                 ));
             }
+            let presence = r
+                .presence
+                .as_ref()
+                .map(|v| presence_in(v).map_err(|e| at(v.span(), e)))
+                .transpose()?;
             require.push(Requirement {
                 group,
                 count: count as u32,
+                presence,
             });
         }
         let request_ttl = parse_duration(
@@ -580,9 +679,14 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                 Duration::from_secs(3650 * 86_400),
             )?),
         };
+        let presence = match &p.presence {
+            None => Presence::Any,
+            Some(v) => presence_in(v).map_err(|e| at(v.span(), e))?,
+        };
         out.push((
             Policy {
                 name,
+                presence,
                 description: p.description,
                 require,
                 deny_vetoes: p.deny_vetoes,

@@ -9,6 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState, Body, Caller, ErrorBody, Path, Query};
 use crate::app::views::*;
+use crate::app::webauthn::{
+    CeremonyResponse, CeremonyView, DecisionCeremonyBody, KeyView, RegisterBody,
+};
 use crate::crypto::chain::{AuditEvent, Verdict};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -733,4 +736,126 @@ pub async fn rotate_keys(
 ) -> ApiResult<crate::app::rotation::RotationView> {
     let steps = b.max_steps.unwrap_or(3);
     Ok(Json(app.rotate_access_key(&who, &name, steps).await?))
+}
+
+/// Which custodian's keys (admin, auditor); the caller's own by default.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeysQuery {
+    pub custodian: Option<String>,
+}
+
+/// Security keys and passkeys of a custodian (the custodian; admin or
+/// auditor with `custodian`).
+#[utoipa::path(get, path = "/v1/webauthn/keys", params(KeysQuery),
+    responses((status = 200, body = Vec<KeyView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn list_keys(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<KeysQuery>,
+) -> ApiResult<Vec<KeyView>> {
+    Ok(Json(app.list_keys(&who, q.custodian.as_deref()).await?))
+}
+
+/// Start registering a security key or passkey (custodian): a `confirm`
+/// ceremony with an existing key, or, for a first key (with the TOTP code),
+/// the `register` ceremony itself.
+#[utoipa::path(post, path = "/v1/webauthn/keys", request_body = RegisterBody,
+    responses((status = 200, body = CeremonyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn begin_key_registration(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<RegisterBody>,
+) -> ApiResult<CeremonyView> {
+    Ok(Json(app.begin_key_registration(&who, b).await?))
+}
+
+/// An existing key confirms a registration: the `register` ceremony follows.
+#[utoipa::path(post, path = "/v1/webauthn/keys/confirm", request_body = CeremonyResponse,
+    responses((status = 200, body = CeremonyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn confirm_key_registration(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<CeremonyResponse>,
+) -> ApiResult<CeremonyView> {
+    Ok(Json(app.confirm_key_registration(&who, b).await?))
+}
+
+/// Finish registering a key with the authenticator's response.
+#[utoipa::path(post, path = "/v1/webauthn/keys/register", request_body = CeremonyResponse,
+    responses((status = 200, body = KeyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn finish_key_registration(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<CeremonyResponse>,
+) -> ApiResult<KeyView> {
+    Ok(Json(app.finish_key_registration(&who, b).await?))
+}
+
+/// Remove a key (its custodian, or an admin): it never signs again.
+#[utoipa::path(post, path = "/v1/webauthn/keys/{id}/remove", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn remove_key(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<KeyView> {
+    Ok(Json(app.remove_key(&who, &id).await?))
+}
+
+/// Start a ceremony that approves or denies a request with a key
+/// (custodian): its challenge binds the request, the decision and you.
+#[utoipa::path(post, path = "/v1/requests/{id}/webauthn", params(("id" = String, Path)), request_body = DecisionCeremonyBody,
+    responses((status = 200, body = CeremonyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody)))]
+pub async fn begin_decision(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionCeremonyBody>,
+) -> ApiResult<CeremonyView> {
+    Ok(Json(app.begin_decision(&who, &id, b.decision).await?))
+}
+
+/// Approve with a security key's response to the request's ceremony.
+#[utoipa::path(post, path = "/v1/requests/{id}/webauthn/approve", params(("id" = String, Path)), request_body = CeremonyResponse,
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn approve_with_key(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<CeremonyResponse>,
+) -> ApiResult<RequestView> {
+    Ok(Json(
+        app.decide_with_key(&who, &id, crate::domain::states::Decision::Approve, b)
+            .await?,
+    ))
+}
+
+/// Deny with a security key's response to the request's ceremony (and a
+/// reason).
+#[utoipa::path(post, path = "/v1/requests/{id}/webauthn/deny", params(("id" = String, Path)), request_body = CeremonyResponse,
+    responses((status = 200, body = RequestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn deny_with_key(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<CeremonyResponse>,
+) -> ApiResult<RequestView> {
+    Ok(Json(
+        app.decide_with_key(&who, &id, crate::domain::states::Decision::Deny, b)
+            .await?,
+    ))
 }

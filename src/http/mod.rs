@@ -392,6 +392,9 @@ impl Modify for BearerAuth {
         handlers::approve_policy_change, handlers::deny_policy_change,
         handlers::open_recovery_session, handlers::show_recovery_session,
         handlers::submit_share, handlers::release_recovery,
+        handlers::list_keys, handlers::begin_key_registration, handlers::confirm_key_registration,
+        handlers::finish_key_registration, handlers::remove_key,
+        handlers::begin_decision, handlers::approve_with_key, handlers::deny_with_key,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -431,6 +434,16 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(approve))
         .route("/v1/requests/{id}/deny", post(deny))
         .route("/v1/requests/{id}/release", post(release))
+        .route("/v1/requests/{id}/webauthn", post(begin_decision))
+        .route("/v1/requests/{id}/webauthn/approve", post(approve_with_key))
+        .route("/v1/requests/{id}/webauthn/deny", post(deny_with_key))
+        .route(
+            "/v1/webauthn/keys",
+            post(begin_key_registration).get(list_keys),
+        )
+        .route("/v1/webauthn/keys/confirm", post(confirm_key_registration))
+        .route("/v1/webauthn/keys/register", post(finish_key_registration))
+        .route("/v1/webauthn/keys/{id}/remove", post(remove_key))
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/.well-known/breakglass-audit-key", get(audit_key))

@@ -27,6 +27,7 @@ mod sinks;
 mod sql;
 mod sqlite;
 mod tokens;
+mod webauthn;
 
 pub use alerts::AlertStore;
 pub use audit::AuditStore;
@@ -41,6 +42,7 @@ pub use rows::*;
 pub use sessions::SessionStore;
 pub use sinks::SinkStore;
 pub use tokens::TokenStore;
+pub use webauthn::WebauthnStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -135,6 +137,7 @@ pub trait Tx:
     + RecoveryStore
     + TokenStore
     + SessionStore
+    + WebauthnStore
     + GaugeStore
     + Send
 {
@@ -147,6 +150,7 @@ pub mod prelude {
     pub use super::{
         AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, PolicyStore,
         RecoveryStore, RequestStore, RotationStore, SessionStore, SinkStore, Store, TokenStore, Tx,
+        WebauthnStore,
     };
 }
 

@@ -135,7 +135,7 @@ impl PolicyStore for SqlTx {
     ) -> Result<()> {
         let q = self
             .sql(
-                "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at, totp_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO policy_change_decisions (change_id, custodian, decision, reason, groups, totp_step, at, totp_code, webauthn) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(change_id);
         super::requests::bind_decision(q, d).execute(self).await?;
@@ -163,6 +163,7 @@ impl PolicyStore for SqlTx {
                     totp_code: r
                         .try_get::<Option<String>, _>("totp_code")?
                         .map(crate::crypto::totp::SpentCode::new),
+                    webauthn: r.try_get("webauthn")?,
                 })
             })
             .collect()

@@ -144,8 +144,8 @@ impl RequestStore for SqlTx {
 
     async fn insert_decision(&mut self, d: &DecisionRow) -> Result<()> {
         let q = self.sql(
-            "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO decisions (request_id, custodian, decision, reason, groups, totp_step, at, totp_code, webauthn) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&d.request_id);
         bind_decision(q, d).execute(self).await?;
@@ -174,8 +174,8 @@ impl RequestStore for SqlTx {
     async fn decision_steps(&mut self, custodian: &str) -> Result<Vec<(i64, i64)>> {
         let rows = self
             .sql(
-                "SELECT totp_step, at FROM decisions WHERE custodian = $1 \
-             UNION ALL SELECT totp_step, at FROM policy_change_decisions WHERE custodian = $1",
+                "SELECT totp_step, at FROM decisions WHERE custodian = $1 AND webauthn IS NULL \
+             UNION ALL SELECT totp_step, at FROM policy_change_decisions WHERE custodian = $1 AND webauthn IS NULL",
             )
             .bind(custodian)
             .fetch_all(self)
@@ -219,6 +219,7 @@ pub(super) fn decision_from(r: &Row) -> Result<DecisionRow> {
         totp_code: r
             .try_get::<Option<String>, _>("totp_code")?
             .map(crate::crypto::totp::SpentCode::new),
+        webauthn: r.try_get("webauthn")?,
     })
 }
 
@@ -232,4 +233,5 @@ pub(super) fn bind_decision(q: Query, d: &DecisionRow) -> Query {
         .bind(d.totp_step)
         .bind(d.at)
         .bind(d.totp_code.as_ref().map(|c| c.expose().to_owned()))
+        .bind(&d.webauthn)
 }

@@ -100,6 +100,51 @@ pub struct DecisionRow {
     /// The code the decision was made with (spent), re-verified at release;
     /// `None` for decisions made before codes were kept.
     pub totp_code: Option<crate::crypto::totp::SpentCode>,
+    /// The assertion of a decision made with a security key (JSON, see
+    /// `app::webauthn::Assertion`); `None` for a TOTP decision.
+    pub webauthn: Option<String>,
+}
+
+impl DecisionRow {
+    /// The proof of presence it was made with.
+    pub fn factor(&self) -> crate::domain::Factor {
+        match self.webauthn {
+            Some(_) => crate::domain::Factor::Webauthn,
+            None => crate::domain::Factor::Totp,
+        }
+    }
+}
+
+/// A registered security key or passkey.
+#[derive(Debug, Clone)]
+pub struct WebauthnKeyRow {
+    pub credential_id: String,
+    pub custodian: String,
+    pub name: String,
+    /// The library's record of the key (public key, counter at registration).
+    pub passkey: String,
+    pub counter: i64,
+    pub aaguid: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub removed_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony in progress.
+#[derive(Debug, Clone)]
+pub struct CeremonyRow {
+    pub id: String,
+    pub kind: String,
+    pub custodian: String,
+    pub session: String,
+    pub request_id: Option<String>,
+    pub key_name: Option<String>,
+    pub nonce: Option<String>,
+    pub authorized_by: Option<String>,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -273,6 +273,9 @@ impl TestApp {
                 a.public_url = Some(base.replace("127.0.0.1", "localhost"));
             }
         }
+        if config.settings.console.public_url.as_deref() == Some(PUBLIC_URL_OF_THIS_SERVER) {
+            config.settings.console.public_url = Some(base.replace("127.0.0.1", "localhost"));
+        }
         let app = breakglass::server::build(&config, clock.clone())
             .await
             .unwrap();

@@ -33,6 +33,7 @@ TABLES = [
     "policy_changes",
     "policy_change_decisions",
     "key_rotations",
+    "webauthn_keys",
 ]
 
 # Columns a refusal may change by design.

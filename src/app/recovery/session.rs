@@ -853,6 +853,7 @@ impl App {
                     // Proved here by the share and its code, checked
                     // against the seed the recovery key opened.
                     totp_code: None,
+                    webauthn: None,
                 });
             }
             if !policy.is_met(&approvers) {

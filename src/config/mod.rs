@@ -258,7 +258,7 @@ impl Config {
     /// The certificates (DER) of a PEM file of attestation roots.
     pub fn attestation_roots_of(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
         use rustls_pki_types::pem::PemObject;
-        let roots = rustls_pki_types::CertificateDer::pem_file_iter(&path)
+        let roots = rustls_pki_types::CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| {
                 anyhow::anyhow!(

@@ -28,6 +28,9 @@ both_backends!(
     custodians_enrol_auditors_audit_admins_administer_in_the_browser,
     oidc_sign_in_with_pkce_and_the_local_fallback_with_the_provider_down,
     breakglass_login_keeps_an_owner_only_token_the_other_commands_use,
+    a_custodian_registers_a_key_and_approves_with_it_on_a_phone,
+    an_answer_without_user_verification_or_replayed_is_refused,
+    a_custodian_with_no_key_left_gets_a_new_one_with_the_quorum,
 );
 
 /// A browser, one command at a time.
@@ -1160,5 +1163,260 @@ async fn custodians_enrol_auditors_audit_admins_administer_in_the_browser(backen
         .unwrap()
         .status();
     assert_eq!(status, 303, "ann is sent to sign in again");
+    b.assert_no_csp_violation();
+}
+
+fn with_keys(c: &mut Config) {
+    c.settings.console.public_url = Some(PUBLIC_URL_OF_THIS_SERVER.into());
+}
+
+/// Register a key in the browser's virtual authenticator, through the
+/// keys page (a first key: with the TOTP code).
+fn register_key_in(b: &mut Browser, t: &TestApp, who: &str, name: &str) {
+    let r = b.open(&format!("{}/console/keys", console(t)));
+    assert!(text(&r).contains("no security key yet"), "{r}");
+    b.axe("the keys page");
+    b.typed("#key-name", name);
+    b.typed("#code", &t.code(who));
+    let r = b.click("#add-key");
+    assert!(text(&r).contains("Register the new key"), "{r}");
+    b.axe("the registration ceremony");
+    let r = b.click("#use-key");
+    assert!(
+        text(&r).contains(&format!("Your key {name} is registered")),
+        "{r}"
+    );
+}
+
+async fn a_custodian_registers_a_key_and_approves_with_it_on_a_phone(backend: Backend) {
+    let w = World::with(TestApp::start_configured(backend, &with_keys).await).await;
+    let t = &w.t;
+    let mut b = Browser::start(&shots_dir("security-key", backend));
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+    b.send(json!({ "cmd": "authenticator" }));
+    register_key_in(&mut b, t, "ann", "phone");
+    b.shot("1-key-registered");
+
+    let id = w.request().await;
+    // From the terminal: `approve --webauthn` prints the request's page,
+    // waits, and reports the outcome.
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_breakglass"))
+        .args(["approve", &id, "--webauthn", "--no-open"])
+        .env("BREAKGLASS_SERVER", &t.base)
+        .env("BREAKGLASS_TOKEN", &w.ann)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(cli.stdout.take().unwrap());
+    let mut link = String::new();
+    out.read_line(&mut link).unwrap();
+    let link = link.trim().to_string();
+    assert_eq!(link, format!("{}/console/requests/{id}", console(t)));
+    let r = b.open(&link);
+    assert!(text(&r).contains("Approve with a security key"), "{r}");
+    let r = b.click("#approve-key");
+    assert!(text(&r).contains("Approve with your security key"), "{r}");
+    b.shot("2-approve-ceremony");
+    b.axe("the approval ceremony");
+    let r = b.click("#use-key");
+    let page = text(&r);
+    assert!(page.contains("signed by your security key"), "{r}");
+    assert!(page.contains("1 of 3 approvals"), "{r}");
+    b.shot("3-approved-with-key");
+    let status = cli.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut out, &mut said).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(
+        said.contains("approved with your security key: 1 of 3 approvals"),
+        "{said}"
+    );
+    let v = request_state(&w, &id).await;
+    assert_eq!(v["decisions"][0]["presence"], "webauthn");
+    let ev = t
+        .audit()
+        .await
+        .into_iter()
+        .find(|e| e.action == "request.approve" && e.outcome == "success")
+        .unwrap();
+    assert_eq!(ev.details["presence"], "webauthn");
+    assert!(ev.details["webauthn"]["signature"].is_string());
+    // The rest of the quorum with codes; the release proves ann's key.
+    w.approve(&id, "bob", &w.bob).await.ok();
+    w.approve(&id, "sec", &w.sec).await.ok();
+    t.next_step();
+    let out = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(out["fields"]["password"], PASSWORD);
+    b.assert_no_csp_violation();
+}
+
+async fn an_answer_without_user_verification_or_replayed_is_refused(backend: Backend) {
+    let w = World::with(TestApp::start_configured(backend, &with_keys).await).await;
+    let t = &w.t;
+    let base = console(t);
+    let mut b = Browser::start(&shots_dir("security-key-refusals", backend));
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+    b.send(json!({ "cmd": "authenticator" }));
+    register_key_in(&mut b, t, "ann", "phone");
+    let first = w.request().await;
+    let second = w.request().await;
+
+    // The key cannot verify its user: the browser refuses to sign, and
+    // nothing is approved.
+    b.send(json!({ "cmd": "verified", "value": false }));
+    b.open(&format!("{base}/console/requests/{first}"));
+    b.click("#approve-key");
+    b.send(json!({ "cmd": "click", "css": "#use-key", "navigates": false }));
+    let r = b.send(json!({ "cmd": "wait_text", "text": "did not answer" }));
+    assert!(text(&r).contains("NotAllowedError"), "{r}");
+    b.shot("1-not-verified");
+    assert_eq!(request_state(&w, &first).await["approvals"], 0);
+    b.send(json!({ "cmd": "verified", "value": true }));
+
+    // An answer kept aside (as an eavesdropper on the page would) ...
+    b.open(&format!("{base}/console/requests/{first}"));
+    b.click("#approve-key");
+    let field = |b: &mut Browser, name: &str| -> String {
+        b.send(json!({ "cmd": "attr", "css": format!("input[name={name}]"), "name": "value" }))
+            ["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let token = field(&mut b, "form_token");
+    let ceremony = field(&mut b, "ceremony");
+    let answer = b.send(json!({ "cmd": "capture" }))["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post =
+        |b: &mut Browser, path: String, ceremony: &str, reason: Option<&str>| -> (u64, String) {
+            let mut fields =
+                json!({ "form_token": token, "ceremony": ceremony, "credential": answer });
+            if let Some(r) = reason {
+                fields["reason"] = json!(r);
+            }
+            let r =
+                b.send(json!({ "cmd": "post", "url": format!("{base}{path}"), "fields": fields }));
+            (
+                r["status"].as_u64().unwrap(),
+                r["body"].as_str().unwrap().to_string(),
+            )
+        };
+    // ... is accepted once, for its ceremony ...
+    let (status, body) = post(
+        &mut b,
+        format!("/console/requests/{first}/key/approve"),
+        &ceremony,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("signed by your security key"), "{body}");
+    // ... and never again: not for the same ceremony,
+    let (status, body) = post(
+        &mut b,
+        format!("/console/requests/{first}/key/approve"),
+        &ceremony,
+        None,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("ceremony_used"), "{body}");
+    // not for another request's ceremony,
+    b.open(&format!("{base}/console/requests/{second}"));
+    b.click("#approve-key");
+    let other = field(&mut b, "ceremony");
+    let (status, body) = post(
+        &mut b,
+        format!("/console/requests/{second}/key/approve"),
+        &other,
+        None,
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("assertion_not_bound"), "{body}");
+    // and not for the other decision.
+    b.open(&format!("{base}/console/requests/{second}"));
+    b.send(json!({ "cmd": "click", "css": "summary", "navigates": false }));
+    b.typed("#deny-key-reason", "not this one");
+    b.click("#deny-key");
+    let deny = field(&mut b, "ceremony");
+    let (status, body) = post(
+        &mut b,
+        format!("/console/requests/{second}/key/deny"),
+        &deny,
+        Some("not this one"),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("assertion_not_bound"), "{body}");
+    let v = request_state(&w, &second).await;
+    assert_eq!(v["decisions"], json!([]));
+    assert_eq!(request_state(&w, &first).await["approvals"], 1);
+    b.assert_no_csp_violation();
+}
+
+async fn a_custodian_with_no_key_left_gets_a_new_one_with_the_quorum(backend: Backend) {
+    let w = World::with(TestApp::start_configured(backend, &with_keys).await).await;
+    let t = &w.t;
+    let base = console(t);
+    let mut b = Browser::start(&shots_dir("key-reset", backend));
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+    b.send(json!({ "cmd": "authenticator" }));
+    register_key_in(&mut b, t, "ann", "phone");
+    // The phone is lost: ann removes its key, and asks for a new one.
+    let r = b.click("#remove-1");
+    assert!(text(&r).contains("never signs again"), "{r}");
+    assert!(text(&r).contains("needs the quorum's approval"), "{r}");
+    b.typed("#reset-reason", "phone lost on the train");
+    let r = b.click("#ask-reset");
+    assert!(text(&r).contains("Your key reset is proposed"), "{r}");
+    b.shot("1-reset-asked");
+    b.axe("the keys page, reset asked");
+    sign_out(&mut b);
+    // Bob sees it on his home page and approves it with his code.
+    sign_in_with_link(&mut b, t, "bob", &[Role::Custodian]).await;
+    let r = b.open(&format!("{base}/console/"));
+    assert!(text(&r).contains("A new security key for ann"), "{r}");
+    assert!(text(&r).contains("phone lost on the train"), "{r}");
+    b.shot("2-reset-awaiting-bob");
+    b.axe("the home page with a key reset");
+    b.typed("#reset-code-1", &t.code("bob"));
+    let r = b.click("#approve-reset-1");
+    assert!(
+        text(&r).contains("Your decision on ann's new key is recorded"),
+        "{r}"
+    );
+    sign_out(&mut b);
+    // Cat and security approve over the API.
+    let resets = t.get("/v1/key-resets", &w.auditor).await.ok();
+    let rid = resets[0]["id"].as_str().unwrap().to_string();
+    for (who, token) in [("cat", &w.cat), ("sec", &w.sec)] {
+        t.post(
+            format!("/v1/key-resets/{rid}/approve"),
+            token,
+            json!({ "code": t.code(who) }),
+        )
+        .await
+        .ok();
+    }
+    // Ann registers the new key (a new phone) with her code.
+    t.next_step();
+    sign_in_with_link(&mut b, t, "ann", &[Role::Custodian]).await;
+    b.send(json!({ "cmd": "authenticator", "replace": true }));
+    let r = b.open(&format!("{base}/console/keys"));
+    assert!(text(&r).contains("Your key reset is approved"), "{r}");
+    b.typed("#key-name", "new-phone");
+    b.typed("#code", &t.code("ann"));
+    let r = b.click("#add-key");
+    assert!(text(&r).contains("Register the new key"), "{r}");
+    let r = b.click("#use-key");
+    assert!(text(&r).contains("Your key new-phone is registered"), "{r}");
+    b.shot("3-new-key");
     b.assert_no_csp_violation();
 }

@@ -207,6 +207,72 @@ async fn a_key_registers_approves_and_its_approval_is_proved_at_release(backend:
         .ok();
     assert_eq!(out["fields"]["password"], common::PASSWORD);
     assert!(t.verify().await);
+
+    // An auditor re-verifies the key approval offline, from an export and
+    // the published audit key, with an independent WebAuthn library.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit-key.json");
+    let published = t.get("/.well-known/breakglass-audit-key", "").await.ok();
+    std::fs::write(&key, published.to_string()).unwrap();
+    let export = reqwest::Client::new()
+        .get(format!("{}/v1/audit/export", t.base))
+        .bearer_auth(&w.auditor)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let (code, said) = verify_py(&key, &file);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("1 security-key decisions verified"), "{said}");
+    // An edited approval is named: its signature, or its nonce (the
+    // challenge then binds nothing of this request).
+    for (field, to) in [("signature", "AAAA"), ("nonce", "bm90LXRoZS1ub25jZQ")] {
+        let edited: Vec<String> = export
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                if v["action"] == "request.approve" && v["actor"] == "ann" {
+                    v["details"]["webauthn"][field] = json!(to);
+                }
+                if v.is_object() {
+                    v.to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+        let (code, said) = verify_py(&key, &file);
+        assert_eq!(code, 1, "{said}");
+        assert!(
+            said.contains(&format!(
+                "the security-key approve by ann in event {} does not verify",
+                ev.seq
+            )),
+            "{said}"
+        );
+    }
+}
+
+fn verify_py(key: &std::path::Path, file: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/verify_audit.py"
+        ))
+        .arg("--public-key")
+        .arg(key)
+        .arg(file)
+        .output()
+        .expect("python3 with cryptography and fido2 (scripts/test installs them)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 async fn a_replayed_or_misdirected_assertion_is_refused(backend: Backend) {
@@ -411,6 +477,91 @@ async fn a_second_key_needs_the_first_and_a_removed_last_key_needs_the_quorum(ba
     t.post(format!("/v1/webauthn/keys/{cid}/remove"), &w.bob, json!({}))
         .await
         .refused(404, "key_not_found");
+
+    // The quorum of ann's strictest policy (default: 2 of sre AND 1 of
+    // security, ann not counting) allows one new key.
+    let reset = t
+        .post(
+            "/v1/custodians/ann/key-reset",
+            &w.ann,
+            json!({ "reason": "both keys lost with my bag" }),
+        )
+        .await
+        .ok();
+    assert_eq!(reset["policy"], "default");
+    assert_eq!(reset["state"], "pending");
+    let rid = reset["id"].as_str().unwrap();
+    let decide = |who: &'static str, token: &str| {
+        let token = token.to_string();
+        let code = t.code(who);
+        async move {
+            t.post(
+                format!("/v1/key-resets/{rid}/approve"),
+                &token,
+                json!({ "code": code }),
+            )
+            .await
+        }
+    };
+    decide("ann", &w.ann).await.refused(403, "self_approval");
+    decide("bob", &w.bob).await.ok();
+    t.post(
+        "/v1/webauthn/keys",
+        &w.ann,
+        json!({ "name": "new", "code": t.code("ann") }),
+    )
+    .await
+    .refused(409, "key_reset_required");
+    decide("cat", &w.cat).await.ok();
+    let done = decide("sec", &w.sec).await.ok();
+    assert_eq!(done["state"], "approved");
+    assert!(done["register_until"].is_string());
+    t.next_step();
+    let mut fresh = SoftPasskey::new(true);
+    let k = register(t, &w.ann, "ann", "fresh", &mut fresh, None).await;
+    assert_eq!(k["name"], "fresh");
+    let events = t.audit().await;
+    let registered = events
+        .iter()
+        .rev()
+        .find(|e| e.action == "webauthn.register")
+        .unwrap();
+    assert_eq!(registered.details["authorized_by"], format!("reset:{rid}"));
+    assert!(events.iter().any(|e| e.action == "key_reset.approved"));
+    // Used once: with the new key removed, the next one needs a new reset.
+    let cid = k["credential_id"].as_str().unwrap();
+    t.post(format!("/v1/webauthn/keys/{cid}/remove"), &w.ann, json!({}))
+        .await
+        .ok();
+    t.next_step();
+    t.post(
+        "/v1/webauthn/keys",
+        &w.ann,
+        json!({ "name": "again", "code": t.code("ann") }),
+    )
+    .await
+    .refused(409, "key_reset_required");
+    let listed = t.get("/v1/key-resets", &w.auditor).await.ok();
+    assert_eq!(listed[0]["state"], "used");
+    // A denial vetoes the next one.
+    let reset = t
+        .post(
+            "/v1/custodians/ann/key-reset",
+            &w.admin,
+            json!({ "reason": "lost again" }),
+        )
+        .await
+        .ok();
+    let rid = reset["id"].as_str().unwrap();
+    let denied = t
+        .post(
+            format!("/v1/key-resets/{rid}/deny"),
+            &w.bob,
+            json!({ "code": t.code("bob"), "reason": "call me first" }),
+        )
+        .await
+        .ok();
+    assert_eq!(denied["state"], "denied");
 }
 
 /// The PEM of a software token's attestation root.

@@ -136,6 +136,7 @@ impl App {
             custodian: c
                 .filter(|_| who.has(Role::Custodian))
                 .map(|c| CustodianView::from_row(&c, now)),
+            console_url: self.settings.console.public_url.clone(),
         })
     }
 

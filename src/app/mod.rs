@@ -25,6 +25,7 @@ pub mod console;
 pub mod credentials;
 pub mod custodians;
 pub mod hygiene;
+pub mod key_resets;
 pub mod policy_changes;
 pub mod proof;
 pub mod quorum;

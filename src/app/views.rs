@@ -337,6 +337,9 @@ pub struct WhoAmI {
     pub expires_at: String,
     /// Present when the subject is a custodian.
     pub custodian: Option<CustodianView>,
+    /// The console's address (`[console] public_url`), where security keys
+    /// are used; absent when it is not configured.
+    pub console_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

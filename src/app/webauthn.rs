@@ -597,31 +597,38 @@ impl App {
                 ),
             ));
         }
-        if !keys.is_empty() {
-            return refuse(
-                Code::KeyResetRequired,
-                format!(
-                    "custodian {} had security keys and has none left: a new key cannot be confirmed by one; it needs the quorum's approval",
-                    c.name
-                ),
-            );
-        }
-        // A first key: a TOTP code shows the custodian is present.
+        // A first key, or one the quorum allowed: a TOTP code shows the
+        // custodian is present.
+        let authorized_by = match keys.is_empty() {
+            true => "first".to_owned(),
+            false => match self.granted_reset(tx, &c.name).await? {
+                Some(g) => format!("reset:{}", g.id),
+                None => {
+                    return refuse(
+                        Code::KeyResetRequired,
+                        format!(
+                            "custodian {} had security keys and has none left: a new key cannot be confirmed by one; it needs the quorum's approval (POST /v1/custodians/{}/key-reset)",
+                            c.name, c.name
+                        ),
+                    )
+                }
+            },
+        };
         let Some(code) = &body.code else {
             return refuse(
                 Code::InvalidTotpFormat,
-                "a first security key needs your current TOTP code (`code`)",
+                "this security key needs your current TOTP code (`code`)",
             );
         };
         self.check_presence(tx, &c, code, opened).await?;
-        let (options, row) = self.registration(&wa, tx, who, &c, &keys, name, "first")?;
+        let (options, row) = self.registration(&wa, tx, who, &c, &keys, name, &authorized_by)?;
         tx.insert_ceremony(&row).await?;
         Ok(Done::new(
             Self::view_of(&row, CeremonyKind::Register, options),
             Event::new(
                 Action::WebauthnChallenge,
                 custodian_target(&c.name),
-                json!({ "ceremony": "register", "key_name": row.key_name, "authorized_by": "first" }),
+                json!({ "ceremony": "register", "key_name": row.key_name, "authorized_by": row.authorized_by }),
             ),
         ))
     }
@@ -817,6 +824,13 @@ impl App {
                 )
             }
         };
+        if let Some(reset) = ceremony
+            .authorized_by
+            .as_deref()
+            .and_then(|a| a.strip_prefix("reset:"))
+        {
+            self.use_reset(tx, reset).await?;
+        }
         let credential_id = B64URL.encode(passkey.cred_id());
         let stored = serde_json::to_string(&passkey).map_err(|e| internal("passkey", e))?;
         let now = self.now_ms();

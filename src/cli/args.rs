@@ -69,12 +69,20 @@ pub(super) enum Command {
     /// File and inspect break-glass requests.
     #[command(subcommand)]
     Request(RequestCmd),
-    /// Approve a request with a fresh TOTP code (custodian).
+    /// Approve a request with a fresh TOTP code, or with a security key in
+    /// the console (custodian).
     Approve {
         id: String,
         /// The current TOTP code; asked for without echo when omitted.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "webauthn")]
         code: Option<String>,
+        /// Approve with a security key or passkey: prints (and opens) the
+        /// request's console page, then waits for your approval there.
+        #[arg(long)]
+        webauthn: bool,
+        /// With --webauthn: print the link without opening a browser.
+        #[arg(long, requires = "webauthn")]
+        no_open: bool,
     },
     /// Deny a request with a fresh TOTP code and a reason (custodian).
     Deny {

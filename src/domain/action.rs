@@ -128,6 +128,18 @@ pub enum Action {
     WebauthnList,
     #[strum(serialize = "webauthn.counter_regressed")]
     WebauthnCounterRegressed,
+    #[strum(serialize = "key_reset.propose")]
+    KeyResetPropose,
+    #[strum(serialize = "key_reset.approve")]
+    KeyResetApprove,
+    #[strum(serialize = "key_reset.deny")]
+    KeyResetDeny,
+    #[strum(serialize = "key_reset.approved")]
+    KeyResetApproved,
+    #[strum(serialize = "key_reset.denied")]
+    KeyResetDenied,
+    #[strum(serialize = "key_reset.list")]
+    KeyResetList,
     #[strum(serialize = "audit.checkpoint")]
     AuditCheckpoint,
     #[strum(serialize = "audit.checkpoints")]
@@ -222,6 +234,7 @@ impl Action {
             | Action::AuditExport
             | Action::AuditList
             | Action::WebauthnList
+            | Action::KeyResetList
             | Action::AuditVerify => Activity::Read,
             Action::RequestApprove
             | Action::RequestApproved
@@ -240,6 +253,10 @@ impl Action {
             | Action::TokenRevoke
             | Action::SessionClose
             | Action::WebauthnRemove
+            | Action::KeyResetApprove
+            | Action::KeyResetDeny
+            | Action::KeyResetApproved
+            | Action::KeyResetDenied
             | Action::SessionRevoke => Activity::Update,
             Action::CredentialRotationReminder
             | Action::PolicyChangeApplied
@@ -259,6 +276,7 @@ impl Action {
             | Action::HygieneReport
             | Action::WebauthnChallenge
             | Action::WebauthnCounterRegressed
+            | Action::KeyResetPropose
             | Action::HttpInput => Activity::Other,
         }
     }

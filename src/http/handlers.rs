@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState, Body, Caller, ErrorBody, Path, Query};
+use crate::app::key_resets::{KeyResetBody, KeyResetDecision, KeyResetView};
 use crate::app::views::*;
 use crate::app::webauthn::{
     CeremonyResponse, CeremonyView, DecisionCeremonyBody, KeyView, RegisterBody,
@@ -856,6 +857,62 @@ pub async fn deny_with_key(
 ) -> ApiResult<RequestView> {
     Ok(Json(
         app.decide_with_key(&who, &id, crate::domain::states::Decision::Deny, b)
+            .await?,
+    ))
+}
+
+/// Propose a new security key for a custodian who has none left (the
+/// custodian, or an admin): the quorum of their strictest policy decides.
+#[utoipa::path(post, path = "/v1/custodians/{name}/key-reset", params(("name" = String, Path)), request_body = KeyResetBody,
+    responses((status = 200, body = KeyResetView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn propose_key_reset(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<KeyResetBody>,
+) -> ApiResult<KeyResetView> {
+    Ok(Json(app.propose_key_reset(&who, &name, b).await?))
+}
+
+/// Key resets, newest first (admin, custodian, auditor).
+#[utoipa::path(get, path = "/v1/key-resets",
+    responses((status = 200, body = Vec<KeyResetView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_key_resets(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Vec<KeyResetView>> {
+    Ok(Json(app.list_key_resets(&who).await?))
+}
+
+/// Approve a key reset with a TOTP code (custodian in its quorum).
+#[utoipa::path(post, path = "/v1/key-resets/{id}/approve", params(("id" = String, Path)), request_body = KeyResetDecision,
+    responses((status = 200, body = KeyResetView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody)))]
+pub async fn approve_key_reset(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<KeyResetDecision>,
+) -> ApiResult<KeyResetView> {
+    Ok(Json(app.decide_key_reset(&who, &id, &b.code, None).await?))
+}
+
+/// Deny a key reset with a TOTP code and a reason (custodian in its quorum).
+#[utoipa::path(post, path = "/v1/key-resets/{id}/deny", params(("id" = String, Path)), request_body = KeyResetDecision,
+    responses((status = 200, body = KeyResetView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 423, body = ErrorBody)))]
+pub async fn deny_key_reset(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<KeyResetDecision>,
+) -> ApiResult<KeyResetView> {
+    let reason = b.reason.as_deref().unwrap_or("");
+    Ok(Json(
+        app.decide_key_reset(&who, &id, &b.code, Some(reason))
             .await?,
     ))
 }

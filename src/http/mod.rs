@@ -395,6 +395,8 @@ impl Modify for BearerAuth {
         handlers::list_keys, handlers::begin_key_registration, handlers::confirm_key_registration,
         handlers::finish_key_registration, handlers::remove_key,
         handlers::begin_decision, handlers::approve_with_key, handlers::deny_with_key,
+        handlers::propose_key_reset, handlers::list_key_resets, handlers::approve_key_reset,
+        handlers::deny_key_reset,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -444,6 +446,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/webauthn/keys/confirm", post(confirm_key_registration))
         .route("/v1/webauthn/keys/register", post(finish_key_registration))
         .route("/v1/webauthn/keys/{id}/remove", post(remove_key))
+        .route("/v1/custodians/{name}/key-reset", post(propose_key_reset))
+        .route("/v1/key-resets", get(list_key_resets))
+        .route("/v1/key-resets/{id}/approve", post(approve_key_reset))
+        .route("/v1/key-resets/{id}/deny", post(deny_key_reset))
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/.well-known/breakglass-audit-key", get(audit_key))

@@ -175,7 +175,8 @@ impl RequestStore for SqlTx {
         let rows = self
             .sql(
                 "SELECT totp_step, at FROM decisions WHERE custodian = $1 AND webauthn IS NULL \
-             UNION ALL SELECT totp_step, at FROM policy_change_decisions WHERE custodian = $1 AND webauthn IS NULL",
+             UNION ALL SELECT totp_step, at FROM policy_change_decisions WHERE custodian = $1 AND webauthn IS NULL \
+             UNION ALL SELECT totp_step, at FROM key_reset_decisions WHERE custodian = $1 AND webauthn IS NULL",
             )
             .bind(custodian)
             .fetch_all(self)

@@ -396,3 +396,21 @@ pub struct RequestFilter {
     pub credential_id: Option<String>,
     pub limit: i64,
 }
+
+/// A proposed new security key for a custodian with none left.
+#[derive(Debug, Clone)]
+pub struct KeyResetRow {
+    pub id: String,
+    pub custodian: String,
+    pub proposer: String,
+    /// The policy whose quorum decides, and its snapshot (JSON).
+    pub policy: String,
+    pub quorum: String,
+    pub reason: String,
+    /// `pending`, `approved`, `denied` or `used`.
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub approved_at: Option<i64>,
+    pub closed_at: Option<i64>,
+}

@@ -32,6 +32,14 @@ pub trait WebauthnStore: Send {
     async fn take_ceremony(&mut self, id: &str, at: i64) -> Result<Option<CeremonyRow>>;
     /// One ceremony, used or not (to say why it cannot be taken).
     async fn ceremony(&mut self, id: &str) -> Result<Option<CeremonyRow>>;
+    async fn insert_key_reset(&mut self, r: &KeyResetRow) -> Result<()>;
+    async fn key_reset(&mut self, id: &str) -> Result<Option<KeyResetRow>>;
+    /// Every reset, newest first (at most `limit`).
+    async fn key_resets(&mut self, limit: i64) -> Result<Vec<KeyResetRow>>;
+    /// Move a reset from `from` to `to` at `at`; whether it was in `from`.
+    async fn move_key_reset(&mut self, id: &str, from: &str, to: &str, at: i64) -> Result<bool>;
+    async fn insert_key_reset_decision(&mut self, reset_id: &str, d: &DecisionRow) -> Result<()>;
+    async fn key_reset_decisions(&mut self, reset_id: &str) -> Result<Vec<DecisionRow>>;
     /// Delete the ceremonies (used or not) that expired before `before`.
     async fn purge_ceremonies(&mut self, before: i64) -> Result<u64>;
 }
@@ -151,6 +159,81 @@ impl WebauthnStore for SqlTx {
         row.as_ref().map(ceremony_from).transpose()
     }
 
+    async fn insert_key_reset(&mut self, r: &KeyResetRow) -> Result<()> {
+        self.sql(
+            "INSERT INTO key_resets (id, custodian, proposer, policy, quorum, reason, state, created_at, expires_at, approved_at, closed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&r.id)
+        .bind(&r.custodian)
+        .bind(&r.proposer)
+        .bind(&r.policy)
+        .bind(&r.quorum)
+        .bind(&r.reason)
+        .bind(&r.state)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.approved_at)
+        .bind(r.closed_at)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn key_reset(&mut self, id: &str) -> Result<Option<KeyResetRow>> {
+        let row = self
+            .sql("SELECT * FROM key_resets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self)
+            .await?;
+        row.as_ref().map(reset_from).transpose()
+    }
+
+    async fn key_resets(&mut self, limit: i64) -> Result<Vec<KeyResetRow>> {
+        let rows = self
+            .sql("SELECT * FROM key_resets ORDER BY created_at DESC, id LIMIT $1")
+            .bind(limit)
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(reset_from).collect()
+    }
+
+    async fn move_key_reset(&mut self, id: &str, from: &str, to: &str, at: i64) -> Result<bool> {
+        let sql = if to == "approved" {
+            "UPDATE key_resets SET state = $1, approved_at = $2 WHERE id = $3 AND state = $4"
+        } else {
+            "UPDATE key_resets SET state = $1, closed_at = $2 WHERE id = $3 AND state = $4"
+        };
+        let r = self
+            .sql(sql)
+            .bind(to)
+            .bind(at)
+            .bind(id)
+            .bind(from)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn insert_key_reset_decision(&mut self, reset_id: &str, d: &DecisionRow) -> Result<()> {
+        let q = self
+            .sql(
+                "INSERT INTO key_reset_decisions (reset_id, custodian, decision, reason, groups, totp_step, at, totp_code, webauthn) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(reset_id);
+        super::requests::bind_decision(q, d).execute(self).await?;
+        Ok(())
+    }
+
+    async fn key_reset_decisions(&mut self, reset_id: &str) -> Result<Vec<DecisionRow>> {
+        let rows = self
+            .sql("SELECT *, reset_id AS request_id FROM key_reset_decisions WHERE reset_id = $1 ORDER BY at, custodian")
+            .bind(reset_id)
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(super::requests::decision_from).collect()
+    }
+
     async fn purge_ceremonies(&mut self, before: i64) -> Result<u64> {
         let r = self
             .sql("DELETE FROM webauthn_ceremonies WHERE expires_at < $1")
@@ -159,6 +242,22 @@ impl WebauthnStore for SqlTx {
             .await?;
         Ok(r.rows_affected())
     }
+}
+
+fn reset_from(r: &Row) -> Result<KeyResetRow> {
+    Ok(KeyResetRow {
+        id: r.try_get("id")?,
+        custodian: r.try_get("custodian")?,
+        proposer: r.try_get("proposer")?,
+        policy: r.try_get("policy")?,
+        quorum: r.try_get("quorum")?,
+        reason: r.try_get("reason")?,
+        state: r.try_get("state")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        approved_at: r.try_get("approved_at")?,
+        closed_at: r.try_get("closed_at")?,
+    })
 }
 
 fn key_from(r: &Row) -> Result<WebauthnKeyRow> {

@@ -17,6 +17,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
 
 PAGES = {}
@@ -158,6 +159,48 @@ def main():
                     )
                     r = answer(d, violations=found["violations"], passes=found["passes"])
                 elif cmd == "text":
+                    r = answer(d)
+                elif cmd == "authenticator":
+                    # A virtual platform authenticator (a passkey) that
+                    # verifies its user unless told otherwise; "replace": in
+                    # place of the one added before (a new phone).
+                    if c.get("replace"):
+                        d.remove_virtual_authenticator()
+                    o = VirtualAuthenticatorOptions()
+                    o.protocol = VirtualAuthenticatorOptions.Protocol.CTAP2
+                    o.transport = VirtualAuthenticatorOptions.Transport.INTERNAL
+                    o.has_resident_key = True
+                    o.has_user_verification = True
+                    o.is_user_verified = c.get("verified", True)
+                    o.is_user_consenting = True
+                    d.add_virtual_authenticator(o)
+                    r = answer(d)
+                elif cmd == "verified":
+                    d.set_user_verified(c["value"])
+                    r = answer(d)
+                elif cmd == "capture":
+                    # Run the page's ceremony, but keep the form's answer
+                    # instead of sending it (what an eavesdropper on the
+                    # page would hold).
+                    d.execute_script(
+                        "HTMLFormElement.prototype.submit = function () {"
+                        " window.bgCaptured = document.getElementById('credential').value; };")
+                    d.find_element(By.ID, "use-key").click()
+                    WebDriverWait(d, 10).until(lambda d: d.execute_script("return window.bgCaptured || null"))
+                    r = answer(d, value=d.execute_script("return window.bgCaptured"))
+                elif cmd == "post":
+                    # A form POST from the console's own origin, in this
+                    # browser's session (fetch sends its cookies).
+                    got = d.execute_async_script(
+                        "const done = arguments[arguments.length - 1];"
+                        "fetch(arguments[0], {method: 'POST', body: new URLSearchParams(arguments[1])})"
+                        ".then(async r => done({status: r.status, body: await r.text()}))"
+                        ".catch(e => done({status: 0, body: String(e)}));",
+                        c["url"], c["fields"])
+                    r = answer(d, status=got["status"], body=got["body"])
+                elif cmd == "wait_text":
+                    WebDriverWait(d, 10).until(
+                        lambda d: c["text"] in d.find_element(By.TAG_NAME, "body").text)
                     r = answer(d)
                 else:
                     r = {"ok": False, "error": f"unknown command {cmd}"}

@@ -34,6 +34,8 @@ TABLES = [
     "policy_change_decisions",
     "key_rotations",
     "webauthn_keys",
+    "key_resets",
+    "key_reset_decisions",
 ]
 
 # Columns a refusal may change by design.

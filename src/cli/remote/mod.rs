@@ -519,7 +519,13 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
                 say!("token {jti} revoked")
             }
         }
-        Command::Approve { id, code } => {
+        Command::Approve {
+            id,
+            webauthn: true,
+            no_open,
+            ..
+        } => requests::approve_in_console(c, id, *no_open, json_out).await?,
+        Command::Approve { id, code, .. } => {
             let code = code_or_prompt(code)?;
             let v: Value = c
                 .post(

@@ -26,6 +26,7 @@ use crate::app::console::Session;
 use crate::crypto::session::SessionSecret;
 use crate::domain::{Code, Role};
 
+mod keys;
 mod oversight;
 mod pages;
 
@@ -61,6 +62,16 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests/{id}/approve", post(approve))
         .route("/console/requests/{id}/deny", post(deny))
         .route("/console/requests/{id}/release", post(release))
+        .route("/console/requests/{id}/key", post(key_decision))
+        .route("/console/requests/{id}/key/approve", post(key_approve))
+        .route("/console/requests/{id}/key/deny", post(key_deny))
+        .route("/console/keys", get(keys::keys_page).post(keys::add_key))
+        .route("/console/keys/confirm", post(keys::confirm_key))
+        .route("/console/keys/register", post(keys::register_key))
+        .route("/console/keys/{id}/remove", post(keys::remove_key))
+        .route("/console/keys/reset", post(keys::ask_reset))
+        .route("/console/key-resets/{id}/approve", post(approve_reset))
+        .route("/console/key-resets/{id}/deny", post(deny_reset))
         .route("/console/enroll", get(enroll_page).post(enroll))
         .route("/console/enroll/confirm", post(confirm))
         .route("/console/audit", get(oversight::audit))

@@ -10,7 +10,8 @@ use super::{page, safe_next, shown, Chrome, ConsoleForm, PageError, Signed};
 use crate::app::console::Session;
 use crate::app::views::{CreateRequestBody, CredentialView, ReleaseView, RequestView};
 use crate::crypto::session::{clear_cookie, SessionSecret};
-use crate::domain::{RequestState, Role};
+use crate::domain::states::Decision;
+use crate::domain::{Factor, RequestState, Role};
 use crate::http::{ApiError, AppState, Query};
 
 type PageResult = Result<Response, PageError>;
@@ -44,6 +45,8 @@ struct Home {
     chrome: Chrome,
     awaiting: Vec<Row>,
     recent: Vec<Row>,
+    /// Key resets the custodian may decide on.
+    resets: Vec<crate::app::key_resets::KeyResetView>,
 }
 
 /// A request in a list.
@@ -337,11 +340,20 @@ pub async fn signout(State(app): State<AppState>, me: Signed, form: ConsoleForm)
 }
 
 pub async fn home(State(app): State<AppState>, me: Signed) -> PageResult {
+    home_view(&app, &me, StatusCode::OK, None, None).await
+}
+
+/// The home page, with a refusal or notice shown above it.
+async fn home_view(
+    app: &AppState,
+    me: &Signed,
+    status: StatusCode,
+    error: Option<&ApiError>,
+    notice: Option<String>,
+) -> PageResult {
     let who = &me.session.identity;
-    let all = app
-        .list_requests(who, 50)
-        .await
-        .map_err(|e| PageError::new(e, Chrome::of(&me), "/console/"))?;
+    let fail = |e: crate::app::AppError| PageError::new(e, Chrome::of(me), "/console/");
+    let all = app.list_requests(who, 50).await.map_err(fail)?;
     let awaiting = all
         .iter()
         .filter(|r| {
@@ -353,14 +365,82 @@ pub async fn home(State(app): State<AppState>, me: Signed) -> PageResult {
         .map(Row::from)
         .collect();
     let recent = all.iter().map(Row::from).collect();
+    let resets = match who.has(Role::Custodian) {
+        false => Vec::new(),
+        true => app
+            .list_key_resets(who)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .filter(|k| {
+                k.state == "pending"
+                    && k.custodian != who.subject
+                    && !k.decisions.iter().any(|d| d.custodian == who.subject)
+            })
+            .collect(),
+    };
+    let mut chrome = Chrome::of(me);
+    chrome.error = error.map(shown);
+    chrome.notice = notice;
     Ok(page(
-        StatusCode::OK,
+        status,
         &Home {
-            chrome: Chrome::of(&me),
+            chrome,
             awaiting,
             recent,
+            resets,
         },
     ))
+}
+
+async fn reset_decided(
+    app: &AppState,
+    me: &Signed,
+    id: &str,
+    form: &ConsoleForm,
+    deny: bool,
+) -> PageResult {
+    let res = async {
+        form.check_token(&me.secret)?;
+        let code = SecretString::from(form.required("code")?.to_owned());
+        let reason = match deny {
+            true => Some(form.required("reason")?),
+            false => None,
+        };
+        Ok::<_, ApiError>(
+            app.decide_key_reset(&me.session.identity, id, &code, reason)
+                .await?,
+        )
+    }
+    .await;
+    match res {
+        Ok(k) => {
+            let notice = format!(
+                "Your decision on {}'s new key is recorded: the reset is {}.",
+                k.custodian, k.state
+            );
+            home_view(app, me, StatusCode::OK, None, Some(notice)).await
+        }
+        Err(e) => home_view(app, me, e.status, Some(&e), None).await,
+    }
+}
+
+pub async fn approve_reset(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    reset_decided(&app, &me, &id, &form, false).await
+}
+
+pub async fn deny_reset(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    reset_decided(&app, &me, &id, &form, true).await
 }
 
 /// The request page, with a refusal or notice shown above it.
@@ -448,6 +528,91 @@ pub async fn deny(
     }
     .await;
     decided(&app, &me, &id, res, "Your denial is recorded.").await
+}
+
+/// Start deciding with a security key: the ceremony's page, or the
+/// request page with the refusal.
+pub async fn key_decision(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    let res = async {
+        form.check_token(&me.secret)?;
+        let decision = decision_in(form.required("decision")?)?;
+        let reason = match decision {
+            Decision::Deny => Some(form.required("reason")?.to_owned()),
+            Decision::Approve => None,
+        };
+        let c = app
+            .begin_decision(&me.session.identity, &id, decision)
+            .await?;
+        Ok::<_, ApiError>((c, decision, reason))
+    }
+    .await;
+    match res {
+        Ok((c, decision, reason)) => {
+            let p = super::keys::CeremonyPage::of(
+                &me,
+                &c,
+                format!("/console/requests/{id}/key/{decision}"),
+                format!("/console/requests/{id}"),
+                reason,
+            );
+            Ok(page(StatusCode::OK, &p))
+        }
+        Err(e) => request_view(&app, &me, &id, e.status, Some(&e), None).await,
+    }
+}
+
+fn decision_in(v: &str) -> Result<Decision, ApiError> {
+    v.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::domain::Code::InvalidBody,
+            "decision is approve or deny",
+        )
+    })
+}
+
+async fn key_decided(
+    app: &AppState,
+    me: &Signed,
+    id: &str,
+    decision: Decision,
+    form: &ConsoleForm,
+) -> PageResult {
+    let res = async {
+        let body = super::keys::answer(form, me)?;
+        Ok(app
+            .decide_with_key(&me.session.identity, id, decision, body)
+            .await?)
+    }
+    .await;
+    let done = match decision {
+        Decision::Approve => "Your approval is recorded, signed by your security key.",
+        Decision::Deny => "Your denial is recorded, signed by your security key.",
+    };
+    decided(app, me, id, res, done).await
+}
+
+pub async fn key_approve(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    key_decided(&app, &me, &id, Decision::Approve, &form).await
+}
+
+pub async fn key_deny(
+    State(app): State<AppState>,
+    me: Signed,
+    crate::http::Path(id): crate::http::Path<String>,
+    form: ConsoleForm,
+) -> PageResult {
+    key_decided(&app, &me, &id, Decision::Deny, &form).await
 }
 
 pub async fn new_request(State(app): State<AppState>, me: Signed) -> PageResult {

@@ -131,6 +131,17 @@ fn summary(e: &AuditEvent) -> String {
             d["failures"],
             d["locked_until"].as_str().unwrap_or("?")
         ),
+        Some(Action::WebauthnCounterRegressed) => format!(
+            "the security key of {} showed a signature counter that went backwards: it may be cloned; the approval was refused",
+            e.target.trim_start_matches("custodian:")
+        ),
+        Some(Action::KeyResetPropose) => format!(
+            "{} asks for a new security key for {} (no key left): \"{}\"; needs {}",
+            e.actor,
+            d["custodian"].as_str().unwrap_or("?"),
+            d["reason"].as_str().unwrap_or(""),
+            d["quorum"].as_str().unwrap_or("its quorum"),
+        ),
         Some(Action::RecoverySessionOpen) => format!(
             "{} opened a Shamir recovery session for {credential}",
             e.actor

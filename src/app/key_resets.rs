@@ -280,66 +280,32 @@ impl App {
             }
             s => return refuse(Code::KeyResetClosed, format!("the key reset is {s}")),
         }
-        if r.custodian == who.subject {
-            return refuse(
-                Code::SelfApproval,
-                "a custodian cannot decide on their own key reset",
-            );
-        }
-        let c = super::custodians::active_custodian(tx, who).await?;
-        super::custodians::refuse_if_locked(&c, now)?;
-        let groups = super::custodians::deciding_groups(&c, who);
         let quorum = quorum_of(&r)?;
-        if !quorum.is_eligible(&groups_of(&groups)) {
-            return refuse(
-                Code::NotEligible,
-                format!(
-                    "custodian {} is in none of the groups policy {} needs ({})",
-                    c.name,
-                    quorum.name,
-                    quorum.describe()
-                ),
-            );
-        }
         let decisions = tx.key_reset_decisions(id).await?;
-        if decisions.iter().any(|d| d.custodian == c.name) {
-            return refuse(
-                Code::AlreadyDecided,
-                format!("custodian {} has already decided on this key reset", c.name),
-            );
-        }
-        let approvers = approvers_of(&decisions, Some(&r.custodian));
-        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&groups)) {
-            return refuse(
-                Code::ApprovalNotNeeded,
-                format!(
-                    "the approvals so far already cover your groups: it is waiting for {}",
-                    quorum.missing(&approvers)
-                ),
-            );
-        }
-        let step = self.check_presence(tx, &c, code, opened).await?;
-        let d = DecisionRow {
-            request_id: id.into(),
-            custodian: c.name.clone(),
-            decision: match deny_reason {
-                Some(_) => Decision::Deny,
-                None => Decision::Approve,
-            },
-            reason: deny_reason.clone(),
-            groups: groups.clone(),
-            totp_step: step,
-            at: now,
-            totp_code: Some(crate::crypto::totp::SpentCode::new(
-                super::custodians::well_formed_code(code)?.to_owned(),
-            )),
-            webauthn: None,
+        let pending = super::quorum::Pending {
+            id,
+            what: "key reset",
+            excluded: &r.custodian,
+            excluded_message: "a custodian cannot decide on their own key reset",
         };
+        let d = self
+            .quorum_decision(
+                tx,
+                who,
+                pending,
+                &quorum,
+                &decisions,
+                code,
+                opened,
+                deny_reason.clone(),
+            )
+            .await?;
+        let (step, groups, by) = (d.totp_step, d.groups.clone(), d.custodian.clone());
         match tx.insert_key_reset_decision(id, &d).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
                     Code::AlreadyDecided,
-                    format!("custodian {} has already decided on this key reset", c.name),
+                    format!("custodian {by} has already decided on this key reset"),
                 )
             }
             other => other?,
@@ -358,7 +324,7 @@ impl App {
                     events.push(Event::new(
                         Action::KeyResetDenied,
                         target(id),
-                        json!({ "custodian": r.custodian, "by": c.name }),
+                        json!({ "custodian": r.custodian, "by": by }),
                     ));
                 }
             }

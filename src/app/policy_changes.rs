@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::quorum::{approvers_of, groups_of};
+use super::quorum::approvers_of;
 use super::views::{PolicyChangeView, ProposeBody};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
@@ -385,68 +385,33 @@ impl App {
                 "the change expired before its quorum was met: propose it again",
             );
         }
-        let c = super::custodians::active_custodian(tx, who).await?;
-        super::custodians::refuse_if_locked(&c, now)?;
-        let groups = super::custodians::deciding_groups(&c, who);
-        if change.proposer == who.subject {
-            return refuse(
-                Code::SelfApproval,
-                "the proposer cannot approve or deny their own change",
-            );
-        }
         let quorum: Policy = serde_json::from_str(&change.quorum)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored quorum snapshot: {e}")))?;
-        if !quorum.is_eligible(&groups_of(&groups)) {
-            return refuse(
-                Code::NotEligible,
-                format!(
-                    "custodian {} is in none of the groups policy {} needs ({})",
-                    c.name,
-                    quorum.name,
-                    quorum.describe()
-                ),
-            );
-        }
         let decisions = tx.policy_change_decisions(id).await?;
-        if decisions.iter().any(|d| d.custodian == c.name) {
-            return refuse(
-                Code::AlreadyDecided,
-                format!("custodian {} has already decided on this change", c.name),
-            );
-        }
-        let approvers = approvers_of(&decisions, Some(&change.proposer));
-        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&groups)) {
-            return refuse(
-                Code::ApprovalNotNeeded,
-                format!(
-                    "the approvals so far already cover your groups: it is waiting for {}",
-                    quorum.missing(&approvers)
-                ),
-            );
-        }
-        let step = self.check_presence(tx, &c, code, opened).await?;
-        let d = DecisionRow {
-            request_id: id.into(),
-            custodian: c.name.clone(),
-            decision: if deny_reason.is_some() {
-                Decision::Deny
-            } else {
-                Decision::Approve
-            },
-            reason: deny_reason.clone(),
-            groups: groups.clone(),
-            totp_step: step,
-            at: now,
-            totp_code: Some(crate::crypto::totp::SpentCode::new(
-                super::custodians::well_formed_code(code)?.to_owned(),
-            )),
-            webauthn: None,
+        let pending = super::quorum::Pending {
+            id,
+            what: "change",
+            excluded: &change.proposer,
+            excluded_message: "the proposer cannot approve or deny their own change",
         };
+        let d = self
+            .quorum_decision(
+                tx,
+                who,
+                pending,
+                &quorum,
+                &decisions,
+                code,
+                opened,
+                deny_reason.clone(),
+            )
+            .await?;
+        let c_name = d.custodian.clone();
         match tx.insert_policy_change_decision(id, &d).await {
             Err(StoreError::Conflict(_)) => {
                 return refuse(
                     Code::AlreadyDecided,
-                    format!("custodian {} has already decided on this change", c.name),
+                    format!("custodian {} has already decided on this change", c_name),
                 )
             }
             other => other?,
@@ -465,7 +430,7 @@ impl App {
                     events.push(Event::new(
                         Action::PolicyDenied,
                         target(id),
-                        json!({ "by": c.name }),
+                        json!({ "by": c_name }),
                     ));
                 }
             }

@@ -88,3 +88,90 @@ pub(crate) async fn approve_on_quorum(
         details,
     ))
 }
+
+/// What a TOTP decision by a quorum is about: a policy change or a key
+/// reset.
+pub(crate) struct Pending<'a> {
+    /// Its id (the decision row's key).
+    pub id: &'a str,
+    /// "change", "key reset": what the refusals call it.
+    pub what: &'a str,
+    /// Who never counts, and what their decision is refused with.
+    pub excluded: &'a str,
+    pub excluded_message: &'a str,
+}
+
+impl super::App {
+    /// A custodian's TOTP decision on `p` under `quorum`, with the
+    /// `decisions` made so far: the rules that come before the code (an
+    /// active custodian, not locked out, not the one excluded, eligible,
+    /// not decided yet, and, to approve, still needed), then the code.
+    /// Returns the decision to insert.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn quorum_decision(
+        &self,
+        tx: &mut dyn Tx,
+        who: &crate::auth::Identity,
+        p: Pending<'_>,
+        quorum: &Policy,
+        decisions: &[DecisionRow],
+        code: &secrecy::SecretString,
+        opened: Option<&super::custodians::OpenedSeed>,
+        deny_reason: Option<String>,
+    ) -> AppResult<DecisionRow> {
+        let c = super::custodians::active_custodian(tx, who).await?;
+        let now = self.now_ms();
+        super::custodians::refuse_if_locked(&c, now)?;
+        let groups = super::custodians::deciding_groups(&c, who);
+        if p.excluded == who.subject {
+            return refuse(Code::SelfApproval, p.excluded_message);
+        }
+        if !quorum.is_eligible(&groups_of(&groups)) {
+            return refuse(
+                Code::NotEligible,
+                format!(
+                    "custodian {} is in none of the groups policy {} needs ({})",
+                    c.name,
+                    quorum.name,
+                    quorum.describe()
+                ),
+            );
+        }
+        if decisions.iter().any(|d| d.custodian == c.name) {
+            return refuse(
+                Code::AlreadyDecided,
+                format!(
+                    "custodian {} has already decided on this {}",
+                    c.name, p.what
+                ),
+            );
+        }
+        let approvers = approvers_of(decisions, Some(p.excluded));
+        if deny_reason.is_none() && !quorum.contributes(&approvers, &groups_of(&groups)) {
+            return refuse(
+                Code::ApprovalNotNeeded,
+                format!(
+                    "the approvals so far already cover your groups: it is waiting for {}",
+                    quorum.missing(&approvers)
+                ),
+            );
+        }
+        let step = self.check_presence(tx, &c, code, opened).await?;
+        Ok(DecisionRow {
+            request_id: p.id.into(),
+            custodian: c.name.clone(),
+            decision: match deny_reason {
+                Some(_) => Decision::Deny,
+                None => Decision::Approve,
+            },
+            reason: deny_reason,
+            groups,
+            totp_step: step,
+            at: now,
+            totp_code: Some(crate::crypto::totp::SpentCode::new(
+                super::custodians::well_formed_code(code)?.to_owned(),
+            )),
+            webauthn: None,
+        })
+    }
+}

@@ -47,6 +47,29 @@ impl App {
         t.rounds += 1;
         if t.rounds % 60 == 0 {
             self.limiters.forget_idle();
+            if let Err(e) = self.purge_expired().await {
+                tracing::warn!(error = %e, "could not purge expired ceremonies and sessions; will retry");
+            }
         }
+    }
+
+    /// Delete what can no longer be used: WebAuthn ceremonies an hour past
+    /// their end (a replay of one is named until then), and console
+    /// sessions a day past their absolute deadline. Their use is in the
+    /// audit log.
+    async fn purge_expired(&self) -> super::AppResult<()> {
+        let now = self.now_ms();
+        let mut tx = self.store.begin().await?;
+        let ceremonies = tx.purge_ceremonies(now - 3600 * 1000).await?;
+        let sessions = tx.purge_console_sessions(now - 24 * 3600 * 1000).await?;
+        tx.commit().await?;
+        if ceremonies + sessions > 0 {
+            tracing::debug!(
+                ceremonies,
+                sessions,
+                "purged expired ceremonies and console sessions"
+            );
+        }
+        Ok(())
     }
 }

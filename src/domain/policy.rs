@@ -791,4 +791,32 @@ mod tests {
         let e = parse_file(Path::new("p.toml"), src).unwrap_err();
         assert!(e.reason.contains("unknown field"), "{e}");
     }
+
+    #[test]
+    fn a_group_that_needs_a_key_counts_only_key_approvals() {
+        let src = "[[policy]]\nname = \"k\"\npresence = \"totp\"\nrequire = [{ group = \"sre\", count = 1 }, { group = \"security\", count = 1, presence = \"webauthn\" }]\n";
+        let p = parse_file(Path::new("k.toml"), src).unwrap().remove(0).0;
+        assert_eq!(
+            p.describe(),
+            "1 of sre (TOTP) AND 1 of security (security key)"
+        );
+        let both = g(&["sre", "security"]);
+        assert_eq!(p.counting(&both, Factor::Totp), g(&["sre"]));
+        assert_eq!(p.counting(&both, Factor::Webauthn), g(&["security"]));
+        assert!(!p.accepts(&g(&["security"]), Factor::Totp));
+        // A TOTP approval from someone in both groups meets only sre.
+        let approvers = vec![p.counting(&both, Factor::Totp)];
+        assert!(!p.is_met(&approvers));
+        assert!(p.is_met(&[
+            p.counting(&both, Factor::Totp),
+            p.counting(&g(&["security"]), Factor::Webauthn),
+        ]));
+        let e = parse_file(
+            Path::new("k.toml"),
+            "[[policy]]\nname = \"k\"\npresence = \"sms\"\nrequire = [{ group = \"sre\", count = 1 }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("\"sms\" is not one of"), "{e}");
+    }
 }

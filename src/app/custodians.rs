@@ -17,7 +17,7 @@ use crate::domain::{CustodianName, GroupName, Role};
 use crate::keys::EncryptionContext;
 use crate::store::{CustodianRow, StoreError, Tx};
 
-fn custodian_target(name: &str) -> String {
+pub(crate) fn custodian_target(name: &str) -> String {
     format!("custodian:{name}")
 }
 

@@ -363,10 +363,10 @@ impl App {
     ) -> AppResult<Option<KeyResetRow>> {
         let now = self.now_ms();
         Ok(tx
-            .key_resets(200)
+            .approved_key_resets_of(custodian)
             .await?
             .into_iter()
-            .find(|r| r.custodian == custodian && state_at(r, now) == "approved"))
+            .find(|r| state_at(r, now) == "approved"))
     }
 
     /// Use up the reset a registration was allowed by.

@@ -36,9 +36,7 @@ use crate::store::{
     AuditFilter, CredentialRow, CustodianRow, DecisionRow, RequestRow, Tx, WebauthnKeyRow,
 };
 
-fn custodian_target(name: &str) -> String {
-    format!("custodian:{name}")
-}
+use super::custodians::custodian_target;
 
 /// Each counted decision made with a key, with the key as stored and the
 /// sequence number of its registration event (the proof's chain starts

@@ -25,6 +25,20 @@ use crate::store::{
     Tx, VersionRow,
 };
 
+/// What a decision's rules read (`App::decision_checks`), for the
+/// decision itself.
+pub(crate) struct Checked {
+    pub r: RequestRow,
+    pub c: CustodianRow,
+    /// The denial's reason as checked; `None` to approve.
+    pub deny_reason: Option<String>,
+    pub policy: Policy,
+    /// The groups the custodian decides with.
+    pub groups: Vec<String>,
+    /// The decisions made so far.
+    pub decisions: Vec<DecisionRow>,
+}
+
 /// The proof of presence a decision is made with.
 pub(crate) enum Proof<'a> {
     /// A TOTP code, with the seed opened before the transaction.
@@ -362,8 +376,7 @@ impl App {
     /// decision never spends a code or asks a key to sign: the request,
     /// the custodian (locked first), pending, not the requester, eligible,
     /// not decided yet, accepting `factor` from the custodian's groups, and
-    /// (to approve) still needed. Returns the request, the custodian, and
-    /// the reason as given.
+    /// (to approve) still needed. Returns what they read.
     pub(crate) async fn decision_checks(
         &self,
         tx: &mut dyn Tx,
@@ -371,7 +384,7 @@ impl App {
         id: &str,
         deny_reason: Option<&str>,
         factor: Factor,
-    ) -> AppResult<(RequestRow, CustodianRow, Option<String>)> {
+    ) -> AppResult<Checked> {
         self.require(who, Role::Custodian)?;
         let deny_reason = deny_reason.map(reason_of).transpose()?;
         let r = self.load_request(tx, id).await?;
@@ -442,7 +455,14 @@ impl App {
                 );
             }
         }
-        Ok((r, c, deny_reason))
+        Ok(Checked {
+            r,
+            c,
+            deny_reason,
+            policy,
+            groups,
+            decisions,
+        })
     }
 
     /// Approve (`deny_reason` None) or deny, with `proof` of presence.
@@ -456,13 +476,17 @@ impl App {
         deny_reason: Option<&str>,
         proof: Proof<'_>,
     ) -> AppResult<Done<RequestView>> {
-        let (r, c, deny_reason) = self
+        let Checked {
+            r,
+            c,
+            deny_reason,
+            policy,
+            groups,
+            decisions,
+        } = self
             .decision_checks(tx, who, id, deny_reason, proof.factor())
             .await?;
         let now = self.now_ms();
-        let groups = super::custodians::deciding_groups(&c, who);
-        let policy = snapshot(&r)?;
-        let decisions = tx.decisions(&r.id).await?;
         let (step, totp_code, assertion) = match proof {
             Proof::Totp { code, opened } => {
                 let step = self.check_presence(tx, &c, code, opened).await?;
@@ -579,10 +603,10 @@ impl App {
         let res = async {
             self.webauthn()?;
             let deny = (decision == Decision::Deny).then_some("(given with the response)");
-            let (r, c, _) = self
+            let checked = self
                 .decision_checks(tx.as_mut(), who, id, deny, Factor::Webauthn)
                 .await?;
-            self.decision_ceremony(tx.as_mut(), who, &r, &c, decision)
+            self.decision_ceremony(tx.as_mut(), who, &checked.r, &checked.c, decision)
                 .await
         }
         .await;

@@ -239,9 +239,7 @@ fn nonce() -> String {
     B64URL.encode(b)
 }
 
-fn custodian_target(name: &str) -> String {
-    format!("custodian:{name}")
-}
+use super::custodians::custodian_target;
 
 /// The custodian's stable WebAuthn user handle (no personal data in it).
 fn user_handle(custodian: &str) -> uuid::Uuid {
@@ -255,16 +253,24 @@ fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("{what}: {e}"))
 }
 
-fn passkey_of(k: &WebauthnKeyRow, counter: Option<i64>) -> AppResult<Passkey> {
-    let mut v: Value =
-        serde_json::from_str(&k.passkey).map_err(|e| internal("stored passkey", e))?;
-    if let Some(c) = counter {
-        let Some(slot) = v.pointer_mut("/cred/counter") else {
-            return Err(internal("stored passkey", "no counter"));
-        };
-        *slot = json!(c);
-    }
+/// A stored passkey (the library's JSON) with its counter at `counter`.
+fn passkey_at(passkey: &str, counter: i64) -> AppResult<Passkey> {
+    let mut v: Value = serde_json::from_str(passkey).map_err(|e| internal("stored passkey", e))?;
+    let Some(slot) = v.pointer_mut("/cred/counter") else {
+        return Err(internal("stored passkey", "no counter"));
+    };
+    *slot = json!(counter);
     serde_json::from_value(v).map_err(|e| internal("stored passkey", e))
+}
+
+/// The passkeys of live keys, each at its highest counter seen.
+fn live_passkeys<'a>(
+    keys: impl IntoIterator<Item = &'a WebauthnKeyRow>,
+) -> AppResult<Vec<Passkey>> {
+    keys.into_iter()
+        .filter(|k| k.removed_at.is_none())
+        .map(|k| passkey_at(&k.passkey, k.counter))
+        .collect()
 }
 
 /// SHA-256 (hex) of a stored passkey, as its registration event records it.
@@ -272,18 +278,22 @@ pub(crate) fn passkey_digest(passkey: &str) -> String {
     hex::encode(Sha256::digest(passkey.as_bytes()))
 }
 
-/// An authentication's options and state with `challenge` in place of the
-/// library's random one. Refuses (internal) if the library's format is not
+/// An authentication by one of `passkeys`, whose challenge is
+/// `challenge_of(purpose)` in place of the library's random one: its
+/// options and its state. Refuses (internal) if the library's format is not
 /// the one this was written for: nothing is signed over a challenge this
 /// service did not choose.
-fn with_challenge(
-    rcr: &impl Serialize,
-    state: &PasskeyAuthentication,
-    challenge: &[u8],
+fn bound_authentication(
+    wa: &Webauthn,
+    passkeys: &[Passkey],
+    purpose: &Value,
 ) -> AppResult<(Value, String)> {
-    let c = Value::String(B64URL.encode(challenge));
-    let mut options = serde_json::to_value(rcr).map_err(|e| internal("options", e))?;
-    let mut st = serde_json::to_value(state).map_err(|e| internal("ceremony state", e))?;
+    let (rcr, state) = wa
+        .start_passkey_authentication(passkeys)
+        .map_err(|e| internal("WebAuthn authentication", e))?;
+    let c = Value::String(B64URL.encode(challenge_of(purpose)));
+    let mut options = serde_json::to_value(&rcr).map_err(|e| internal("options", e))?;
+    let mut st = serde_json::to_value(&state).map_err(|e| internal("ceremony state", e))?;
     match (
         options.pointer_mut("/publicKey/challenge"),
         st.pointer_mut("/ast/challenge"),
@@ -563,23 +573,13 @@ impl App {
                 format!("you already have a key named {name:?}: choose another name"),
             );
         }
-        let live: Vec<&WebauthnKeyRow> = keys.iter().filter(|k| k.removed_at.is_none()).collect();
+        let live = live_passkeys(&keys)?;
         let details = json!({ "ceremony": "confirm", "key_name": name });
         if !live.is_empty() {
             // An existing key confirms the new one.
-            let passkeys = live
-                .iter()
-                .map(|k| passkey_of(k, Some(k.counter)))
-                .collect::<AppResult<Vec<_>>>()?;
-            let (rcr, state) = wa
-                .start_passkey_authentication(&passkeys)
-                .map_err(|e| internal("WebAuthn authentication", e))?;
             let n = nonce();
-            let (options, state) = with_challenge(
-                &rcr,
-                &state,
-                &challenge_of(&confirm_purpose(&c.name, &name, &n)),
-            )?;
+            let (options, state) =
+                bound_authentication(&wa, &live, &confirm_purpose(&c.name, &name, &n))?;
             let row = self.ceremony_row(
                 who,
                 CeremonyKind::Confirm,
@@ -621,7 +621,7 @@ impl App {
             );
         };
         self.check_presence(tx, &c, code, opened).await?;
-        let (options, row) = self.registration(&wa, tx, who, &c, &keys, name, &authorized_by)?;
+        let (options, row) = self.registration(&wa, who, &c, &keys, name, &authorized_by)?;
         tx.insert_ceremony(&row).await?;
         Ok(Done::new(
             Self::view_of(&row, CeremonyKind::Register, options),
@@ -633,11 +633,9 @@ impl App {
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn registration(
         &self,
         wa: &Webauthn,
-        _tx: &mut dyn Tx,
         who: &Identity,
         c: &CustodianRow,
         keys: &[WebauthnKeyRow],
@@ -731,7 +729,7 @@ impl App {
         let keys = tx.webauthn_keys_of(&c.name).await?;
         let name = ceremony.key_name.clone().unwrap_or_default();
         let by = format!("key:{}", verified.key.credential_id);
-        let (options, row) = self.registration(&wa, tx, who, &c, &keys, name, &by)?;
+        let (options, row) = self.registration(&wa, who, &c, &keys, name, &by)?;
         tx.insert_ceremony(&row).await?;
         Ok(Done::new(
             Self::view_of(&row, CeremonyKind::Register, options),
@@ -960,13 +958,8 @@ impl App {
         decision: Decision,
     ) -> AppResult<Done<CeremonyView>> {
         let wa = self.webauthn()?;
-        let live: Vec<WebauthnKeyRow> = tx
-            .webauthn_keys_of(&c.name)
-            .await?
-            .into_iter()
-            .filter(|k| k.removed_at.is_none())
-            .collect();
-        if live.is_empty() {
+        let passkeys = live_passkeys(&tx.webauthn_keys_of(&c.name).await?)?;
+        if passkeys.is_empty() {
             return refuse(
                 Code::NoSecurityKey,
                 format!(
@@ -975,18 +968,11 @@ impl App {
                 ),
             );
         }
-        let passkeys = live
-            .iter()
-            .map(|k| passkey_of(k, Some(k.counter)))
-            .collect::<AppResult<Vec<_>>>()?;
-        let (rcr, state) = wa
-            .start_passkey_authentication(&passkeys)
-            .map_err(|e| internal("WebAuthn authentication", e))?;
         let n = nonce();
-        let (options, state) = with_challenge(
-            &rcr,
-            &state,
-            &challenge_of(&decision_purpose(&r.id, decision, &c.name, &n)),
+        let (options, state) = bound_authentication(
+            &wa,
+            &passkeys,
+            &decision_purpose(&r.id, decision, &c.name, &n),
         )?;
         let kind = CeremonyKind::of(decision);
         let row = self.ceremony_row(who, kind, state, (Some(r.id.clone()), None, Some(n), None));
@@ -1092,23 +1078,11 @@ impl App {
         purpose: &Value,
     ) -> Result<(), String> {
         let wa = self.webauthn().map_err(|e| e.to_string())?;
-        let k = WebauthnKeyRow {
-            credential_id: a.credential_id.clone(),
-            custodian: String::new(),
-            name: String::new(),
-            passkey: key_passkey.to_owned(),
-            counter: 0,
-            aaguid: None,
-            created_at: 0,
-            last_used_at: None,
-            removed_at: None,
-        };
-        let passkey = passkey_of(&k, Some(0)).map_err(|e| e.to_string())?;
-        let (rcr, state) = wa
-            .start_passkey_authentication(&[passkey])
-            .map_err(|e| e.to_string())?;
+        // At counter 0: it was signed when the key's counter was lower
+        // than it may be now.
+        let passkey = passkey_at(key_passkey, 0).map_err(|e| e.to_string())?;
         let (_, state) =
-            with_challenge(&rcr, &state, &challenge_of(purpose)).map_err(|e| e.to_string())?;
+            bound_authentication(&wa, &[passkey], purpose).map_err(|e| e.to_string())?;
         let state: PasskeyAuthentication =
             serde_json::from_str(&state).map_err(|e| e.to_string())?;
         let credential = a

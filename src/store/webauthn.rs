@@ -36,6 +36,8 @@ pub trait WebauthnStore: Send {
     async fn key_reset(&mut self, id: &str) -> Result<Option<KeyResetRow>>;
     /// Every reset, newest first (at most `limit`).
     async fn key_resets(&mut self, limit: i64) -> Result<Vec<KeyResetRow>>;
+    /// The resets of one custodian that are approved and not used up.
+    async fn approved_key_resets_of(&mut self, custodian: &str) -> Result<Vec<KeyResetRow>>;
     /// Move a reset from `from` to `to` at `at`; whether it was in `from`.
     async fn move_key_reset(&mut self, id: &str, from: &str, to: &str, at: i64) -> Result<bool>;
     async fn insert_key_reset_decision(&mut self, reset_id: &str, d: &DecisionRow) -> Result<()>;
@@ -193,6 +195,15 @@ impl WebauthnStore for SqlTx {
         let rows = self
             .sql("SELECT * FROM key_resets ORDER BY created_at DESC, id LIMIT $1")
             .bind(limit)
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(reset_from).collect()
+    }
+
+    async fn approved_key_resets_of(&mut self, custodian: &str) -> Result<Vec<KeyResetRow>> {
+        let rows = self
+            .sql("SELECT * FROM key_resets WHERE custodian = $1 AND state = 'approved' ORDER BY approved_at DESC, id")
+            .bind(custodian)
             .fetch_all(self)
             .await?;
         rows.iter().map(reset_from).collect()

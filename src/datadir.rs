@@ -60,8 +60,10 @@ impl DataDir {
         self.root.join(crate::app::witness::WITNESS_FILE)
     }
 
-    /// Create the directory (0700) and any missing key file.
-    pub fn ensure(&self) -> anyhow::Result<Created> {
+    /// Create the directory (0700) and any missing key file of the ones
+    /// it holds: the local key file unless it is elsewhere, the signing
+    /// keys unless the database keeps them.
+    pub fn ensure(&self, local_key: bool, signing_keys: bool) -> anyhow::Result<Created> {
         let mut created = Created::default();
         if !self.root.exists() {
             std::fs::create_dir_all(&self.root).with_context(|| {
@@ -70,17 +72,17 @@ impl DataDir {
             std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
             created.dir = true;
         }
-        if !self.key_file().exists() {
+        if local_key && !self.key_file().exists() {
             crate::keys::local::LocalKeyService::create(&self.key_file())
                 .with_context(|| format!("while creating {}", self.key_file().display()))?;
             created.key_file = true;
         }
-        if !self.signing_key_file().exists() {
+        if signing_keys && !self.signing_key_file().exists() {
             crate::crypto::signing::SigningKey::create(&self.signing_key_file())
                 .with_context(|| format!("while creating {}", self.signing_key_file().display()))?;
             created.signing_key = true;
         }
-        if !self.audit_key_file().exists() {
+        if signing_keys && !self.audit_key_file().exists() {
             crate::crypto::signing::SigningKey::create(&self.audit_key_file())
                 .with_context(|| format!("while creating {}", self.audit_key_file().display()))?;
         }

@@ -29,7 +29,8 @@ pub async fn serve(
 }
 
 /// Serve on `listener`, over TLS when `tls` is given, until `shutdown`;
-/// then finish in-flight requests (for up to 30 s).
+/// then finish in-flight requests and the background round, hand back
+/// the leases, all within `shutdown_timeout`.
 pub async fn serve_with(
     listener: TcpListener,
     app: Arc<App>,
@@ -120,14 +121,35 @@ pub async fn serve_with(
         });
     }
     drop(listener);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+    let budget = app.settings.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + budget;
+    // The background round stops with the requests: it may be waiting on a
+    // slow alert receiver, which must not hold the stop up.
+    let _ = stop.send(true);
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("in-flight requests did not finish within 30 s; closing");
+        tracing::warn!(
+            timeout = ?budget,
+            "in-flight requests did not finish within the shutdown timeout; closing them"
+        );
     }
-    let _ = stop.send(true);
-    let _ = ticker.await;
+    let abort = ticker.abort_handle();
+    if tokio::time::timeout_at(deadline, ticker).await.is_err() {
+        abort.abort();
+        tracing::warn!(
+            timeout = ?budget,
+            "the background round did not finish within the shutdown timeout; stopped it"
+        );
+    }
+    match app.release_leases().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leases = n, "released the delivery leases this replica held"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release the delivery leases; they run out on their own")
+        }
+    }
     // The minute of refused authentications not yet summarised.
     if let Err(e) = app.flush_auth_refusals(true).await {
         tracing::warn!(error = %e, "could not audit the last refused authentications");
@@ -163,7 +185,10 @@ pub fn init_logging(json: bool) {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_json);
     let dir = DataDir::new(&config.data_dir);
-    let first_start = !dir.signing_key_file().exists();
+    // The first start in a data directory that holds the keys (with the
+    // database keeping them, the first replica logs that it sealed them).
+    let first_start = config.signing_keys == crate::config::SigningKeysAt::DataDir
+        && !dir.signing_key_file().exists();
     config.check_transport()?;
     let tls = match &config.tls {
         Some(t) => {
@@ -204,6 +229,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("breakglass listening on {scheme}://{addr}");
     serve_with(listener, app.clone(), tls, shutdown_signal()).await?;
     app.store.close().await;
+    tracing::info!("stopped cleanly");
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::app::App;
 use crate::auth::TokenService;
 use crate::clock::Clock;
-use crate::config::{Config, KeyServiceChoice, SecretStoreChoice};
+use crate::config::{Config, KeyServiceChoice, SecretStoreChoice, SigningKeysAt};
 use crate::crypto::signing::SigningKey;
 use crate::datadir::DataDir;
 use crate::domain::PolicySet;
@@ -23,6 +23,10 @@ use crate::secrets::aws::SecretsManagerStore;
 use crate::secrets::database::DatabaseSecretStore;
 use crate::secrets::SecretStore;
 use crate::store::Store;
+
+/// The names of the service keys the database keeps.
+pub const TOKEN_KEY: &str = "token-signing";
+pub const AUDIT_KEY: &str = "audit-checkpoint";
 
 /// Who the `App` is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +74,24 @@ impl<'a> Wiring<'a> {
             .context("while opening the database")
     }
 
+    /// Where the local key file is: the configured file (a mounted Secret
+    /// that replicas share), or the data directory's.
+    pub fn local_key_path(&self) -> std::path::PathBuf {
+        self.config
+            .local_key_file
+            .clone()
+            .unwrap_or_else(|| self.dir.key_file())
+    }
+
     /// The local key file, which every key ring keeps readable for the
     /// envelopes it wrapped.
     pub fn local_keys(&self) -> anyhow::Result<Arc<dyn KeyService>> {
+        let service = match &self.config.local_key_file {
+            Some(p) => LocalKeyService::load_mounted(p),
+            None => LocalKeyService::load(&self.dir.key_file()),
+        };
         Ok(Arc::new(
-            LocalKeyService::load(&self.dir.key_file())
-                .context("while loading the local key file")?,
+            service.context("while loading the local key file")?,
         ))
     }
 
@@ -86,7 +102,7 @@ impl<'a> Wiring<'a> {
     /// call is refused naming why.
     pub async fn key_service(&self, purpose: Purpose) -> anyhow::Result<Arc<dyn KeyService>> {
         let local = match purpose {
-            Purpose::Host { .. } if !self.dir.key_file().exists() => None,
+            Purpose::Host { .. } if !self.local_key_path().exists() => None,
             _ => Some(self.local_keys()?),
         };
         Ok(match (&self.config.key_service, local) {
@@ -96,8 +112,8 @@ impl<'a> Wiring<'a> {
             )),
             (KeyServiceChoice::Local, Some(local)) => Arc::new(KeyRing::new(local, vec![])),
             (KeyServiceChoice::Local, None) => Arc::new(AbsentKeyService::new(format!(
-                "{} holds no local key file",
-                self.config.data_dir.display()
+                "there is no local key file at {}",
+                self.local_key_path().display()
             ))),
         })
     }
@@ -133,20 +149,148 @@ impl<'a> Wiring<'a> {
     /// `--data-dir` would otherwise mint keys nobody trusts and audit into a
     /// stray database).
     fn data_dir(&self, purpose: Purpose) -> anyhow::Result<()> {
+        let in_dir = self.config.signing_keys == SigningKeysAt::DataDir;
         match purpose {
             Purpose::Serve => {
-                self.dir.ensure()?;
+                if let Some(p) = &self.config.local_key_file {
+                    anyhow::ensure!(
+                        p.exists(),
+                        "keys.local_key_file {} does not exist: create it once with `breakglass keys create-local --out FILE` and give every replica the same file (a mounted Secret)",
+                        p.display()
+                    );
+                }
+                self.dir
+                    .ensure(self.config.local_key_file.is_none(), in_dir)?;
             }
-            Purpose::Host { .. } => anyhow::ensure!(
+            Purpose::Host { .. } if in_dir => anyhow::ensure!(
                 self.dir.signing_key_file().exists(),
                 "{} holds no signing key: start the server once with `breakglass serve --data-dir {}`, or fix --data-dir",
                 self.config.data_dir.display(),
                 self.config.data_dir.display()
             ),
+            // The database must hold the keys: checked as they are read.
+            Purpose::Host { .. } => {}
         };
         // Nobody else may read or swap the keys (each key file is checked
         // again as it is opened).
         crate::datadir::check_all(&self.dir.root)
+    }
+
+    /// The token signing key and the audit checkpoint key: the data
+    /// directory's files, or the database's sealed copies.
+    pub async fn signing_keys(
+        &self,
+        store: &Arc<dyn Store>,
+        keys: &dyn KeyService,
+        purpose: Purpose,
+    ) -> anyhow::Result<(SigningKey, SigningKey)> {
+        match self.config.signing_keys {
+            SigningKeysAt::DataDir => Ok((
+                SigningKey::load(&self.dir.signing_key_file())
+                    .context("while loading the token signing key")?,
+                SigningKey::load(&self.dir.audit_key_file())
+                    .context("while loading the audit checkpoint key")?,
+            )),
+            SigningKeysAt::Database => Ok((
+                self.shared_key(
+                    store,
+                    keys,
+                    purpose,
+                    TOKEN_KEY,
+                    &self.dir.signing_key_file(),
+                )
+                .await
+                .context("while loading the token signing key from the database")?,
+                self.shared_key(store, keys, purpose, AUDIT_KEY, &self.dir.audit_key_file())
+                    .await
+                    .context("while loading the audit checkpoint key from the database")?,
+            )),
+        }
+    }
+
+    /// One signing key kept sealed in the database. The first server to
+    /// start seals it (the data directory's file, when moving an existing
+    /// installation, else a new key); whoever loses the race reads the
+    /// winner's. A data directory file that differs from the kept key stops
+    /// the start: two keys would sign for one service.
+    async fn shared_key(
+        &self,
+        store: &Arc<dyn Store>,
+        keys: &dyn KeyService,
+        purpose: Purpose,
+        name: &str,
+        file: &std::path::Path,
+    ) -> anyhow::Result<SigningKey> {
+        use crate::crypto::envelope::{service_key_aad, Envelope};
+        use crate::keys::EncryptionContext;
+        use crate::store::ServiceKeyRow;
+        let ctx = EncryptionContext::service_key(name);
+        let aad = service_key_aad(name);
+        let local = if file.exists() {
+            Some(SigningKey::load(file)?)
+        } else {
+            None
+        };
+        let mut tx = store.begin().await?;
+        let mut row = tx.service_key(name).await?;
+        if row.is_none() {
+            anyhow::ensure!(
+                purpose == Purpose::Serve,
+                "the database holds no {name} key yet: start the server once (keys.signing_keys = \"database\"), or check database_url"
+            );
+            let (key, origin) = match local {
+                Some(ref k) => (
+                    SigningKey::from_pkcs8(k.pkcs8_der())?,
+                    "the data directory's file",
+                ),
+                None => (SigningKey::generate(), "a new key"),
+            };
+            let sealed = Envelope::seal(keys, &ctx, &aad, key.pkcs8_der())
+                .await
+                .map_err(|e| anyhow::anyhow!("while sealing the {name} key: {e}"))?;
+            let new = ServiceKeyRow {
+                name: name.to_owned(),
+                envelope: String::from_utf8(sealed.to_bytes())?,
+                public_key: hex::encode(key.public_key()),
+                created_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis() as i64,
+            };
+            if tx.insert_service_key(&new).await? {
+                tracing::warn!(
+                    key = name,
+                    kid = %key.kid(),
+                    from = origin,
+                    "sealed the {name} key in the database for every replica"
+                );
+                row = Some(new);
+            } else {
+                row = tx.service_key(name).await?;
+            }
+        }
+        tx.commit().await?;
+        let row =
+            row.ok_or_else(|| anyhow::anyhow!("the {name} key vanished while it was kept"))?;
+        let envelope = Envelope::from_bytes(row.envelope.as_bytes())?;
+        let der = envelope
+            .open(keys, &ctx, &aad)
+            .await
+            .map_err(|e| anyhow::anyhow!("while unsealing the {name} key: {e}"))?;
+        let key = SigningKey::from_pkcs8(&der)?;
+        anyhow::ensure!(
+            hex::encode(key.public_key()) == row.public_key,
+            "the {name} key in the database does not match its public key: the row was altered"
+        );
+        if let Some(l) = local {
+            anyhow::ensure!(
+                l.public_key() == key.public_key(),
+                "{} is not the {name} key the database keeps for every replica (kid {} there, {} here): move the file away (keep a copy) and start again",
+                file.display(),
+                key.kid(),
+                l.kid()
+            );
+        }
+        Ok(key)
     }
 
     /// The embedded database holds envelopes and the audit log: owner-only,
@@ -186,14 +330,10 @@ impl<'a> Wiring<'a> {
         };
         let store = self.store(migrate).await?;
         let keys = self.key_service(purpose).await?;
-        let signing = SigningKey::load(&self.dir.signing_key_file())
-            .context("while loading the token signing key")?;
+        let (signing, audit_key) = self.signing_keys(&store, keys.as_ref(), purpose).await?;
+        let audit_key = Arc::new(audit_key);
         self.protect_embedded_database()?;
         let secrets = self.secret_store(&store).await;
-        let audit_key = Arc::new(
-            SigningKey::load(&self.dir.audit_key_file())
-                .context("while loading the audit checkpoint key")?,
-        );
         let review_sdk = if config.settings.review_aws {
             Some(self.sdk().await.clone())
         } else {

@@ -35,7 +35,9 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    breakglass::datadir::DataDir::new(&data).ensure().unwrap();
+    breakglass::datadir::DataDir::new(&data)
+        .ensure(true, true)
+        .unwrap();
     (dir, data)
 }
 
@@ -233,6 +235,9 @@ fn every_setting_of_the_file_can_come_from_the_environment_and_the_environment_w
         "listen = \"127.0.0.1:9000\"\n[totp]\nmax_failures = 9\n",
     )
     .unwrap();
+    let hook = dir.path().join("slack-webhook");
+    std::fs::write(&hook, "https://hooks.example/T0/B0/s3cr3t-hook\n").unwrap();
+    chmod(&hook, 0o600);
     let env: Vec<(String, String)> = [
         ("BREAKGLASS_TOTP_MAX_FAILURES", "3"),
         ("BREAKGLASS_TOTP_LOCKOUT", "45m"),
@@ -249,7 +254,12 @@ fn every_setting_of_the_file_can_come_from_the_environment_and_the_environment_w
         ("BREAKGLASS_ALERTS_PUBLIC_URL", "https://bg.example"),
         ("BREAKGLASS_ALERTS_CHANNEL_0_NAME", "chat"),
         ("BREAKGLASS_ALERTS_CHANNEL_0_KIND", "slack"),
-        ("BREAKGLASS_ALERTS_CHANNEL_0_URL", "https://hooks.example/x"),
+        (
+            "BREAKGLASS_ALERTS_CHANNEL_0_URL_FILE",
+            hook.to_str().unwrap(),
+        ),
+        ("BREAKGLASS_SHUTDOWN_TIMEOUT", "3s"),
+        ("BREAKGLASS_KEYS_SIGNING_KEYS", "database"),
         (
             "BREAKGLASS_ALERTS_CHANNEL_0_EVENTS",
             "request.create, request.release",
@@ -305,6 +315,12 @@ fn every_setting_of_the_file_can_come_from_the_environment_and_the_environment_w
     assert_eq!(alerts.public_url.as_deref(), Some("https://bg.example"));
     assert_eq!(alerts.channels[0].name, "chat");
     assert!(alerts.channels[0].events.contains("request.release"));
+    assert_eq!(
+        alerts.channels[0].url, "https://hooks.example/T0/B0/s3cr3t-hook",
+        "the webhook URL is read from its file, trimmed"
+    );
+    assert_eq!(c.settings.shutdown_timeout.as_secs(), 3);
+    assert_eq!(c.signing_keys, breakglass::config::SigningKeysAt::Database);
     assert_eq!(c.oidc[0].issuer, "https://login.example");
     assert_eq!(c.oidc[0].algorithms, vec![jsonwebtoken::Algorithm::ES256]);
     assert_eq!(
@@ -445,12 +461,18 @@ async fn a_server_configured_through_the_environment_uses_kms_and_secrets_manage
 fn the_configuration_shows_no_password_in_debug_output() {
     use breakglass::config::{Config, Overrides};
     let url = "postgres://breakglass:s3cr3t-Pa55@db.internal:5432/breakglass?sslpassword=k3y-Pa55";
-    let o = Overrides {
-        database_url: Some(url.into()),
-        ..Default::default()
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database-url");
+    std::fs::write(&file, url).unwrap();
+    chmod(&file, 0o600);
+    let o = Overrides::default();
     let shown = format!("{o:?}");
-    let c = Config::load_from(None, o, Vec::new()).unwrap();
+    let env = vec![(
+        "BREAKGLASS_DATABASE_URL_FILE".to_string(),
+        file.display().to_string(),
+    )];
+    let c = Config::load_from(None, o, env).unwrap();
+    assert_eq!(c.database_url, url, "the URL is read from its file");
     let shown = shown + &format!("{c:?}") + &format!("{c:#?}");
     assert!(
         !shown.contains("s3cr3t") && !shown.contains("k3y-Pa55"),
@@ -464,4 +486,146 @@ fn the_configuration_shows_no_password_in_debug_output() {
         breakglass::config::redacted_url(url),
         "postgres://breakglass:***@db.internal:5432/breakglass?***"
     );
+}
+
+/// `Config::load_from` with only these variables.
+fn load_env(vars: &[(&str, &str)]) -> Result<breakglass::config::Config, String> {
+    breakglass::config::Config::load_from(
+        None,
+        breakglass::config::Overrides::default(),
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn a_secret_in_an_environment_variable_is_refused_naming_the_file_setting() {
+    for (var, value, names) in [
+        (
+            "BREAKGLASS_DATABASE_URL",
+            "postgres://bg:s3cr3t-Pa55@db:5432/bg",
+            "BREAKGLASS_DATABASE_URL_FILE",
+        ),
+        (
+            "BREAKGLASS_DATABASE_URL",
+            "postgres://bg@db:5432/bg?password=s3cr3t-Pa55",
+            "BREAKGLASS_DATABASE_URL_FILE",
+        ),
+        (
+            "BREAKGLASS_AUDIT_SINK_URL",
+            "https://siem.example/ingest?token=s3cr3t-Pa55",
+            "BREAKGLASS_AUDIT_SINK_URL_FILE",
+        ),
+        (
+            "BREAKGLASS_ALERTS_CHANNEL_0_URL",
+            "https://hooks.example/T0/B0/s3cr3t-Pa55",
+            "BREAKGLASS_ALERTS_CHANNEL_0_URL_FILE",
+        ),
+    ] {
+        let mut vars = vec![(var, value)];
+        if var.contains("CHANNEL") {
+            vars.push(("BREAKGLASS_ALERTS_CHANNEL_0_NAME", "chat"));
+            vars.push(("BREAKGLASS_ALERTS_CHANNEL_0_KIND", "slack"));
+        }
+        let err = load_env(&vars).expect_err(var);
+        assert!(err.contains(names), "{var}: {err}");
+        assert!(
+            !err.contains("s3cr3t"),
+            "the refusal shows no secret: {err}"
+        );
+    }
+    // The same on the command line, where every user can read it.
+    let (code, out) = run(
+        &[
+            "migrate",
+            "--database-url",
+            "postgres://bg:s3cr3t-Pa55@127.0.0.1:1/bg",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("database_url_file") && !out.contains("s3cr3t"),
+        "{out}"
+    );
+    // A URL without a password is no secret.
+    let c = load_env(&[("BREAKGLASS_DATABASE_URL", "postgres://bg@db:5432/bg")]).unwrap();
+    assert_eq!(c.database_url, "postgres://bg@db:5432/bg");
+}
+
+#[test]
+fn a_secret_file_must_be_private_or_readable_by_this_service_s_group_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database-url");
+    std::fs::write(&file, "postgres://bg:s3cr3t-Pa55@db:5432/bg\n").unwrap();
+    let var = [("BREAKGLASS_DATABASE_URL_FILE", file.to_str().unwrap())];
+    // Owner-only, and a mounted Kubernetes Secret's 0440 in our own group.
+    for mode in [0o600, 0o400, 0o440, 0o640] {
+        chmod(&file, mode);
+        let c = load_env(&var).unwrap_or_else(|e| panic!("mode {mode:o}: {e}"));
+        assert_eq!(c.database_url, "postgres://bg:s3cr3t-Pa55@db:5432/bg");
+    }
+    // Readable by others, or writable by the group: refused, naming the fix.
+    for mode in [0o644, 0o604, 0o660, 0o620] {
+        chmod(&file, mode);
+        let err = load_env(&var).expect_err(&format!("mode {mode:o}"));
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+    // A link to the file (as a mounted Secret's files are) is followed.
+    chmod(&file, 0o600);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    load_env(&[("BREAKGLASS_DATABASE_URL_FILE", link.to_str().unwrap())]).unwrap();
+    // Both forms, a missing file, an empty one: each named.
+    let err = load_env(&[
+        ("BREAKGLASS_DATABASE_URL_FILE", file.to_str().unwrap()),
+        ("BREAKGLASS_DATABASE_URL", "postgres://bg@db/bg"),
+    ])
+    .unwrap_err();
+    assert!(err.contains("both set"), "{err}");
+    let missing = dir.path().join("nothing-here");
+    let err = load_env(&[("BREAKGLASS_DATABASE_URL_FILE", missing.to_str().unwrap())]).unwrap_err();
+    assert!(err.contains("nothing-here"), "{err}");
+    std::fs::write(&file, "\n").unwrap();
+    let err = load_env(&var).unwrap_err();
+    assert!(err.contains("empty"), "{err}");
+}
+
+#[test]
+fn a_configured_local_key_file_is_never_created_and_keys_create_local_makes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("shared-local.key");
+    let data = dir.path().join("data");
+    let env = [
+        ("BREAKGLASS_KEYS_LOCAL_KEY_FILE", key.to_str().unwrap()),
+        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
+        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
+    ];
+    let (code, out) = run(&["serve"], &env);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("keys create-local") && out.contains("shared-local.key"),
+        "{out}"
+    );
+    assert!(!key.exists(), "the start created no key");
+    let (code, out) = run(
+        &["keys", "create-local", "--out", key.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("key id local:"), "{out}");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Never overwritten.
+    let before = std::fs::read(&key).unwrap();
+    let (code, out) = run(
+        &["keys", "create-local", "--out", key.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("never replaced"), "{out}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
 }

@@ -53,6 +53,16 @@ impl App {
         }
     }
 
+    /// A stopping replica hands back the delivery leases it holds, so that
+    /// another replica delivers at once instead of when they run out.
+    pub async fn release_leases(&self) -> super::AppResult<u64> {
+        let mut tx = self.store.begin().await?;
+        let n = tx.release_alert_leases(&self.replica).await?
+            + tx.release_sink_leases(&self.replica).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Delete what can no longer be used: WebAuthn ceremonies an hour past
     /// their end (a replay of one is named until then), and console
     /// sessions a day past their absolute deadline. Their use is in the

@@ -247,6 +247,13 @@ pub(super) enum KeysCmd {
         #[arg(long, env = "BREAKGLASS_AWS_ENDPOINT_URL")]
         aws_endpoint_url: Option<String>,
     },
+    /// Create a new local key-encryption key file (owner-only), for
+    /// `keys.local_key_file`: one file that every replica mounts.
+    CreateLocal {
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]

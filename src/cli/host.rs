@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use zeroize::Zeroizing;
 
 use super::args::{ServeArgs, ServerConfigArgs};
@@ -85,6 +87,30 @@ pub(super) async fn migrate(a: ServerConfigArgs) -> anyhow::Result<()> {
     let store = Wiring::new(&config).store(true).await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+/// `keys create-local`: a new local key-encryption key in its own file.
+pub(super) fn create_local_key(out: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    use crate::keys::KeyService;
+    let key = crate::keys::local::LocalKeyService::create(out).with_context(|| {
+        format!(
+            "{} was not created (an existing file is never replaced)",
+            out.display()
+        )
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "file": out.display().to_string(), "key_id": key.key_id() })
+        );
+    } else {
+        println!(
+            "created {} (key id {}): keep it secret and backed up, give every replica the same file (e.g. a mounted Secret) and set keys.local_key_file to its path",
+            out.display(),
+            key.key_id()
+        );
+    }
     Ok(())
 }
 
@@ -319,9 +345,15 @@ pub(super) async fn export_backup(
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let config = config_from(&base, Overrides::default())?;
-    let dir = crate::datadir::DataDir::new(&config.data_dir);
-    let signer = crate::crypto::signing::SigningKey::load(&dir.signing_key_file())?;
-    let app = host_app(&config, false).await?;
+    let wiring = Wiring::new(&config);
+    let app = host_app_of(&wiring, false).await?;
+    let (signer, _) = wiring
+        .signing_keys(
+            &app.store,
+            app.keys.as_ref(),
+            Purpose::Host { migrate: false },
+        )
+        .await?;
     let file = app.export_backup(&signer, &operator()).await;
     app.store.close().await;
     let file = file?;
@@ -468,13 +500,12 @@ pub(super) async fn rewrap(
             ..Default::default()
         },
     )?;
-    let dir = crate::datadir::DataDir::new(&config.data_dir);
-    anyhow::ensure!(
-        dir.key_file().exists(),
-        "{} holds no local key file: give the data directory the server uses",
-        config.data_dir.display()
-    );
     let wiring = Wiring::new(&config);
+    anyhow::ensure!(
+        wiring.local_key_path().exists(),
+        "there is no local key file at {}: give the data directory (or keys.local_key_file) the server uses",
+        wiring.local_key_path().display()
+    );
     let app = host_app_of(&wiring, false).await?;
     let local = wiring.local_keys()?;
     let sdk = wiring.sdk().await;

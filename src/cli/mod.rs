@@ -74,6 +74,9 @@ async fn run(cli: Cli) -> ExitCode {
             kms_key_id,
             aws_endpoint_url,
         }) => return local(rewrap(base, &to, kms_key_id, aws_endpoint_url, cli.json).await),
+        Command::Keys(KeysCmd::CreateLocal { out }) => {
+            return local(create_local_key(&out, cli.json));
+        }
         Command::Token(TokenCmd::Issue {
             base,
             subject,

@@ -24,8 +24,15 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// A file holding the database URL (whose password has no place in an
+    /// environment variable or on a command line).
+    pub database_url_file: Option<PathBuf>,
     pub policies_dir: Option<PathBuf>,
     pub migrate_on_start: Option<bool>,
+    /// How long a stopping server (SIGTERM) lets in-flight requests and
+    /// the background round finish before it releases its leases and
+    /// exits (default "8s").
+    pub shutdown_timeout: Option<String>,
     #[serde(default)]
     pub tokens: TokenFileConfig,
     #[serde(default)]
@@ -354,9 +361,11 @@ pub struct ChannelFileConfig {
     pub name: String,
     /// `slack`, `pagerduty` or `webhook`.
     pub kind: String,
-    /// Where to POST (for Slack, the incoming-webhook URL, itself a secret:
-    /// keep the configuration file owner-only).
-    pub url: String,
+    /// Where to POST. For Slack the incoming-webhook URL is itself a
+    /// secret: prefer `url_file`.
+    pub url: Option<String>,
+    /// A file holding the URL (owner-only, or a mounted Secret).
+    pub url_file: Option<PathBuf>,
     /// Which events (audit actions, plus `audit.verify.failed`); default
     /// per kind.
     pub events: Option<Vec<String>>,
@@ -440,13 +449,33 @@ pub fn read_secret_file(
     p: &Path,
     what: &str,
 ) -> anyhow::Result<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>> {
-    crate::crypto::private_file::check_private(p)?;
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(p).with_context(|| format!("while reading {}", p.display()))?,
-    );
+    let bytes = crate::crypto::private_file::read_secret(p)?;
     let trimmed = zeroize::Zeroizing::new(bytes.trim_ascii().to_vec());
     anyhow::ensure!(!trimmed.is_empty(), "{}: the {what} is empty", p.display());
     Ok(std::sync::Arc::new(trimmed))
+}
+
+/// A URL given inline or in a file (exactly one), http(s). Its text never
+/// appears in the error: it may be a credential.
+fn url_or_file(what: &str, url: Option<String>, file: Option<&Path>) -> anyhow::Result<String> {
+    let url = match (url, file) {
+        (Some(u), None) => u,
+        (None, Some(p)) => {
+            let bytes = read_secret_file(p, "URL")?;
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| anyhow::anyhow!("{}: the URL is not text", p.display()))?
+        }
+        (Some(_), Some(_)) => {
+            anyhow::bail!("{what}: set url or url_file, not both")
+        }
+        (None, None) => anyhow::bail!("{what}: set url, or url_file naming a file that holds it"),
+    };
+    anyhow::ensure!(
+        url.starts_with("https://") || url.starts_with("http://"),
+        "{what}: the URL must be http(s) (it starts {:?})",
+        redacted_url(&url)
+    );
+    Ok(url)
 }
 
 fn alerts_from_file(f: AlertsFileConfig) -> anyhow::Result<Option<Alerts>> {
@@ -461,11 +490,11 @@ fn alerts_from_file(f: AlertsFileConfig) -> anyhow::Result<Option<Alerts>> {
             "alerts.channel name {:?} must be a unique simple name",
             c.name
         );
-        anyhow::ensure!(
-            c.url.starts_with("https://") || c.url.starts_with("http://"),
-            "alerts.channel {}: url must be http(s)",
-            c.name
-        );
+        let url = url_or_file(
+            &format!("alerts.channel {}", c.name),
+            c.url,
+            c.url_file.as_deref(),
+        )?;
         let secret = match c.kind.as_str() {
             "slack" => None,
             "webhook" => match &c.hmac_key_file {
@@ -505,7 +534,7 @@ fn alerts_from_file(f: AlertsFileConfig) -> anyhow::Result<Option<Alerts>> {
         channels.push(AlertChannel {
             name: c.name,
             kind: c.kind,
-            url: c.url,
+            url,
             events,
             secret,
         });
@@ -634,7 +663,9 @@ pub struct AuditFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct SinkFileConfig {
     /// An http(s) URL that accepts POSTed JSON Lines.
-    pub url: String,
+    pub url: Option<String>,
+    /// A file holding the URL, when it carries a credential.
+    pub url_file: Option<PathBuf>,
     /// `jsonl` (verifiable records) or `ocsf`.
     pub format: Option<String>,
     /// Events per POST (default 500).
@@ -669,11 +700,7 @@ impl std::fmt::Debug for AuditSink {
 
 impl AuditSink {
     fn from_file(f: SinkFileConfig) -> anyhow::Result<AuditSink> {
-        anyhow::ensure!(
-            f.url.starts_with("https://") || f.url.starts_with("http://"),
-            "audit.sink.url {:?} must be an http(s) URL",
-            f.url
-        );
+        let url = url_or_file("audit.sink", f.url, f.url_file.as_deref())?;
         let ocsf = match f.format.as_deref().unwrap_or("jsonl") {
             "jsonl" => false,
             "ocsf" => true,
@@ -687,10 +714,7 @@ impl AuditSink {
         let hmac_key = match f.hmac_key_file {
             None => None,
             Some(p) => {
-                crate::crypto::private_file::check_private(&p)?;
-                let key = zeroize::Zeroizing::new(
-                    std::fs::read(&p).with_context(|| format!("while reading {}", p.display()))?,
-                );
+                let key = crate::crypto::private_file::read_secret(&p)?;
                 anyhow::ensure!(
                     key.len() >= 32,
                     "{}: an HMAC key of at least 32 bytes",
@@ -700,7 +724,7 @@ impl AuditSink {
             }
         };
         Ok(AuditSink {
-            url: f.url,
+            url,
             ocsf,
             batch_size,
             hmac_key,
@@ -727,6 +751,20 @@ pub struct KeysFileConfig {
     /// `local` (the data directory's key file) or `aws-kms`.
     pub service: Option<String>,
     pub kms_key_id: Option<String>,
+    /// Where the token signing key and the audit checkpoint key live:
+    /// `data_dir` (files, the default) or `database` (generated once,
+    /// wrapped by the key service, shared by every replica).
+    pub signing_keys: Option<String>,
+    /// The local key-encryption key's file, when not the data directory's
+    /// `local.key` (a mounted Secret shared by replicas); never created.
+    pub local_key_file: Option<PathBuf>,
+}
+
+/// Where the service's signing keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKeysAt {
+    DataDir,
+    Database,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -802,6 +840,9 @@ pub struct Settings {
     /// these roots (DER); empty: any authenticator.
     pub webauthn_attestation_roots: Vec<Vec<u8>>,
     pub limits: Limits,
+    /// How long a stop (SIGTERM) waits for in-flight requests and the
+    /// background round before it releases the leases and exits.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -822,6 +863,7 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             webauthn_attestation_roots: Vec::new(),
             limits: Limits::default(),
+            shutdown_timeout: Duration::from_secs(8),
         }
     }
 }
@@ -848,6 +890,9 @@ pub struct Config {
     /// Serve HTTPS with these files; `None`: plain HTTP.
     pub tls: Option<Tls>,
     pub allow_plain_http: bool,
+    pub signing_keys: SigningKeysAt,
+    /// The local key file, when not the data directory's.
+    pub local_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -870,6 +915,8 @@ impl std::fmt::Debug for Config {
             .field("pool", &self.pool)
             .field("tls", &self.tls)
             .field("allow_plain_http", &self.allow_plain_http)
+            .field("signing_keys", &self.signing_keys)
+            .field("local_key_file", &self.local_key_file)
             .finish()
     }
 }
@@ -975,6 +1022,9 @@ impl Config {
             }
         };
         overlay_env(&mut table, env)?;
+        if let Some(url) = &o.database_url {
+            refuse_password("--database-url or BREAKGLASS_DATABASE_URL", url)?;
+        }
         let f: FileConfig = toml::Value::Table(table).try_into().map_err(|e| {
             anyhow::anyhow!(
                 "{}: {e}",
@@ -992,10 +1042,18 @@ impl Config {
             .data_dir
             .or(f.data_dir)
             .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-        let database_url = o
-            .database_url
-            .or(f.database_url)
-            .unwrap_or_else(|| crate::datadir::DataDir::new(&data_dir).database_url());
+        let database_url = match (o.database_url.or(f.database_url), f.database_url_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "database_url and database_url_file are both set: keep one (the file, when the URL carries a password)"
+            ),
+            (Some(u), None) => u,
+            (None, Some(p)) => {
+                let bytes = read_secret_file(&p, "database URL")?;
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| anyhow::anyhow!("{}: the database URL is not text", p.display()))?
+            }
+            (None, None) => crate::datadir::DataDir::new(&data_dir).database_url(),
+        };
         let policies_dir = o
             .policies_dir
             .or(f.policies_dir)
@@ -1008,8 +1066,13 @@ impl Config {
             log_format == "text" || log_format == "json",
             "log format {log_format:?} is not text or json"
         );
-        let settings = settings_from(
+        let mut settings = settings_from(
             f.totp, f.audit, f.alerts, f.review, f.console, f.webauthn, f.limits,
+        )?;
+        settings.shutdown_timeout = duration(
+            "shutdown_timeout",
+            f.shutdown_timeout.as_ref(),
+            Duration::from_secs(8),
         )?;
         let pool = crate::store::PoolSettings {
             max_connections: match f.database.max_connections {
@@ -1028,6 +1091,12 @@ impl Config {
             f.tls.reload_interval,
         )?;
         let allow_plain_http = o.allow_plain_http || f.allow_plain_http.unwrap_or(false);
+        let signing_keys = match f.keys.signing_keys.as_deref().unwrap_or("data_dir") {
+            "data_dir" => SigningKeysAt::DataDir,
+            "database" => SigningKeysAt::Database,
+            other => anyhow::bail!("keys.signing_keys {other:?} is not data_dir or database"),
+        };
+        let local_key_file = f.keys.local_key_file.clone();
         let (key_service, secret_store) = custody_from(
             (o.key_service, o.kms_key_id, o.secret_store),
             f.keys,
@@ -1069,6 +1138,8 @@ impl Config {
             )?,
             settings,
             log_json: log_format == "json",
+            signing_keys,
+            local_key_file,
         })
     }
 }
@@ -1127,6 +1198,7 @@ fn settings_from(
         console: console_from_file(console)?,
         webauthn_attestation_roots: attestation_roots_from(webauthn)?,
         limits: limits_from_file(limits)?,
+        shutdown_timeout: d.shutdown_timeout,
     })
 }
 
@@ -1256,6 +1328,7 @@ fn overlay_env(
         let Some(loc) = schema::locate(&var) else {
             return Err(unknown_variable(&var));
         };
+        refuse_secret_in_env(&var, loc.setting.path, &raw)?;
         let value =
             env_value(loc.setting.kind, &raw).map_err(|why| anyhow::anyhow!("{var}: {why}"))?;
         set_at(table, &loc.parts, value, &mut created, &mut filled)
@@ -1272,6 +1345,45 @@ fn overlay_env(
         }
     }
     Ok(())
+}
+
+/// A URL whose password would be seen by anyone who can list processes or
+/// read the environment: refused, with the file setting to use instead.
+fn refuse_password(source: &str, url: &str) -> anyhow::Result<()> {
+    let has_password = reqwest::Url::parse(url)
+        .map(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
+        .unwrap_or(false);
+    anyhow::ensure!(
+        !has_password,
+        "{source} carries a password ({}): put the URL in an owner-only file and set database_url_file (BREAKGLASS_DATABASE_URL_FILE) to its path",
+        redacted_url(url)
+    );
+    Ok(())
+}
+
+/// No secret in an environment variable: a URL with a password, or an
+/// alert channel's URL (Slack's and Teams' carry their secret in the
+/// path), is refused, naming the `_file` setting to use.
+fn refuse_secret_in_env(var: &str, path: &str, raw: &str) -> anyhow::Result<()> {
+    match path {
+        "database_url" => refuse_password(var, raw),
+        "audit.sink.url" => {
+            let secret = reqwest::Url::parse(raw)
+                .map(|u| u.password().is_some() || !u.username().is_empty() || u.query().is_some())
+                .unwrap_or(false);
+            anyhow::ensure!(
+                !secret,
+                "{var} carries credentials ({}): put the URL in an owner-only file and set {}_FILE to its path",
+                redacted_url(raw),
+                var
+            );
+            Ok(())
+        }
+        "alerts.channel[].url" => anyhow::bail!(
+            "{var}: an alert channel's URL is a credential (a webhook URL carries its secret), so it is not read from the environment: put it in an owner-only file and set {var}_FILE to its path"
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn unknown_variable(var: &str) -> anyhow::Error {

@@ -54,6 +54,11 @@ pub fn totp_aad(custodian: &str, enrollment_id: &str) -> Vec<u8> {
     format!("breakglass/totp-seed/v1\0{custodian}\0{enrollment_id}").into_bytes()
 }
 
+/// Associated data for one of the service's signing keys.
+pub fn service_key_aad(name: &str) -> Vec<u8> {
+    format!("breakglass/service-key/v1\0{name}").into_bytes()
+}
+
 /// AES-256-GCM with an explicit nonce; the known-answer tests pin this.
 pub fn seal_with_key(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key is a valid AES-256 key");

@@ -120,17 +120,43 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>>
     Ok(buf)
 }
 
+/// The mode of a secret file that someone else could read or change, to
+/// name in the refusal; `None` when only this user, or this user's own
+/// group reading a file owned by root or this user, can reach it. The
+/// group allowance is a Kubernetes Secret mounted with `fsGroup`: root
+/// owns the file, the pod's group may read it (mode 0440).
+fn exposed_secret_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.permissions().mode() & 0o777;
+    let own_group = meta.gid() == rustix::process::getegid().as_raw()
+        && (meta.uid() == 0 || meta.uid() == euid());
+    let exposed = if own_group { 0o027 } else { 0o077 };
+    (mode & exposed != 0).then_some(mode)
+}
+
 /// Refuse a secret file (outside the data directory: a TLS key, an HMAC
-/// key) that others can read: fail closed, say how to fix it.
+/// key, a database URL, a mounted key) that others can read or change:
+/// fail closed, say how to fix it.
 pub fn check_private(path: &Path) -> anyhow::Result<()> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("while reading {}", path.display()))?;
-    if let Some(mode) = shared_mode(&meta) {
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    if let Some(mode) = exposed_secret_mode(&meta) {
         anyhow::bail!(
-            "{} is readable by others (mode {mode:o}); run `chmod 600 {}` and start again",
+            "{} is readable or writable by others (mode {mode:o}); run `chmod 600 {}` (or 0440 with this service's group, as a mounted Kubernetes Secret is) and start again",
             path.display(),
             path.display()
         );
     }
     Ok(())
+}
+
+/// Read a secret file named by the configuration (see `check_private`;
+/// it may be a link, as a mounted Kubernetes Secret's files are), into
+/// memory that is zeroized when dropped.
+pub fn read_secret(path: &Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    check_private(path)?;
+    Ok(zeroize::Zeroizing::new(std::fs::read(path).with_context(
+        || format!("while reading {}", path.display()),
+    )?))
 }

@@ -44,8 +44,18 @@ impl LocalKeyService {
         Ok(Self::from_key(kek))
     }
 
+    /// The data directory's key file (see `private_file::read_key_file`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes = crate::crypto::private_file::read_key_file(path)?;
+        Self::parse(path, crate::crypto::private_file::read_key_file(path)?)
+    }
+
+    /// A key file named by the configuration, e.g. a mounted Kubernetes
+    /// Secret (see `private_file::read_secret`).
+    pub fn load_mounted(path: &Path) -> anyhow::Result<Self> {
+        Self::parse(path, crate::crypto::private_file::read_secret(path)?)
+    }
+
+    fn parse(path: &Path, bytes: Zeroizing<Vec<u8>>) -> anyhow::Result<Self> {
         let text = Zeroizing::new(
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| anyhow::anyhow!("{} is not text", path.display()))?,

@@ -34,6 +34,14 @@ impl EncryptionContext {
         ])
     }
 
+    /// One of the service's own signing keys, kept in the database.
+    pub fn service_key(name: &str) -> Self {
+        Self::from_pairs([
+            ("purpose", "service-key".to_string()),
+            ("service_key", name.to_string()),
+        ])
+    }
+
     fn from_pairs<const N: usize>(pairs: [(&str, String); N]) -> Self {
         Self(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }

@@ -19,6 +19,8 @@ pub trait AlertStore: Send {
         until: i64,
     ) -> Result<bool>;
     async fn release_alert_channel(&mut self, channel: &str, owner: &str) -> Result<()>;
+    /// Release every channel lease `owner` holds (a stopping replica).
+    async fn release_alert_leases(&mut self, owner: &str) -> Result<u64>;
     /// The channel's pending alerts, in event order.
     async fn due_alerts(&mut self, channel: &str, now: i64, limit: i64) -> Result<Vec<AlertRow>>;
     async fn set_alert_state(
@@ -97,6 +99,15 @@ impl AlertStore for SqlTx {
             .execute(self)
             .await?;
         Ok(())
+    }
+
+    async fn release_alert_leases(&mut self, owner: &str) -> Result<u64> {
+        let r = self
+            .sql("UPDATE alert_channels SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+            .bind(owner)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn due_alerts(&mut self, channel: &str, now: i64, limit: i64) -> Result<Vec<AlertRow>> {

@@ -22,6 +22,7 @@ mod recovery;
 mod requests;
 mod rotations;
 mod rows;
+mod service_keys;
 mod sessions;
 mod sinks;
 mod sql;
@@ -39,6 +40,7 @@ pub use recovery::RecoveryStore;
 pub use requests::RequestStore;
 pub use rotations::RotationStore;
 pub use rows::*;
+pub use service_keys::{ServiceKeyRow, ServiceKeyStore};
 pub use sessions::SessionStore;
 pub use sinks::SinkStore;
 pub use tokens::TokenStore;
@@ -137,6 +139,7 @@ pub trait Tx:
     + RecoveryStore
     + TokenStore
     + SessionStore
+    + ServiceKeyStore
     + WebauthnStore
     + GaugeStore
     + Send
@@ -149,8 +152,8 @@ pub trait Tx:
 pub mod prelude {
     pub use super::{
         AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, PolicyStore,
-        RecoveryStore, RequestStore, RotationStore, SessionStore, SinkStore, Store, TokenStore, Tx,
-        WebauthnStore,
+        RecoveryStore, RequestStore, RotationStore, ServiceKeyStore, SessionStore, SinkStore,
+        Store, TokenStore, Tx, WebauthnStore,
     };
 }
 

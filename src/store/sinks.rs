@@ -12,6 +12,8 @@ pub trait SinkStore: Send {
     /// Take the sink's lease until `until`, if it is free and a delivery is
     /// due at `now`.
     async fn lease_sink(&mut self, sink: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
+    /// Release every sink lease `owner` holds (a stopping replica).
+    async fn release_sink_leases(&mut self, owner: &str) -> Result<u64>;
     /// Record a delivery by the lease holder and release the lease.
     async fn sink_delivered(
         &mut self,
@@ -56,6 +58,15 @@ impl SinkStore for SqlTx {
             last_attempt_at: r.try_get("last_attempt_at")?,
             delivered_at: r.try_get("delivered_at")?,
         })
+    }
+
+    async fn release_sink_leases(&mut self, owner: &str) -> Result<u64> {
+        let r = self
+            .sql("UPDATE audit_sink_cursor SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+            .bind(owner)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn lease_sink(&mut self, sink: &str, owner: &str, now: i64, until: i64) -> Result<bool> {

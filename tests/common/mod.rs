@@ -134,7 +134,7 @@ impl Resp {
     }
 }
 
-async fn fresh_pg_database() -> String {
+pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let name = format!("bgtest_{}", uuid::Uuid::new_v4().simple());
     let admin_url = format!("{}/postgres", pg_base_url());

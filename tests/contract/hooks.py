@@ -36,6 +36,7 @@ TABLES = [
     "webauthn_keys",
     "key_resets",
     "key_reset_decisions",
+    "service_keys",
 ]
 
 # Columns a refusal may change by design.

@@ -1,70 +1,54 @@
+# The break-glass custody service's AWS side: the custody key and the
+# service role (custody.tf), the audit trail (trail.tf), AWS Config's root
+# rules (config.tf) and the root-usage alarm (alarm.tf).
+
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
-  role_name  = "${var.name}-service"
-  policies   = "${path.module}/../../policies/iam"
-}
+  # `name` is the attribute both provider lines have.
+  region    = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
 
-# --- the service's KMS key -----------------------------------------------
+  service_role_name = coalesce(var.service_role_name, var.name)
+  trail_name        = coalesce(var.trail_name, var.name)
+  trail_bucket_name = coalesce(var.trail_bucket_name, "${var.name}-trail-${local.account_id}-${local.region}")
+  log_group_name    = "/aws/cloudtrail/${local.trail_name}"
 
-# The key policy is the repository's policies/iam/kms-key-policy.json,
-# rendered: only the service's role uses the key, only with the service's
-# encryption contexts; the key administrators cannot use it.
-resource "aws_kms_key" "service" {
-  description             = "breakglass: wraps the data keys of credentials, TOTP seeds and the service's signing keys"
-  enable_key_rotation     = true
-  deletion_window_in_days = var.key_deletion_window_days
-  policy = replace(replace(replace(
-    file("${local.policies}/kms-key-policy.json"),
-    "ACCOUNT_ID", local.account_id),
-    "KEY_ADMIN_ROLE", var.key_admin_role_name),
-  "SERVICE_ROLE", local.role_name)
-  tags = var.tags
-  # The role must exist before a key policy can name it.
-  depends_on = [aws_iam_role.service]
-}
+  # Known before the resources exist, for the policies that must name them
+  # (the bucket policy and the audit key policy come before the trail and
+  # the log group).
+  trail_arn     = "arn:${local.partition}:cloudtrail:${local.region}:${local.account_id}:trail/${local.trail_name}"
+  log_group_arn = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
 
-resource "aws_kms_alias" "service" {
-  name          = var.kms_alias
-  target_key_id = aws_kms_key.service.key_id
-}
+  # The issuer as IAM names it in condition keys: the provider ARN's part
+  # after "oidc-provider/" (oidc.eks.REGION.amazonaws.com/id/ID).
+  oidc_issuer = element(split(":oidc-provider/", var.oidc_provider_arn), 1)
 
-# --- the service role (IRSA) ---------------------------------------------
+  # The policy files of the repository, rendered. They are the one source of
+  # truth: statements or context keys added there reach the key and the
+  # role at the next apply. Their placeholders are plain words, so replace()
+  # and not templatefile(); jsondecode() fails the plan on a malformed file.
+  policy_dir = "${path.module}/../../policies/iam"
 
-resource "aws_iam_role" "service" {
-  name                 = local.role_name
-  description          = "breakglass pods, through IRSA"
-  max_session_duration = 3600
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Federated = var.oidc_provider_arn }
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Condition = {
-        StringEquals = {
-          "${var.oidc_provider_url}:sub" = "system:serviceaccount:${var.namespace}:${var.service_account}"
-          "${var.oidc_provider_url}:aud" = "sts.amazonaws.com"
-        }
-      }
-    }]
-  })
-  tags = var.tags
-}
+  kms_key_policy = jsonencode(jsondecode(
+    replace(replace(replace(
+      file("${local.policy_dir}/kms-key-policy.json"),
+      "ACCOUNT_ID", local.account_id),
+      "KEY_ADMIN_ROLE", var.key_admin_role_name),
+    "SERVICE_ROLE", aws_iam_role.service.name)
+  ))
 
-# policies/iam/service-role-policy.json, rendered: data keys from the
-# service's key only with its contexts, and Secrets Manager only under the
-# prefix (the service creates its secrets itself, tagged managed-by).
-resource "aws_iam_role_policy" "service" {
-  name = "${var.name}-service"
-  role = aws_iam_role.service.id
-  policy = replace(replace(replace(replace(
-    file("${local.policies}/service-role-policy.json"),
-    "secret:breakglass/", "secret:${var.secret_name_prefix}"),
-    "REGION", local.region),
-    "ACCOUNT_ID", local.account_id),
-  "KEY_ID", aws_kms_key.service.key_id)
+  # The prefix first (the file scopes secrets to secret:breakglass/*), then
+  # the placeholders.
+  service_role_policy = jsonencode(jsondecode(
+    replace(replace(replace(replace(
+      file("${local.policy_dir}/service-role-policy.json"),
+      ":secret:breakglass/", ":secret:${var.secret_name_prefix}"),
+      "REGION", local.region),
+      "ACCOUNT_ID", local.account_id),
+    "KEY_ID", aws_kms_key.service.key_id)
+  ))
 }

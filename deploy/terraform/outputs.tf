@@ -1,56 +1,68 @@
-output "kms_key_arn" {
-  description = "ARN of the service's KMS key."
+output "key_arn" {
+  description = "ARN of the custody key."
   value       = aws_kms_key.service.arn
 }
 
-output "kms_key_id" {
-  description = "Id of the service's KMS key."
+output "key_id" {
+  description = "Id of the custody key."
   value       = aws_kms_key.service.key_id
 }
 
-output "kms_alias" {
-  description = "Alias of the service's KMS key ([keys] kms_key_id)."
+output "key_alias" {
+  description = "Alias of the custody key."
   value       = aws_kms_alias.service.name
 }
 
 output "service_role_arn" {
-  description = "The IRSA role: the Helm chart's serviceAccount.roleArn."
+  description = "ARN of the service's IAM role (IRSA)."
   value       = aws_iam_role.service.arn
 }
 
-output "trail_arn" {
-  description = "ARN of the multi-region trail."
-  value       = aws_cloudtrail.main.arn
+output "helm_service_account_role_arn" {
+  description = "The Helm chart's serviceAccount.roleArn value."
+  value       = aws_iam_role.service.arn
 }
 
-output "trail_bucket" {
-  description = "The trail's bucket."
+output "audit_key_arn" {
+  description = "ARN of the audit key (trail files, log group, alarm topic): grant kms:Decrypt on it to whoever reads the trail's files."
+  value       = aws_kms_key.audit.arn
+}
+
+output "trail_arn" {
+  description = "ARN of the CloudTrail trail."
+  value       = aws_cloudtrail.this.arn
+}
+
+output "trail_bucket_name" {
+  description = "Name of the S3 bucket holding the trail's log files (and Config's, under config/)."
   value       = aws_s3_bucket.trail.id
 }
 
-output "trail_log_group" {
-  description = "The trail's CloudWatch Logs group."
+output "log_group_name" {
+  description = "Name of the trail's CloudWatch Logs log group."
   value       = aws_cloudwatch_log_group.trail.name
 }
 
-output "alarm_topic_arn" {
-  description = "SNS topic of the root-usage alarm: subscribe your paging tool."
+output "sns_topic_arn" {
+  description = "ARN of the SNS topic the root-usage alarm notifies; subscribe the on-call channel to it."
   value       = aws_sns_topic.alarms.arn
 }
 
 output "breakglass_config" {
-  description = "The server's settings for this account, to paste into breakglass.toml (or the chart's config)."
-  value       = <<-EOT
+  description = "The AWS part of breakglass.toml, ready to paste."
+  # The key's ARN, not the alias: GetKeyRotationStatus (the server's
+  # hygiene check) takes only a key id or ARN, and envelopes record the ARN
+  # anyway. jsonencode() quotes each value as a valid TOML basic string.
+  value = <<-EOT
     [keys]
     service = "aws-kms"
-    kms_key_id = "${aws_kms_alias.service.name}"
-    signing_keys = "database"
+    kms_key_id = ${jsonencode(aws_kms_key.service.arn)}
 
     [secrets]
     store = "aws-secretsmanager"
-    name_prefix = "${var.secret_name_prefix}"
+    name_prefix = ${jsonencode(var.secret_name_prefix)}
 
     [aws]
-    region = "${local.region}"
+    region = ${jsonencode(local.region)}
   EOT
 }

@@ -1,10 +1,11 @@
-# Valid for the hashicorp/aws provider 3.x (3.39 is what the test command
-# applies against the moto emulator) and 5.x. Only resources and arguments
-# both accept are used: S3 encryption and versioning are the bucket's own
-# blocks, which 3.x requires and 5.x still accepts (deprecated there in
-# favour of separate resources that 3.x lacks).
+# One module for the hashicorp/aws provider 3.x (3.39 and later) and 5.x.
+# Every resource and argument used here exists in both; where the two
+# differ (S3 above all) the comments next to the resource say which form
+# was chosen and why. The module sets no provider configuration: the caller
+# chooses the region, the credentials and any endpoints.
 terraform {
   required_version = ">= 1.0"
+
   required_providers {
     aws = {
       source  = "hashicorp/aws"

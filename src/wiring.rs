@@ -238,12 +238,13 @@ impl<'a> Wiring<'a> {
                 purpose == Purpose::Serve,
                 "the database holds no {name} key yet: start the server once (keys.signing_keys = \"database\"), or check database_url"
             );
-            let (key, origin) = match local {
-                Some(ref k) => (
-                    SigningKey::from_pkcs8(k.pkcs8_der())?,
-                    "the data directory's file",
-                ),
-                None => (SigningKey::generate(), "a new key"),
+            let generated;
+            let (key, origin) = match &local {
+                Some(k) => (k, "the data directory's file"),
+                None => {
+                    generated = SigningKey::generate();
+                    (&generated, "a new key")
+                }
             };
             let sealed = Envelope::seal(keys, &ctx, &aad, key.pkcs8_der())
                 .await
@@ -375,6 +376,7 @@ impl<'a> Wiring<'a> {
                 config.settings.limits.auth_refusal_events_per_minute,
             )),
             audit_key,
+            token_key: Arc::new(signing),
             replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             vault: Arc::default(),
             limiters: Arc::new(crate::limits::Limiters::new(&config.settings.limits)),

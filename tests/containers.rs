@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,20 +80,9 @@ impl Server {
     }
 
     fn ready(mut child: Child, log: PathBuf) -> Server {
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "the server did not start: {line:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+        let url = common::serve_url(
+            &mut child,
+            &std::fs::read_to_string(&log).unwrap_or_default(),
         );
         Server { child, url, log }
     }

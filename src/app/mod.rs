@@ -62,6 +62,9 @@ pub struct App {
     pub http: reqwest::Client,
     /// Signs audit checkpoints.
     pub audit_key: Arc<crate::crypto::signing::SigningKey>,
+    /// The token signing key the tokens are minted with; also signs
+    /// backups.
+    pub token_key: Arc<crate::crypto::signing::SigningKey>,
     /// The recovery sessions this process opened (memory only).
     pub vault: Arc<recovery::session::Vault>,
     /// Rate limits (this process's buckets).

@@ -345,16 +345,8 @@ pub(super) async fn export_backup(
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let config = config_from(&base, Overrides::default())?;
-    let wiring = Wiring::new(&config);
-    let app = host_app_of(&wiring, false).await?;
-    let (signer, _) = wiring
-        .signing_keys(
-            &app.store,
-            app.keys.as_ref(),
-            Purpose::Host { migrate: false },
-        )
-        .await?;
-    let file = app.export_backup(&signer, &operator()).await;
+    let app = host_app(&config, false).await?;
+    let file = app.export_backup(&app.token_key, &operator()).await;
     app.store.close().await;
     let file = file?;
     let mut f = crate::crypto::private_file::create_private_file(out)?;

@@ -455,21 +455,34 @@ pub fn read_secret_file(
     Ok(std::sync::Arc::new(trimmed))
 }
 
+/// A setting given inline (`key`) or in a secret file (`key_file`), at
+/// most one of them; the file's text, trimmed.
+fn inline_or_file(
+    key: &str,
+    inline: Option<String>,
+    file: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "{key} and {key}_file are both set: keep one (the file, when the value carries a credential)"
+        ),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(p)) => {
+            let bytes = read_secret_file(p, key)?;
+            String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{}: the {key} is not text", p.display()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// A URL given inline or in a file (exactly one), http(s). Its text never
 /// appears in the error: it may be a credential.
 fn url_or_file(what: &str, url: Option<String>, file: Option<&Path>) -> anyhow::Result<String> {
-    let url = match (url, file) {
-        (Some(u), None) => u,
-        (None, Some(p)) => {
-            let bytes = read_secret_file(p, "URL")?;
-            String::from_utf8(bytes.to_vec())
-                .map_err(|_| anyhow::anyhow!("{}: the URL is not text", p.display()))?
-        }
-        (Some(_), Some(_)) => {
-            anyhow::bail!("{what}: set url or url_file, not both")
-        }
-        (None, None) => anyhow::bail!("{what}: set url, or url_file naming a file that holds it"),
-    };
+    let url = inline_or_file(&format!("{what}.url"), url, file)?.ok_or_else(|| {
+        anyhow::anyhow!("{what}: set url, or url_file naming a file that holds it")
+    })?;
     anyhow::ensure!(
         url.starts_with("https://") || url.starts_with("http://"),
         "{what}: the URL must be http(s) (it starts {:?})",
@@ -491,7 +504,7 @@ fn alerts_from_file(f: AlertsFileConfig) -> anyhow::Result<Option<Alerts>> {
             c.name
         );
         let url = url_or_file(
-            &format!("alerts.channel {}", c.name),
+            &format!("alerts.channel[{}]", c.name),
             c.url,
             c.url_file.as_deref(),
         )?;
@@ -1042,18 +1055,12 @@ impl Config {
             .data_dir
             .or(f.data_dir)
             .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-        let database_url = match (o.database_url.or(f.database_url), f.database_url_file) {
-            (Some(_), Some(_)) => anyhow::bail!(
-                "database_url and database_url_file are both set: keep one (the file, when the URL carries a password)"
-            ),
-            (Some(u), None) => u,
-            (None, Some(p)) => {
-                let bytes = read_secret_file(&p, "database URL")?;
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| anyhow::anyhow!("{}: the database URL is not text", p.display()))?
-            }
-            (None, None) => crate::datadir::DataDir::new(&data_dir).database_url(),
-        };
+        let database_url = inline_or_file(
+            "database_url",
+            o.database_url.or(f.database_url),
+            f.database_url_file.as_deref(),
+        )?
+        .unwrap_or_else(|| crate::datadir::DataDir::new(&data_dir).database_url());
         let policies_dir = o
             .policies_dir
             .or(f.policies_dir)

@@ -859,8 +859,15 @@ pub fn aws_test_credentials() {
 /// Spawn `breakglass serve …` (the command as built by the test) and wait
 /// for the line that names its address; returns the child and its URL.
 pub fn spawn_serve(cmd: &mut std::process::Command) -> (std::process::Child, String) {
-    use std::io::BufRead;
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let url = serve_url(&mut child, "");
+    (child, url)
+}
+
+/// The URL a spawned `serve` (stdout piped) prints when it listens;
+/// `context` is shown if it did not start.
+pub fn serve_url(child: &mut std::process::Child, context: &str) -> String {
+    use std::io::BufRead;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -873,7 +880,7 @@ pub fn spawn_serve(cmd: &mut std::process::Command) -> (std::process::Child, Str
         .to_string();
     assert!(
         url.starts_with("http://127.0.0.1:"),
-        "the server did not start: {line:?}"
+        "the server did not start: {line:?}\n{context}"
     );
-    (child, url)
+    url
 }

@@ -20,6 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
 both_backends!(
     replicas_share_the_signing_keys_the_database_keeps,
     sigterm_ends_in_flight_delivery_and_hands_back_the_lease,
+    the_healthcheck_command_reads_readiness,
 );
 
 /// A database for the test, and its URL in an owner-only file.
@@ -403,4 +404,67 @@ async fn sigterm_ends_in_flight_delivery_and_hands_back_the_lease(backend: Backe
         vec![Some("pending".to_string())],
         "the alert waits for the next replica, not lost"
     );
+}
+
+/// `breakglass healthcheck`, as the image's HEALTHCHECK runs it: exit 0 and
+/// one line when the server is ready; 3, naming what failed, when it is not
+/// (the database dropped under it) or when nothing answers.
+async fn the_healthcheck_command_reads_readiness(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(backend, dir.path()).await;
+    let data = dir.path().join("data");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let server_env = env(&[
+        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
+        (
+            "BREAKGLASS_DATABASE_URL_FILE",
+            db.url_file.to_str().unwrap(),
+        ),
+        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
+        ("BREAKGLASS_POLICIES_DIR", policies),
+    ]);
+    let server = Server::start(&server_env, dir.path().join("server.log"));
+    let url = server.url.clone();
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["healthcheck", "--server", &url];
+        args.extend_from_slice(extra);
+        let out = command(&args, &[]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = probe(&[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "readyz: ok");
+    let (code, out, err) = probe(&["--live", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let live: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(live["status"], "ok", "{live}");
+
+    if backend == Backend::Postgres {
+        // The database goes away under the running server: not ready, and
+        // the line names the check; liveness still answers.
+        use sqlx::Connection;
+        let name = db.url.rsplit('/').next().unwrap().to_string();
+        let admin = format!("{}/postgres", common::pg_base_url());
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let (code, out, err) = probe(&[]);
+        assert_eq!(code, Some(3), "{out}{err}");
+        assert!(err.contains("not ready: database"), "{err}");
+        assert!(!err.contains("postgres://"), "no URL in the answer: {err}");
+        let (code, out, err) = probe(&["--live"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+    }
+    drop(server);
+    let (code, _, err) = probe(&[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("cannot reach the server"), "{err}");
 }

@@ -28,6 +28,9 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(super) json: bool,
+    /// Whether `--server` (or `BREAKGLASS_SERVER`) was given, not defaulted.
+    #[arg(skip)]
+    pub(super) server_given: bool,
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -57,6 +60,18 @@ pub(super) enum Command {
     },
     /// Show who the token belongs to.
     Whoami,
+    /// Probe the server's readiness (`GET /readyz`), or with `--live` its
+    /// liveness (`GET /healthz`): exit 0 when it answers ok, 3 when it is
+    /// unreachable or not ready. Without `--server` it probes the port of
+    /// `BREAKGLASS_LISTEN` on loopback. The image's HEALTHCHECK runs this.
+    Healthcheck {
+        /// Only liveness: the process answers, whatever its dependencies.
+        #[arg(long)]
+        live: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout: u64,
+    },
     /// Manage custodians and their TOTP enrolment.
     #[command(subcommand)]
     Custodian(CustodianCmd),

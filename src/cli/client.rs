@@ -113,6 +113,42 @@ impl Client {
         Ok(n)
     }
 
+    /// GET an open probe: its status and JSON body, whether it is ready
+    /// (200) or not (503); anything else is an error.
+    pub async fn probe(
+        &self,
+        path: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, Value), CallError> {
+        let res = self
+            .http
+            .get(self.url(path))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| CallError {
+                status: None,
+                code: "unreachable".into(),
+                message: format!("cannot reach the server at {}: {}", self.base, e),
+            })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| CallError {
+            status: Some(status.as_u16()),
+            code: "bad_response".into(),
+            message: e.to_string(),
+        })?;
+        match status.as_u16() {
+            200 | 503 => serde_json::from_slice(&bytes)
+                .map(|v| (status.as_u16(), v))
+                .map_err(|_| CallError {
+                    status: Some(status.as_u16()),
+                    code: "bad_response".into(),
+                    message: format!("{path} did not answer with its JSON body"),
+                }),
+            _ => Err(error_of(status, &bytes)),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

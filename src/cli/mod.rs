@@ -8,8 +8,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod args;
 mod client;
 mod host;
@@ -37,7 +35,18 @@ pub fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let server_given =
+        matches.value_source("server") != Some(clap::parser::ValueSource::DefaultValue);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let cli = Cli {
+        server_given,
+        ..cli
+    };
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     rt.block_on(run(cli))
 }
@@ -74,6 +83,25 @@ async fn run(cli: Cli) -> ExitCode {
             kms_key_id,
             aws_endpoint_url,
         }) => return local(rewrap(base, &to, kms_key_id, aws_endpoint_url, cli.json).await),
+        Command::Healthcheck { live, timeout } => {
+            // No token: the probes are open, and a container's probe must
+            // not depend on a login file.
+            let server = match cli.server_given {
+                true => cli.server.clone(),
+                false => match probe_url(
+                    std::env::var("BREAKGLASS_LISTEN").ok().as_deref(),
+                    std::env::var_os("BREAKGLASS_TLS_CERT").is_some(),
+                ) {
+                    Ok(url) => url,
+                    Err(m) => {
+                        eprintln!("error: {m}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let client = Client::new(&server, None);
+            healthcheck(&client, live, timeout, cli.json).await
+        }
         Command::Keys(KeysCmd::CreateLocal { out }) => {
             return local(create_local_key(&out, cli.json));
         }
@@ -137,6 +165,30 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Where `healthcheck` probes when no server is named: the port the server
+/// listens on (`BREAKGLASS_LISTEN`, as the image sets it), on loopback;
+/// plain HTTP only.
+fn probe_url(listen: Option<&str>, tls: bool) -> Result<String, String> {
+    if tls {
+        // Its certificate names the service, not loopback: the probe must
+        // verify it as any client does.
+        return Err("the server serves HTTPS: name it with --server https://NAME:PORT (BREAKGLASS_SERVER), a name its certificate holds".into());
+    }
+    let Some(listen) = listen else {
+        return Ok("http://127.0.0.1:8200".into());
+    };
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        format!("BREAKGLASS_LISTEN={listen:?} is not an address and port; name the server with --server")
+    })?;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    Ok(format!("http://{host}:{}", addr.port()))
+}
+
 fn local(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,5 +207,31 @@ enum Failure {
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
         Failure::Call(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_url;
+
+    #[test]
+    fn the_healthcheck_probes_the_listening_port_on_loopback() {
+        assert_eq!(probe_url(None, false).unwrap(), "http://127.0.0.1:8200");
+        assert_eq!(
+            probe_url(Some("0.0.0.0:8300"), false).unwrap(),
+            "http://127.0.0.1:8300"
+        );
+        assert_eq!(
+            probe_url(Some("[::]:8200"), false).unwrap(),
+            "http://[::1]:8200"
+        );
+        assert_eq!(
+            probe_url(Some("10.0.0.5:8200"), false).unwrap(),
+            "http://10.0.0.5:8200"
+        );
+        let e = probe_url(Some("localhost"), false).unwrap_err();
+        assert!(e.contains("--server"), "{e}");
+        let e = probe_url(Some("0.0.0.0:8200"), true).unwrap_err();
+        assert!(e.contains("https://"), "{e}");
     }
 }

@@ -58,6 +58,46 @@ pub(super) fn trim_line_end(s: &mut Zeroizing<String>) {
     s.truncate(keep);
 }
 
+/// `healthcheck`: one probe, a line per check, and the exit code a
+/// container runtime reads (0 ok; 3 not ready or unreachable).
+pub(super) async fn healthcheck(
+    c: &Client,
+    live: bool,
+    timeout_secs: u64,
+    json_out: bool,
+) -> Result<(), Failure> {
+    let path = if live { "/healthz" } else { "/readyz" };
+    let (status, body) = c
+        .probe(path, std::time::Duration::from_secs(timeout_secs))
+        .await?;
+    let failing: Vec<String> = body["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|ch| ch["ok"] != Value::Bool(true))
+        .map(|ch| {
+            let name = ch["name"].as_str().unwrap_or("?");
+            match ch["reason"].as_str() {
+                Some(r) => format!("{name} ({r})"),
+                None => name.to_string(),
+            }
+        })
+        .collect();
+    if json_out {
+        print_json(&body);
+    } else if status == 200 {
+        say!("{}: ok", path.trim_start_matches('/'));
+    }
+    if status == 200 {
+        return Ok(());
+    }
+    Err(Failure::Call(CallError {
+        status: Some(status),
+        code: "not_ready".into(),
+        message: format!("not ready: {}", failing.join(", ")),
+    }))
+}
+
 /// `policy check`: the files first (no server needed), then each policy
 /// against the enrolled custodians and the deposited credentials.
 pub(super) async fn policy_check(
@@ -627,6 +667,7 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
         }
         Command::Serve(_)
         | Command::Login { .. }
+        | Command::Healthcheck { .. }
         | Command::Migrate(_)
         | Command::Token(TokenCmd::Issue { .. })
         | Command::Keys(_)

@@ -54,7 +54,7 @@ async fn keys_rewrap_moves_every_data_key_from_the_local_key_file_to_kms(b: Back
     };
     let (out, progress) = rewrap();
     assert!(
-        out.contains("re-wrapped 1 credential versions and 4 TOTP seeds"),
+        out.contains("re-wrapped 1 credential versions, 4 TOTP seeds and 0 service keys"),
         "{out}"
     );
     assert!(
@@ -64,7 +64,7 @@ async fn keys_rewrap_moves_every_data_key_from_the_local_key_file_to_kms(b: Back
     // Resumable and idempotent: a second run finds nothing to do.
     let (again, _) = rewrap();
     assert!(
-        again.contains("re-wrapped 0 credential versions and 0 TOTP seeds")
+        again.contains("re-wrapped 0 credential versions, 0 TOTP seeds and 0 service keys")
             && again.contains("(5 already there)"),
         "{again}"
     );

@@ -21,6 +21,7 @@ both_backends!(
     replicas_share_the_signing_keys_the_database_keeps,
     sigterm_ends_in_flight_delivery_and_hands_back_the_lease,
     the_healthcheck_command_reads_readiness,
+    keys_rewrap_moves_the_signing_keys_the_database_keeps_to_kms,
 );
 
 /// A database for the test, and its URL in an owner-only file.
@@ -467,4 +468,110 @@ async fn the_healthcheck_command_reads_readiness(backend: Backend) {
     let (code, _, err) = probe(&[]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("cannot reach the server"), "{err}");
+}
+
+/// `keys rewrap --to aws-kms` moves the token and audit keys the database
+/// keeps sealed, like every other envelope: afterwards a server on KMS
+/// alone, with no local key file, unseals them and accepts the tokens
+/// issued before; a second run finds nothing to do.
+async fn keys_rewrap_moves_the_signing_keys_the_database_keeps_to_kms(backend: Backend) {
+    let moto = common::Moto::shared_or_own().await;
+    let arn = moto.create_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(backend, dir.path()).await;
+    let key = dir.path().join("local.key");
+    let (ok, out, err) = run(
+        &["keys", "create-local", "--out", key.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let data = dir.path().join("data");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let base = env(&[
+        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
+        (
+            "BREAKGLASS_DATABASE_URL_FILE",
+            db.url_file.to_str().unwrap(),
+        ),
+        ("BREAKGLASS_KEYS_SIGNING_KEYS", "database"),
+        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
+        ("BREAKGLASS_POLICIES_DIR", policies),
+    ]);
+    let on_local = [
+        base.clone(),
+        env(&[("BREAKGLASS_KEYS_LOCAL_KEY_FILE", key.to_str().unwrap())]),
+    ]
+    .concat();
+    let mut first = Server::start(&on_local, dir.path().join("first.log"));
+    let (ok, admin, err) = run(
+        &[
+            "token",
+            "issue",
+            "--subject",
+            "root-admin",
+            "--role",
+            "admin",
+        ],
+        &on_local,
+    );
+    assert!(ok, "{err}");
+    let admin = admin.trim().to_string();
+    assert!(first.terminate(Duration::from_secs(10)), "{}", first.log());
+
+    // As the README says: KMS configured first (the local key file stays
+    // in the key ring for what it wrapped), then the re-wrap.
+    let kms = env(&[
+        ("BREAKGLASS_KEYS_SERVICE", "aws-kms"),
+        ("BREAKGLASS_KEYS_KMS_KEY_ID", &arn),
+        ("BREAKGLASS_AWS_ENDPOINT_URL", &moto.endpoint),
+        ("BREAKGLASS_AWS_REGION", "us-east-1"),
+    ]);
+    let moving = [on_local.clone(), kms.clone()].concat();
+    let rewrap = || run(&["keys", "rewrap", "--to", "aws-kms"], &moving);
+    let (ok, out, err) = rewrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("0 TOTP seeds and 2 service keys under"),
+        "{out}"
+    );
+    assert!(err.contains("the token-signing key: re-wrapped"), "{err}");
+    for e in select_text(backend, &db.url, "SELECT envelope FROM service_keys")
+        .await
+        .iter()
+        .flatten()
+    {
+        let e: Value = serde_json::from_str(e).unwrap();
+        assert_eq!(e["kid"].as_str(), Some(arn.as_str()), "{e}");
+    }
+    let audited = select_text(
+        backend,
+        &db.url,
+        "SELECT target FROM audit_events WHERE action = 'keys.rewrap' ORDER BY target",
+    )
+    .await;
+    assert_eq!(
+        audited,
+        vec![
+            Some("service_key:audit-checkpoint".to_string()),
+            Some("service_key:token-signing".to_string())
+        ]
+    );
+    let (ok, out, err) = rewrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("and 0 service keys under") && out.contains("(2 already there)"),
+        "{out}"
+    );
+
+    // The local key file retired: KMS alone opens the signing keys.
+    std::fs::rename(&key, dir.path().join("local.key.retired")).unwrap();
+    let on_kms = [base, kms].concat();
+    let mut second = Server::start(&on_kms, dir.path().join("second.log"));
+    let (status, who) = get(&format!("{}/v1/whoami", second.url), &admin).await;
+    assert_eq!(status, 200, "the token issued before the move: {who}");
+    assert!(
+        second.terminate(Duration::from_secs(10)),
+        "{}",
+        second.log()
+    );
 }

@@ -5,7 +5,8 @@
 //! ciphertext is untouched and no credential or seed is ever decrypted, let
 //! alone written to disk. Each envelope is its own step, committed with its
 //! audit event, and envelopes already under the target are skipped, so an
-//! interrupted run is resumed by running it again.
+//! interrupted run is resumed by running it again. The service's own
+//! signing keys, when the database keeps them sealed, move the same way.
 
 use crate::domain::Action;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,6 +23,8 @@ pub struct RewrapReport {
     pub target_key: String,
     pub credential_versions_rewrapped: usize,
     pub seeds_rewrapped: usize,
+    /// The token and audit checkpoint keys, when the database keeps them.
+    pub service_keys_rewrapped: usize,
     pub already_under_target: usize,
 }
 
@@ -65,7 +68,7 @@ impl Rewrap<'_> {
             target_key: self.target_key_id.clone(),
             ..Default::default()
         };
-        let (credentials, custodians) = {
+        let (credentials, custodians, service_keys) = {
             let mut tx = self.app.store.begin_read().await?;
             let mut creds = Vec::new();
             for c in tx.credentials().await? {
@@ -73,14 +76,16 @@ impl Rewrap<'_> {
                 creds.push((c, versions));
             }
             let custodians = tx.custodians().await?;
+            let service_keys = tx.service_keys().await?;
             tx.rollback().await?;
-            (creds, custodians)
+            (creds, custodians, service_keys)
         };
         let total = credentials.iter().map(|(_, v)| v.len()).sum::<usize>()
             + custodians
                 .iter()
                 .filter(|c| c.totp_envelope.is_some())
-                .count();
+                .count()
+            + service_keys.len();
         let mut done = 0;
 
         for (c, versions) in &credentials {
@@ -182,6 +187,41 @@ impl Rewrap<'_> {
                 .await?;
             tx.commit().await?;
             report.seeds_rewrapped += 1;
+            progress(format!("[{done}/{total}] {label}: re-wrapped"));
+        }
+
+        for k in &service_keys {
+            done += 1;
+            let label = format!("the {} key", k.name);
+            let env = Envelope::from_bytes(k.envelope.as_bytes())?;
+            if env.kid == self.target_key_id {
+                report.already_under_target += 1;
+                progress(format!(
+                    "[{done}/{total}] {label}: already under the target key"
+                ));
+                continue;
+            }
+            let ctx = EncryptionContext::service_key(&k.name);
+            let new_env = rewrapped(self, &env, &ctx).await?;
+            let new = String::from_utf8(new_env.to_bytes())?;
+            let mut tx = self.app.store.begin().await?;
+            if !tx
+                .replace_service_key_envelope(&k.name, &k.envelope, &new)
+                .await?
+            {
+                tx.rollback().await?;
+                anyhow::bail!("{label} changed during the re-wrap; run `keys rewrap` again");
+            }
+            let ev = Event::new(
+                Action::KeysRewrap,
+                format!("service_key:{}", k.name),
+                json!({ "from_key": env.kid, "to_key": self.target_key_id }),
+            );
+            self.app
+                .append(tx.as_mut(), &self.actor, "success", None, ev)
+                .await?;
+            tx.commit().await?;
+            report.service_keys_rewrapped += 1;
             progress(format!("[{done}/{total}] {label}: re-wrapped"));
         }
         Ok(report)

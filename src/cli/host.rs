@@ -540,9 +540,10 @@ pub(super) async fn rewrap(
         print_json(&serde_json::to_value(&report)?);
     } else {
         println!(
-            "re-wrapped {} credential versions and {} TOTP seeds under {} ({} already there)",
+            "re-wrapped {} credential versions, {} TOTP seeds and {} service keys under {} ({} already there)",
             report.credential_versions_rewrapped,
             report.seeds_rewrapped,
+            report.service_keys_rewrapped,
             report.target_key,
             report.already_under_target
         );

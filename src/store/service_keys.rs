@@ -20,6 +20,25 @@ pub trait ServiceKeyStore: Send {
     async fn service_key(&mut self, name: &str) -> Result<Option<ServiceKeyRow>>;
     /// Keep `row` unless a key of that name is kept already; whether it was.
     async fn insert_service_key(&mut self, row: &ServiceKeyRow) -> Result<bool>;
+    /// Every kept key, by name.
+    async fn service_keys(&mut self) -> Result<Vec<ServiceKeyRow>>;
+    /// Swap the envelope of `name` for `new` (the same key, re-wrapped)
+    /// if it is still `old`; whether it was.
+    async fn replace_service_key_envelope(
+        &mut self,
+        name: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool>;
+}
+
+fn row_of(r: &super::sql::Row) -> Result<ServiceKeyRow> {
+    Ok(ServiceKeyRow {
+        name: r.try_get("name")?,
+        envelope: r.try_get("envelope")?,
+        public_key: r.try_get("public_key")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 #[async_trait]
@@ -30,15 +49,31 @@ impl ServiceKeyStore for SqlTx {
             .bind(name)
             .fetch_optional(self)
             .await?;
-        r.map(|r| {
-            Ok(ServiceKeyRow {
-                name: r.try_get("name")?,
-                envelope: r.try_get("envelope")?,
-                public_key: r.try_get("public_key")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
+        r.as_ref().map(row_of).transpose()
+    }
+
+    async fn service_keys(&mut self) -> Result<Vec<ServiceKeyRow>> {
+        let rows = self
+            .sql("SELECT * FROM service_keys ORDER BY name")
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(row_of).collect()
+    }
+
+    async fn replace_service_key_envelope(
+        &mut self,
+        name: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool> {
+        let r = self
+            .sql("UPDATE service_keys SET envelope = $1 WHERE name = $2 AND envelope = $3")
+            .bind(new)
+            .bind(name)
+            .bind(old)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn insert_service_key(&mut self, row: &ServiceKeyRow) -> Result<bool> {

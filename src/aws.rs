@@ -45,7 +45,7 @@ pub enum Failure {
     Service { code: String, message: String },
 }
 
-pub fn classify<E, R>(e: &SdkError<E, R>) -> Failure
+pub fn classify<E>(e: &SdkError<E>) -> Failure
 where
     E: ProvideErrorMetadata,
 {
@@ -54,17 +54,20 @@ where
             let err = se.err();
             let code = err.code().unwrap_or("Unknown").to_string();
             let message = err.message().unwrap_or_default().to_string();
-            let transient = matches!(
-                code.as_str(),
-                "ThrottlingException"
-                    | "Throttling"
-                    | "RequestLimitExceeded"
-                    | "DependencyTimeoutException"
-                    | "KMSInternalException"
-                    | "InternalServiceError"
-                    | "InternalFailure"
-                    | "ServiceUnavailable"
-            );
+            // A server-side fault is an outage, whatever its code.
+            let transient = se.raw().status().is_server_error()
+                || matches!(
+                    code.as_str(),
+                    "ThrottlingException"
+                        | "Throttling"
+                        | "TooManyRequestsException"
+                        | "RequestLimitExceeded"
+                        | "DependencyTimeoutException"
+                        | "KMSInternalException"
+                        | "InternalServiceError"
+                        | "InternalFailure"
+                        | "ServiceUnavailable"
+                );
             if transient {
                 Failure::Unavailable(format!("{code}: {message}"))
             } else {

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod metrics;
 pub mod ocsf;
 pub mod oidc;
+pub mod org;
 pub mod secrets;
 pub mod server;
 pub mod store;

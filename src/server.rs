@@ -158,13 +158,37 @@ pub async fn serve_with(
 }
 
 /// Every second, one round of the background work (`app/ticker.rs`).
+/// The organisation's scheduled sync runs beside it, checked every minute:
+/// it may take minutes, and must not hold up alerts or checkpoints. A stop
+/// drops it where it is (each step is committed whole).
 async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let mut ticker = crate::app::ticker::Ticker::default();
+    let org = app.settings.org.is_some().then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                match app.scheduled_org_sync().await {
+                    Ok(Some(r)) => tracing::info!(
+                        accounts = r.accounts,
+                        postures = r.postures_read,
+                        root_credentials_present = r.root_credentials_present.len(),
+                        "synced the AWS organisation"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "the scheduled organisation sync failed; will retry"),
+                }
+            }
+        })
+    });
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => app.tick(&mut ticker).await,
         }
+    }
+    if let Some(org) = org {
+        org.abort();
     }
 }
 

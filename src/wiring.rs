@@ -359,6 +359,13 @@ impl<'a> Wiring<'a> {
                 .as_ref()
                 .map(|sdk| (aws_sdk_iam::Client::new(sdk), aws_sdk_sts::Client::new(sdk))),
             aws_sdk: review_sdk,
+            org: match &config.settings.org {
+                Some(o) => Some(crate::org::OrgAws::new(
+                    &crate::org::org_sdk(self.sdk().await, config.aws.call_timeout),
+                    o.broker_role_arn.clone(),
+                )),
+                None => None,
+            },
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

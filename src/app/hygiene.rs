@@ -123,6 +123,10 @@ impl App {
         for c in &credentials {
             versions.push(tx.version(&c.id, c.current_version).await?);
         }
+        let org = match &self.settings.org {
+            Some(_) => Some((tx.org_state().await?, tx.org_accounts().await?)),
+            None => None,
+        };
         tx.rollback().await?;
         let x = Facts {
             custodians,
@@ -143,6 +147,15 @@ impl App {
         out.extend(credential_findings(&x, now));
         if let Some((iam, sts)) = &self.aws_review {
             out.extend(aws_findings(iam, sts, &x.credentials).await);
+        }
+        if let (Some((state, accounts)), Some(settings)) = (&org, &self.settings.org) {
+            out.extend(org_findings(
+                state.as_ref(),
+                accounts,
+                &x.credentials,
+                settings,
+                now,
+            ));
         }
         if x.dead > 0 {
             out.push(f(
@@ -187,6 +200,129 @@ impl App {
         )
         .await
     }
+}
+
+/// The organisation: its features, each member account's root posture,
+/// an inventory gone stale, and the roots that stay under custody (the
+/// management account's) or should not (a member's, which can be
+/// centralized).
+fn org_findings(
+    state: Option<&crate::store::OrgStateRow>,
+    accounts: &[crate::store::OrgAccountRow],
+    credentials: &[crate::store::CredentialRow],
+    settings: &crate::config::OrgSettings,
+    now: i64,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(state) = state else {
+        out.push(f(
+            "high",
+            "org.never_synced",
+            "organization".into(),
+            "the AWS organisation has never been synced: its accounts and their root credentials are unknown".into(),
+            "`breakglass org sync` (admin)".into(),
+        ));
+        return out;
+    };
+    let org = format!("organization:{}", state.organization_id);
+    let stale_after = settings
+        .sync_interval
+        .map_or(7 * 86_400_000, |d| 2 * d.as_millis() as i64);
+    if now - state.synced_at > stale_after {
+        out.push(f(
+            "medium",
+            "org.inventory_stale",
+            org.clone(),
+            format!(
+                "the inventory was last synced {}: accounts created since, and root credentials added since, are missing from it",
+                since(state.synced_at)
+            ),
+            "`breakglass org sync`, and check that the scheduled sync (`[org] sync_interval`) runs".into(),
+        ));
+    }
+    for (on, check, what, fix) in [
+        (
+            state.trusted_access,
+            "org.trusted_access_off",
+            "trusted access for IAM is not enabled in Organizations",
+            "aws organizations enable-aws-service-access --service-principal iam.amazonaws.com",
+        ),
+        (
+            state.root_credentials_management,
+            "org.root_credentials_management_off",
+            "the RootCredentialsManagement feature is off: member accounts' root credentials cannot be managed centrally",
+            "aws iam enable-organizations-root-credentials-management",
+        ),
+        (
+            state.root_sessions,
+            "org.root_sessions_off",
+            "the RootSessions feature is off: no root session (AssumeRoot) can audit or fix a member account",
+            "aws iam enable-organizations-root-sessions",
+        ),
+    ] {
+        if !on {
+            out.push(f("high", check, org.clone(), what.into(), fix.into()));
+        }
+    }
+    let in_custody = |account: &str| credentials.iter().any(|c| c.account_id == account);
+    if !in_custody(&state.management_account_id) {
+        out.push(f(
+            "high",
+            "org.management_root_not_in_custody",
+            format!("account:{}", state.management_account_id),
+            "the management account's root cannot be centralized, and no credential of this service keeps it".into(),
+            format!(
+                "deposit it: `breakglass credential deposit NAME --account {} --policy POLICY --field password=- --field mfa_seed=-`",
+                state.management_account_id
+            ),
+        ));
+    }
+    for a in accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && !a.is_management)
+    {
+        let subject = format!("account:{}", a.account_id);
+        match (super::org::posture_of(a), &a.posture_error) {
+            (Some(p), None) if p.any() => out.push(f(
+                "high",
+                "org.root_credentials_present",
+                subject.clone(),
+                format!(
+                    "member account {} ({}): the root user has {}",
+                    a.account_id,
+                    a.name,
+                    p.describe()
+                ),
+                "delete them with a root session of the IAMDeleteRootUserCredentials task (approved by the quorum); the organisation then keeps root centrally".into(),
+            )),
+            (Some(_), None) => {}
+            (_, error) => out.push(f(
+                "medium",
+                "org.posture_unknown",
+                subject.clone(),
+                format!(
+                    "member account {} ({}): the root user's credentials are unknown: {}",
+                    a.account_id,
+                    a.name,
+                    error.as_deref().unwrap_or("never audited")
+                ),
+                "check the broker's sts:AssumeRoot permission for IAMAuditRootUserCredentials, then `breakglass org sync`".into(),
+            )),
+        }
+        for c in credentials.iter().filter(|c| c.account_id == a.account_id) {
+            out.push(f(
+                "low",
+                "org.member_root_in_custody",
+                format!("credential:{}", c.name),
+                format!(
+                    "credential {} keeps the root of member account {}, whose root can be centralized",
+                    c.name, a.account_id
+                ),
+                "delete the account's root credentials with a root session, then retire this deposit".into(),
+            ));
+        }
+    }
+    out
 }
 
 /// What the review reads from the store, in one transaction.

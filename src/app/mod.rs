@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod custodians;
 pub mod hygiene;
 pub mod key_resets;
+pub mod org;
 pub mod policy_changes;
 pub mod proof;
 pub mod quorum;
@@ -58,6 +59,8 @@ pub struct App {
     pub aws_sdk: Option<aws_config::SdkConfig>,
     /// IAM and STS, when the review covers the AWS accounts.
     pub aws_review: Option<(aws_sdk_iam::Client, aws_sdk_sts::Client)>,
+    /// The AWS organisation, as its broker (`[org] enabled`).
+    pub org: Option<crate::org::OrgAws>,
     /// Outgoing HTTP (the audit sink).
     pub http: reqwest::Client,
     /// Signs audit checkpoints.

@@ -139,6 +139,10 @@ pub(super) enum Command {
     /// Alert deliveries: list them, retry dead letters (admin).
     #[command(subcommand)]
     Alerts(AlertsCmd),
+    /// The AWS organisation: its accounts and their root posture (admin;
+    /// `org accounts` also auditor).
+    #[command(subcommand)]
+    Org(OrgCmd),
     /// Online recovery: custodians submit their shares to the server for
     /// one request, which is then released without the key service or the
     /// secret store.
@@ -220,6 +224,16 @@ pub(super) enum AlertsCmd {
     },
     /// Send a dead-lettered alert again.
     Retry { id: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum OrgCmd {
+    /// List the organisation's accounts, check trusted access and the
+    /// centralized-root features, and read every member account's root
+    /// posture through an audit-task root session.
+    Sync,
+    /// The inventory: every account and its root credentials as last read.
+    Accounts,
 }
 
 #[derive(Subcommand)]

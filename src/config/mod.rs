@@ -54,6 +54,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub review: ReviewFileConfig,
     #[serde(default)]
+    pub org: OrgFileConfig,
+    #[serde(default)]
     pub console: ConsoleFileConfig,
     #[serde(default)]
     pub webauthn: WebauthnFileConfig,
@@ -211,6 +213,74 @@ fn limits_from_file(f: LimitsFileConfig) -> anyhow::Result<Limits> {
         "limits.request_timeout must be more than zero"
     );
     Ok(limits)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgFileConfig {
+    /// Know the AWS organisation this service's identity manages (the
+    /// management account, or IAM's delegated administrator).
+    #[serde(default)]
+    pub enabled: bool,
+    /// A role assumed before each root session, with the request's id as
+    /// its SourceIdentity (which flows into the root session and
+    /// CloudTrail); unset: the service's own identity calls AssumeRoot.
+    pub broker_role_arn: Option<String>,
+    /// How often the inventory and every account's root posture are
+    /// refreshed (default "24h"; "off": only `org sync`).
+    pub sync_interval: Option<String>,
+    /// Root-posture audits run at once (default 8, at most 64).
+    pub posture_concurrency: Option<i64>,
+}
+
+/// The organisation, when the service knows it.
+#[derive(Debug, Clone)]
+pub struct OrgSettings {
+    pub broker_role_arn: Option<String>,
+    pub sync_interval: Option<Duration>,
+    pub posture_concurrency: usize,
+}
+
+fn org_from_file(o: OrgFileConfig) -> anyhow::Result<Option<OrgSettings>> {
+    if !o.enabled {
+        anyhow::ensure!(
+            o.broker_role_arn.is_none()
+                && o.sync_interval.is_none()
+                && o.posture_concurrency.is_none(),
+            "[org] settings are given but org.enabled is not true: enable it, or remove them"
+        );
+        return Ok(None);
+    }
+    if let Some(arn) = &o.broker_role_arn {
+        anyhow::ensure!(
+            arn.starts_with("arn:") && arn.contains(":iam::") && arn.contains(":role/"),
+            "org.broker_role_arn {arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        );
+    }
+    let sync_interval = match o.sync_interval.as_deref() {
+        Some("off") => None,
+        v => {
+            let d = duration(
+                "org.sync_interval",
+                v.map(str::to_owned).as_ref(),
+                Duration::from_secs(24 * 3600),
+            )?;
+            anyhow::ensure!(
+                d >= Duration::from_secs(60),
+                "org.sync_interval must be at least 1m (or \"off\")"
+            );
+            Some(d)
+        }
+    };
+    let posture_concurrency = match o.posture_concurrency.unwrap_or(8) {
+        n @ 1..=64 => n as usize,
+        n => anyhow::bail!("org.posture_concurrency = {n} must be between 1 and 64"),
+    };
+    Ok(Some(OrgSettings {
+        broker_role_arn: o.broker_role_arn,
+        sync_interval,
+        posture_concurrency,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -844,6 +914,8 @@ pub struct Settings {
     pub alerts: Option<Alerts>,
     /// Whether the review asks IAM about each credential's AWS account.
     pub review_aws: bool,
+    /// The AWS organisation, when the service knows it.
+    pub org: Option<OrgSettings>,
     /// Rotate deposited root access keys this long after a release.
     pub rotate_keys_after_release: Option<Duration>,
     /// How often an exposed credential's rotation is reminded.
@@ -871,6 +943,7 @@ impl Default for Settings {
             audit_verify_interval: Some(Duration::from_secs(3600)),
             alerts: None,
             review_aws: false,
+            org: None,
             rotate_keys_after_release: None,
             reminder_interval: Duration::from_secs(24 * 3600),
             console: ConsoleSettings::default(),
@@ -1076,6 +1149,7 @@ impl Config {
         let mut settings = settings_from(
             f.totp, f.audit, f.alerts, f.review, f.console, f.webauthn, f.limits,
         )?;
+        settings.org = org_from_file(f.org)?;
         settings.shutdown_timeout = duration(
             "shutdown_timeout",
             f.shutdown_timeout.as_ref(),
@@ -1192,6 +1266,7 @@ fn settings_from(
         },
         alerts: alerts_from_file(alerts)?,
         review_aws: review.aws,
+        org: None,
         rotate_keys_after_release: review
             .rotate_keys_after_release
             .as_ref()

@@ -113,6 +113,10 @@ pub const SETTINGS: &[Setting] = &[
     s("alerts.channel[].events", List),
     s("alerts.channel[].hmac_key_file", Path),
     s("alerts.channel[].routing_key_file", Path),
+    s("org.enabled", Bool),
+    s("org.broker_role_arn", Str),
+    s("org.sync_interval", Duration),
+    s("org.posture_concurrency", Int),
     s("review.aws", Bool),
     s("review.rotate_keys_after_release", Duration),
     s("review.reminder_interval", Duration),
@@ -372,6 +376,7 @@ mod tests {
                 "[[alerts.channel]]\nname = \"a\"\nkind = \"slack\"\nurl = \"https://x\"",
             ),
             (vec!["review"], "[review]"),
+            (vec!["org"], "[org]"),
         ] {
             let mut fields = fields_of(table);
             fields.sort();

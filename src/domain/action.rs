@@ -156,6 +156,12 @@ pub enum Action {
     AlertRetry,
     #[strum(serialize = "hygiene.report")]
     HygieneReport,
+    #[strum(serialize = "org.sync")]
+    OrgSync,
+    #[strum(serialize = "org.list")]
+    OrgList,
+    #[strum(serialize = "org.root_session")]
+    OrgRootSession,
     #[strum(serialize = "http.input")]
     HttpInput,
 }
@@ -235,6 +241,7 @@ impl Action {
             | Action::AuditList
             | Action::WebauthnList
             | Action::KeyResetList
+            | Action::OrgList
             | Action::AuditVerify => Activity::Read,
             Action::RequestApprove
             | Action::RequestApproved
@@ -277,6 +284,8 @@ impl Action {
             | Action::WebauthnChallenge
             | Action::WebauthnCounterRegressed
             | Action::KeyResetPropose
+            | Action::OrgSync
+            | Action::OrgRootSession
             | Action::HttpInput => Activity::Other,
         }
     }

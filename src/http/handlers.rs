@@ -716,6 +716,32 @@ pub async fn hygiene(
     Ok(Json(app.hygiene(&who).await?))
 }
 
+/// Sync the AWS organisation now: its accounts, trusted access and the
+/// centralized-root features, then every member account's root posture
+/// through an audit-task root session (admin). Audited.
+#[utoipa::path(post, path = "/v1/org/sync",
+    responses((status = 200, body = crate::app::org::SyncReport), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn org_sync(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::app::org::SyncReport> {
+    Ok(Json(app.org_sync(&who).await?))
+}
+
+/// The organisation's inventory: every account with its root posture as
+/// last read (admin or auditor). Audited.
+#[utoipa::path(get, path = "/v1/org/accounts",
+    responses((status = 200, body = crate::app::org::OrgInventory), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn org_accounts(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::app::org::OrgInventory> {
+    Ok(Json(app.org_inventory(&who).await?))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeysBody {

@@ -23,7 +23,7 @@ fn context(ctx: &EncryptionContext) -> HashMap<String, String> {
     ctx.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn key_error<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> KeyError
+fn key_error<E>(e: &aws_sdk_kms::error::SdkError<E>) -> KeyError
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata,
 {

@@ -16,7 +16,7 @@ pub struct SecretsManagerStore {
     recovery_window_days: i64,
 }
 
-fn store_error<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> SecretStoreError
+fn store_error<E>(e: &aws_sdk_secretsmanager::error::SdkError<E>) -> SecretStoreError
 where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
 {

@@ -16,6 +16,7 @@ mod backend;
 mod credentials;
 mod custodians;
 mod gauges;
+mod org;
 mod policies;
 mod postgres;
 mod recovery;
@@ -35,6 +36,7 @@ pub use audit::AuditStore;
 pub use credentials::CredentialStore;
 pub use custodians::CustodianStore;
 pub use gauges::GaugeStore;
+pub use org::{OrgAccountRow, OrgStateRow, OrgStore};
 pub use policies::PolicyStore;
 pub use recovery::RecoveryStore;
 pub use requests::RequestStore;
@@ -142,6 +144,7 @@ pub trait Tx:
     + ServiceKeyStore
     + WebauthnStore
     + GaugeStore
+    + OrgStore
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -151,7 +154,7 @@ pub trait Tx:
 /// The storage traits, for the code that runs use cases.
 pub mod prelude {
     pub use super::{
-        AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, PolicyStore,
+        AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, OrgStore, PolicyStore,
         RecoveryStore, RequestStore, RotationStore, ServiceKeyStore, SessionStore, SinkStore,
         Store, TokenStore, Tx, WebauthnStore,
     };

@@ -884,3 +884,131 @@ pub fn serve_url(child: &mut std::process::Child, context: &str) -> String {
     );
     url
 }
+
+/// The stand-alone responder for what no emulator here has (AssumeRoot,
+/// the organisation features, IAM inside a root session), in front of a
+/// moto server of its own (an organisation per test), stopped when
+/// dropped. One endpoint serves both.
+pub struct RootResponder {
+    pub endpoint: String,
+    child: std::process::Child,
+    pub moto: Moto,
+}
+
+impl Drop for RootResponder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RootResponder {
+    pub async fn start() -> RootResponder {
+        use std::io::BufRead;
+        let moto = Moto::own().await;
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/aws_root/responder.py"
+            ))
+            .args(["--port", "0", "--upstream", &moto.endpoint])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the responder (scripts/test installs boto3 with moto)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the responder did not start: {line:?}"))
+            .to_string();
+        RootResponder {
+            endpoint,
+            child,
+            moto,
+        }
+    }
+
+    /// Change what it answers (`/_responder/state`), e.g. root credentials
+    /// of an account, the features, an outage.
+    pub async fn control(&self, body: serde_json::Value) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/_responder/state", self.endpoint))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn state(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/_responder/state", self.endpoint))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        breakglass::aws::sdk_config(&breakglass::aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.endpoint.clone()),
+            call_timeout: std::time::Duration::from_secs(30),
+        })
+        .await
+    }
+
+    /// An organisation (all features) of `members` member accounts, with
+    /// IAM's trusted access and both centralized-root features on; returns
+    /// the management account and the members, in creation order.
+    pub async fn organization(&self, members: usize) -> (String, Vec<String>) {
+        let org = aws_sdk_organizations::Client::new(&self.sdk().await);
+        org.create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .unwrap();
+        let master = org
+            .describe_organization()
+            .send()
+            .await
+            .unwrap()
+            .organization()
+            .unwrap()
+            .master_account_id()
+            .unwrap()
+            .to_string();
+        let mut ids = Vec::new();
+        for i in 0..members {
+            let r = org
+                .create_account()
+                .email(format!("member-{i}@example.com"))
+                .account_name(format!("member-{i:04}"))
+                .send()
+                .await
+                .unwrap();
+            ids.push(
+                r.create_account_status()
+                    .unwrap()
+                    .account_id()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        org.enable_aws_service_access()
+            .service_principal("iam.amazonaws.com")
+            .send()
+            .await
+            .unwrap();
+        self.control(serde_json::json!({
+            "features": ["RootCredentialsManagement", "RootSessions"]
+        }))
+        .await;
+        (master, ids)
+    }
+}

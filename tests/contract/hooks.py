@@ -37,6 +37,8 @@ TABLES = [
     "key_resets",
     "key_reset_decisions",
     "service_keys",
+    "org_state",
+    "org_accounts",
 ]
 
 # Columns a refusal may change by design.

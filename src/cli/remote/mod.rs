@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod credentials;
 mod custodians;
+mod org;
 mod policies;
 mod recovery;
 mod requests;
@@ -532,6 +533,7 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
         Command::Policy(sub) => policies::run(c, sub, json_out).await?,
         Command::Request(sub) => requests::run(c, sub, json_out).await?,
         Command::Alerts(sub) => alerts::run(c, sub, json_out).await?,
+        Command::Org(sub) => org::run(c, sub, json_out).await?,
         Command::Recovery(sub) => recovery::run(c, sub, json_out).await?,
         Command::Audit(sub) => audit::run(c, sub, json_out).await?,
         Command::Whoami => {

@@ -373,6 +373,10 @@ def signer(headers):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: without TCP_NODELAY each
+    # answer waits for the client's delayed ACK (40 ms), which is the
+    # responder's cost, not the service's.
+    disable_nagle_algorithm = True
     state: State = None
 
     def log_message(self, *args):

@@ -12,11 +12,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use breakglass::config::OrgSettings;
 use breakglass::domain::Role;
-use common::{Backend, RootResponder, TestApp};
+use common::{Backend, RootResponder};
 use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -48,18 +47,7 @@ async fn main() {
     println!("| --- | --- | --- | --- | --- | --- |");
     for backend in [Backend::Sqlite, Backend::Postgres] {
         for concurrency in [1, 8, 32] {
-            let endpoint = r.endpoint.clone();
-            let t = TestApp::start_configured(backend, &move |c| {
-                c.settings.org = Some(OrgSettings {
-                    broker_role_arn: None,
-                    sync_interval: None,
-                    posture_concurrency: concurrency,
-                });
-                c.aws.endpoint_url = Some(endpoint.clone());
-                c.aws.region = Some("us-east-1".into());
-                c.aws.call_timeout = Duration::from_secs(10);
-            })
-            .await;
+            let t = r.app(backend, concurrency).await;
             let calls_before = r.state().await["call_count"].as_u64().unwrap();
             let began = Instant::now();
             let report = t.app.run_org_sync("bench").await.unwrap();

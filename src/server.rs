@@ -176,7 +176,12 @@ async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<boo
                         "synced the AWS organisation"
                     ),
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "the scheduled organisation sync failed; will retry"),
+                    Err(e) => {
+                        // Audited once per attempt: a quarter of an hour
+                        // apart, not every minute, until AWS answers.
+                        tracing::warn!(error = %e, "the scheduled organisation sync failed; will retry in 15 minutes");
+                        tokio::time::sleep(std::time::Duration::from_secs(14 * 60)).await;
+                    }
                 }
             }
         })

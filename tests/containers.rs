@@ -127,6 +127,23 @@ impl Drop for Server {
     }
 }
 
+/// A server's environment: its data directory, the database URL from its
+/// file, a free port, the shipped policies, and `extra`.
+fn server_env(data: &Path, db: &Db, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let mut e = env(&[
+        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
+        (
+            "BREAKGLASS_DATABASE_URL_FILE",
+            db.url_file.to_str().unwrap(),
+        ),
+        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
+        ("BREAKGLASS_POLICIES_DIR", policies),
+    ]);
+    e.extend(env(extra));
+    e
+}
+
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -194,20 +211,16 @@ async fn replicas_share_the_signing_keys_the_database_keeps(backend: Backend) {
         &[],
     );
     assert!(ok, "{out}{err}");
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
     let replica_env = |data: &Path| {
-        env(&[
-            ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
-            (
-                "BREAKGLASS_DATABASE_URL_FILE",
-                db.url_file.to_str().unwrap(),
-            ),
-            ("BREAKGLASS_KEYS_SIGNING_KEYS", "database"),
-            ("BREAKGLASS_KEYS_LOCAL_KEY_FILE", key.to_str().unwrap()),
-            ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
-            ("BREAKGLASS_POLICIES_DIR", policies),
-            ("BREAKGLASS_AUDIT_CHECKPOINT_EVERY_EVENTS", "1"),
-        ])
+        server_env(
+            data,
+            &db,
+            &[
+                ("BREAKGLASS_KEYS_SIGNING_KEYS", "database"),
+                ("BREAKGLASS_KEYS_LOCAL_KEY_FILE", key.to_str().unwrap()),
+                ("BREAKGLASS_AUDIT_CHECKPOINT_EVERY_EVENTS", "1"),
+            ],
+        )
     };
     let (d1, d2, d3) = (
         dir.path().join("one"),
@@ -333,27 +346,20 @@ async fn sigterm_ends_in_flight_delivery_and_hands_back_the_lease(backend: Backe
     let hook_file = dir.path().join("hook-url");
     std::fs::write(&hook_file, &hook).unwrap();
     std::fs::set_permissions(&hook_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let data = dir.path().join("data");
-    let vars = env(&[
-        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
-        (
-            "BREAKGLASS_DATABASE_URL_FILE",
-            db.url_file.to_str().unwrap(),
-        ),
-        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
-        (
-            "BREAKGLASS_POLICIES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
-        ),
-        ("BREAKGLASS_SHUTDOWN_TIMEOUT", "2s"),
-        ("BREAKGLASS_ALERTS_CHANNEL_0_NAME", "chat"),
-        ("BREAKGLASS_ALERTS_CHANNEL_0_KIND", "slack"),
-        (
-            "BREAKGLASS_ALERTS_CHANNEL_0_URL_FILE",
-            hook_file.to_str().unwrap(),
-        ),
-        ("BREAKGLASS_ALERTS_CHANNEL_0_EVENTS", "token.issue"),
-    ]);
+    let vars = server_env(
+        &dir.path().join("data"),
+        &db,
+        &[
+            ("BREAKGLASS_SHUTDOWN_TIMEOUT", "2s"),
+            ("BREAKGLASS_ALERTS_CHANNEL_0_NAME", "chat"),
+            ("BREAKGLASS_ALERTS_CHANNEL_0_KIND", "slack"),
+            (
+                "BREAKGLASS_ALERTS_CHANNEL_0_URL_FILE",
+                hook_file.to_str().unwrap(),
+            ),
+            ("BREAKGLASS_ALERTS_CHANNEL_0_EVENTS", "token.issue"),
+        ],
+    );
     let mut server = Server::start(&vars, dir.path().join("serve.log"));
     // An audited token announces itself to the channel; the server takes
     // the channel's lease and posts to a receiver that never answers.
@@ -413,18 +419,10 @@ async fn sigterm_ends_in_flight_delivery_and_hands_back_the_lease(backend: Backe
 async fn the_healthcheck_command_reads_readiness(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = database(backend, dir.path()).await;
-    let data = dir.path().join("data");
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-    let server_env = env(&[
-        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
-        (
-            "BREAKGLASS_DATABASE_URL_FILE",
-            db.url_file.to_str().unwrap(),
-        ),
-        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
-        ("BREAKGLASS_POLICIES_DIR", policies),
-    ]);
-    let server = Server::start(&server_env, dir.path().join("server.log"));
+    let server = Server::start(
+        &server_env(&dir.path().join("data"), &db, &[]),
+        dir.path().join("server.log"),
+    );
     let url = server.url.clone();
     let probe = |extra: &[&str]| {
         let mut args = vec!["healthcheck", "--server", &url];
@@ -485,18 +483,11 @@ async fn keys_rewrap_moves_the_signing_keys_the_database_keeps_to_kms(backend: B
         &[],
     );
     assert!(ok, "{out}{err}");
-    let data = dir.path().join("data");
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-    let base = env(&[
-        ("BREAKGLASS_DATA_DIR", data.to_str().unwrap()),
-        (
-            "BREAKGLASS_DATABASE_URL_FILE",
-            db.url_file.to_str().unwrap(),
-        ),
-        ("BREAKGLASS_KEYS_SIGNING_KEYS", "database"),
-        ("BREAKGLASS_LISTEN", "127.0.0.1:0"),
-        ("BREAKGLASS_POLICIES_DIR", policies),
-    ]);
+    let base = server_env(
+        &dir.path().join("data"),
+        &db,
+        &[("BREAKGLASS_KEYS_SIGNING_KEYS", "database")],
+    );
     let on_local = [
         base.clone(),
         env(&[("BREAKGLASS_KEYS_LOCAL_KEY_FILE", key.to_str().unwrap())]),

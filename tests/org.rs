@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
-use breakglass::config::OrgSettings;
 use breakglass::domain::Role;
 use common::{Backend, RootResponder, TestApp};
 use serde_json::{json, Value};
@@ -16,22 +13,8 @@ use serde_json::{json, Value};
 both_backends!(
     a_sync_inventories_the_organisation_and_the_review_lists_the_members_with_root_credentials,
     outages_throttling_and_refusals_of_a_sync,
+    the_scheduled_sync_runs_once_per_interval_and_keeps_postures_current,
 );
-
-async fn app_on(backend: Backend, r: &RootResponder, concurrency: usize) -> TestApp {
-    let endpoint = r.endpoint.clone();
-    TestApp::start_configured(backend, &move |c| {
-        c.settings.org = Some(OrgSettings {
-            broker_role_arn: None,
-            sync_interval: None,
-            posture_concurrency: concurrency,
-        });
-        c.aws.endpoint_url = Some(endpoint.clone());
-        c.aws.region = Some("us-east-1".into());
-        c.aws.call_timeout = Duration::from_secs(5);
-    })
-    .await
-}
 
 /// Five members whose root user holds credentials, each a different mix.
 fn five_with_root(members: &[String]) -> (Vec<String>, Value) {
@@ -76,7 +59,7 @@ async fn a_sync_inventories_the_organisation_and_the_review_lists_the_members_wi
     let (master, members) = r.organization(20).await;
     let (five, seeded) = five_with_root(&members);
     r.control(seeded).await;
-    let t = app_on(b, &r, 4).await;
+    let t = r.app(b, 4).await;
     let admin = t.token("root-admin", &[Role::Admin]);
     let auditor = t.token("audrey", &[Role::Auditor]);
 
@@ -224,7 +207,7 @@ async fn outages_throttling_and_refusals_of_a_sync(b: Backend) {
     let (_, members) = r.organization(20).await;
     let (five, seeded) = five_with_root(&members);
     r.control(seeded).await;
-    let t = app_on(b, &r, 8).await;
+    let t = r.app(b, 8).await;
     let admin = t.token("root-admin", &[Role::Admin]);
     let auditor = t.token("audrey", &[Role::Auditor]);
     let requester = t.token("oncall", &[Role::Requester]);
@@ -351,4 +334,67 @@ async fn outages_throttling_and_refusals_of_a_sync(b: Backend) {
         five.len()
     );
     assert!(t.verify().await);
+}
+
+/// The scheduled sync: due at once on a new installation, then once per
+/// interval (a replica that finds it claimed or not due does nothing), and
+/// each run reads every posture again, so a root credential added since
+/// shows in the review.
+async fn the_scheduled_sync_runs_once_per_interval_and_keeps_postures_current(b: Backend) {
+    let r = RootResponder::start().await;
+    let (_, members) = r.organization(3).await;
+    let t = r
+        .app_with(b, 2, Some(std::time::Duration::from_secs(3600)))
+        .await;
+    let auditor = t.token("audrey", &[Role::Auditor]);
+    let first = t
+        .app
+        .scheduled_org_sync()
+        .await
+        .unwrap()
+        .expect("due at once");
+    assert_eq!(first.postures_read, 3);
+    assert!(first.root_credentials_present.is_empty());
+    assert!(
+        t.app.scheduled_org_sync().await.unwrap().is_none(),
+        "not due yet"
+    );
+    let synced = t
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e.action == "org.sync")
+        .count();
+    assert_eq!(synced, 1);
+    assert_eq!(
+        t.audit()
+            .await
+            .iter()
+            .find(|e| e.action == "org.sync")
+            .unwrap()
+            .actor,
+        "breakglass"
+    );
+
+    // Someone recovers a member's root password outside breakglass.
+    r.control(json!({ "root": { members[2].clone(): { "password": true } } }))
+        .await;
+    t.advance_mins(30);
+    assert!(t.app.scheduled_org_sync().await.unwrap().is_none());
+    t.advance_mins(31);
+    let second = t
+        .app
+        .scheduled_org_sync()
+        .await
+        .unwrap()
+        .expect("due after an hour");
+    assert_eq!(second.root_credentials_present.len(), 1);
+    let review = t.get("/v1/hygiene", &auditor).await.ok();
+    assert_eq!(
+        findings(&review, "org.root_credentials_present"),
+        vec![format!("account:{}", members[2])]
+    );
+    // Claimed for a quarter of an hour: another replica's round finds it
+    // neither due nor free.
+    assert!(t.app.scheduled_org_sync().await.unwrap().is_none());
 }

@@ -322,65 +322,41 @@ impl App {
         .await;
         let now = self.now_ms();
         let step = async {
-            let mut tx = self.store.begin().await?;
-            match &outcome {
-                Ok((key_id, expires, Ok(posture))) => {
-                    let json = serde_json::to_string(posture).map_err(anyhow::Error::from)?;
-                    tx.set_org_posture(&a.id, Some(&json), None, now).await?;
-                    let ev = Event::new(
-                        Action::OrgRootSession,
-                        format!("account:{}", a.id),
-                        json!({
-                            "account_id": a.id,
-                            "task": task.as_str(),
-                            "purpose": "posture",
-                            "source_identity": source_identity,
-                            "session_key_id": key_id,
-                            "session_expires_at": crate::clock::rfc3339(*expires),
-                            "root_credentials": posture.describe(),
-                        }),
-                    );
-                    self.append(tx.as_mut(), actor, "success", None, ev).await?;
-                }
-                Ok((key_id, expires, Err(e))) => {
-                    tx.set_org_posture(&a.id, None, Some(&e.to_string()), now)
-                        .await?;
-                    let ev = Event::new(
-                        Action::OrgRootSession,
-                        format!("account:{}", a.id),
-                        json!({
-                            "account_id": a.id,
-                            "task": task.as_str(),
-                            "purpose": "posture",
-                            "source_identity": source_identity,
-                            "session_key_id": key_id,
-                            "session_expires_at": crate::clock::rfc3339(*expires),
-                            "message": e.to_string(),
-                        }),
-                    );
-                    let code = AppError::from(e.clone());
-                    self.append(tx.as_mut(), actor, "failure", Some(code_of(&code)), ev)
-                        .await?;
-                }
-                Err(e) => {
-                    tx.set_org_posture(&a.id, None, Some(&e.to_string()), now)
-                        .await?;
-                    let ev = Event::new(
-                        Action::OrgRootSession,
-                        format!("account:{}", a.id),
-                        json!({
-                            "account_id": a.id,
-                            "task": task.as_str(),
-                            "purpose": "posture",
-                            "source_identity": source_identity,
-                            "message": e.to_string(),
-                        }),
-                    );
-                    let code = AppError::from(e.clone());
-                    self.append(tx.as_mut(), actor, "refused", Some(code_of(&code)), ev)
-                        .await?;
-                }
+            let mut details = json!({
+                "account_id": a.id,
+                "task": task.as_str(),
+                "purpose": "posture",
+                "source_identity": source_identity,
+            });
+            if let Ok((key_id, expires, _)) = &outcome {
+                details["session_key_id"] = json!(key_id);
+                details["session_expires_at"] = json!(crate::clock::rfc3339(*expires));
             }
+            // The session opened and was read; opened and not read; or
+            // refused.
+            let (posture, error, outcome_name) = match &outcome {
+                Ok((_, _, Ok(p))) => (Some(p), None, "success"),
+                Ok((_, _, Err(e))) => (None, Some(e), "failure"),
+                Err(e) => (None, Some(e), "refused"),
+            };
+            let posture_json = match posture {
+                Some(p) => {
+                    details["root_credentials"] = json!(p.describe());
+                    Some(serde_json::to_string(p).map_err(anyhow::Error::from)?)
+                }
+                None => None,
+            };
+            let message = error.map(|e| e.to_string());
+            if let Some(m) = &message {
+                details["message"] = json!(m);
+            }
+            let code = error.map(|e| code_of(&AppError::from(e.clone())));
+            let mut tx = self.store.begin().await?;
+            tx.set_org_posture(&a.id, posture_json.as_deref(), message.as_deref(), now)
+                .await?;
+            let ev = Event::new(Action::OrgRootSession, format!("account:{}", a.id), details);
+            self.append(tx.as_mut(), actor, outcome_name, code, ev)
+                .await?;
             tx.commit().await?;
             Ok::<_, AppError>(())
         }

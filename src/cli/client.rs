@@ -120,23 +120,9 @@ impl Client {
         path: &str,
         timeout: std::time::Duration,
     ) -> Result<(u16, Value), CallError> {
-        let res = self
-            .http
-            .get(self.url(path))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| CallError {
-                status: None,
-                code: "unreachable".into(),
-                message: format!("cannot reach the server at {}: {}", self.base, e),
-            })?;
-        let status = res.status();
-        let bytes = res.bytes().await.map_err(|e| CallError {
-            status: Some(status.as_u16()),
-            code: "bad_response".into(),
-            message: e.to_string(),
-        })?;
+        let (status, bytes) = self
+            .fetch(self.http.get(self.url(path)).timeout(timeout))
+            .await?;
         match status.as_u16() {
             200 | 503 => serde_json::from_slice(&bytes)
                 .map(|v| (status.as_u16(), v))
@@ -147,6 +133,25 @@ impl Client {
                 }),
             _ => Err(error_of(status, &bytes)),
         }
+    }
+
+    /// Send `req` and read the whole answer.
+    async fn fetch(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, bytes::Bytes), CallError> {
+        let res = req.send().await.map_err(|e| CallError {
+            status: None,
+            code: "unreachable".into(),
+            message: format!("cannot reach the server at {}: {}", self.base, e),
+        })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| CallError {
+            status: Some(status.as_u16()),
+            code: "bad_response".into(),
+            message: e.to_string(),
+        })?;
+        Ok((status, bytes))
     }
 
     fn url(&self, path: &str) -> String {
@@ -161,17 +166,7 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let res = req.send().await.map_err(|e| CallError {
-            status: None,
-            code: "unreachable".into(),
-            message: format!("cannot reach the server at {}: {}", self.base, e),
-        })?;
-        let status = res.status();
-        let bytes = res.bytes().await.map_err(|e| CallError {
-            status: Some(status.as_u16()),
-            code: "bad_response".into(),
-            message: e.to_string(),
-        })?;
+        let (status, bytes) = self.fetch(req).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| CallError {
                 status: Some(status.as_u16()),

@@ -945,6 +945,32 @@ impl RootResponder {
             .unwrap()
     }
 
+    /// A server that knows this organisation (`[org]`), on `backend`.
+    pub async fn app(&self, backend: Backend, posture_concurrency: usize) -> TestApp {
+        self.app_with(backend, posture_concurrency, None).await
+    }
+
+    /// The same, with the scheduled sync every `sync_interval`.
+    pub async fn app_with(
+        &self,
+        backend: Backend,
+        posture_concurrency: usize,
+        sync_interval: Option<std::time::Duration>,
+    ) -> TestApp {
+        let endpoint = self.endpoint.clone();
+        TestApp::start_configured(backend, &move |c| {
+            c.settings.org = Some(breakglass::config::OrgSettings {
+                broker_role_arn: None,
+                sync_interval,
+                posture_concurrency,
+            });
+            c.aws.endpoint_url = Some(endpoint.clone());
+            c.aws.region = Some("us-east-1".into());
+            c.aws.call_timeout = std::time::Duration::from_secs(10);
+        })
+        .await
+    }
+
     pub async fn state(&self) -> serde_json::Value {
         reqwest::get(format!("{}/_responder/state", self.endpoint))
             .await

@@ -128,6 +128,10 @@ async fn a_sync_inventories_the_organisation_and_the_review_lists_the_members_wi
         .collect();
     assert_eq!(management.len(), 1);
     assert_eq!(management[0]["account_id"], master.as_str());
+    assert_eq!(
+        management[0]["in_custody"], false,
+        "no credential keeps it yet"
+    );
     assert!(accounts
         .iter()
         .filter(|a| a["management"] == false)
@@ -185,6 +189,14 @@ async fn a_sync_inventories_the_organisation_and_the_review_lists_the_members_wi
     let t = &w.t;
     let review = t.get("/v1/hygiene", &auditor).await.ok();
     assert!(findings(&review, "org.management_root_not_in_custody").is_empty());
+    let inv = t.get("/v1/org/accounts", &auditor).await.ok();
+    let management: Vec<&Value> = inv["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["management"] == true)
+        .collect();
+    assert_eq!(management[0]["in_custody"], true);
     assert!(t.verify().await);
 }
 

@@ -74,6 +74,9 @@ pub struct OrgAccountView {
     /// As Organizations says (`ACTIVE`, `SUSPENDED`, ...), or `GONE`.
     pub status: String,
     pub management: bool,
+    /// Whether a credential of this service keeps this account's root
+    /// (what the management account's needs; a member's need not).
+    pub in_custody: bool,
     /// The root user's credentials as last read; none before the first
     /// posture audit.
     pub posture: Option<RootPosture>,
@@ -377,6 +380,12 @@ impl App {
             self.require_any(who, &[Role::Admin, Role::Auditor])?;
             let state = tx.org_state().await?;
             let rows = tx.org_accounts().await?;
+            let kept: std::collections::BTreeSet<String> = tx
+                .credentials()
+                .await?
+                .into_iter()
+                .map(|c| c.account_id)
+                .collect();
             let inventory = OrgInventory {
                 organization_id: state.as_ref().map(|s| s.organization_id.clone()),
                 management_account_id: state.as_ref().map(|s| s.management_account_id.clone()),
@@ -394,6 +403,7 @@ impl App {
                         email: r.email.clone(),
                         status: r.status.clone(),
                         management: r.is_management,
+                        in_custody: kept.contains(&r.account_id),
                         posture: posture_of(r),
                         posture_read_at: r.posture_at.map(crate::clock::rfc3339),
                         posture_error: r.posture_error.clone(),

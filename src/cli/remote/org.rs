@@ -101,7 +101,12 @@ pub(super) async fn run(c: &Client, cmd: &OrgCmd, json_out: bool) -> Result<(), 
                         .iter()
                         .map(|a| {
                             let root = match (&a.posture, &a.posture_error, a.management) {
-                                (_, _, true) => "management account: under custody".to_string(),
+                                (_, _, true) if a.in_custody => {
+                                    "management account: kept by a credential".to_string()
+                                }
+                                (_, _, true) => {
+                                    "management account: NOT under custody (deposit it)".to_string()
+                                }
                                 (_, Some(e), _) => format!("unknown: {}", e.cell()),
                                 (Some(p), None, _) => p.describe(),
                                 (None, None, _) => "not read yet".into(),

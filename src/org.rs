@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_sts::config::retry::RetryPartition;
 use secrecy::{ExposeSecret, SecretString};
 
 /// The five AWS-managed task policies a root session may carry.
@@ -53,6 +54,21 @@ impl RootTask {
 
     /// The longest a root session lasts (AWS's own bound).
     pub const MAX_DURATION_SECS: i32 = 900;
+
+    /// The five names, in order.
+    pub fn names() -> Vec<&'static str> {
+        use strum::IntoEnumIterator;
+        RootTask::iter().map(RootTask::as_str).collect()
+    }
+
+    /// What the unlock tasks act on: `Some("bucket")`, `Some("queue")`.
+    pub fn resource_kind(self) -> Option<&'static str> {
+        match self {
+            RootTask::S3UnlockBucketPolicy => Some("bucket"),
+            RootTask::SQSUnlockQueuePolicy => Some("queue"),
+            _ => None,
+        }
+    }
 }
 
 /// The organisation as Organizations describes it.
@@ -230,6 +246,8 @@ pub struct OrgAws {
     sts: aws_sdk_sts::Client,
     /// Assumed first, with the request's SourceIdentity, when set.
     broker_role_arn: Option<String>,
+    /// The name of this broker's retry partitions.
+    partition: String,
 }
 
 /// Throttling is retried with exponential back-off, within a longer bound
@@ -255,13 +273,35 @@ pub fn org_sdk(base: &aws_config::SdkConfig, call_timeout: Duration) -> aws_conf
 
 impl OrgAws {
     pub fn new(sdk: &aws_config::SdkConfig, broker_role_arn: Option<String>) -> OrgAws {
+        let partition = format!("breakglass-org-{}", uuid::Uuid::new_v4().simple());
+        let quota = |service: &str| quota_of(&partition, service);
         OrgAws {
             sdk: sdk.clone(),
-            org: aws_sdk_organizations::Client::new(sdk),
-            iam: aws_sdk_iam::Client::new(sdk),
-            sts: aws_sdk_sts::Client::new(sdk),
+            org: aws_sdk_organizations::Client::from_conf(
+                aws_sdk_organizations::config::Builder::from(sdk)
+                    .retry_partition(quota("organizations"))
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(sdk)
+                    .retry_partition(quota("iam"))
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(sdk)
+                    .retry_partition(quota("sts"))
+                    .build(),
+            ),
+            partition,
             broker_role_arn,
         }
+    }
+
+    /// The retry quota (the SDK's token bucket) of one service's clients:
+    /// this broker's own, not the process's, so that an outage one broker
+    /// saw does not spend another's retries.
+    fn quota(&self, service: &str) -> RetryPartition {
+        quota_of(&self.partition, service)
     }
 
     pub async fn organization(&self) -> Result<Organization, OrgError> {
@@ -372,6 +412,7 @@ impl OrgAws {
         );
         Ok(aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&self.sdk)
+                .retry_partition(self.quota("sts"))
                 .credentials_provider(creds)
                 .build(),
         ))
@@ -415,16 +456,10 @@ impl OrgAws {
 
     /// IAM as the root user of the session's account.
     pub fn iam_as_root(&self, s: &RootSession) -> aws_sdk_iam::Client {
-        let creds = aws_sdk_iam::config::Credentials::new(
-            s.access_key_id.clone(),
-            s.secret_access_key.expose_secret().to_string(),
-            Some(s.session_token.expose_secret().to_string()),
-            None,
-            "breakglass-root-session",
-        );
         aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&self.sdk)
-                .credentials_provider(creds)
+                .retry_partition(self.quota("iam"))
+                .credentials_provider(self.root_credentials(s))
                 .build(),
         )
     }
@@ -477,6 +512,196 @@ impl OrgAws {
     }
 }
 
+/// A task executed in a root session: what it did, step by step. On an
+/// error the steps done before it are kept, so a retry (which re-audits
+/// first) resumes where this one stopped.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TaskRun {
+    /// The root user's credentials before the task (IAM tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<RootPosture>,
+    /// Each call that changed something, e.g. "DeleteAccessKey AKIA…".
+    pub steps: Vec<String>,
+    /// What was already as the task wants it (a retry's earlier work, or
+    /// nothing to do), e.g. "no bucket policy".
+    pub already: Vec<String>,
+    /// The root user's credentials after the task (IAM tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<RootPosture>,
+}
+
+impl OrgAws {
+    /// `IAMDeleteRootUserCredentials`: audit, then delete in the order AWS
+    /// documents (the password, access keys, signing certificates, then
+    /// the MFA devices deactivated), then audit again. A credential gone
+    /// meanwhile (NoSuchEntity) counts as deleted.
+    pub async fn delete_root_credentials(
+        &self,
+        s: &RootSession,
+        run: &mut TaskRun,
+    ) -> Result<(), OrgError> {
+        let iam = self.iam_as_root(s);
+        let before = self.root_posture(s).await?;
+        run.before = Some(before.clone());
+        let gone = |r: Result<(), OrgError>| match r {
+            Err(e) if e.code() == Some("NoSuchEntity") => Ok(false),
+            Err(e) => Err(e),
+            Ok(()) => Ok(true),
+        };
+        if before.password {
+            let r = iam.delete_login_profile().send().await;
+            if gone(r.map(|_| ()).map_err(|e| classify("iam", &e)))? {
+                run.steps.push("DeleteLoginProfile".into());
+            }
+        } else {
+            run.already.push("no password".into());
+        }
+        for k in &before.access_keys {
+            let r = iam.delete_access_key().access_key_id(k).send().await;
+            if gone(r.map(|_| ()).map_err(|e| classify("iam", &e)))? {
+                run.steps.push(format!("DeleteAccessKey {k}"));
+            }
+        }
+        for c in &before.signing_certificates {
+            let r = iam
+                .delete_signing_certificate()
+                .certificate_id(c)
+                .send()
+                .await;
+            if gone(r.map(|_| ()).map_err(|e| classify("iam", &e)))? {
+                run.steps.push(format!("DeleteSigningCertificate {c}"));
+            }
+        }
+        for m in &before.mfa_devices {
+            let r = iam.deactivate_mfa_device().serial_number(m).send().await;
+            if gone(r.map(|_| ()).map_err(|e| classify("iam", &e)))? {
+                run.steps.push(format!("DeactivateMFADevice {m}"));
+            }
+        }
+        if !before.any() {
+            run.already.push("no root credentials".into());
+        }
+        run.after = Some(self.root_posture(s).await?);
+        Ok(())
+    }
+
+    /// `IAMCreateRootUserPassword`: a login profile without a password, so
+    /// the root user's email can recover one. An existing password is left
+    /// as it is.
+    pub async fn allow_root_password_recovery(
+        &self,
+        s: &RootSession,
+        run: &mut TaskRun,
+    ) -> Result<(), OrgError> {
+        let iam = self.iam_as_root(s);
+        match iam.create_login_profile().send().await {
+            Ok(_) => run.steps.push("CreateLoginProfile".into()),
+            Err(e) => {
+                let e = classify("iam", &e);
+                if e.code() != Some("EntityAlreadyExists") {
+                    return Err(e);
+                }
+                run.already
+                    .push("the root user already has a password".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OrgAws {
+    fn root_credentials(&self, s: &RootSession) -> aws_sdk_iam::config::Credentials {
+        aws_sdk_iam::config::Credentials::new(
+            s.access_key_id.clone(),
+            s.secret_access_key.expose_secret().to_string(),
+            Some(s.session_token.expose_secret().to_string()),
+            None,
+            "breakglass-root-session",
+        )
+    }
+
+    /// `S3UnlockBucketPolicy`: the bucket's policy read, then deleted.
+    pub async fn unlock_bucket(
+        &self,
+        s: &RootSession,
+        bucket: &str,
+        run: &mut TaskRun,
+    ) -> Result<(), OrgError> {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .retry_partition(self.quota("s3"))
+                .credentials_provider(self.root_credentials(s))
+                // An endpoint of its own (an emulator, a VPC endpoint)
+                // has no per-bucket host names.
+                .force_path_style(self.sdk.endpoint_url().is_some())
+                .build(),
+        );
+        match s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = classify("s3", &e);
+                if e.code() == Some("NoSuchBucketPolicy") {
+                    run.already.push(format!("bucket {bucket} has no policy"));
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        s3.delete_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("s3", &e))?;
+        run.steps.push(format!("DeleteBucketPolicy {bucket}"));
+        Ok(())
+    }
+
+    /// `SQSUnlockQueuePolicy`: the queue's policy read, then removed (set
+    /// to empty, as SQS removes one).
+    pub async fn unlock_queue(
+        &self,
+        s: &RootSession,
+        queue_url: &str,
+        run: &mut TaskRun,
+    ) -> Result<(), OrgError> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&self.sdk)
+                .retry_partition(self.quota("sqs"))
+                .credentials_provider(self.root_credentials(s))
+                .build(),
+        );
+        let r = sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::Policy)
+            .send()
+            .await
+            .map_err(|e| classify("sqs", &e))?;
+        let has = r
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::Policy))
+            .is_some_and(|p| !p.is_empty());
+        if !has {
+            run.already.push(format!("queue {queue_url} has no policy"));
+            return Ok(());
+        }
+        sqs.set_queue_attributes()
+            .queue_url(queue_url)
+            .attributes(QueueAttributeName::Policy, "")
+            .send()
+            .await
+            .map_err(|e| classify("sqs", &e))?;
+        run.steps
+            .push(format!("SetQueueAttributes {queue_url} Policy=\"\""));
+        Ok(())
+    }
+}
+
+fn quota_of(partition: &str, service: &str) -> RetryPartition {
+    RetryPartition::new(format!("{partition}-{service}"))
+}
+
 /// A role session name from a source identity (`[\w+=,.@-]{2,64}`).
 fn session_name(source_identity: &str) -> String {
     let mut name: String = source_identity
@@ -525,6 +750,21 @@ mod tests {
             RootTask::IAMDeleteRootUserCredentials
         );
         assert!("AdministratorAccess".parse::<RootTask>().is_err());
+    }
+
+    #[test]
+    fn a_root_session_shows_its_key_id_only() {
+        let s = RootSession {
+            account_id: "111122223333".into(),
+            task: RootTask::IAMAuditRootUserCredentials,
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: SecretString::from("wJalrXUtnFEMI-secret".to_string()),
+            session_token: SecretString::from("FwoGZXIvYXdz-token".to_string()),
+            expires_at_ms: 0,
+        };
+        let dbg = format!("{s:?}");
+        assert!(dbg.contains("ASIAEXAMPLE"), "{dbg}");
+        assert!(!dbg.contains("secret") && !dbg.contains("token"), "{dbg}");
     }
 
     #[test]

@@ -14,6 +14,10 @@ both_backends!(
     a_sync_inventories_the_organisation_and_the_review_lists_the_members_with_root_credentials,
     outages_throttling_and_refusals_of_a_sync,
     the_scheduled_sync_runs_once_per_interval_and_keeps_postures_current,
+    a_delete_credentials_request_runs_once_behind_its_quorum_and_the_re_audit_shows_root_gone,
+    refusals_of_a_root_session_request_are_precise_audited_and_change_nothing,
+    an_interrupted_deletion_is_re_audited_and_resumed,
+    unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_handed_over_once,
 );
 
 /// Five members whose root user holds credentials, each a different mix.
@@ -409,4 +413,793 @@ async fn the_scheduled_sync_runs_once_per_interval_and_keeps_postures_current(b:
     // Claimed for a quarter of an hour: another replica's round finds it
     // neither due nor free.
     assert!(t.app.scheduled_org_sync().await.unwrap().is_none());
+}
+
+// --- Root-session requests ---------------------------------------------
+
+const BROKER: &str = "arn:aws:iam::123456789012:role/breakglass-root-broker";
+
+/// An organisation of 20, synced, with the usual custodians.
+async fn root_world(b: Backend) -> (RootResponder, common::World, Vec<String>, String) {
+    let r = RootResponder::start().await;
+    let (master, members) = r.organization(20).await;
+    let t = r.app_with_broker(b, BROKER).await;
+    let w = common::World::with(t).await;
+    w.t.post("/v1/org/sync", &w.admin, json!({})).await.ok();
+    (r, w, members, master)
+}
+
+fn root_request(account: &str, task: &str) -> Value {
+    json!({
+        "account_id": account,
+        "task": task,
+        "duration_secs": 300,
+        "reason": "the account's root must be cleaned up",
+        "ticket": "INC-7",
+    })
+}
+
+/// How many requests the service holds.
+async fn request_count(w: &common::World) -> usize {
+    w.t.get("/v1/requests", &w.admin)
+        .await
+        .ok()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+async fn approve_all(w: &common::World, id: &str, who: &[(&str, &str)]) -> Value {
+    let mut last = Value::Null;
+    for (name, token) in who {
+        last = w.approve(id, name, token).await.ok();
+    }
+    last
+}
+
+async fn a_delete_credentials_request_runs_once_behind_its_quorum_and_the_re_audit_shows_root_gone(
+    b: Backend,
+) {
+    let (r, w, members, _) = root_world(b).await;
+    let t = &w.t;
+    let account = members[3].clone();
+    r.control(json!({ "root": { account.clone(): {
+        "password": true,
+        "access_keys": ["AKIA0000000000000001", "AKIA0000000000000002"],
+        "mfa_devices": [format!("arn:aws:iam::{account}:mfa/root-account-mfa-device")],
+        "signing_certificates": ["CERTID0000000000000000001"],
+    } } }))
+    .await;
+
+    let v = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMDeleteRootUserCredentials"),
+        )
+        .await
+        .ok();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["policy"], "root-delete", "{v}");
+    assert_eq!(v["quorum"], "2 of sre AND 1 of security");
+    assert_eq!(v["credential"], format!("root:{account}").as_str());
+    let tuple = v["root_session"]["tuple_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(v["root_session"]["delivery"], "execute");
+    assert_eq!(v["root_session"]["duration_secs"], 300);
+    // The quorum's tuple is in the signed event.
+    let created = t
+        .audit()
+        .await
+        .into_iter()
+        .find(|e| e.action == "request.create" && e.target == format!("request:{id}"))
+        .unwrap();
+    assert_eq!(created.details["tuple_sha256"], tuple.as_str());
+    assert_eq!(
+        created.details["root_session"]["task"],
+        "IAMDeleteRootUserCredentials"
+    );
+
+    // Not before the quorum: nothing reaches AWS.
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_not_approved");
+    let approved = approve_all(
+        &w,
+        &id,
+        &[("ann", &w.ann), ("bob", &w.bob), ("sec", &w.sec)],
+    )
+    .await;
+    assert_eq!(approved["state"], "approved", "{approved}");
+    assert!(
+        !r.state().await["session_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["source_identity"] == id.as_str()),
+        "no root session before the release"
+    );
+
+    // Only the requester releases.
+    t.post(format!("/v1/requests/{id}/release"), &w.admin, json!({}))
+        .await
+        .refused(403, "forbidden_role");
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    let task = &rel["root_task"];
+    assert_eq!(task["task"], "IAMDeleteRootUserCredentials", "{rel}");
+    assert_eq!(rel["fields"], json!({}), "nothing is handed over: {rel}");
+    let steps: Vec<&str> = task["run"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "DeleteLoginProfile".to_string(),
+            "DeleteAccessKey AKIA0000000000000001".into(),
+            "DeleteAccessKey AKIA0000000000000002".into(),
+            "DeleteSigningCertificate CERTID0000000000000000001".into(),
+            format!("DeactivateMFADevice arn:aws:iam::{account}:mfa/root-account-mfa-device"),
+        ],
+        "the documented order"
+    );
+    assert_eq!(task["run"]["before"]["password"], true);
+    assert_eq!(
+        task["run"]["after"],
+        json!({ "password": false, "access_keys": [], "mfa_devices": [], "signing_certificates": [] })
+    );
+    let key_id = task["session_key_id"].as_str().unwrap().to_string();
+    assert!(key_id.starts_with("ASIA"), "{key_id}");
+
+    // The responder agrees, and its session carried the request id.
+    let state = r.state().await;
+    assert_eq!(
+        state["root"][&account],
+        json!({ "password": false, "access_keys": [], "mfa_devices": [], "signing_certificates": [] })
+    );
+    let session = state["session_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["access_key_id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(session["source_identity"], id.as_str());
+    assert_eq!(session["account"], account.as_str());
+    assert_eq!(session["task"], "IAMDeleteRootUserCredentials");
+
+    // The inventory's posture is the re-audit's; the review is clean.
+    let inv = t.get("/v1/org/accounts", &w.auditor).await.ok();
+    let row = inv["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account_id"] == account.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["posture"]["password"], false, "{row}");
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(shown["state"], "released");
+    assert_eq!(shown["root_session"]["attempts"], 1);
+
+    // Once: a second release is refused, and opens no session.
+    let sessions_before = r.state().await["session_log"].as_array().unwrap().len();
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_released");
+    assert_eq!(
+        r.state().await["session_log"].as_array().unwrap().len(),
+        sessions_before
+    );
+
+    // Audited: the session (key id and expiry only), the task's steps,
+    // the release; no secret of the session anywhere.
+    let events = t.audit().await;
+    let of = |action: &str| -> Vec<&breakglass::crypto::chain::AuditEvent> {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.details.to_string().contains(&id))
+            .collect()
+    };
+    let opened = of("org.root_session");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].details["purpose"], "release");
+    assert_eq!(opened[0].details["session_key_id"], key_id.as_str());
+    assert!(opened[0].details["session_expires_at"].is_string());
+    let ran = of("org.root_task");
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].outcome, "success");
+    assert_eq!(ran[0].details["run"]["steps"].as_array().unwrap().len(), 5);
+    let released: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "request.release" && e.outcome == "success")
+        .collect();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].details["tuple_sha256"], tuple.as_str());
+    for e in &events {
+        let text = e.details.to_string().to_lowercase();
+        assert!(
+            !text.contains("secret_access_key") && !text.contains("session_token\":\""),
+            "{text}"
+        );
+    }
+    assert!(t.verify().await);
+}
+
+async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothing(b: Backend) {
+    let (r, w, members, master) = root_world(b).await;
+    let t = &w.t;
+    let account = members[0].clone();
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            root_request(&account, "AdministratorAccess"),
+            400,
+            "unknown_task",
+        ),
+        (
+            with_fields(
+                root_request(&account, "IAMAuditRootUserCredentials"),
+                json!({ "duration_secs": 901 }),
+            ),
+            400,
+            "invalid_duration",
+        ),
+        (
+            with_fields(
+                root_request(&account, "IAMAuditRootUserCredentials"),
+                json!({ "duration_secs": 30 }),
+            ),
+            400,
+            "invalid_duration",
+        ),
+        (
+            root_request("999999999999", "IAMAuditRootUserCredentials"),
+            404,
+            "account_not_in_organization",
+        ),
+        (
+            root_request(&master, "IAMAuditRootUserCredentials"),
+            400,
+            "management_account",
+        ),
+        (
+            root_request("12345", "IAMAuditRootUserCredentials"),
+            422,
+            "invalid_account",
+        ),
+        (
+            root_request(&account, "S3UnlockBucketPolicy"),
+            400,
+            "invalid_resource",
+        ),
+        (
+            with_fields(
+                root_request(&account, "IAMDeleteRootUserCredentials"),
+                json!({ "bucket": "logs" }),
+            ),
+            400,
+            "invalid_resource",
+        ),
+        (
+            with_fields(
+                root_request(&account, "SQSUnlockQueuePolicy"),
+                json!({ "queue_url": format!("https://sqs.us-east-1.amazonaws.com/{}/jobs", members[1]) }),
+            ),
+            400,
+            "invalid_resource",
+        ),
+        (
+            with_fields(
+                root_request(&account, "IAMDeleteRootUserCredentials"),
+                json!({ "hand_over": true }),
+            ),
+            403,
+            "hand_over_not_allowed",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let before = request_count(&w).await;
+        let audit_before = t.audit().await.len();
+        t.post("/v1/org/root-requests", &w.requester, body.clone())
+            .await
+            .refused(status, code);
+        assert_eq!(request_count(&w).await, before, "{code}: nothing created");
+        let new: Vec<_> = t.audit().await.into_iter().skip(audit_before).collect();
+        let refusal = new
+            .iter()
+            .find(|e| e.action == "request.create")
+            .unwrap_or_else(|| panic!("{code}: not audited: {new:?}"));
+        assert_eq!(refusal.outcome, "refused");
+        assert_eq!(refusal.code.as_deref(), Some(code));
+    }
+    // A custodian cannot file one; an unknown field is refused.
+    t.post(
+        "/v1/org/root-requests",
+        &w.ann,
+        root_request(&account, "IAMAuditRootUserCredentials"),
+    )
+    .await
+    .refused(403, "forbidden_role");
+    t.post(
+        "/v1/org/root-requests",
+        &w.requester,
+        with_fields(
+            root_request(&account, "IAMAuditRootUserCredentials"),
+            json!({ "role": "admin" }),
+        ),
+    )
+    .await
+    .refused(422, "invalid_body");
+
+    // STS down at release: 503 with its code, audited, the request still
+    // approved; once STS answers, the release goes through.
+    let id = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMAuditRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(&w, &id, &[("ann", &w.ann)]).await;
+    r.control(json!({ "fail": { "service": "sts", "mode": "unavailable" } }))
+        .await;
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(503, "org_unavailable");
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(shown["state"], "approved", "{shown}");
+    let stopped = t
+        .audit()
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "org.root_task")
+        .unwrap();
+    assert_eq!(stopped.outcome, "failure");
+    assert_eq!(stopped.code.as_deref(), Some("org_unavailable"));
+    r.control(json!({ "fail": null })).await;
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(rel["root_task"]["run"]["after"]["password"], false, "{rel}");
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(shown["root_session"]["attempts"], 2);
+
+    // A database writer who changes the approved tuple (an audit into a
+    // deletion) is caught by the signed tuple's digest before AWS is
+    // called; one who holds the row makes a release wait its turn.
+    t.next_step();
+    let tampered = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMAuditRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(&w, &tampered, &[("ann", &w.ann)]).await;
+    t.raw_sql(&format!(
+        "UPDATE root_requests SET claimed_until = {} WHERE request_id = '{tampered}'",
+        t.clock_ms() + 3_600_000
+    ))
+    .await;
+    t.post(
+        format!("/v1/requests/{tampered}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "release_in_progress");
+    t.raw_sql(&format!(
+        "UPDATE root_requests SET claimed_until = 0, task = 'IAMDeleteRootUserCredentials' WHERE request_id = '{tampered}'"
+    ))
+    .await;
+    t.post(
+        format!("/v1/requests/{tampered}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "quorum_unproven");
+    assert!(
+        !r.state().await["session_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["source_identity"] == tampered.as_str()),
+        "no root session for a tampered request"
+    );
+
+    // Denied and expired as for credentials.
+    let denied = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMAuditRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = t.code("bob");
+    t.post(
+        format!("/v1/requests/{denied}/deny"),
+        &w.bob,
+        json!({ "code": code, "reason": "not during the freeze" }),
+    )
+    .await
+    .ok();
+    t.post(
+        format!("/v1/requests/{denied}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_denied");
+    let expired = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMAuditRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Recovery opens stored credentials only: a root task needs AWS.
+    approve_all(&w, &expired, &[("cat", &w.cat)]).await;
+    t.post(
+        format!("/v1/requests/{expired}/recovery"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "root_request_not_recoverable");
+    t.advance_mins(41);
+    t.post(
+        format!("/v1/requests/{expired}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "release_window_closed");
+    let pending = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMAuditRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.advance_mins(31);
+    t.post(
+        format!("/v1/requests/{pending}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_expired");
+    assert!(t.verify().await);
+}
+
+/// `base` with the fields of `extra` added or replaced.
+fn with_fields(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
+    let (r, w, members, _) = root_world(b).await;
+    let t = &w.t;
+    let account = members[5].clone();
+    r.control(json!({ "root": { account.clone(): {
+        "password": true,
+        "access_keys": ["AKIA0000000000000003", "AKIA0000000000000004"],
+    } } }))
+    .await;
+    let id = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            root_request(&account, "IAMDeleteRootUserCredentials"),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(
+        &w,
+        &id,
+        &[("ann", &w.ann), ("bob", &w.bob), ("sec", &w.sec)],
+    )
+    .await;
+
+    // IAM stops answering after the audit's four reads, the password's
+    // deletion and the first key's.
+    r.control(json!({ "fail": { "service": "iam", "mode": "unavailable", "after": 6 } }))
+        .await;
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(503, "org_unavailable");
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(shown["state"], "approved", "{shown}");
+    assert_eq!(shown["root_session"]["attempts"], 1);
+    assert_eq!(
+        shown["root_session"]["progress"]["run"]["steps"],
+        json!(["DeleteLoginProfile", "DeleteAccessKey AKIA0000000000000003"]),
+        "{shown}"
+    );
+    assert!(shown["root_session"]["progress"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("iam is unavailable"));
+    let stopped = t
+        .audit()
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "org.root_task")
+        .unwrap();
+    assert_eq!(
+        (stopped.outcome.as_str(), stopped.code.as_deref()),
+        ("failure", Some("org_unavailable"))
+    );
+    assert_eq!(
+        stopped.details["run"]["steps"].as_array().unwrap().len(),
+        2,
+        "what was done is on the record"
+    );
+    assert_eq!(
+        r.state().await["root"][&account]["access_keys"],
+        json!(["AKIA0000000000000004"])
+    );
+
+    // IAM back: the next release audits again and deletes what is left.
+    r.control(json!({ "fail": null })).await;
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    let run = &rel["root_task"]["run"];
+    assert_eq!(
+        run["before"],
+        json!({ "password": false, "access_keys": ["AKIA0000000000000004"], "mfa_devices": [], "signing_certificates": [] })
+    );
+    assert_eq!(
+        run["steps"],
+        json!(["DeleteAccessKey AKIA0000000000000004"])
+    );
+    assert_eq!(run["already"], json!(["no password"]));
+    assert_eq!(run["after"]["access_keys"], json!([]));
+    let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
+    assert_eq!(shown["state"], "released");
+    assert_eq!(shown["root_session"]["attempts"], 2);
+    assert!(t.verify().await);
+}
+
+async fn unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_handed_over_once(
+    b: Backend,
+) {
+    let (r, w, members, _) = root_world(b).await;
+    let t = &w.t;
+    let account = members[9].clone();
+    let bucket = format!("locked-{}", &account[..6]);
+    let deny_all = json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*" }],
+    })
+    .to_string();
+    let made = r
+        .as_account(&account, "s3", "create_bucket", json!({ "Bucket": bucket }))
+        .await;
+    assert!(made.get("error").is_none(), "{made}");
+    r.as_account(
+        &account,
+        "s3",
+        "put_bucket_policy",
+        json!({ "Bucket": bucket, "Policy": deny_all }),
+    )
+    .await;
+    let q = r
+        .as_account(
+            &account,
+            "sqs",
+            "create_queue",
+            json!({ "QueueName": "jobs", "Attributes": { "Policy": deny_all } }),
+        )
+        .await;
+    let queue_url = q["QueueUrl"].as_str().unwrap().to_string();
+
+    // The bucket: executed by the service.
+    let id = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            with_fields(
+                root_request(&account, "S3UnlockBucketPolicy"),
+                json!({ "bucket": bucket }),
+            ),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(&w, &id, &[("ann", &w.ann)]).await;
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        rel["root_task"]["run"]["steps"],
+        json!([format!("DeleteBucketPolicy {bucket}")]),
+        "{rel}"
+    );
+    let gone = r
+        .as_account(
+            &account,
+            "s3",
+            "get_bucket_policy",
+            json!({ "Bucket": bucket }),
+        )
+        .await;
+    assert_eq!(gone["error"], "NoSuchBucketPolicy", "{gone}");
+
+    // The queue: executed too.
+    let id = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            with_fields(
+                root_request(&account, "SQSUnlockQueuePolicy"),
+                json!({ "queue_url": queue_url }),
+            ),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(&w, &id, &[("bob", &w.bob)]).await;
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        rel["root_task"]["run"]["steps"],
+        json!([format!("SetQueueAttributes {queue_url} Policy=\"\"")]),
+        "{rel}"
+    );
+    let attrs = r
+        .as_account(
+            &account,
+            "sqs",
+            "get_queue_attributes",
+            json!({ "QueueUrl": queue_url, "AttributeNames": ["Policy"] }),
+        )
+        .await;
+    assert!(
+        attrs["Attributes"]["Policy"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{attrs}"
+    );
+
+    // The same task handed over: the requester receives the session once;
+    // only its key id is audited.
+    t.next_step();
+    let id = t
+        .post(
+            "/v1/org/root-requests",
+            &w.requester,
+            with_fields(
+                root_request(&account, "SQSUnlockQueuePolicy"),
+                json!({ "queue_url": queue_url, "hand_over": true }),
+            ),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_all(&w, &id, &[("ann", &w.ann)]).await;
+    let rel = t
+        .post(
+            format!("/v1/requests/{id}/release"),
+            &w.requester,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert!(rel["root_task"]["run"].is_null(), "{rel}");
+    let secret = rel["fields"]["secret_access_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = rel["fields"]["session_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        rel["fields"]["access_key_id"],
+        rel["root_task"]["session_key_id"]
+    );
+    t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+    .refused(409, "request_released");
+    for e in t.audit().await {
+        let text = e.details.to_string();
+        assert!(!text.contains(&secret) && !text.contains(&token), "{text}");
+    }
+    // A task policy's reach: the unlock session cannot touch IAM.
+    let denied = r.state().await["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c[0] == "s3" || c[0] == "sqs")
+        .count();
+    assert!(
+        denied >= 4,
+        "the S3 and SQS calls went through the task policy check"
+    );
+    assert!(t.verify().await);
 }

@@ -284,6 +284,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                     max_open_releases: open,
                     max_age_secs: age,
                     presence,
+                    root_sessions: None,
                 }
             },
         )

@@ -375,6 +375,7 @@ fn debug_output_redacts_secret_values() {
             .collect(),
         codes: vec![],
         codes_valid_until: None,
+        root_task: None,
     };
     let e = EnrollmentView {
         custodian: "ann".into(),

@@ -34,6 +34,7 @@ pub mod recovery;
 pub mod release;
 pub mod requests;
 pub mod rewrap;
+pub mod root_requests;
 pub mod rotation;
 pub mod ticker;
 pub mod views;

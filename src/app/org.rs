@@ -120,7 +120,7 @@ pub(crate) fn posture_of(row: &OrgAccountRow) -> Option<RootPosture> {
 }
 
 impl App {
-    fn org_aws(&self) -> AppResult<&OrgAws> {
+    pub(crate) fn org_aws(&self) -> AppResult<&OrgAws> {
         self.org.as_ref().ok_or_else(|| {
             AppError::Refused(super::Refusal::new(
                 Code::OrgNotConfigured,

@@ -77,6 +77,34 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<String> {
         format!("{:?}", old.description),
         format!("{:?}", new.description),
     );
+    field(
+        "max_age",
+        format!("{:?}", old.max_age_secs),
+        format!("{:?}", new.max_age_secs),
+    );
+    field(
+        "presence",
+        old.presence.to_string(),
+        new.presence.to_string(),
+    );
+    let root = |p: &Policy| match &p.root_sessions {
+        None => "none".to_string(),
+        Some(r) => format!(
+            "{} in {}{}",
+            r.tasks
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.accounts.join(", "),
+            if r.hand_over {
+                ", may be handed over"
+            } else {
+                ""
+            }
+        ),
+    };
+    field("root_sessions", root(old), root(new));
     out
 }
 
@@ -223,6 +251,15 @@ impl App {
                         Code::NoChange,
                         format!("the proposal is policy {name} as it is"),
                     );
+                }
+                let others = policies
+                    .iter()
+                    .filter(|(n, _)| **n != name)
+                    .map(|(_, (p, _))| p);
+                if let Some(why) =
+                    crate::domain::policy::root_overlap(others.chain(std::iter::once(&new)))
+                {
+                    return refuse(Code::InvalidPolicy, why);
                 }
                 let json = serde_json::to_string(&new).expect("a policy serialises");
                 (

@@ -207,6 +207,19 @@ pub(crate) fn snapshot_digest(policy_json: &str) -> String {
     hex::encode(Sha256::digest(policy_json.as_bytes()))
 }
 
+/// SHA-256 (hex) of what a root-session request's quorum approves: the
+/// account, the task, the duration, the resource and the delivery.
+pub(crate) fn tuple_digest(r: &crate::store::RootRequestRow) -> String {
+    let v = serde_json::json!([
+        r.account_id,
+        r.task,
+        r.duration_secs,
+        r.resource,
+        r.delivery
+    ]);
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
 /// A digest of a request and its decisions as proved: the release's own
 /// transaction compares it, so nothing changed between the proof and the
 /// release.
@@ -298,7 +311,11 @@ impl App {
             .map(|(d, _, _)| custodian_target(&d.custodian))
             .collect();
         let covered = self.signed_events_of(tx, r, earliest, &targets).await?;
-        created_as_stored(r, &covered)?;
+        let root = match r.credential_id {
+            None => tx.root_request(&r.id).await?,
+            Some(_) => None,
+        };
+        created_as_stored(r, root.as_ref(), &covered)?;
         decisions_as_recorded(r, decisions, &covered)?;
         approvals_in_order(tx, r, decisions).await?;
         for (d, key, _) in &keys {
@@ -520,6 +537,7 @@ impl App {
 /// `request.create` event.
 fn created_as_stored(
     r: &RequestRow,
+    root: Option<&crate::store::RootRequestRow>,
     covered: &[crate::crypto::chain::AuditEvent],
 ) -> AppResult<()> {
     let Some(e0) = covered
@@ -533,15 +551,17 @@ fn created_as_stored(
     };
     let d0 = &e0.details;
     let same = e0.actor == r.requester
-        && d0["credential_id"].as_str() == Some(r.credential_id.as_str())
+        && d0["credential_id"].as_str() == r.credential_id.as_deref()
         && d0["credential"].as_str() == Some(r.credential_name.as_str())
         && d0["policy_sha256"].as_str() == Some(snapshot_digest(&r.policy).as_str())
-        && d0["expires_at"].as_str() == Some(crate::clock::rfc3339(r.expires_at).as_str());
+        && d0["expires_at"].as_str() == Some(crate::clock::rfc3339(r.expires_at).as_str())
+        // A root session's tuple, recomputed from its stored columns.
+        && d0["tuple_sha256"].as_str() == root.map(tuple_digest).as_deref();
     if !same {
         return unproven(
             r,
             format!(
-                "the stored request does not match its signed request.create event (event {}): its requester, credential, policy or expiry was changed",
+                "the stored request does not match its signed request.create event (event {}): its requester, credential or root-session tuple, policy or expiry was changed",
                 e0.seq
             ),
         );

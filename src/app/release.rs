@@ -44,7 +44,12 @@ pub(crate) async fn current_version_of(
     r: &crate::store::RequestRow,
 ) -> super::AppResult<(crate::store::CredentialRow, crate::store::VersionRow)> {
     use super::AppError;
-    let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
+    let Some(id) = r.credential_id.as_deref() else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a root-session request names no credential"
+        )));
+    };
+    let Some(c) = tx.credential_by_id(id).await? else {
         return Err(AppError::Internal(anyhow::anyhow!(
             "request names a missing credential"
         )));

@@ -105,6 +105,24 @@ pub(crate) fn reason_of(raw: &str) -> AppResult<String> {
     Ok(r.to_owned())
 }
 
+/// A ticket reference as given: trimmed, empty as none, at most
+/// `MAX_TICKET` characters of text.
+pub(crate) fn ticket_of(raw: Option<String>) -> AppResult<Option<String>> {
+    let ticket = raw.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    if let Some(t) = &ticket {
+        if t.chars().count() > MAX_TICKET {
+            return refuse(
+                Code::InvalidTicket,
+                format!("a ticket reference is at most {MAX_TICKET} characters"),
+            );
+        }
+        if let Some(why) = crate::domain::text::check("the ticket", t, false) {
+            return refuse(Code::InvalidCharacters, why);
+        }
+    }
+    Ok(ticket)
+}
+
 /// The refusal for deciding on a request that is no longer pending.
 pub(crate) fn not_pending<T>(state: RequestState) -> AppResult<T> {
     match state {
@@ -150,21 +168,7 @@ impl App {
     ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Requester)?;
         let reason = reason_of(&body.reason)?;
-        let ticket = body
-            .ticket
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
-        if let Some(t) = &ticket {
-            if t.chars().count() > MAX_TICKET {
-                return refuse(
-                    Code::InvalidTicket,
-                    format!("a ticket reference is at most {MAX_TICKET} characters"),
-                );
-            }
-            if let Some(why) = crate::domain::text::check("the ticket", t, false) {
-                return refuse(Code::InvalidCharacters, why);
-            }
-        }
+        let ticket = ticket_of(body.ticket)?;
         let Some(c) = tx.credential_by_name(&body.credential).await? else {
             return refuse(
                 Code::CredentialNotFound,
@@ -186,39 +190,11 @@ impl App {
                 ),
             );
         };
-        if !policy.ticket_allowed(ticket.as_deref()) {
-            return refuse(
-                Code::TicketRequired,
-                format!(
-                    "policy {} releases only during a declared incident: give a ticket matching {}",
-                    policy.name,
-                    policy.ticket_pattern.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        if let Some(max) = policy.max_open_releases {
-            let open = tx.count_open_requests(&c.policy, self.now_ms()).await?;
-            if open >= i64::from(max) {
-                return refuse(
-                    Code::TooManyOpenRequests,
-                    format!(
-                        "policy {} allows {max} open request(s) at once and {open} are open: wait for one to be released, denied or to expire",
-                        policy.name
-                    ),
-                );
-            }
-        }
-        let s = policy.satisfiability(&enrolled_groups(tx, Some(&who.subject)).await?);
-        if !s.satisfiable {
-            return refuse(
-                Code::PolicyUnsatisfiable,
-                format!("{} (not counting you, the requester)", s.explanation),
-            );
-        }
+        self.admit(tx, who, &policy, ticket.as_deref()).await?;
         let now = self.now_ms();
         let row = RequestRow {
             id: uuid::Uuid::new_v4().to_string(),
-            credential_id: c.id.clone(),
+            credential_id: Some(c.id.clone()),
             credential_name: c.name.clone(),
             requester: who.subject.clone(),
             reason,
@@ -256,6 +232,50 @@ impl App {
         Ok(Done::new(RequestView::new(&row, &policy, &[], now), ev).checkpointed())
     }
 
+    /// A new request's policy conditions: the ticket its pattern asks
+    /// for, room under its open-request limit, and a quorum the enrolled
+    /// custodians (not counting the requester) can meet.
+    pub(crate) async fn admit(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        policy: &Policy,
+        ticket: Option<&str>,
+    ) -> AppResult<()> {
+        if !policy.ticket_allowed(ticket) {
+            return refuse(
+                Code::TicketRequired,
+                format!(
+                    "policy {} releases only during a declared incident: give a ticket matching {}",
+                    policy.name,
+                    policy.ticket_pattern.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        if let Some(max) = policy.max_open_releases {
+            let open = tx
+                .count_open_requests(policy.name.as_str(), self.now_ms())
+                .await?;
+            if open >= i64::from(max) {
+                return refuse(
+                    Code::TooManyOpenRequests,
+                    format!(
+                        "policy {} allows {max} open request(s) at once and {open} are open: wait for one to be released, denied or to expire",
+                        policy.name
+                    ),
+                );
+            }
+        }
+        let s = policy.satisfiability(&enrolled_groups(tx, Some(&who.subject)).await?);
+        if !s.satisfiable {
+            return refuse(
+                Code::PolicyUnsatisfiable,
+                format!("{} (not counting you, the requester)", s.explanation),
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) async fn load_request(&self, tx: &mut dyn Tx, id: &str) -> AppResult<RequestRow> {
         if uuid::Uuid::parse_str(id).is_err() {
             return refuse(Code::RequestNotFound, format!("no request with id {id:?}"));
@@ -266,14 +286,13 @@ impl App {
         }
     }
 
-    async fn view(&self, tx: &mut dyn Tx, r: &RequestRow) -> AppResult<RequestView> {
+    pub(crate) async fn view(&self, tx: &mut dyn Tx, r: &RequestRow) -> AppResult<RequestView> {
         let decisions = tx.decisions(&r.id).await?;
-        Ok(RequestView::new(
-            r,
-            &snapshot(r)?,
-            &decisions,
-            self.now_ms(),
-        ))
+        let root = match r.credential_id {
+            None => tx.root_request(&r.id).await?,
+            Some(_) => None,
+        };
+        Ok(RequestView::new(r, &snapshot(r)?, &decisions, self.now_ms()).with_root(root.as_ref()))
     }
 
     #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
@@ -669,6 +688,9 @@ impl App {
 
     #[tracing::instrument(skip_all, fields(caller = %who.subject, id = %id))]
     pub async fn release(&self, who: &Identity, id: &str) -> AppResult<ReleaseView> {
+        if self.is_root_request(id).await? {
+            return self.release_root(who, id).await;
+        }
         let target = request_target(id);
         // Phase 1, holding no lock: check, fetch the envelope, decrypt. A
         // key service or secret store outage is refused here, before any
@@ -698,6 +720,20 @@ impl App {
         who: &Identity,
         id: &str,
     ) -> AppResult<(RequestRow, CredentialRow, VersionRow)> {
+        let r = self.release_rules(tx, who, id).await?;
+        let (c, v) = super::release::current_version_of(tx, &r).await?;
+        Ok((r, c, v))
+    }
+
+    /// The rules every release passes, of a credential or a root session:
+    /// the requester, approved and inside its window and hours, and the
+    /// recorded decisions meeting the policy snapshot.
+    pub(crate) async fn release_rules(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Identity,
+        id: &str,
+    ) -> AppResult<RequestRow> {
         self.require(who, Role::Requester)?;
         let r = self.load_request(tx, id).await?;
         if r.requester != who.subject {
@@ -751,8 +787,7 @@ impl App {
                 "the request's recorded approvals do not meet its policy: the release is refused",
             );
         }
-        let (c, v) = super::release::current_version_of(tx, &r).await?;
-        Ok((r, c, v))
+        Ok(r)
     }
 
     /// Phase 1 of a release: its rules, then the proof of its quorum (the
@@ -849,7 +884,7 @@ impl App {
             );
         }
         let now = self.now_ms();
-        if !tx.mark_released(&r.id, now, v.version).await? {
+        if !tx.mark_released(&r.id, now, Some(v.version)).await? {
             return refuse(
                 Code::RequestReleased,
                 "the request was already released; a release happens once",
@@ -874,6 +909,7 @@ impl App {
             fields: opened.fields,
             codes: opened.codes,
             codes_valid_until: opened.codes_valid_until.map(crate::clock::rfc3339),
+            root_task: None,
         };
         Ok(Done::new(view, ev).and(Event::new(
             Action::CredentialExposed,

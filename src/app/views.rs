@@ -243,9 +243,71 @@ pub struct RequestView {
     pub release_deadline: Option<String>,
     pub released_at: Option<String>,
     pub released_version: Option<i64>,
+    /// What a root-session request asks for (absent for a credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_session: Option<RootRequestView>,
+}
+
+/// A root-session request's tuple, as the quorum approves it, and how its
+/// execution went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RootRequestView {
+    pub account_id: String,
+    /// One of the five task policies.
+    pub task: String,
+    pub duration_secs: i64,
+    /// The bucket or queue URL of an unlock task.
+    pub resource: Option<String>,
+    /// `execute` (the service runs the task) or `hand_over` (the requester
+    /// receives the session's credentials once).
+    pub delivery: String,
+    /// SHA-256 of the tuple (account, task, duration, resource, delivery),
+    /// as the signed `request.create` event records it.
+    pub tuple_sha256: String,
+    /// Releases that started executing the task.
+    pub attempts: i64,
+    /// The last attempt's steps (and its error, if it stopped).
+    pub progress: Option<serde_json::Value>,
+}
+
+impl From<&crate::store::RootRequestRow> for RootRequestView {
+    fn from(r: &crate::store::RootRequestRow) -> Self {
+        RootRequestView {
+            account_id: r.account_id.clone(),
+            task: r.task.clone(),
+            duration_secs: r.duration_secs,
+            resource: r.resource.clone(),
+            delivery: r.delivery.clone(),
+            tuple_sha256: r.tuple_sha256.clone(),
+            attempts: r.attempts,
+            progress: r
+                .progress
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok()),
+        }
+    }
+}
+
+/// What a release of a root-session request did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RootTaskView {
+    pub account_id: String,
+    pub task: String,
+    pub delivery: String,
+    /// The root session's access key id (its secret is never kept).
+    pub session_key_id: String,
+    pub session_expires_at: String,
+    /// What the task did (absent when the session is handed over).
+    pub run: Option<crate::org::TaskRun>,
 }
 
 impl RequestView {
+    /// With the root-session tuple, when the request is one.
+    pub fn with_root(mut self, root: Option<&crate::store::RootRequestRow>) -> Self {
+        self.root_session = root.map(RootRequestView::from);
+        self
+    }
+
     pub fn new(r: &RequestRow, policy: &Policy, decisions: &[DecisionRow], now: i64) -> Self {
         let state = RequestState::effective(
             crate::domain::request::StoredState {
@@ -276,6 +338,7 @@ impl RequestView {
             release_deadline: ts(r.release_deadline),
             released_at: ts(r.released_at),
             released_version: r.released_version,
+            root_session: None,
         }
     }
 }
@@ -295,6 +358,10 @@ pub struct ReleaseView {
     pub codes: Vec<String>,
     /// When those codes stop being valid (the end of their 30 s step).
     pub codes_valid_until: Option<String>,
+    /// For a root-session request: what the release did (its `fields`
+    /// are the session's credentials when it is handed over, else none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_task: Option<RootTaskView>,
 }
 
 impl std::fmt::Debug for ReleaseView {

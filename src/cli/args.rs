@@ -234,6 +234,35 @@ pub(super) enum OrgCmd {
     Sync,
     /// The inventory: every account and its root credentials as last read.
     Accounts,
+    /// File a root-session request for a member account (requester): the
+    /// quorum approves exactly this account, task, duration and bucket or
+    /// queue; `breakglass release` then executes the task.
+    Request {
+        /// The member account (12 digits).
+        account: String,
+        /// IAMAuditRootUserCredentials, IAMCreateRootUserPassword,
+        /// IAMDeleteRootUserCredentials, S3UnlockBucketPolicy or
+        /// SQSUnlockQueuePolicy.
+        #[arg(long)]
+        task: String,
+        /// The session's length in seconds (60 to 900; default 300).
+        #[arg(long)]
+        duration: Option<i64>,
+        /// S3UnlockBucketPolicy: the bucket.
+        #[arg(long, conflicts_with = "queue_url")]
+        bucket: Option<String>,
+        /// SQSUnlockQueuePolicy: the queue's URL.
+        #[arg(long)]
+        queue_url: Option<String>,
+        /// Receive the session's credentials instead of having the
+        /// service execute the task (where the policy allows it).
+        #[arg(long)]
+        hand_over: bool,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -162,6 +162,8 @@ pub enum Action {
     OrgList,
     #[strum(serialize = "org.root_session")]
     OrgRootSession,
+    #[strum(serialize = "org.root_task")]
+    OrgRootTask,
     #[strum(serialize = "http.input")]
     HttpInput,
 }
@@ -286,6 +288,7 @@ impl Action {
             | Action::KeyResetPropose
             | Action::OrgSync
             | Action::OrgRootSession
+            | Action::OrgRootTask
             | Action::HttpInput => Activity::Other,
         }
     }

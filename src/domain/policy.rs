@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::names::{GroupName, PolicyName};
+use crate::org::RootTask;
 
 /// The smallest and largest lifetimes a policy may set; outside these a
 /// typo ("1s", "10y") is more likely than intent.
@@ -111,6 +112,96 @@ pub struct Policy {
     /// The proof of presence approvals need (a group may set its own).
     #[serde(default)]
     pub presence: Presence,
+    /// The member-account root sessions this policy governs (AWS
+    /// Organizations' centralized root access); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_sessions: Option<RootSessions>,
+}
+
+/// Which root tasks in which member accounts a policy's quorum approves,
+/// and whether the session may be handed to the requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RootSessions {
+    /// The task policies, by AWS's names.
+    #[schema(value_type = Vec<String>)]
+    pub tasks: Vec<RootTask>,
+    /// Member account ids, or `["*"]` for every member account. A policy
+    /// naming an account wins over one with `*` for the same task.
+    pub accounts: Vec<String>,
+    /// Whether the requester may take the session's credentials (once)
+    /// instead of the service executing the task. Off by default.
+    #[serde(default)]
+    pub hand_over: bool,
+}
+
+impl RootSessions {
+    /// Whether this covers `task` in `account`, and how specifically: 2
+    /// when the account is named, 1 through `*`, 0 not at all.
+    pub fn covers(&self, account: &str, task: RootTask) -> u8 {
+        if !self.tasks.contains(&task) {
+            return 0;
+        }
+        if self.accounts.iter().any(|a| a == account) {
+            2
+        } else if self.accounts.iter().any(|a| a == "*") {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// The policy that governs `task` in `account`: the one naming the
+/// account, else the one covering every account. Loading refuses two
+/// policies that would tie, so there is at most one.
+pub fn root_policy_for<'a>(
+    policies: impl IntoIterator<Item = &'a Policy>,
+    account: &str,
+    task: RootTask,
+) -> Option<&'a Policy> {
+    policies
+        .into_iter()
+        .filter_map(|p| {
+            let n = p.root_sessions.as_ref()?.covers(account, task);
+            (n > 0).then_some((n, p))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+/// Two policies that would govern the same task in the same account with
+/// the same specificity: which and where, or `None`.
+pub fn root_overlap<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Option<String> {
+    let with: Vec<(&Policy, &RootSessions)> = policies
+        .into_iter()
+        .filter_map(|p| Some((p, p.root_sessions.as_ref()?)))
+        .collect();
+    for (i, (a, ra)) in with.iter().enumerate() {
+        for (b, rb) in &with[i + 1..] {
+            let Some(task) = ra.tasks.iter().find(|t| rb.tasks.contains(t)) else {
+                continue;
+            };
+            let shared = ra
+                .accounts
+                .iter()
+                .find(|x| rb.accounts.contains(x))
+                .cloned();
+            if let Some(account) = shared {
+                return Some(format!(
+                    "policies {} and {} both govern {} in {}: name each account in one policy only",
+                    a.name,
+                    b.name,
+                    task.as_str(),
+                    if account == "*" {
+                        "every account".to_string()
+                    } else {
+                        format!("account {account}")
+                    }
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Whether the enrolled custodians can meet a policy, and why.
@@ -437,6 +528,16 @@ struct RawPolicy {
     max_open_releases: Option<toml::Spanned<i64>>,
     max_age: Option<toml::Spanned<String>>,
     presence: Option<toml::Spanned<String>>,
+    root_sessions: Option<toml::Spanned<RawRootSessions>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRootSessions {
+    tasks: Vec<toml::Spanned<String>>,
+    accounts: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    hand_over: bool,
 }
 
 #[derive(Deserialize)]
@@ -525,6 +626,9 @@ impl PolicySet {
             return Err(dir_err(
                 "no policy found: add at least one policies/*.toml with a [[policy]] table".into(),
             ));
+        }
+        if let Some(why) = root_overlap(set.iter()) {
+            return Err(dir_err(why));
         }
         Ok(set)
     }
@@ -683,6 +787,54 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
             None => Presence::Any,
             Some(v) => presence_in(v).map_err(|e| at(v.span(), e))?,
         };
+        let root_sessions = match p.root_sessions {
+            None => None,
+            Some(r) => {
+                let span = r.span();
+                let r = r.into_inner();
+                let mut tasks = Vec::new();
+                for t in &r.tasks {
+                    let task: RootTask = t.get_ref().parse().map_err(|_| {
+                        at(
+                            t.span(),
+                            format!(
+                                "root_sessions: {:?} is not a root task: one of {}",
+                                t.get_ref(),
+                                RootTask::names().join(", ")
+                            ),
+                        )
+                    })?;
+                    if !tasks.contains(&task) {
+                        tasks.push(task);
+                    }
+                }
+                let mut accounts = Vec::new();
+                for a in &r.accounts {
+                    let v = a.get_ref();
+                    let ok = v == "*" || (v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()));
+                    if !ok {
+                        return Err(at(
+                            a.span(),
+                            format!("root_sessions: account {v:?} is neither a 12-digit account id nor \"*\""),
+                        ));
+                    }
+                    if !accounts.contains(v) {
+                        accounts.push(v.clone());
+                    }
+                }
+                if tasks.is_empty() || accounts.is_empty() {
+                    return Err(at(
+                        span,
+                        format!("policy {name}: root_sessions names no task or no account: name at least one of each, or remove it"),
+                    ));
+                }
+                Some(RootSessions {
+                    tasks,
+                    accounts,
+                    hand_over: r.hand_over,
+                })
+            }
+        };
         out.push((
             Policy {
                 name,
@@ -700,6 +852,7 @@ pub fn parse_file(file: &Path, src: &str) -> Result<Vec<(Policy, usize)>, Policy
                     .collect(),
                 max_open_releases: p.max_open_releases.map(|m| *m.get_ref() as u32),
                 max_age_secs: max_age.map(|d| d.as_secs()),
+                root_sessions,
             },
             start,
         ));
@@ -725,6 +878,71 @@ mod tests {
             .unwrap()
             .remove(0)
             .0
+    }
+
+    #[test]
+    fn the_member_root_examples_parse_and_pick_the_most_specific_policy() {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/examples/member-root.toml"
+        ))
+        .unwrap();
+        let set = PolicySet::from_policies(
+            parse_file(Path::new("member-root.toml"), &src)
+                .unwrap()
+                .into_iter()
+                .map(|(p, _)| p),
+        );
+        assert!(root_overlap(set.iter()).is_none());
+        let pick = |account: &str, task: RootTask| {
+            root_policy_for(set.iter(), account, task).map(|p| p.name.to_string())
+        };
+        assert_eq!(
+            pick("111122223333", RootTask::IAMDeleteRootUserCredentials).as_deref(),
+            Some("member-root-change")
+        );
+        assert_eq!(
+            pick("444455556666", RootTask::IAMDeleteRootUserCredentials).as_deref(),
+            Some("payments-root"),
+            "the account named wins over *"
+        );
+        assert_eq!(
+            pick("111122223333", RootTask::S3UnlockBucketPolicy).as_deref(),
+            Some("member-root-unlock")
+        );
+        // No policy for the task, or none with root sessions at all.
+        let plain = PolicySet::from_policies([default_policy()]);
+        assert!(root_policy_for(
+            plain.iter(),
+            "111122223333",
+            RootTask::IAMAuditRootUserCredentials
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn root_sessions_refuse_unknown_tasks_bad_accounts_and_ties() {
+        let bad_task = "[[policy]]\nname = \"x\"\nrequire = [{ group = \"sre\", count = 1 }]\nroot_sessions = { tasks = [\"AdministratorAccess\"], accounts = [\"*\"] }\n";
+        let e = parse_file(Path::new("p.toml"), bad_task).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.reason.contains("not a root task"), "{e}");
+        let bad_account = bad_task
+            .replace("AdministratorAccess", "IAMAuditRootUserCredentials")
+            .replace("\"*\"", "\"1234\"");
+        let e = parse_file(Path::new("p.toml"), &bad_account).unwrap_err();
+        assert!(e.reason.contains("12-digit"), "{e}");
+        let empty = bad_task.replace("\"AdministratorAccess\"", "");
+        let e = parse_file(Path::new("p.toml"), &empty).unwrap_err();
+        assert!(e.reason.contains("names no task"), "{e}");
+        let tie = "[[policy]]\nname = \"a\"\nrequire = [{ group = \"sre\", count = 1 }]\nroot_sessions = { tasks = [\"IAMAuditRootUserCredentials\"], accounts = [\"*\"] }\n[[policy]]\nname = \"b\"\nrequire = [{ group = \"sre\", count = 2 }]\nroot_sessions = { tasks = [\"IAMAuditRootUserCredentials\"], accounts = [\"*\"] }\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), tie).unwrap();
+        let e = PolicySet::load_dir(dir.path()).unwrap_err();
+        assert!(
+            e.reason
+                .contains("both govern IAMAuditRootUserCredentials in every account"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -730,6 +730,24 @@ pub async fn org_sync(
     Ok(Json(app.org_sync(&who).await?))
 }
 
+/// File a root-session request for a member account (requester): the
+/// account, one of the five tasks, the duration and the bucket or queue of
+/// an unlock task. The quorum approves exactly that; the release executes
+/// it (or hands the session over, where the policy allows). Audited.
+#[utoipa::path(post, path = "/v1/org/root-requests",
+    request_body = crate::app::root_requests::CreateRootRequestBody,
+    responses((status = 200, body = RequestView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create_root_request(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Body(b): Body<crate::app::root_requests::CreateRootRequestBody>,
+) -> ApiResult<RequestView> {
+    Ok(Json(app.create_root_request(&who, b).await?))
+}
+
 /// The organisation's inventory: every account with its root posture as
 /// last read (admin or auditor). Audited.
 #[utoipa::path(get, path = "/v1/org/accounts",

@@ -388,7 +388,7 @@ impl Modify for BearerAuth {
         handlers::revoke_token, handlers::revoke_sessions,
         handlers::share_check,
         handlers::list_alerts, handlers::retry_alert, handlers::hygiene, handlers::rotate_keys,
-        handlers::org_sync, handlers::org_accounts,
+        handlers::org_sync, handlers::org_accounts, handlers::create_root_request,
         handlers::propose_policy_change, handlers::list_policy_changes,
         handlers::approve_policy_change, handlers::deny_policy_change,
         handlers::open_recovery_session, handlers::show_recovery_session,
@@ -424,6 +424,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/hygiene", get(hygiene))
         .route("/v1/org/sync", post(org_sync))
         .route("/v1/org/accounts", get(org_accounts))
+        .route("/v1/org/root-requests", post(create_root_request))
         .route("/v1/alerts/{id}/retry", post(retry_alert))
         .route(
             "/v1/policy-changes",

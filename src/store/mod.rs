@@ -36,7 +36,7 @@ pub use audit::AuditStore;
 pub use credentials::CredentialStore;
 pub use custodians::CustodianStore;
 pub use gauges::GaugeStore;
-pub use org::{OrgAccountRow, OrgStateRow, OrgStore};
+pub use org::{OrgAccountRow, OrgStateRow, OrgStore, RootRequestRow};
 pub use policies::PolicyStore;
 pub use recovery::RecoveryStore;
 pub use requests::RequestStore;

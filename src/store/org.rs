@@ -34,8 +34,42 @@ pub struct OrgAccountRow {
     pub posture_error: Option<String>,
 }
 
+/// What a root-session request asks for, and how its execution went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootRequestRow {
+    pub request_id: String,
+    pub policy: String,
+    pub account_id: String,
+    /// `org::RootTask`'s name.
+    pub task: String,
+    pub duration_secs: i64,
+    /// The bucket or queue URL of an unlock task.
+    pub resource: Option<String>,
+    /// `execute` or `hand_over`.
+    pub delivery: String,
+    pub tuple_sha256: String,
+    pub claimed_until: i64,
+    pub attempts: i64,
+    /// JSON: the last attempt's steps.
+    pub progress: Option<String>,
+    /// JSON: the task's result, once done.
+    pub outcome: Option<String>,
+}
+
 #[async_trait]
 pub trait OrgStore: Send {
+    async fn insert_root_request(&mut self, r: &RootRequestRow) -> Result<()>;
+    async fn root_request(&mut self, request_id: &str) -> Result<Option<RootRequestRow>>;
+    /// Hold the request's execution until `until` if no release holds it
+    /// at `now`; counts the attempt.
+    async fn claim_root_request(&mut self, request_id: &str, now: i64, until: i64) -> Result<bool>;
+    /// Record an attempt's steps (and its result, once done) and let go.
+    async fn finish_root_attempt(
+        &mut self,
+        request_id: &str,
+        progress: &str,
+        outcome: Option<&str>,
+    ) -> Result<()>;
     async fn org_state(&mut self) -> Result<Option<OrgStateRow>>;
     async fn put_org_state(&mut self, s: &OrgStateRow) -> Result<()>;
     /// Claim the scheduled sync until `until` if nobody holds it at `now`
@@ -83,8 +117,84 @@ fn account_from(r: &Row) -> Result<OrgAccountRow> {
     })
 }
 
+fn root_request_from(r: &Row) -> Result<RootRequestRow> {
+    Ok(RootRequestRow {
+        request_id: r.try_get("request_id")?,
+        policy: r.try_get("policy")?,
+        account_id: r.try_get("account_id")?,
+        task: r.try_get("task")?,
+        duration_secs: r.try_get("duration_secs")?,
+        resource: r.try_get("resource")?,
+        delivery: r.try_get("delivery")?,
+        tuple_sha256: r.try_get("tuple_sha256")?,
+        claimed_until: r.try_get("claimed_until")?,
+        attempts: r.try_get("attempts")?,
+        progress: r.try_get("progress")?,
+        outcome: r.try_get("outcome")?,
+    })
+}
+
 #[async_trait]
 impl OrgStore for SqlTx {
+    async fn insert_root_request(&mut self, r: &RootRequestRow) -> Result<()> {
+        self.sql(
+            "INSERT INTO root_requests (request_id, policy, account_id, task, duration_secs, \
+             resource, delivery, tuple_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&r.request_id)
+        .bind(&r.policy)
+        .bind(&r.account_id)
+        .bind(&r.task)
+        .bind(r.duration_secs)
+        .bind(&r.resource)
+        .bind(&r.delivery)
+        .bind(&r.tuple_sha256)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn root_request(&mut self, request_id: &str) -> Result<Option<RootRequestRow>> {
+        let r = self
+            .sql("SELECT * FROM root_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(self)
+            .await?;
+        r.as_ref().map(root_request_from).transpose()
+    }
+
+    async fn claim_root_request(&mut self, request_id: &str, now: i64, until: i64) -> Result<bool> {
+        let r = self
+            .sql(
+                "UPDATE root_requests SET claimed_until = $1, attempts = attempts + 1 \
+                 WHERE request_id = $2 AND claimed_until <= $3",
+            )
+            .bind(until)
+            .bind(request_id)
+            .bind(now)
+            .execute(self)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn finish_root_attempt(
+        &mut self,
+        request_id: &str,
+        progress: &str,
+        outcome: Option<&str>,
+    ) -> Result<()> {
+        self.sql(
+            "UPDATE root_requests SET progress = $1, outcome = COALESCE($2, outcome), \
+             claimed_until = 0 WHERE request_id = $3",
+        )
+        .bind(progress)
+        .bind(outcome)
+        .bind(request_id)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
     async fn org_state(&mut self) -> Result<Option<OrgStateRow>> {
         let r = self
             .sql("SELECT * FROM org_state WHERE id = 1")

@@ -17,7 +17,7 @@ pub trait RequestStore: Send {
     async fn mark_denied(&mut self, id: &str, at: i64, by: &str) -> Result<bool>;
     /// approved → released, only inside the release window. Only one caller
     /// can ever win this.
-    async fn mark_released(&mut self, id: &str, at: i64, version: i64) -> Result<bool>;
+    async fn mark_released(&mut self, id: &str, at: i64, version: Option<i64>) -> Result<bool>;
     /// Requests of credentials under `policy` that are open at `now`
     /// (pending, or approved and not yet released, within their deadlines).
     /// On PostgreSQL the policy's credentials are locked first, so two
@@ -111,7 +111,7 @@ impl RequestStore for SqlTx {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn mark_released(&mut self, id: &str, at: i64, version: i64) -> Result<bool> {
+    async fn mark_released(&mut self, id: &str, at: i64, version: Option<i64>) -> Result<bool> {
         let r = self
             .sql(
                 "UPDATE requests SET state = 'released', released_at = $1, released_version = $2 \
@@ -131,8 +131,9 @@ impl RequestStore for SqlTx {
             .fetch_all(self)
             .await?;
         let r = self.sql(
-            "SELECT COUNT(*) AS n FROM requests r JOIN credentials c ON c.id = r.credential_id \
-             WHERE c.policy = $1 AND ((r.state = 'pending' AND r.expires_at > $2) \
+            "SELECT COUNT(*) AS n FROM requests r LEFT JOIN credentials c ON c.id = r.credential_id \
+             LEFT JOIN root_requests q ON q.request_id = r.id \
+             WHERE (c.policy = $1 OR q.policy = $1) AND ((r.state = 'pending' AND r.expires_at > $2) \
              OR (r.state = 'approved' AND r.release_deadline > $2))",
         )
         .bind(policy)

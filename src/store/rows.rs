@@ -69,7 +69,9 @@ pub struct VersionRow {
 #[derive(Debug, Clone)]
 pub struct RequestRow {
     pub id: String,
-    pub credential_id: String,
+    /// The credential released; `None` for a root-session request (whose
+    /// account and task are a `RootRequestRow`).
+    pub credential_id: Option<String>,
     pub credential_name: String,
     pub requester: String,
     pub reason: String,

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -48,6 +49,15 @@ def wait(url):
 def control(endpoint, body):
     req = urllib.request.Request(endpoint + "/_responder/state", data=json.dumps(body).encode(), method="POST")
     return json.load(urllib.request.urlopen(req))
+
+
+def as_account(endpoint, account, service, operation, params):
+    req = urllib.request.Request(endpoint + "/_responder/as_account", method="POST", data=json.dumps(
+        {"account": account, "service": service, "operation": operation, "params": params}).encode())
+    try:
+        return json.load(urllib.request.urlopen(req))
+    except urllib.error.HTTPError as e:
+        return json.load(e)
 
 
 def refused(call, code):
@@ -166,6 +176,43 @@ def checks(endpoint):
     s = broker.assume_root(TargetPrincipal=members[2], TaskPolicyArn={"arn": TASK + "IAMAuditRootUserCredentials"}, DurationSeconds=60)
     assert s["SourceIdentity"] == "req-1", s
     print("ok   SourceIdentity of the broker's session flows into the root session")
+
+    # S3 and SQS in a root session: checked against the task, forwarded to
+    # moto as the member account; botocore parses the answers and errors.
+    def session_client(service, s, **kw):
+        c = s["Credentials"]
+        return client(service, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                      aws_session_token=c["SessionToken"], **kw)
+
+    owner = members[2]
+    deny = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}]})
+    for op, params in [("create_bucket", {"Bucket": "locked-bucket"}),
+                       ("put_bucket_policy", {"Bucket": "locked-bucket", "Policy": deny})]:
+        made = as_account(endpoint, owner, "s3", op, params)
+        assert "error" not in made, made
+    path_style = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1, "mode": "standard"})
+    unlock = session_client("s3", sts.assume_root(TargetPrincipal=owner, TaskPolicyArn={"arn": TASK + "S3UnlockBucketPolicy"}),
+                            config=path_style)
+    assert json.loads(unlock.get_bucket_policy(Bucket="locked-bucket")["Policy"])["Statement"][0]["Effect"] == "Deny"
+    unlock.delete_bucket_policy(Bucket="locked-bucket")
+    refused(lambda: unlock.get_bucket_policy(Bucket="locked-bucket"), "NoSuchBucketPolicy")
+    refused(unlock.list_buckets, "AccessDenied")
+    refused(lambda: session_client("s3", s, config=path_style).get_bucket_policy(Bucket="locked-bucket"), "AccessDenied")
+    gone = as_account(endpoint, owner, "s3", "get_bucket_policy", {"Bucket": "locked-bucket"})
+    assert gone.get("error") == "NoSuchBucketPolicy", gone
+    print("ok   an S3 unlock session reads and deletes the bucket policy in its account, and nothing else")
+
+    q = as_account(endpoint, owner, "sqs", "create_queue", {"QueueName": "locked", "Attributes": {"Policy": deny}})["QueueUrl"]
+    assert f"/{owner}/locked" in q, q
+    queue = session_client("sqs", sts.assume_root(TargetPrincipal=owner, TaskPolicyArn={"arn": TASK + "SQSUnlockQueuePolicy"}),
+                           config=RAW)
+    assert queue.get_queue_attributes(QueueUrl=q, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    queue.set_queue_attributes(QueueUrl=q, Attributes={"Policy": ""})
+    left = queue.get_queue_attributes(QueueUrl=q, AttributeNames=["Policy"]).get("Attributes", {})
+    assert not left.get("Policy"), left
+    refused(lambda: queue.delete_queue(QueueUrl=q), "AccessDenied")
+    print("ok   an SQS unlock session reads and removes the queue policy (JSON protocol), and may not delete the queue")
 
     control(endpoint, {"fail": {"service": "sts", "mode": "throttle", "count": 1}})
     refused(lambda: raw_sts.assume_root(TargetPrincipal=members[0], TaskPolicyArn={"arn": TASK + "IAMAuditRootUserCredentials"}), "Throttling")

@@ -27,8 +27,15 @@ Control, for tests (not AWS): `GET /_responder/state`, and `POST
    "features": ["RootCredentialsManagement", "RootSessions"],
    "trusted_access": true,
    "fail": {"service": "sts" | "iam" | "organizations",
-            "mode": "throttle" | "unavailable", "count": N},
+            "mode": "throttle" | "unavailable", "count": N, "after": M},
    "latency_ms": N}
+and `POST /_responder/as_account` with {"account": ID, "service": "s3" | "sqs",
+"operation": boto3's method name, "params": {...}}: that call made in moto as
+the member account (how tests plant and read buckets and queues there).
+
+S3 and SQS calls signed by a root session's key are checked against its task
+policy (AccessDenied otherwise) and forwarded to moto as the session's
+member account (moto's `x-moto-account-id`).
 """
 
 import argparse
@@ -174,6 +181,9 @@ class State:
             "root": self.root, "features": sorted(self.features),
             "trusted_access": self.trusted_access, "fail": self.fail,
             "sessions": len(self.sessions), "calls": self.calls[-5000:],
+            # Each root session without its secrets: who it was for.
+            "session_log": [{"access_key_id": k, "account": v["account"], "task": v["task"],
+                             "source_identity": v["source_identity"]} for k, v in list(self.sessions.items())],
             "call_count": len(self.calls),
         }
 
@@ -197,6 +207,9 @@ class State:
         with self.lock:
             f = self.fail
             if not f or f.get("service") != service:
+                return None
+            if f.get("after", 0) > 0:
+                f["after"] -= 1
                 return None
             if "count" in f:
                 if f["count"] <= 0:
@@ -371,6 +384,29 @@ def signer(headers):
     return m.group(1), m.group(3)
 
 
+def moto_as(state, account, service):
+    """A boto3 client of moto acting as `account`."""
+    c = boto3.client(service, endpoint_url=state.upstream, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing")
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return c
+
+
+def s3_action(method, path, query):
+    """The S3 action of a REST request, as IAM names it (those a root task
+    can grant; None for any other)."""
+    q = urllib.parse.parse_qs(query, keep_blank_values=True)
+    bucket_only = path.strip("/") and "/" not in path.strip("/")
+    if "policy" in q and bucket_only:
+        return {"GET": "s3:GetBucketPolicy", "DELETE": "s3:DeleteBucketPolicy", "PUT": "s3:PutBucketPolicy"}.get(method)
+    return None
+
+
+def s3_error(code, message):
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{escape(message)}</Message><RequestId>{uuid.uuid4()}</RequestId></Error>")
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out as separate writes: without TCP_NODELAY each
@@ -398,13 +434,60 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/_responder/state"):
             return self.send(200, json.dumps(self.state.snapshot()), "application/json")
-        self.forward(b"")
+        self.forward_checked(b"")
 
     def do_PUT(self):
-        self.forward(self.body())
+        self.forward_checked(self.body())
 
     def do_DELETE(self):
-        self.forward(self.body())
+        self.forward_checked(self.body())
+
+    def root_session_of(self):
+        """The root session that signed this request, if one did."""
+        key, service = signer(self.headers)
+        return self.state.sessions.get(key), service
+
+    def forward_checked(self, raw):
+        """Forward to moto; an S3 or SQS call of a root session only as its
+        task policy allows, and as its member account."""
+        session, service = self.root_session_of()
+        if session is None or service not in ("s3", "sqs"):
+            return self.forward(raw)
+        if session["expires"] < time.time():
+            return self.refuse_in(service, 403, "ExpiredToken", "The provided token has expired.")
+        if service == "s3":
+            path, _, query = self.path.partition("?")
+            action = s3_action(self.command, path, query)
+        else:
+            target = self.headers.get("X-Amz-Target", "")
+            action = "sqs:" + target.split(".", 1)[1] if target.startswith("AmazonSQS.") else None
+        self.state.calls.append((service, action, session["account"]))
+        if action is None or action not in TASKS[session["task"]]:
+            return self.refuse_in(service, 403, "AccessDenied", f"User: arn:aws:iam::{session['account']}:root is not authorized to perform: {action or self.command + ' ' + self.path} (the {session['task']} task policy)")
+        self.forward(raw, account=session["account"])
+
+    def refuse_in(self, service, status, code, message):
+        if service == "s3":
+            return self.send(status, s3_error(code, message), "application/xml")
+        body = json.dumps({"__type": f"com.amazon.coral.service#{code}", "message": message})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("x-amzn-query-error", f"{code};Sender")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def as_account(self, raw):
+        """A test's call in moto as a member account."""
+        b = json.loads(raw or b"{}")
+        try:
+            c = moto_as(self.state, b["account"], b["service"])
+            result = getattr(c, b["operation"])(**b.get("params", {}))
+            result.pop("ResponseMetadata", None)
+            return self.send(200, json.dumps(result, default=str), "application/json")
+        except Exception as e:  # noqa: BLE001 - the test reads the error
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__)
+            return self.send(400, json.dumps({"error": code, "message": str(e)}), "application/json")
 
     def do_HEAD(self):
         self.forward(b"")
@@ -415,6 +498,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.apply(json.loads(raw or b"{}"))
             return self.send(200, json.dumps(self.state.snapshot()), "application/json")
+        if self.path.startswith("/_responder/as_account"):
+            return self.as_account(raw)
         key, service = signer(self.headers)
         if self.state.latency_ms:
             time.sleep(self.state.latency_ms / 1000)
@@ -468,7 +553,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return self.send(r.status, query_error(ns, r))
             if service == "sts" and action == "AssumeRole":
                 return self.forward(raw, params)
-        self.forward(raw)
+        self.forward_checked(raw)
 
     def organizations_service_access(self, raw):
         status, headers, body = self.upstream(raw)
@@ -481,19 +566,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         doc["EnabledServicePrincipals"] = services
         self.send(200, json.dumps(doc), "application/x-amz-json-1.1")
 
-    def upstream(self, raw):
+    def upstream(self, raw, account=None):
         req = urllib.request.Request(self.state.upstream + self.path, data=raw if self.command not in ("GET", "HEAD") else None, method=self.command)
         for k, v in self.headers.items():
             if k.lower() not in ("host", "content-length", "connection"):
                 req.add_header(k, v)
+        if account:
+            req.add_header("x-moto-account-id", account)
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
-    def forward(self, raw, assume_role_params=None):
-        status, headers, body = self.upstream(raw)
+    def forward(self, raw, assume_role_params=None, account=None):
+        status, headers, body = self.upstream(raw, account)
         if assume_role_params is not None and status == 200 and "SourceIdentity" in assume_role_params:
             m = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", body)
             if m:

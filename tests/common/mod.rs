@@ -73,6 +73,32 @@ max_age = "30d"
 require = [{ group = "sre", count = 1 }]
 "#;
 
+/// The root-session policies of the organisation tests: auditing a member
+/// account's root with one SRE; deleting its credentials or allowing its
+/// password's recovery with two SREs and a security engineer; unlocking a
+/// bucket or queue with one SRE, who may take the session instead.
+pub const ROOT_POLICIES: &str = r#"
+[[policy]]
+name = "root-audit"
+description = "tests: audit a member account's root, one SRE"
+request_ttl = "30m"
+release_window = "10m"
+require = [{ group = "sre", count = 1 }]
+root_sessions = { tasks = ["IAMAuditRootUserCredentials"], accounts = ["*"] }
+
+[[policy]]
+name = "root-delete"
+description = "tests: delete a member account's root credentials, 2 of sre AND 1 of security"
+require = [{ group = "sre", count = 2 }, { group = "security", count = 1 }]
+root_sessions = { tasks = ["IAMDeleteRootUserCredentials", "IAMCreateRootUserPassword"], accounts = ["*"] }
+
+[[policy]]
+name = "root-unlock"
+description = "tests: unlock a bucket or queue policy, one SRE, the session may be handed over"
+require = [{ group = "sre", count = 1 }]
+root_sessions = { tasks = ["S3UnlockBucketPolicy", "SQSUnlockQueuePolicy"], accounts = ["*"], hand_over = true }
+"#;
+
 /// Stands for the server's address, as a browser reaches it, in a test's
 /// configuration (`localhost`: a browser keeps `Secure` cookies there).
 pub const PUBLIC_URL_OF_THIS_SERVER: &str = "http://this-server.invalid";
@@ -216,6 +242,13 @@ impl TestApp {
         existing: Option<(std::path::PathBuf, String, Arc<ManualClock>)>,
         tweak: &dyn Fn(&mut Config),
     ) -> TestApp {
+        // TEST_SERVER_LOG=1: the server's log on the test's output.
+        if std::env::var_os("TEST_SERVER_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("breakglass=debug")
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -957,10 +990,30 @@ impl RootResponder {
         posture_concurrency: usize,
         sync_interval: Option<std::time::Duration>,
     ) -> TestApp {
+        self.app_as(backend, posture_concurrency, sync_interval, None)
+            .await
+    }
+
+    /// A server that calls AssumeRoot through `broker_role_arn` (each
+    /// session's SourceIdentity is then the request id), with the root
+    /// policies of `ROOT_POLICIES`.
+    pub async fn app_with_broker(&self, backend: Backend, broker_role_arn: &str) -> TestApp {
+        self.app_as(backend, 4, None, Some(broker_role_arn.to_string()))
+            .await
+    }
+
+    async fn app_as(
+        &self,
+        backend: Backend,
+        posture_concurrency: usize,
+        sync_interval: Option<std::time::Duration>,
+        broker_role_arn: Option<String>,
+    ) -> TestApp {
         let endpoint = self.endpoint.clone();
         TestApp::start_configured(backend, &move |c| {
+            std::fs::write(c.policies_dir.join("root.toml"), ROOT_POLICIES).unwrap();
             c.settings.org = Some(breakglass::config::OrgSettings {
-                broker_role_arn: None,
+                broker_role_arn: broker_role_arn.clone(),
                 sync_interval,
                 posture_concurrency,
             });
@@ -969,6 +1022,29 @@ impl RootResponder {
             c.aws.call_timeout = std::time::Duration::from_secs(10);
         })
         .await
+    }
+
+    /// A call in moto as the member `account` (`/_responder/as_account`):
+    /// boto3's `operation` of `service` with `params`; its answer, or
+    /// `{"error": CODE, ...}`.
+    pub async fn as_account(
+        &self,
+        account: &str,
+        service: &str,
+        operation: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/_responder/as_account", self.endpoint))
+            .json(&serde_json::json!({
+                "account": account, "service": service, "operation": operation, "params": params,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn state(&self) -> serde_json::Value {

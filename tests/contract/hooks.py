@@ -39,6 +39,7 @@ TABLES = [
     "service_keys",
     "org_state",
     "org_accounts",
+    "root_requests",
 ]
 
 # Columns a refusal may change by design.

@@ -295,13 +295,22 @@ impl App {
             RequestState::Approved => r.release_deadline.unwrap_or(now),
             other => return crate::app::requests::not_pending(other),
         };
+        let Some(credential_id) = r.credential_id.as_deref() else {
+            return refuse(
+                Code::RootRequestNotRecoverable,
+                format!(
+                    "request {} is for a root session ({}): recovery opens stored credentials only, and a root task needs AWS",
+                    r.id, r.credential_name
+                ),
+            );
+        };
         let Some(set) = tx.active_recovery_set().await? else {
             return refuse(
                 Code::NoRecoverySet,
                 "no recovery share set is active: run the `init` ceremony",
             );
         };
-        let Some(c) = tx.credential_by_id(&r.credential_id).await? else {
+        let Some(c) = tx.credential_by_id(credential_id).await? else {
             return Err(AppError::Internal(anyhow::anyhow!(
                 "request names a missing credential"
             )));
@@ -900,7 +909,7 @@ impl App {
                 "the credential was rotated during the recovery: open a new session",
             );
         }
-        if !tx.mark_released(&r.id, now, version).await? {
+        if !tx.mark_released(&r.id, now, Some(version)).await? {
             return refuse(
                 Code::RequestReleased,
                 "the request was already released; a release happens once",
@@ -937,6 +946,7 @@ impl App {
             fields,
             codes,
             codes_valid_until: codes_valid_until.map(crate::clock::rfc3339),
+            root_task: None,
         };
         // The approvals the share holders gave come first in the chain.
         events.push(ev);

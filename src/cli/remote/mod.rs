@@ -312,6 +312,9 @@ pub(super) fn print_release(v: &Value, json_out: bool, how: &str) -> Result<(), 
         return Ok(());
     }
     let r: ReleaseView = view(v)?;
+    if let Some(t) = &r.root_task {
+        return print_root_task(&r, t);
+    }
     say!(
         "{} (account {}, version {}) — {how}; it is now marked exposed:",
         r.credential.cell(),
@@ -322,6 +325,43 @@ pub(super) fn print_release(v: &Value, json_out: bool, how: &str) -> Result<(), 
     // change a password); every name around them is escaped.
     for (k, val) in &r.fields {
         println!("  {}: {}", k.cell(), val.expose_secret());
+    }
+    Ok(())
+}
+
+/// What a root-session release did: the task's steps, or the session's
+/// credentials handed over (printed as they are, once).
+fn print_root_task(r: &ReleaseView, t: &crate::app::views::RootTaskView) -> Result<(), Failure> {
+    use secrecy::ExposeSecret;
+    say!(
+        "{} in account {}: root session {} (until {})",
+        t.task.cell(),
+        t.account_id.cell(),
+        t.session_key_id.cell(),
+        t.session_expires_at.cell()
+    );
+    match &t.run {
+        None => {
+            say!("the session is yours, once (export these as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN):");
+            for (k, val) in &r.fields {
+                println!("  {}: {}", k.cell(), val.expose_secret());
+            }
+        }
+        Some(run) => {
+            if let Some(b) = &run.before {
+                say!("  before: {}", b.describe());
+            }
+            for step in &run.steps {
+                say!("  done: {}", step.cell());
+            }
+            for a in &run.already {
+                say!("  already: {}", a.cell());
+            }
+            if let Some(a) = &run.after {
+                say!("  after: {}", a.describe());
+            }
+            say!("executed once; the request is released");
+        }
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! The client commands for the AWS organisation: sync, accounts.
+//! The client commands for the AWS organisation: sync, accounts, root-session
+//! requests.
 
 use serde_json::{json, Value};
 
 use super::{print_json, view};
 use crate::app::org::{OrgInventory, SyncReport};
+use crate::app::views::RequestView;
 use crate::cli::args::OrgCmd;
 use crate::cli::client::Client;
 use crate::cli::output::{self, kv, table};
@@ -73,6 +75,49 @@ pub(super) async fn run(c: &Client, cmd: &OrgCmd, json_out: bool) -> Result<(), 
                             .map(|f| vec![f.account_id.cell(), f.error.cell()])
                             .collect(),
                     )
+                );
+            }
+        }
+        OrgCmd::Request {
+            account,
+            task,
+            duration,
+            bucket,
+            queue_url,
+            hand_over,
+            reason,
+            ticket,
+        } => {
+            let v: Value = c
+                .post(
+                    "/v1/org/root-requests",
+                    &json!({
+                        "account_id": account,
+                        "task": task,
+                        "duration_secs": duration,
+                        "bucket": bucket,
+                        "queue_url": queue_url,
+                        "hand_over": hand_over,
+                        "reason": reason,
+                        "ticket": ticket,
+                    }),
+                )
+                .await?;
+            if json_out {
+                print_json(&v);
+                return Ok(());
+            }
+            let r: RequestView = view(&v)?;
+            say!("{}", r.id.cell());
+            if let Some(root) = &r.root_session {
+                esay!(
+                    "root-session request filed: {} in account {} for {} s ({}); it needs {} before {}",
+                    root.task.cell(),
+                    root.account_id.cell(),
+                    root.duration_secs,
+                    if root.delivery == "hand_over" { "the session handed to you" } else { "executed by the service" },
+                    r.quorum.cell(),
+                    r.expires_at.cell()
                 );
             }
         }

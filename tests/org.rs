@@ -998,6 +998,24 @@ async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
         r.state().await["root"][&account]["access_keys"],
         json!(["AKIA0000000000000004"])
     );
+    // The review says so, high: the root is half-deleted.
+    let review = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert_eq!(
+        findings(&review, "org.root_task_stopped"),
+        vec![format!("request:{id}")],
+        "{review}"
+    );
+    let stopped = review["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "org.root_task_stopped")
+        .unwrap();
+    assert_eq!(stopped["severity"], "high");
+    assert!(stopped["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("release request"));
 
     // IAM back: the next release audits again and deletes what is left.
     r.control(json!({ "fail": null })).await;
@@ -1023,6 +1041,11 @@ async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
     let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
     assert_eq!(shown["state"], "released");
     assert_eq!(shown["root_session"]["attempts"], 2);
+    let review = t.get("/v1/hygiene", &w.auditor).await.ok();
+    assert!(
+        findings(&review, "org.root_task_stopped").is_empty(),
+        "{review}"
+    );
     assert!(t.verify().await);
 }
 

@@ -124,7 +124,11 @@ impl App {
             versions.push(tx.version(&c.id, c.current_version).await?);
         }
         let org = match &self.settings.org {
-            Some(_) => Some((tx.org_state().await?, tx.org_accounts().await?)),
+            Some(_) => Some((
+                tx.org_state().await?,
+                tx.org_accounts().await?,
+                tx.stopped_root_requests().await?,
+            )),
             None => None,
         };
         tx.rollback().await?;
@@ -148,7 +152,7 @@ impl App {
         if let Some((iam, sts)) = &self.aws_review {
             out.extend(aws_findings(iam, sts, &x.credentials).await);
         }
-        if let (Some((state, accounts)), Some(settings)) = (&org, &self.settings.org) {
+        if let (Some((state, accounts, stopped)), Some(settings)) = (&org, &self.settings.org) {
             out.extend(org_findings(
                 state.as_ref(),
                 accounts,
@@ -156,6 +160,7 @@ impl App {
                 settings,
                 now,
             ));
+            out.extend(stopped_root_tasks(stopped, now));
         }
         if x.dead > 0 {
             out.push(f(
@@ -293,7 +298,10 @@ fn org_findings(
                     a.name,
                     p.describe()
                 ),
-                "delete them with a root session of the IAMDeleteRootUserCredentials task (approved by the quorum); the organisation then keeps root centrally".into(),
+                format!(
+                    "delete them: `breakglass org request {} --task IAMDeleteRootUserCredentials --reason …`, approved by its quorum, then released; the organisation then keeps root centrally",
+                    a.account_id
+                ),
             )),
             (Some(_), None) => {}
             (_, error) => out.push(f(
@@ -323,6 +331,47 @@ fn org_findings(
         }
     }
     out
+}
+
+/// Root tasks an outage stopped midway: what they left, and whether the
+/// request can still finish them (its release window) or a new one must.
+fn stopped_root_tasks(
+    stopped: &[(crate::store::RootRequestRow, Option<i64>)],
+    now: i64,
+) -> Vec<Finding> {
+    stopped
+        .iter()
+        .map(|(q, deadline)| {
+            let open = deadline.is_some_and(|d| d > now);
+            let steps = q
+                .progress
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|p| p["run"]["steps"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            let half_deleted = q.task == crate::org::RootTask::IAMDeleteRootUserCredentials.as_str();
+            f(
+                if half_deleted { "high" } else { "medium" },
+                "org.root_task_stopped",
+                format!("request:{}", q.request_id),
+                format!(
+                    "{} in account {} stopped after {steps} step(s) (attempt {}){}",
+                    q.task,
+                    q.account_id,
+                    q.attempts,
+                    if half_deleted { ": the root user's credentials may be partly deleted" } else { "" }
+                ),
+                if open {
+                    format!("release request {} again: it audits first and does what is left", q.request_id)
+                } else {
+                    format!(
+                        "its release window has closed: file a new request, `breakglass org request {} --task {} …`",
+                        q.account_id, q.task
+                    )
+                },
+            )
+        })
+        .collect()
 }
 
 /// What the review reads from the store, in one transaction.

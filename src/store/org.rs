@@ -63,6 +63,10 @@ pub trait OrgStore: Send {
     /// Hold the request's execution until `until` if no release holds it
     /// at `now`; counts the attempt.
     async fn claim_root_request(&mut self, request_id: &str, now: i64, until: i64) -> Result<bool>;
+    /// Root-session requests whose last attempt stopped before the task's
+    /// end and that are still approved, not released: each with its
+    /// request's release deadline.
+    async fn stopped_root_requests(&mut self) -> Result<Vec<(RootRequestRow, Option<i64>)>>;
     /// Record an attempt's steps (and its result, once done) and let go.
     async fn finish_root_attempt(
         &mut self,
@@ -175,6 +179,21 @@ impl OrgStore for SqlTx {
             .execute(self)
             .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn stopped_root_requests(&mut self) -> Result<Vec<(RootRequestRow, Option<i64>)>> {
+        let rows = self
+            .sql(
+                "SELECT q.*, r.release_deadline AS release_deadline FROM root_requests q \
+                 JOIN requests r ON r.id = q.request_id \
+                 WHERE r.state = 'approved' AND q.progress IS NOT NULL AND q.outcome IS NULL \
+                 ORDER BY q.request_id",
+            )
+            .fetch_all(self)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((root_request_from(r)?, r.try_get("release_deadline")?)))
+            .collect()
     }
 
     async fn finish_root_attempt(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use breakglass::crypto::chain::{AuditEvent, GENESIS};
-use common::{Backend, World};
+use common::{cli, Backend, World};
 use serde_json::{json, Value};
 
 both_backends!(
@@ -103,20 +103,6 @@ async fn logged(b: Backend) -> Logged {
         cp2,
         checkpoints,
     }
-}
-
-fn cli(args: &[&str], server: &str, token: &str) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("BREAKGLASS_SERVER", server)
-        .env("BREAKGLASS_TOKEN", token)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 impl Logged {

@@ -228,6 +228,16 @@ async fn outages_throttling_and_refusals_of_a_sync(b: Backend) {
     let auditor = t.token("audrey", &[Role::Auditor]);
     let requester = t.token("oncall", &[Role::Requester]);
 
+    // Without a broker role there is no SourceIdentity: no root-session
+    // request.
+    t.post(
+        "/v1/org/root-requests",
+        &requester,
+        root_request(&members[0], "IAMAuditRootUserCredentials"),
+    )
+    .await
+    .refused(409, "org_not_configured");
+
     // Only an admin syncs; an auditor reads.
     t.post("/v1/org/sync", &requester, json!({}))
         .await
@@ -439,6 +449,26 @@ fn root_request(account: &str, task: &str) -> Value {
     })
 }
 
+/// File a root-session request as the requester; its id.
+async fn file(w: &common::World, body: Value) -> String {
+    w.t.post("/v1/org/root-requests", &w.requester, body)
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Release request `id` as its requester.
+async fn release(w: &common::World, id: &str) -> common::Resp {
+    w.t.post(
+        format!("/v1/requests/{id}/release"),
+        &w.requester,
+        json!({}),
+    )
+    .await
+}
+
 /// How many requests the service holds.
 async fn request_count(w: &common::World) -> usize {
     w.t.get("/v1/requests", &w.admin)
@@ -503,13 +533,7 @@ async fn a_delete_credentials_request_runs_once_behind_its_quorum_and_the_re_aud
     );
 
     // Not before the quorum: nothing reaches AWS.
-    t.post(
-        format!("/v1/requests/{id}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "request_not_approved");
+    release(&w, &id).await.refused(409, "request_not_approved");
     let approved = approve_all(
         &w,
         &id,
@@ -530,14 +554,7 @@ async fn a_delete_credentials_request_runs_once_behind_its_quorum_and_the_re_aud
     t.post(format!("/v1/requests/{id}/release"), &w.admin, json!({}))
         .await
         .refused(403, "forbidden_role");
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
+    let rel = release(&w, &id).await.ok();
     let task = &rel["root_task"];
     assert_eq!(task["task"], "IAMDeleteRootUserCredentials", "{rel}");
     assert_eq!(rel["fields"], json!({}), "nothing is handed over: {rel}");
@@ -599,13 +616,7 @@ async fn a_delete_credentials_request_runs_once_behind_its_quorum_and_the_re_aud
 
     // Once: a second release is refused, and opens no session.
     let sessions_before = r.state().await["session_log"].as_array().unwrap().len();
-    t.post(
-        format!("/v1/requests/{id}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "request_released");
+    release(&w, &id).await.refused(409, "request_released");
     assert_eq!(
         r.state().await["session_log"].as_array().unwrap().len(),
         sessions_before
@@ -752,27 +763,11 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
 
     // STS down at release: 503 with its code, audited, the request still
     // approved; once STS answers, the release goes through.
-    let id = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMAuditRootUserCredentials"),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = file(&w, root_request(&account, "IAMAuditRootUserCredentials")).await;
     approve_all(&w, &id, &[("ann", &w.ann)]).await;
     r.control(json!({ "fail": { "service": "sts", "mode": "unavailable" } }))
         .await;
-    t.post(
-        format!("/v1/requests/{id}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(503, "org_unavailable");
+    release(&w, &id).await.refused(503, "org_unavailable");
     let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
     assert_eq!(shown["state"], "approved", "{shown}");
     let stopped = t
@@ -784,14 +779,7 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
     assert_eq!(stopped.outcome, "failure");
     assert_eq!(stopped.code.as_deref(), Some("org_unavailable"));
     r.control(json!({ "fail": null })).await;
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
+    let rel = release(&w, &id).await.ok();
     assert_eq!(rel["root_task"]["run"]["after"]["password"], false, "{rel}");
     let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
     assert_eq!(shown["root_session"]["attempts"], 2);
@@ -800,41 +788,30 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
     // deletion) is caught by the signed tuple's digest before AWS is
     // called; one who holds the row makes a release wait its turn.
     t.next_step();
-    let tampered = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMAuditRootUserCredentials"),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tampered = file(&w, root_request(&account, "IAMAuditRootUserCredentials")).await;
     approve_all(&w, &tampered, &[("ann", &w.ann)]).await;
     t.raw_sql(&format!(
         "UPDATE root_requests SET claimed_until = {} WHERE request_id = '{tampered}'",
         t.clock_ms() + 3_600_000
     ))
     .await;
-    t.post(
-        format!("/v1/requests/{tampered}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "release_in_progress");
+    release(&w, &tampered)
+        .await
+        .refused(409, "release_in_progress");
     t.raw_sql(&format!(
         "UPDATE root_requests SET claimed_until = 0, task = 'IAMDeleteRootUserCredentials' WHERE request_id = '{tampered}'"
     ))
     .await;
-    t.post(
-        format!("/v1/requests/{tampered}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "quorum_unproven");
+    let refused = release(&w, &tampered).await;
+    refused.refused(409, "quorum_unproven");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("root-session tuple"),
+        "{}",
+        refused.body
+    );
     assert!(
         !r.state().await["session_log"]
             .as_array()
@@ -845,17 +822,7 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
     );
 
     // Denied and expired as for credentials.
-    let denied = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMAuditRootUserCredentials"),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let denied = file(&w, root_request(&account, "IAMAuditRootUserCredentials")).await;
     let code = t.code("bob");
     t.post(
         format!("/v1/requests/{denied}/deny"),
@@ -864,24 +831,8 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
     )
     .await
     .ok();
-    t.post(
-        format!("/v1/requests/{denied}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "request_denied");
-    let expired = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMAuditRootUserCredentials"),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    release(&w, &denied).await.refused(409, "request_denied");
+    let expired = file(&w, root_request(&account, "IAMAuditRootUserCredentials")).await;
     // Recovery opens stored credentials only: a root task needs AWS.
     approve_all(&w, &expired, &[("cat", &w.cat)]).await;
     t.post(
@@ -892,32 +843,12 @@ async fn refusals_of_a_root_session_request_are_precise_audited_and_change_nothi
     .await
     .refused(409, "root_request_not_recoverable");
     t.advance_mins(41);
-    t.post(
-        format!("/v1/requests/{expired}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "release_window_closed");
-    let pending = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMAuditRootUserCredentials"),
-        )
+    release(&w, &expired)
         .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .refused(409, "release_window_closed");
+    let pending = file(&w, root_request(&account, "IAMAuditRootUserCredentials")).await;
     t.advance_mins(31);
-    t.post(
-        format!("/v1/requests/{pending}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "request_expired");
+    release(&w, &pending).await.refused(409, "request_expired");
     assert!(t.verify().await);
 }
 
@@ -938,17 +869,7 @@ async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
         "access_keys": ["AKIA0000000000000003", "AKIA0000000000000004"],
     } } }))
     .await;
-    let id = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            root_request(&account, "IAMDeleteRootUserCredentials"),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = file(&w, root_request(&account, "IAMDeleteRootUserCredentials")).await;
     approve_all(
         &w,
         &id,
@@ -960,13 +881,7 @@ async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
     // deletion and the first key's.
     r.control(json!({ "fail": { "service": "iam", "mode": "unavailable", "after": 6 } }))
         .await;
-    t.post(
-        format!("/v1/requests/{id}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(503, "org_unavailable");
+    release(&w, &id).await.refused(503, "org_unavailable");
     let shown = t.get(format!("/v1/requests/{id}"), &w.requester).await.ok();
     assert_eq!(shown["state"], "approved", "{shown}");
     assert_eq!(shown["root_session"]["attempts"], 1);
@@ -1019,14 +934,7 @@ async fn an_interrupted_deletion_is_re_audited_and_resumed(b: Backend) {
 
     // IAM back: the next release audits again and deletes what is left.
     r.control(json!({ "fail": null })).await;
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
+    let rel = release(&w, &id).await.ok();
     let run = &rel["root_task"]["run"];
     assert_eq!(
         run["before"],
@@ -1082,35 +990,48 @@ async fn unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_hand
         .await;
     let queue_url = q["QueueUrl"].as_str().unwrap().to_string();
 
-    // The bucket: executed by the service.
-    let id = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            with_fields(
-                root_request(&account, "S3UnlockBucketPolicy"),
-                json!({ "bucket": bucket }),
-            ),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    approve_all(&w, &id, &[("ann", &w.ann)]).await;
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
-    assert_eq!(
-        rel["root_task"]["run"]["steps"],
-        json!([format!("DeleteBucketPolicy {bucket}")]),
-        "{rel}"
+    // The bucket: executed by the service, filed and released with the CLI.
+    let (code, out, err) = common::cli(
+        &[
+            "org",
+            "request",
+            &account,
+            "--task",
+            "S3UnlockBucketPolicy",
+            "--bucket",
+            &bucket,
+            "--reason",
+            "the bucket policy locks everyone out",
+        ],
+        &t.base,
+        &w.requester,
     );
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim().to_string();
+    assert!(
+        err.contains(&format!(
+            "S3UnlockBucketPolicy in account {account} for 300 s (executed by the service)"
+        )),
+        "{err}"
+    );
+    approve_all(&w, &id, &[("ann", &w.ann)]).await;
+    let (code, out, err) = common::cli(&["release", &id], &t.base, &w.requester);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("done: DeleteBucketPolicy {bucket}"))
+            && out.contains("executed once; the request is released"),
+        "{out}"
+    );
+    // A wrong task, named by the CLI, which exits non-zero.
+    let (code, _, err) = common::cli(
+        &[
+            "org", "request", &account, "--task", "S3Unlock", "--reason", "x",
+        ],
+        &t.base,
+        &w.requester,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("not a root task"), "{err}");
     let gone = r
         .as_account(
             &account,
@@ -1122,29 +1043,16 @@ async fn unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_hand
     assert_eq!(gone["error"], "NoSuchBucketPolicy", "{gone}");
 
     // The queue: executed too.
-    let id = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            with_fields(
-                root_request(&account, "SQSUnlockQueuePolicy"),
-                json!({ "queue_url": queue_url }),
-            ),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = file(
+        &w,
+        with_fields(
+            root_request(&account, "SQSUnlockQueuePolicy"),
+            json!({ "queue_url": queue_url }),
+        ),
+    )
+    .await;
     approve_all(&w, &id, &[("bob", &w.bob)]).await;
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
+    let rel = release(&w, &id).await.ok();
     assert_eq!(
         rel["root_task"]["run"]["steps"],
         json!([format!("SetQueueAttributes {queue_url} Policy=\"\"")]),
@@ -1169,29 +1077,16 @@ async fn unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_hand
     // The same task handed over: the requester receives the session once;
     // only its key id is audited.
     t.next_step();
-    let id = t
-        .post(
-            "/v1/org/root-requests",
-            &w.requester,
-            with_fields(
-                root_request(&account, "SQSUnlockQueuePolicy"),
-                json!({ "queue_url": queue_url, "hand_over": true }),
-            ),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = file(
+        &w,
+        with_fields(
+            root_request(&account, "SQSUnlockQueuePolicy"),
+            json!({ "queue_url": queue_url, "hand_over": true }),
+        ),
+    )
+    .await;
     approve_all(&w, &id, &[("ann", &w.ann)]).await;
-    let rel = t
-        .post(
-            format!("/v1/requests/{id}/release"),
-            &w.requester,
-            json!({}),
-        )
-        .await
-        .ok();
+    let rel = release(&w, &id).await.ok();
     assert!(rel["root_task"]["run"].is_null(), "{rel}");
     let secret = rel["fields"]["secret_access_key"]
         .as_str()
@@ -1202,26 +1097,20 @@ async fn unlock_tasks_delete_the_bucket_and_queue_policies_and_a_session_is_hand
         rel["fields"]["access_key_id"],
         rel["root_task"]["session_key_id"]
     );
-    t.post(
-        format!("/v1/requests/{id}/release"),
-        &w.requester,
-        json!({}),
-    )
-    .await
-    .refused(409, "request_released");
+    release(&w, &id).await.refused(409, "request_released");
     for e in t.audit().await {
         let text = e.details.to_string();
         assert!(!text.contains(&secret) && !text.contains(&token), "{text}");
     }
-    // A task policy's reach: the unlock session cannot touch IAM.
-    let denied = r.state().await["calls"]
+    // The S3 and SQS calls were the sessions', checked against their task.
+    let checked = r.state().await["calls"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c[0] == "s3" || c[0] == "sqs")
         .count();
     assert!(
-        denied >= 4,
+        checked >= 4,
         "the S3 and SQS calls went through the task policy check"
     );
     assert!(t.verify().await);

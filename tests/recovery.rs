@@ -9,7 +9,7 @@ use std::process::Command;
 
 use base64::Engine;
 use breakglass::crypto::shamir::{self, CombineError, SetInfo, ShareData};
-use common::{Backend, World};
+use common::{cli, Backend, World};
 
 both_backends!(
     the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine,
@@ -184,20 +184,6 @@ fn age_decrypt(identity: &Path, file: &Path) -> ShareData {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn cli(args: &[&str], server: &str, token: &str) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("BREAKGLASS_SERVER", server)
-        .env("BREAKGLASS_TOKEN", token)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 async fn the_ceremony_writes_shares_only_their_custodians_can_open_check_and_combine(b: Backend) {

@@ -561,7 +561,7 @@ fn created_as_stored(
         return unproven(
             r,
             format!(
-                "the stored request does not match its signed request.create event (event {}): its requester, credential or root-session tuple, policy or expiry was changed",
+                "the stored request does not match its signed request.create event (event {}): its requester, credential, policy or expiry was changed, or its root-session tuple",
                 e0.seq
             ),
         );

@@ -105,6 +105,36 @@ pub(crate) fn reason_of(raw: &str) -> AppResult<String> {
     Ok(r.to_owned())
 }
 
+/// A new request, pending under `policy` (its snapshot) from `now`: of a
+/// credential (its id and name) or of a root session (no id, a name).
+pub(crate) fn pending_request(
+    id: String,
+    (credential_id, credential_name): (Option<String>, String),
+    who: &Identity,
+    (reason, ticket): (String, Option<String>),
+    policy: &Policy,
+    now: i64,
+) -> RequestRow {
+    RequestRow {
+        id,
+        credential_id,
+        credential_name,
+        requester: who.subject.clone(),
+        reason,
+        ticket,
+        policy: serde_json::to_string(policy).expect("a policy always serialises"),
+        state: StoredRequestState::Pending,
+        created_at: now,
+        expires_at: now + policy.request_ttl_secs as i64 * 1000,
+        approved_at: None,
+        release_deadline: None,
+        released_at: None,
+        released_version: None,
+        denied_at: None,
+        denied_by: None,
+    }
+}
+
 /// A ticket reference as given: trimmed, empty as none, at most
 /// `MAX_TICKET` characters of text.
 pub(crate) fn ticket_of(raw: Option<String>) -> AppResult<Option<String>> {
@@ -192,24 +222,14 @@ impl App {
         };
         self.admit(tx, who, &policy, ticket.as_deref()).await?;
         let now = self.now_ms();
-        let row = RequestRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            credential_id: Some(c.id.clone()),
-            credential_name: c.name.clone(),
-            requester: who.subject.clone(),
-            reason,
-            ticket,
-            policy: serde_json::to_string(&policy).expect("a policy always serialises"),
-            state: StoredRequestState::Pending,
-            created_at: now,
-            expires_at: now + policy.request_ttl_secs as i64 * 1000,
-            approved_at: None,
-            release_deadline: None,
-            released_at: None,
-            released_version: None,
-            denied_at: None,
-            denied_by: None,
-        };
+        let row = pending_request(
+            uuid::Uuid::new_v4().to_string(),
+            (Some(c.id.clone()), c.name.clone()),
+            who,
+            (reason, ticket),
+            &policy,
+            now,
+        );
         tx.insert_request(&row).await?;
         let ev = Event::new(
             Action::RequestCreate,

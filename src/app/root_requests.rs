@@ -22,12 +22,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::proof::tuple_digest;
-use super::requests::{reason_of, request_target, ticket_of};
+use super::requests::{pending_request, reason_of, request_target, ticket_of};
 use super::views::{ReleaseView, RequestView, RootTaskView};
 use super::{refuse, App, AppError, AppResult, Done, Event};
 use crate::auth::Identity;
 use crate::domain::policy::root_policy_for;
-use crate::domain::states::StoredRequestState;
 use crate::domain::{Action, Code, Role};
 use crate::org::{OrgError, RootSession, RootTask, TaskRun};
 use crate::store::{RequestRow, RootRequestRow, Tx};
@@ -163,6 +162,20 @@ impl App {
     ) -> AppResult<Done<RequestView>> {
         self.require(who, Role::Requester)?;
         self.org_aws()?;
+        // Without the broker role there is no SourceIdentity, and CloudTrail
+        // could not name the request a root session acted for.
+        if self
+            .settings
+            .org
+            .as_ref()
+            .and_then(|o| o.broker_role_arn.as_ref())
+            .is_none()
+        {
+            return refuse(
+                Code::OrgNotConfigured,
+                "root-session requests need `[org] broker_role_arn`: the role the service assumes with the request id as SourceIdentity, so that CloudTrail names the request each root session acted for",
+            );
+        }
         let reason = reason_of(&body.reason)?;
         let ticket = ticket_of(body.ticket)?;
         let Ok(task) = body.task.parse::<RootTask>() else {
@@ -297,24 +310,14 @@ impl App {
             outcome: None,
         };
         root.tuple_sha256 = tuple_digest(&root);
-        let row = RequestRow {
-            id: id.clone(),
-            credential_id: None,
-            credential_name: format!("root:{account}"),
-            requester: who.subject.clone(),
-            reason,
-            ticket,
-            policy: serde_json::to_string(&policy).expect("a policy always serialises"),
-            state: StoredRequestState::Pending,
-            created_at: now,
-            expires_at: now + policy.request_ttl_secs as i64 * 1000,
-            approved_at: None,
-            release_deadline: None,
-            released_at: None,
-            released_version: None,
-            denied_at: None,
-            denied_by: None,
-        };
+        let row = pending_request(
+            id,
+            (None, format!("root:{account}")),
+            who,
+            (reason, ticket),
+            &policy,
+            now,
+        );
         tx.insert_request(&row).await?;
         tx.insert_root_request(&root).await?;
         let ev = Event::new(

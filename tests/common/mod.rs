@@ -589,6 +589,21 @@ pub fn secret_of(otpauth_uri: &str) -> String {
         .to_string()
 }
 
+/// The CLI against `server` with `token`: (exit code, stdout, stderr).
+pub fn cli(args: &[&str], server: &str, token: &str) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakglass"))
+        .args(args)
+        .env("BREAKGLASS_SERVER", server)
+        .env("BREAKGLASS_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `oathtool --totp -b SECRET --now TIME`.
 pub fn oathtool(secret_b32: &str, at_ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(at_ms / 1000).unwrap();

@@ -28,4 +28,5 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod trail;
 pub mod wiring;

@@ -45,6 +45,18 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
+/// What `/metrics` says about the watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchGauges {
+    pub files_read: i64,
+    pub files_rejected: i64,
+    pub events_read: i64,
+    pub root_events: i64,
+    /// The newest delivery time read, over every prefix (ms).
+    pub newest_file_at: Option<i64>,
+    pub open_findings: i64,
+}
+
 /// What the database says at a scrape.
 #[derive(Debug, Default, Clone)]
 pub struct CustodyGauges {
@@ -58,6 +70,10 @@ pub struct CustodyGauges {
     pub witness: Option<crate::crypto::chain::Checkpoint>,
     /// This process found the chain broken and refuses writes.
     pub chain_broken: bool,
+    /// The root watch, when it is on.
+    pub watch: Option<WatchGauges>,
+    /// The time of the scrape (ms), for the watch's lag.
+    pub now_ms: i64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +104,16 @@ pub struct Metrics {
     witness_seq: Gauge,
     witness: Family<WitnessLabels, Gauge>,
     chain_broken: Gauge,
+    trail_files: Family<StatusLabels, Gauge>,
+    trail_events: Gauge,
+    trail_root_events: Gauge,
+    trail_lag: Gauge,
+    root_unmatched: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
 }
 
 impl Default for Metrics {
@@ -116,6 +142,11 @@ impl Metrics {
             witness_seq: Gauge::default(),
             witness: Family::default(),
             chain_broken: Gauge::default(),
+            trail_files: Family::default(),
+            trail_events: Gauge::default(),
+            trail_root_events: Gauge::default(),
+            trail_lag: Gauge::default(),
+            root_unmatched: Gauge::default(),
             registry: Registry::with_prefix("breakglass"),
         };
         m.registry.register(
@@ -203,7 +234,33 @@ impl Metrics {
             "1 if this process found the audit chain broken and refuses writes",
             m.chain_broken.clone(),
         );
+        m.registry.register(
+            "cloudtrail_files",
+            "CloudTrail log files the root watch handled, by status (read, rejected)",
+            m.trail_files.clone(),
+        );
+        m.registry.register(
+            "cloudtrail_events",
+            "CloudTrail events in the files the root watch read",
+            m.trail_events.clone(),
+        );
+        m.registry.register(
+            "cloudtrail_root_events",
+            "Root activity events the root watch found",
+            m.trail_root_events.clone(),
+        );
+        m.registry.register(
+            "cloudtrail_lag_seconds",
+            "Seconds between now and the delivery time of the newest CloudTrail file read (-1 if none yet)",
+            m.trail_lag.clone(),
+        );
+        m.registry.register(
+            "root_unmatched_findings",
+            "Root activity no release and no brokered session accounts for, not yet acknowledged",
+            m.root_unmatched.clone(),
+        );
         m.verify_ok.set(-1);
+        m.trail_lag.set(-1);
         m
     }
 
@@ -292,6 +349,25 @@ impl Metrics {
                 .set(1);
         }
         self.chain_broken.set(i64::from(g.chain_broken));
+        if let Some(w) = &g.watch {
+            self.trail_files
+                .get_or_create(&StatusLabels {
+                    status: "read".into(),
+                })
+                .set(w.files_read);
+            self.trail_files
+                .get_or_create(&StatusLabels {
+                    status: "rejected".into(),
+                })
+                .set(w.files_rejected);
+            self.trail_events.set(w.events_read);
+            self.trail_root_events.set(w.root_events);
+            self.trail_lag.set(
+                w.newest_file_at
+                    .map_or(-1, |at| ((g.now_ms - at) / 1000).max(0)),
+            );
+            self.root_unmatched.set(w.open_findings);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -104,9 +104,8 @@ mod tests {
                 (2, "Read")
             }
             "approve" | "approved" | "deny" | "denied" | "confirm" | "rotate" | "rekey"
-            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" | "close" | "remove" => {
-                (3, "Update")
-            }
+            | "revoke" | "rewrap" | "share_submit" | "exposed" | "lockout" | "close" | "remove"
+            | "acknowledge" => (3, "Update"),
             _ => (99, "Other"),
         }
     }

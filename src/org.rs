@@ -188,7 +188,7 @@ impl OrgError {
     }
 }
 
-fn classify<E: ProvideErrorMetadata>(
+pub(crate) fn classify<E: ProvideErrorMetadata>(
     service: &'static str,
     e: &aws_sdk_kms::error::SdkError<E>,
 ) -> OrgError {

@@ -186,6 +186,36 @@ async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<boo
             }
         })
     });
+    // The root watch: the queue's notifications every 10 s, the bucket
+    // listed every poll interval.
+    let watch = app.settings.root_watch.clone().map(|w| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut listed: Option<std::time::Instant> = None;
+            loop {
+                let list = listed.is_none_or(|t| t.elapsed() >= w.poll_interval);
+                let round = app.scheduled_watch(list).await;
+                // Busy elsewhere or failed: the next listing is a poll
+                // interval away all the same.
+                if list {
+                    listed = Some(std::time::Instant::now());
+                }
+                if let Some(r) = round {
+                    if r.files_read + r.files_rejected > 0 {
+                        tracing::info!(
+                            files = r.files_read,
+                            rejected = r.files_rejected,
+                            root_events = r.root_events,
+                            matched = r.matched,
+                            unmatched = r.unmatched,
+                            "read CloudTrail"
+                        );
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        })
+    });
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
@@ -194,6 +224,9 @@ async fn background(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<boo
     }
     if let Some(org) = org {
         org.abort();
+    }
+    if let Some(watch) = watch {
+        watch.abort();
     }
 }
 

@@ -366,6 +366,15 @@ impl<'a> Wiring<'a> {
                 )),
                 None => None,
             },
+            trail: match &config.settings.root_watch {
+                Some(w) => Some(crate::trail::TrailSource::new(
+                    &crate::org::org_sdk(self.sdk().await, config.aws.call_timeout),
+                    &w.bucket,
+                    &w.prefix,
+                    w.queue_url.as_deref(),
+                )),
+                None => None,
+            },
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

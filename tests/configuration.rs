@@ -629,3 +629,67 @@ fn a_configured_local_key_file_is_never_created_and_keys_create_local_makes_one(
     assert!(out.contains("never replaced"), "{out}");
     assert_eq!(std::fs::read(&key).unwrap(), before);
 }
+
+#[test]
+fn root_watch_settings_are_checked_and_each_refusal_says_what_to_give() {
+    let on = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("BREAKGLASS_ROOT_WATCH_ENABLED", "true")];
+        v.extend_from_slice(extra);
+        load_env(&v)
+    };
+    let c = on(&[("BREAKGLASS_ROOT_WATCH_BUCKET", "acme-org-trail")]).unwrap();
+    let w = c.settings.root_watch.unwrap();
+    assert_eq!(
+        (w.bucket.as_str(), w.prefix.as_str()),
+        ("acme-org-trail", "")
+    );
+    assert_eq!(w.poll_interval, std::time::Duration::from_secs(300));
+    assert_eq!(w.release_window, std::time::Duration::from_secs(12 * 3600));
+    for (vars, words) in [
+        (vec![], "root_watch.bucket is missing"),
+        (
+            vec![("BREAKGLASS_ROOT_WATCH_BUCKET", "s3://acme/trail")],
+            "is not an S3 bucket name",
+        ),
+        (
+            vec![
+                ("BREAKGLASS_ROOT_WATCH_BUCKET", "acme"),
+                ("BREAKGLASS_ROOT_WATCH_PREFIX", "trail"),
+            ],
+            "must end with /",
+        ),
+        (
+            vec![
+                ("BREAKGLASS_ROOT_WATCH_BUCKET", "acme"),
+                ("BREAKGLASS_ROOT_WATCH_PREFIX", "AWSLogs/"),
+            ],
+            "leave AWSLogs/ out",
+        ),
+        (
+            vec![
+                ("BREAKGLASS_ROOT_WATCH_BUCKET", "acme"),
+                ("BREAKGLASS_ROOT_WATCH_QUEUE_URL", "trail-files"),
+            ],
+            "is not an SQS queue URL",
+        ),
+        (
+            vec![
+                ("BREAKGLASS_ROOT_WATCH_BUCKET", "acme"),
+                ("BREAKGLASS_ROOT_WATCH_POLL_INTERVAL", "1s"),
+            ],
+            "at least 10s",
+        ),
+        (
+            vec![
+                ("BREAKGLASS_ROOT_WATCH_BUCKET", "acme"),
+                ("BREAKGLASS_ROOT_WATCH_RELEASE_WINDOW", "30d"),
+            ],
+            "between 1m and 7d",
+        ),
+    ] {
+        let e = on(&vars).unwrap_err();
+        assert!(e.contains(words), "{vars:?}: {e}");
+    }
+    let e = load_env(&[("BREAKGLASS_ROOT_WATCH_BUCKET", "acme")]).unwrap_err();
+    assert!(e.contains("root_watch.enabled is not true"), "{e}");
+}

@@ -159,6 +159,26 @@ fn summary(e: &AuditEvent) -> String {
             d["subject"].as_str().unwrap_or(&e.actor)
         ),
         Some(Action::AuditVerify) => format!("the audit log does NOT verify: {}", d["first_break"]),
+        Some(Action::WatchUnmatched) => {
+            let mut s = format!(
+                "ROOT ACTIVITY NO RELEASE ACCOUNTS FOR: {} in account {} at {} by {}",
+                d["what"].as_str().unwrap_or("root activity"),
+                d["account_id"].as_str().unwrap_or("?"),
+                d["at"].as_str().unwrap_or("?"),
+                d["principal"].as_str().unwrap_or("?")
+            );
+            if let Some(ip) = d["source_ip"].as_str() {
+                s.push_str(&format!(" from {ip}"));
+            }
+            if d["mfa_used"] == json!(false) {
+                s.push_str(" without MFA");
+            }
+            s.push_str(&format!(
+                " (finding {})",
+                d["finding"].as_str().unwrap_or("?")
+            ));
+            s
+        }
         Some(Action::PolicyPropose) => format!(
             "{} proposes to change policy {}: {}",
             e.actor,
@@ -190,13 +210,18 @@ fn pagerduty(e: &AuditEvent, what: String, link: Option<&str>) -> Value {
             | Some(Action::RecoveryRelease),
             Some(id),
         ) => ("resolve", format!("breakglass-request-{id}")),
+        (Some(Action::WatchUnmatched), _) => (
+            "trigger",
+            format!("breakglass-root-{}", d["finding"].as_str().unwrap_or("?")),
+        ),
         _ => ("trigger", format!("breakglass-event-{}", e.seq)),
     };
     let severity = match Action::of(&e.action) {
         Some(Action::RequestRelease)
         | Some(Action::RecoveryRelease)
         | Some(Action::RecoveryRecover)
-        | Some(Action::AuditVerify) => "critical",
+        | Some(Action::AuditVerify)
+        | Some(Action::WatchUnmatched) => "critical",
         Some(Action::RequestCreate)
         | Some(Action::CustodianLockout)
         | Some(Action::AuthFallback) => "error",

@@ -311,7 +311,11 @@ impl App {
     pub async fn custody_gauges(&self) -> AppResult<crate::metrics::CustodyGauges> {
         let mut tx = self.store.begin_read().await?;
         let mut g = tx.custody_gauges(self.now_ms()).await?;
+        if self.settings.root_watch.is_some() {
+            g.watch = Some(tx.watch_gauges().await?);
+        }
         tx.rollback().await?;
+        g.now_ms = self.now_ms();
         g.witness = self.witness.current();
         g.chain_broken = self.known_break().is_some();
         Ok(g)

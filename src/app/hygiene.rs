@@ -131,6 +131,15 @@ impl App {
             )),
             None => None,
         };
+        let watch = match &self.settings.root_watch {
+            Some(w) => Some((
+                w.poll_interval,
+                tx.root_findings(true, 1000).await?,
+                tx.watch_gauges().await?,
+                tx.trail_files(Some("rejected"), 1000).await?,
+            )),
+            None => None,
+        };
         tx.rollback().await?;
         let x = Facts {
             custodians,
@@ -161,6 +170,9 @@ impl App {
                 now,
             ));
             out.extend(stopped_root_tasks(stopped, now));
+        }
+        if let Some((poll, open, gauges, rejected)) = &watch {
+            out.extend(watch_findings(open, gauges, rejected, *poll, now));
         }
         if x.dead > 0 {
             out.push(f(
@@ -372,6 +384,88 @@ fn stopped_root_tasks(
             )
         })
         .collect()
+}
+
+/// The root watch: root activity nothing accounts for, files that were
+/// not CloudTrail's, and a trail that stopped delivering.
+fn watch_findings(
+    open: &[crate::store::RootFindingRow],
+    gauges: &crate::metrics::WatchGauges,
+    rejected: &[crate::store::TrailFileRow],
+    poll: std::time::Duration,
+    now: i64,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = open
+        .iter()
+        .map(|r| {
+            let v = super::watch::finding_view(r);
+            let e = &v.first_event;
+            let mut what = format!("{} at {}", v.what, v.first_at);
+            if let Some(p) = e["principal"].as_str() {
+                what.push_str(&format!(" by {p}"));
+            }
+            if let Some(ip) = e["source_ip"].as_str() {
+                what.push_str(&format!(" from {ip}"));
+            }
+            if e["mfa_used"] == json!(false) {
+                what.push_str(", without MFA");
+            }
+            if let Some(why) = e["failure"].as_str() {
+                what.push_str(&format!(" (failed: {why})"));
+            }
+            if v.events > 1 {
+                what.push_str(&format!("; {} events until {}", v.events, v.last_at));
+            }
+            f(
+                "high",
+                "root.unmatched_activity",
+                format!("account:{}", v.account_id),
+                format!("{what}: no release and no brokered session accounts for it"),
+                format!(
+                    "find out who it was (CloudTrail event {}); if the root password or a key is compromised, rotate it; then `breakglass watch ack {} --reason …`",
+                    e["event_id"].as_str().unwrap_or("?"),
+                    v.id
+                ),
+            )
+        })
+        .collect();
+    let recent: Vec<_> = rejected
+        .iter()
+        .filter(|r| r.read_at > now - 7 * 86_400_000)
+        .collect();
+    if let Some(last) = recent.first() {
+        out.push(f(
+            "medium",
+            "watch.files_rejected",
+            "cloudtrail".into(),
+            format!(
+                "{} file(s) under the trail's prefix in the last 7 days were not CloudTrail log files, e.g. {}: {}",
+                recent.len(),
+                last.file_key,
+                last.error.as_deref().unwrap_or("?")
+            ),
+            "check who writes to the trail's bucket (its policy should let only CloudTrail write there); `breakglass watch status` lists them".into(),
+        ));
+    }
+    let stale_after = (poll.as_millis() as i64).max(3_600_000) * 2;
+    match gauges.newest_file_at {
+        Some(at) if at < now - stale_after => out.push(f(
+            "medium",
+            "watch.trail_silent",
+            "cloudtrail".into(),
+            format!("the newest CloudTrail file read was delivered at {}", since(at)),
+            "check the trail still logs (aws cloudtrail get-trail-status) and that the service may list and read its bucket".into(),
+        )),
+        None => out.push(f(
+            "medium",
+            "watch.trail_silent",
+            "cloudtrail".into(),
+            "no CloudTrail log file has been read yet".into(),
+            "check root_watch.bucket and prefix name the trail's, and that the service may list and read them; `breakglass watch run` reads now".into(),
+        )),
+        _ => {}
+    }
+    out
 }
 
 /// What the review reads from the store, in one transaction.

@@ -38,6 +38,7 @@ pub mod root_requests;
 pub mod rotation;
 pub mod ticker;
 pub mod views;
+pub mod watch;
 pub mod webauthn;
 pub mod witness;
 
@@ -62,6 +63,8 @@ pub struct App {
     pub aws_review: Option<(aws_sdk_iam::Client, aws_sdk_sts::Client)>,
     /// The AWS organisation, as its broker (`[org] enabled`).
     pub org: Option<crate::org::OrgAws>,
+    /// The CloudTrail bucket (and queue) the root watch reads.
+    pub trail: Option<crate::trail::TrailSource>,
     /// Outgoing HTTP (the audit sink).
     pub http: reqwest::Client,
     /// Signs audit checkpoints.

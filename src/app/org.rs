@@ -357,6 +357,18 @@ impl App {
             let mut tx = self.store.begin().await?;
             tx.set_org_posture(&a.id, posture_json.as_deref(), message.as_deref(), now)
                 .await?;
+            if let Ok((key_id, expires, _)) = &outcome {
+                tx.insert_brokered_session(&crate::store::BrokeredSessionRow {
+                    key_id: key_id.clone(),
+                    account_id: a.id.clone(),
+                    purpose: "posture".into(),
+                    request_id: None,
+                    opened_by: actor.to_string(),
+                    opened_at: now,
+                    expires_at: *expires,
+                })
+                .await?;
+            }
             let ev = Event::new(Action::OrgRootSession, format!("account:{}", a.id), details);
             self.append(tx.as_mut(), actor, outcome_name, code, ev)
                 .await?;

@@ -458,6 +458,16 @@ impl App {
                 "session_expires_at": crate::clock::rfc3339(session.expires_at_ms),
             }),
         );
+        tx.insert_brokered_session(&crate::store::BrokeredSessionRow {
+            key_id: session.access_key_id.clone(),
+            account_id: root.account_id.clone(),
+            purpose: "release".into(),
+            request_id: Some(r.id.clone()),
+            opened_by: who.subject.clone(),
+            opened_at: self.now_ms(),
+            expires_at: session.expires_at_ms,
+        })
+        .await?;
         self.append(tx.as_mut(), &who.subject, "success", None, opened)
             .await?;
         tx.commit().await?;

@@ -143,6 +143,11 @@ pub(super) enum Command {
     /// `org accounts` also auditor).
     #[command(subcommand)]
     Org(OrgCmd),
+    /// The root watch: CloudTrail's root activity, each event matched to a
+    /// release or a brokered session; the rest are findings (admin;
+    /// `watch status` also auditor).
+    #[command(subcommand)]
+    Watch(WatchCmd),
     /// Online recovery: custodians submit their shares to the server for
     /// one request, which is then released without the key service or the
     /// secret store.
@@ -262,6 +267,27 @@ pub(super) enum OrgCmd {
         reason: String,
         #[arg(long)]
         ticket: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum WatchCmd {
+    /// Files and events read, how far each log prefix is, rejected files
+    /// and the open findings.
+    Status {
+        /// Acknowledged findings too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Read CloudTrail now: the queue, then every prefix's new files.
+    Run,
+    /// Acknowledge a finding: the activity is accounted for (audited).
+    Ack {
+        /// The finding's id (from `watch status`).
+        finding: String,
+        /// Why, e.g. the incident ticket that covers it.
+        #[arg(long)]
+        reason: String,
     },
 }
 

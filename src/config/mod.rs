@@ -56,6 +56,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub org: OrgFileConfig,
     #[serde(default)]
+    pub root_watch: RootWatchFileConfig,
+    #[serde(default)]
     pub console: ConsoleFileConfig,
     #[serde(default)]
     pub webauthn: WebauthnFileConfig,
@@ -285,6 +287,107 @@ fn org_from_file(o: OrgFileConfig) -> anyhow::Result<Option<OrgSettings>> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RootWatchFileConfig {
+    /// Read CloudTrail's log files and match every root event to a release
+    /// or a brokered session; the rest raises the alarm.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The trail's S3 bucket.
+    pub bucket: Option<String>,
+    /// The trail's key prefix, before `AWSLogs/` (default none; give it
+    /// with its trailing `/`).
+    pub prefix: Option<String>,
+    /// An SQS queue receiving the bucket's object-created notifications
+    /// (or CloudTrail's SNS ones): files are read as they are announced.
+    pub queue_url: Option<String>,
+    /// How often the bucket is listed for new files (default "5m"; with a
+    /// queue, the listing is the backstop).
+    pub poll_interval: Option<String>,
+    /// How long after a release root activity of its account is taken as
+    /// the releaser's (default "12h").
+    pub release_window: Option<String>,
+}
+
+/// The root watch, when it is on.
+#[derive(Debug, Clone)]
+pub struct RootWatchSettings {
+    pub bucket: String,
+    pub prefix: String,
+    pub queue_url: Option<String>,
+    pub poll_interval: Duration,
+    pub release_window: Duration,
+}
+
+fn root_watch_from_file(w: RootWatchFileConfig) -> anyhow::Result<Option<RootWatchSettings>> {
+    if !w.enabled {
+        anyhow::ensure!(
+            w.bucket.is_none()
+                && w.prefix.is_none()
+                && w.queue_url.is_none()
+                && w.poll_interval.is_none()
+                && w.release_window.is_none(),
+            "[root_watch] settings are given but root_watch.enabled is not true: enable it, or remove them"
+        );
+        return Ok(None);
+    }
+    let bucket = w.bucket.ok_or_else(|| {
+        anyhow::anyhow!(
+            "root_watch.bucket is missing: name the S3 bucket the CloudTrail trail writes to"
+        )
+    })?;
+    anyhow::ensure!(
+        (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'-'
+                || b == b'.'),
+        "root_watch.bucket {bucket:?} is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens; no s3:// and no path)"
+    );
+    let prefix = w.prefix.unwrap_or_default();
+    anyhow::ensure!(
+        prefix.is_empty() || (prefix.ends_with('/') && !prefix.starts_with('/')),
+        "root_watch.prefix {prefix:?} must end with / and not begin with one (the part of the key before AWSLogs/)"
+    );
+    anyhow::ensure!(
+        !prefix.contains("AWSLogs"),
+        "root_watch.prefix {prefix:?} is the part before AWSLogs/: leave AWSLogs/ out"
+    );
+    if let Some(q) = &w.queue_url {
+        anyhow::ensure!(
+            q.starts_with("https://") || q.starts_with("http://"),
+            "root_watch.queue_url {q:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+        );
+    }
+    let poll_interval = duration(
+        "root_watch.poll_interval",
+        w.poll_interval.as_ref(),
+        Duration::from_secs(300),
+    )?;
+    anyhow::ensure!(
+        poll_interval >= Duration::from_secs(10),
+        "root_watch.poll_interval must be at least 10s"
+    );
+    let release_window = duration(
+        "root_watch.release_window",
+        w.release_window.as_ref(),
+        Duration::from_secs(12 * 3600),
+    )?;
+    anyhow::ensure!(
+        release_window >= Duration::from_secs(60)
+            && release_window <= Duration::from_secs(7 * 86_400),
+        "root_watch.release_window must be between 1m and 7d"
+    );
+    Ok(Some(RootWatchSettings {
+        bucket,
+        prefix,
+        queue_url: w.queue_url,
+        poll_interval,
+        release_window,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewFileConfig {
     /// Review the AWS account of each credential through IAM with the
     /// service's own AWS identity (a read-only review role).
@@ -490,6 +593,7 @@ pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
             RequestRelease,
             RequestDenied,
             RecoveryRelease,
+            WatchUnmatched,
         ],
         _ => vec![
             RequestCreate,
@@ -505,6 +609,7 @@ pub fn default_alert_events(kind: &str) -> Vec<&'static str> {
             PolicyChangeApplied,
             CredentialRotationReminder,
             RotationOldKeyDeleted,
+            WatchUnmatched,
         ],
     };
     let mut names: Vec<&'static str> = actions.into_iter().map(|a| a.as_str()).collect();
@@ -916,6 +1021,8 @@ pub struct Settings {
     pub review_aws: bool,
     /// The AWS organisation, when the service knows it.
     pub org: Option<OrgSettings>,
+    /// CloudTrail's root activity, matched to releases (`[root_watch]`).
+    pub root_watch: Option<RootWatchSettings>,
     /// Rotate deposited root access keys this long after a release.
     pub rotate_keys_after_release: Option<Duration>,
     /// How often an exposed credential's rotation is reminded.
@@ -944,6 +1051,7 @@ impl Default for Settings {
             alerts: None,
             review_aws: false,
             org: None,
+            root_watch: None,
             rotate_keys_after_release: None,
             reminder_interval: Duration::from_secs(24 * 3600),
             console: ConsoleSettings::default(),
@@ -1150,6 +1258,7 @@ impl Config {
             f.totp, f.audit, f.alerts, f.review, f.console, f.webauthn, f.limits,
         )?;
         settings.org = org_from_file(f.org)?;
+        settings.root_watch = root_watch_from_file(f.root_watch)?;
         settings.shutdown_timeout = duration(
             "shutdown_timeout",
             f.shutdown_timeout.as_ref(),
@@ -1267,6 +1376,7 @@ fn settings_from(
         alerts: alerts_from_file(alerts)?,
         review_aws: review.aws,
         org: None,
+        root_watch: None,
         rotate_keys_after_release: review
             .rotate_keys_after_release
             .as_ref()

@@ -117,6 +117,12 @@ pub const SETTINGS: &[Setting] = &[
     s("org.broker_role_arn", Str),
     s("org.sync_interval", Duration),
     s("org.posture_concurrency", Int),
+    s("root_watch.enabled", Bool),
+    s("root_watch.bucket", Str),
+    s("root_watch.prefix", Str),
+    s("root_watch.queue_url", Str),
+    s("root_watch.poll_interval", Duration),
+    s("root_watch.release_window", Duration),
     s("review.aws", Bool),
     s("review.rotate_keys_after_release", Duration),
     s("review.reminder_interval", Duration),
@@ -377,6 +383,7 @@ mod tests {
             ),
             (vec!["review"], "[review]"),
             (vec!["org"], "[org]"),
+            (vec!["root_watch"], "[root_watch]"),
         ] {
             let mut fields = fields_of(table);
             fields.sort();

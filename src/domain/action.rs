@@ -164,6 +164,23 @@ pub enum Action {
     OrgRootSession,
     #[strum(serialize = "org.root_task")]
     OrgRootTask,
+    /// Root activity in CloudTrail linked to the release or the brokered
+    /// session it happened in.
+    #[strum(serialize = "watch.matched")]
+    WatchMatched,
+    /// Root activity in CloudTrail that no release and no brokered
+    /// session accounts for: a finding, and the alarm.
+    #[strum(serialize = "watch.unmatched")]
+    WatchUnmatched,
+    #[strum(serialize = "watch.acknowledge")]
+    WatchAcknowledge,
+    /// A CloudTrail file that is not one (malformed, foreign): skipped.
+    #[strum(serialize = "watch.file_rejected")]
+    WatchFileRejected,
+    #[strum(serialize = "watch.run")]
+    WatchRun,
+    #[strum(serialize = "watch.list")]
+    WatchList,
     #[strum(serialize = "http.input")]
     HttpInput,
 }
@@ -244,6 +261,7 @@ impl Action {
             | Action::WebauthnList
             | Action::KeyResetList
             | Action::OrgList
+            | Action::WatchList
             | Action::AuditVerify => Activity::Read,
             Action::RequestApprove
             | Action::RequestApproved
@@ -266,6 +284,7 @@ impl Action {
             | Action::KeyResetDeny
             | Action::KeyResetApproved
             | Action::KeyResetDenied
+            | Action::WatchAcknowledge
             | Action::SessionRevoke => Activity::Update,
             Action::CredentialRotationReminder
             | Action::PolicyChangeApplied
@@ -289,6 +308,10 @@ impl Action {
             | Action::OrgSync
             | Action::OrgRootSession
             | Action::OrgRootTask
+            | Action::WatchMatched
+            | Action::WatchUnmatched
+            | Action::WatchFileRejected
+            | Action::WatchRun
             | Action::HttpInput => Activity::Other,
         }
     }
@@ -303,6 +326,7 @@ impl Action {
                 | Action::RecoveryRecover
                 | Action::CustodianLockout
                 | Action::WebauthnCounterRegressed
+                | Action::WatchUnmatched
         )
     }
 }

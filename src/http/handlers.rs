@@ -760,6 +760,59 @@ pub async fn org_accounts(
     Ok(Json(app.org_inventory(&who).await?))
 }
 
+/// Read CloudTrail now (admin): the queue's notifications, then every log
+/// prefix's new files, each root event matched to a release or a brokered
+/// session, the rest raised as findings. Audited.
+#[utoipa::path(post, path = "/v1/watch/run",
+    responses((status = 200, body = crate::app::watch::WatchReport), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn watch_run(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<crate::app::watch::WatchReport> {
+    Ok(Json(app.run_watch(&who).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// `true`: acknowledged findings too (default: open ones only).
+    pub all: Option<bool>,
+}
+
+/// The root watch: files and events read, how far each log prefix is
+/// read, the files rejected and the findings (admin, auditor). Audited.
+#[utoipa::path(get, path = "/v1/watch", params(WatchQuery),
+    responses((status = 200, body = crate::app::watch::WatchView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn watch_status(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<WatchQuery>,
+) -> ApiResult<crate::app::watch::WatchView> {
+    Ok(Json(app.watch_status(&who, q.all.unwrap_or(false)).await?))
+}
+
+/// Acknowledge a finding of unmatched root activity (admin), with the
+/// reason it is accounted for. Audited.
+#[utoipa::path(post, path = "/v1/watch/findings/{id}/acknowledge", params(("id" = String, Path)),
+    request_body = crate::app::watch::AcknowledgeBody,
+    responses((status = 200, body = crate::app::watch::FindingView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn acknowledge_finding(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<crate::app::watch::AcknowledgeBody>,
+) -> ApiResult<crate::app::watch::FindingView> {
+    Ok(Json(app.acknowledge_finding(&who, &id, b).await?))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeysBody {

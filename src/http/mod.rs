@@ -389,6 +389,7 @@ impl Modify for BearerAuth {
         handlers::share_check,
         handlers::list_alerts, handlers::retry_alert, handlers::hygiene, handlers::rotate_keys,
         handlers::org_sync, handlers::org_accounts, handlers::create_root_request,
+        handlers::watch_run, handlers::watch_status, handlers::acknowledge_finding,
         handlers::propose_policy_change, handlers::list_policy_changes,
         handlers::approve_policy_change, handlers::deny_policy_change,
         handlers::open_recovery_session, handlers::show_recovery_session,
@@ -425,6 +426,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/org/sync", post(org_sync))
         .route("/v1/org/accounts", get(org_accounts))
         .route("/v1/org/root-requests", post(create_root_request))
+        .route("/v1/watch", get(watch_status))
+        .route("/v1/watch/run", post(watch_run))
+        .route(
+            "/v1/watch/findings/{id}/acknowledge",
+            post(acknowledge_finding),
+        )
         .route("/v1/alerts/{id}/retry", post(retry_alert))
         .route(
             "/v1/policy-changes",

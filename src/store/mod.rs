@@ -29,6 +29,7 @@ mod sinks;
 mod sql;
 mod sqlite;
 mod tokens;
+mod watch;
 mod webauthn;
 
 pub use alerts::AlertStore;
@@ -46,6 +47,10 @@ pub use service_keys::{ServiceKeyRow, ServiceKeyStore};
 pub use sessions::SessionStore;
 pub use sinks::SinkStore;
 pub use tokens::TokenStore;
+pub use watch::{
+    BrokeredSessionRow, ReleaseOfAccount, RootActivityRow, RootFindingRow, TrailCursorRow,
+    TrailFileRow, WatchStore,
+};
 pub use webauthn::WebauthnStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +150,7 @@ pub trait Tx:
     + WebauthnStore
     + GaugeStore
     + OrgStore
+    + WatchStore
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -156,7 +162,7 @@ pub mod prelude {
     pub use super::{
         AlertStore, AuditStore, CredentialStore, CustodianStore, GaugeStore, OrgStore, PolicyStore,
         RecoveryStore, RequestStore, RotationStore, ServiceKeyStore, SessionStore, SinkStore,
-        Store, TokenStore, Tx, WebauthnStore,
+        Store, TokenStore, Tx, WatchStore, WebauthnStore,
     };
 }
 

@@ -1005,7 +1005,7 @@ impl RootResponder {
         posture_concurrency: usize,
         sync_interval: Option<std::time::Duration>,
     ) -> TestApp {
-        self.app_as(backend, posture_concurrency, sync_interval, None)
+        self.app_as(backend, posture_concurrency, sync_interval, None, &|_| {})
             .await
     }
 
@@ -1013,7 +1013,18 @@ impl RootResponder {
     /// session's SourceIdentity is then the request id), with the root
     /// policies of `ROOT_POLICIES`.
     pub async fn app_with_broker(&self, backend: Backend, broker_role_arn: &str) -> TestApp {
-        self.app_as(backend, 4, None, Some(broker_role_arn.to_string()))
+        self.app_as(backend, 4, None, Some(broker_role_arn.to_string()), &|_| {})
+            .await
+    }
+
+    /// `app_with_broker`, its configuration then adjusted by `tweak`.
+    pub async fn app_with_broker_and(
+        &self,
+        backend: Backend,
+        broker_role_arn: &str,
+        tweak: &dyn Fn(&mut Config),
+    ) -> TestApp {
+        self.app_as(backend, 4, None, Some(broker_role_arn.to_string()), tweak)
             .await
     }
 
@@ -1023,6 +1034,7 @@ impl RootResponder {
         posture_concurrency: usize,
         sync_interval: Option<std::time::Duration>,
         broker_role_arn: Option<String>,
+        tweak: &dyn Fn(&mut Config),
     ) -> TestApp {
         let endpoint = self.endpoint.clone();
         TestApp::start_configured(backend, &move |c| {
@@ -1035,6 +1047,7 @@ impl RootResponder {
             c.aws.endpoint_url = Some(endpoint.clone());
             c.aws.region = Some("us-east-1".into());
             c.aws.call_timeout = std::time::Duration::from_secs(10);
+            tweak(c);
         })
         .await
     }

@@ -40,6 +40,11 @@ TABLES = [
     "org_state",
     "org_accounts",
     "root_requests",
+    "brokered_sessions",
+    "trail_cursors",
+    "trail_files",
+    "root_activity",
+    "root_findings",
 ]
 
 # Columns a refusal may change by design.

@@ -9,6 +9,7 @@ mod org;
 mod policies;
 mod recovery;
 mod requests;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Read};
@@ -574,6 +575,7 @@ pub(super) async fn remote(c: &Client, cmd: &Command, json_out: bool) -> Result<
         Command::Request(sub) => requests::run(c, sub, json_out).await?,
         Command::Alerts(sub) => alerts::run(c, sub, json_out).await?,
         Command::Org(sub) => org::run(c, sub, json_out).await?,
+        Command::Watch(sub) => watch::run(c, sub, json_out).await?,
         Command::Recovery(sub) => recovery::run(c, sub, json_out).await?,
         Command::Audit(sub) => audit::run(c, sub, json_out).await?,
         Command::Whoami => {
